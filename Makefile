@@ -1,0 +1,39 @@
+# Two commands for a fresh machine (Python 3.9+, a C compiler, access to the package index):
+#   make demo   set up .venv, build the kernels, walk the simulated wearer on the controller
+#   make test   set up .venv, build the kernels, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO_ARGS ?= --scenario steady --speed 1.25 --duration 20
+
+.PHONY: demo test build bench docs clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): setup.py pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip "setuptools>=64" wheel "Cython>=3.0" "numpy>=1.24"
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[test,plot]'
+	touch $@
+
+# Rebuild the Cython kernels in place (only what changed).
+build: $(STAMP)
+	$(PY) setup.py --quiet build_ext --inplace
+
+demo: build
+	$(VENV)/bin/ankle sim $(DEMO_ARGS)
+
+test: build
+	$(PY) -m pytest -q
+
+bench: build
+	$(PY) -m bench.sim_speed
+	$(PY) -m bench.codec
+
+docs: build
+	$(VENV)/bin/ankle params --markdown > docs/parameters.md
+
+clean:
+	rm -rf build *.egg-info $(VENV)
+	find controller hal sim -name '*.so' -delete -o -name '_*.c' -delete

@@ -1,0 +1,238 @@
+# cython: language_level=3
+"""One control tick on the host: frames in, estimator -> controller -> safety, frame out.
+
+``Tick`` owns the tick's fixed records (Inputs, GaitState, Command) and the
+three kernels.  The runner (``controller.loop``) moves frames between the bus
+and this object: ``ingest`` decodes one received frame into Inputs, ``update``
+runs the kernels without the GIL, ``command_payload`` packs the driver frame,
+``publish`` writes one telemetry row.  Motor-side values are converted to the
+ankle side here, once, with the transmission parameters.
+"""
+from libc.math cimport NAN
+from controller._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE)
+from controller._estimator cimport Estimator
+from controller._pushoff cimport PushoffController
+from controller._safety cimport Safety
+from hal._mit cimport (MitRange, MitCommand, MitReply, mit_pack_command, mit_unpack_reply)
+from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, decode_imu, decode_load,
+    decode_status, SENSOR_IMU_ID, SENSOR_LOAD_ID, SENSOR_STATUS_ID)
+
+#: Columns of a telemetry row, in order (``publish``).  The first ones are DESIGN.md's replay
+#: columns; ``torque_Nm`` is the measured ankle torque, ``torque_cmd_Nm`` the commanded total.
+TELEMETRY_COLUMNS = (
+    "t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
+    "stance", "torque_Nm", "torque_cmd_Nm", "motor_angle", "motor_vel", "motor_temp_C",
+    "mode", "faults", "stride_time_s", "frames_lost",
+)
+cdef int N_TELEMETRY = 18
+
+
+cdef class Tick:
+    """The host's per-tick kernel.  Build it with :func:`controller.core.build_tick`."""
+    cdef Inputs inp
+    cdef Command cmd
+    cdef readonly Estimator estimator
+    cdef readonly PushoffController controller
+    cdef readonly Safety safety
+    cdef MitRange mit_range
+    cdef readonly int driver_id
+    cdef readonly int reply_id
+    cdef double ratio
+    cdef double efficiency
+    cdef double direction
+    cdef double motor_per_ankle_rad          # direction * ratio
+    cdef double motor_gain_per_ankle_gain    # 1 / (efficiency * ratio^2)
+    cdef public long frames_lost
+    cdef int last_imu_seq
+    cdef int last_load_seq
+
+    def __cinit__(self):
+        self.estimator = Estimator()
+        self.controller = PushoffController()
+        self.safety = Safety()
+        self.frames_lost = 0
+        self.last_imu_seq = -1
+        self.last_load_seq = -1
+        self._reset_inputs()
+
+    def configure(self, params, dict mit_range, int driver_id, int reply_id=0):
+        """Configure the kernels and the driver link (set-up time, not in the tick).
+
+        ``mit_range`` holds the driver's MIT ranges (keys p_min .. t_max), as
+        checked at commissioning (:func:`hal.ak.mit_range`).
+        """
+        self.estimator.configure(params)
+        self.controller.configure(params)
+        self.safety.configure(params)
+        self.ratio = params["actuator.ratio"]
+        self.efficiency = params["actuator.efficiency"]
+        self.direction = params["actuator.direction"]
+        self.motor_per_ankle_rad = self.direction * self.ratio
+        self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
+        for key in ("p_min", "p_max", "v_min", "v_max", "kp_min", "kp_max", "kd_min", "kd_max",
+                    "t_min", "t_max"):
+            if key not in mit_range:
+                raise ValueError(f"mit_range lacks {key!r}")
+        self.mit_range = MitRange(
+            p_min=mit_range["p_min"], p_max=mit_range["p_max"], v_min=mit_range["v_min"],
+            v_max=mit_range["v_max"], kp_min=mit_range["kp_min"], kp_max=mit_range["kp_max"],
+            kd_min=mit_range["kd_min"], kd_max=mit_range["kd_max"], t_min=mit_range["t_min"],
+            t_max=mit_range["t_max"])
+        self.driver_id = driver_id
+        self.reply_id = reply_id
+
+    def _reset_inputs(self):
+        self.inp.shank_gyro_rad_s = 0.0
+        self.inp.accel_x_m_s2 = 0.0
+        self.inp.accel_y_m_s2 = 0.0
+        self.inp.load_N = 0.0
+        self.inp.ankle_angle_rad = 0.0
+        self.inp.supply_V = NAN
+        self.inp.imu_rx_s = -1.0
+        self.inp.load_rx_s = -1.0
+        self.inp.node_status_rx_s = -1.0
+        self.inp.imu_seq = -1
+        self.inp.load_seq = -1
+        self.inp.node_flags = 0
+        self.inp.motor_angle_rad = 0.0
+        self.inp.motor_vel_rad_s = 0.0
+        self.inp.motor_torque_Nm = 0.0
+        self.inp.motor_temp_C = NAN
+        self.inp.motor_error = 0
+        self.inp.motor_rx_s = -1.0
+
+    def start(self, double now_s):
+        """Begin supervised control at ``now_s``; the driver's activation reply counts as heard."""
+        if self.inp.motor_rx_s < 0.0:
+            self.inp.motor_rx_s = now_s
+        self.safety.arm(now_s)
+
+    cdef inline void _count_gap(self, int* last, int seq) noexcept nogil:
+        if last[0] >= 0:
+            self.frames_lost += (seq - last[0] - 1) & 0xFF
+        last[0] = seq
+
+    def ingest(self, unsigned int can_id, const unsigned char[::1] data, double now_s):
+        """Decode one received frame into the inputs.  Returns True if it was used.
+
+        Frames that fail to decode, belong to another driver, or carry a
+        non-zero sensor status are not used, so their source goes stale and the
+        safety stage reports it.
+        """
+        cdef int dlc = data.shape[0]
+        cdef MitReply rep
+        cdef ImuFrame imu
+        cdef LoadFrame load
+        cdef StatusFrame status
+        if dlc == 0:
+            return False
+        if can_id == <unsigned int>self.reply_id:
+            if mit_unpack_reply(&data[0], dlc, &self.mit_range, &rep) != 0 or rep.driver_id != self.driver_id:
+                return False
+            self.inp.motor_angle_rad = rep.p_rad / self.motor_per_ankle_rad
+            self.inp.motor_vel_rad_s = rep.v_rad_s / self.motor_per_ankle_rad
+            # + motor torque turns the driver positive; plantar-flexor torque is + at the ankle.
+            self.inp.motor_torque_Nm = -self.direction * self.ratio * self.efficiency * rep.t_Nm
+            if rep.temperature_C > -1000:
+                self.inp.motor_temp_C = rep.temperature_C
+            if rep.error_code >= 0:
+                self.inp.motor_error = rep.error_code
+            self.inp.motor_rx_s = now_s
+            return True
+        if can_id == SENSOR_IMU_ID:
+            if decode_imu(&data[0], dlc, &imu) != 0 or imu.status != 0:
+                return False
+            self.inp.shank_gyro_rad_s = imu.gyro_z_rad_s
+            self.inp.accel_x_m_s2 = imu.accel_x_m_s2
+            self.inp.accel_y_m_s2 = imu.accel_y_m_s2
+            self._count_gap(&self.last_imu_seq, imu.seq)
+            self.inp.imu_seq = imu.seq
+            self.inp.imu_rx_s = now_s
+            return True
+        if can_id == SENSOR_LOAD_ID:
+            if decode_load(&data[0], dlc, &load) != 0 or load.status != 0:
+                return False
+            self.inp.load_N = load.load_N
+            self.inp.ankle_angle_rad = load.ankle_angle_rad
+            self._count_gap(&self.last_load_seq, load.seq)
+            self.inp.load_seq = load.seq
+            self.inp.load_rx_s = now_s
+            return True
+        if can_id == SENSOR_STATUS_ID:
+            if decode_status(&data[0], dlc, &status) != 0:
+                return False
+            self.inp.supply_V = status.supply_V
+            self.inp.node_flags = status.flags
+            self.inp.node_status_rx_s = now_s
+            return True
+        return False
+
+    cdef void _update(self, double now_s) noexcept nogil:
+        self.estimator.step(&self.inp, now_s)
+        self.controller.step(&self.estimator.state, &self.inp, &self.cmd)
+        self.safety.step(&self.cmd, &self.inp, &self.estimator.state, now_s)
+
+    def update(self, double now_s):
+        """Estimator -> controller -> safety for the tick at ``now_s`` (runs without the GIL)."""
+        with nogil:
+            self._update(now_s)
+
+    def command_payload(self, unsigned char[::1] out):
+        """Pack the bounded command as the driver's 8-byte MIT frame into ``out``.
+
+        Returns 8, or -1 when the command could not be encoded (then nothing
+        must be sent, and the driver's watchdog takes over).
+        """
+        if out.shape[0] < 8:
+            raise ValueError("out must hold 8 bytes")
+        cdef MitCommand m
+        cdef double g = self.motor_gain_per_ankle_gain
+        m.p_rad = self.cmd.p_des_rad * self.motor_per_ankle_rad
+        m.v_rad_s = self.cmd.v_des_rad_s * self.motor_per_ankle_rad
+        m.kp_Nm_rad = self.cmd.kp_Nm_rad * g
+        m.kd_Nms_rad = self.cmd.kd_Nms_rad * g
+        m.t_Nm = -self.cmd.torque_ff_Nm / (self.direction * self.ratio * self.efficiency)
+        return mit_pack_command(&out[0], &self.mit_range, &m)
+
+    def publish(self, double[:, ::1] table, Py_ssize_t row):
+        """Write this tick's telemetry row (``TELEMETRY_COLUMNS``) into ``table[row]``."""
+        if table.shape[1] != N_TELEMETRY or not (0 <= row < table.shape[0]):
+            raise IndexError("telemetry table has the wrong shape or row is out of range")
+        cdef double* r = &table[row, 0]
+        cdef GaitState* g = &self.estimator.state
+        with nogil:
+            r[0] = self.safety.last_now_s
+            r[1] = self.inp.shank_gyro_rad_s
+            r[2] = self.inp.load_N
+            r[3] = self.inp.ankle_angle_rad
+            r[4] = g.phase
+            r[5] = g.heel_strike
+            r[6] = g.toe_off
+            r[7] = g.walking
+            r[8] = g.stance
+            r[9] = self.inp.motor_torque_Nm
+            r[10] = self.cmd.torque_expected_Nm
+            r[11] = self.inp.motor_angle_rad
+            r[12] = self.inp.motor_vel_rad_s
+            r[13] = self.inp.motor_temp_C
+            r[14] = self.safety.mode
+            r[15] = self.safety.faults
+            r[16] = g.stride_time_s
+            r[17] = self.frames_lost
+
+    # ---- read-only views for tools and tests ----
+    @property
+    def inputs(self):
+        return self.inp
+
+    @property
+    def command(self):
+        return self.cmd
+
+    @property
+    def gait(self):
+        return self.estimator.state
+
+    @property
+    def in_safe_mode(self):
+        return self.safety.mode == ANKLE_MODE_SAFE

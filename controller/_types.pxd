@@ -1,0 +1,88 @@
+# The fixed records of one tick.  Plain C structs in SI units, shared by the
+# estimator, the push-off controller, the safety stage and the tick runner, so
+# that nothing on the per-tick path touches a Python object.
+#
+# Sign conventions (DESIGN.md): ankle angle + = dorsiflexion; ankle torque + =
+# plantar-flexor (toe pushed down); ankle power = -torque * d(angle)/dt.
+# A timestamp of -1.0 means "never received".
+
+from libc.stdint cimport uint32_t, int32_t
+
+
+cdef extern from *:
+    """
+    /* Fault word bits (latched).  Mirrored in controller/faults.py. */
+    #define ANKLE_FAULT_MOTOR_STALE     (1u << 0)
+    #define ANKLE_FAULT_DRIVER_ERROR    (1u << 1)
+    #define ANKLE_FAULT_IMU_STALE       (1u << 2)
+    #define ANKLE_FAULT_LOAD_STALE      (1u << 3)
+    #define ANKLE_FAULT_NONFINITE_INPUT (1u << 4)
+    #define ANKLE_FAULT_NONFINITE_CMD   (1u << 5)
+    #define ANKLE_FAULT_OVER_TEMP       (1u << 6)
+
+    /* Controller modes. */
+    #define ANKLE_MODE_STANDBY 0
+    #define ANKLE_MODE_WALK    1
+    #define ANKLE_MODE_SAFE    2
+    """
+    uint32_t ANKLE_FAULT_MOTOR_STALE
+    uint32_t ANKLE_FAULT_DRIVER_ERROR
+    uint32_t ANKLE_FAULT_IMU_STALE
+    uint32_t ANKLE_FAULT_LOAD_STALE
+    uint32_t ANKLE_FAULT_NONFINITE_INPUT
+    uint32_t ANKLE_FAULT_NONFINITE_CMD
+    uint32_t ANKLE_FAULT_OVER_TEMP
+    int ANKLE_MODE_STANDBY
+    int ANKLE_MODE_WALK
+    int ANKLE_MODE_SAFE
+
+
+ctypedef struct Inputs:
+    # Sensor node (shank IMU, pylon load cell, joint encoder), decoded to SI.
+    double shank_gyro_rad_s      # sagittal shank angular velocity, + ankle forward of knee
+    double accel_x_m_s2          # shank-frame accelerations
+    double accel_y_m_s2
+    double load_N                # axial pylon compression, + compression
+    double ankle_angle_rad       # joint encoder, + dorsiflexion
+    double supply_V              # sensor-node supply voltage
+    double imu_rx_s              # host time the last IMU frame arrived
+    double load_rx_s             # host time the last load/encoder frame arrived
+    double node_status_rx_s
+    int32_t imu_seq
+    int32_t load_seq
+    int32_t node_flags
+    # Motor driver reply, converted to the ankle side of the transmission.
+    double motor_angle_rad       # ankle angle from the motor encoder, + dorsiflexion
+    double motor_vel_rad_s
+    double motor_torque_Nm       # measured ankle torque, + plantar-flexor
+    double motor_temp_C
+    int32_t motor_error          # driver error code, 0 = none
+    double motor_rx_s            # host time the last reply arrived
+
+
+ctypedef struct GaitState:
+    double phase                 # 0..1 from heel strike; -1 when not walking
+    int32_t heel_strike          # 1 on the tick a heel strike is detected
+    int32_t toe_off              # 1 on the tick a toe-off is detected
+    int32_t stance               # 1 while the foot is loaded
+    int32_t walking              # 1 once two plausible strides were seen
+    double stride_time_s         # last complete stride
+    double stance_time_s         # last complete stance
+    double cadence_steps_min     # 120 / stride_time_s while walking, else 0
+    double t_heel_strike_s       # time of the last heel strike (-1 = none)
+    double t_toe_off_s
+    double confidence            # 0..1
+
+
+ctypedef struct Command:
+    # Ankle-side impedance command: torque = torque_ff + kp*(angle - p_des) + kd*(vel - v_des).
+    # Plantar-flexor torque (+) lowers the angle, so this is a restoring spring-damper
+    # about p_des in the ankle's own sign convention.  Normal walking sends
+    # torque only (kp = kd = 0); the safe states hand a spring-damper to the driver,
+    # which runs it on its own encoder even if the host stops.
+    double torque_ff_Nm
+    double p_des_rad
+    double v_des_rad_s
+    double kp_Nm_rad
+    double kd_Nms_rad
+    double torque_expected_Nm    # total torque the command asks for at the present state

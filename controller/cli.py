@@ -1,0 +1,183 @@
+"""The ``ankle`` command: ``sim``, ``replay``, ``params``.
+
+Bad arguments get one line saying what is wrong and what is allowed, and exit
+status 2; nothing is written.  ``--json`` prints exactly one JSON object on
+standard output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from controller.params import REGISTRY, ParamError, groups, markdown_reference
+
+__all__ = ["main"]
+
+SPEED_RANGE_M_S = (0.45, 2.15)
+MASS_RANGE_KG = (30.0, 150.0)
+DURATION_RANGE_S = (0.5, 3600.0)
+
+
+def _bounded(kind, lo, hi, unit):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if not (lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g}..{hi:g} {unit}")
+        return value
+    return parse
+
+
+def _writable(text: str) -> Path:
+    path = Path(text)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {str(parent)!r} does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory")
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ankle", description="Powered ankle-foot prosthesis controller.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from sim.scenarios import SCENARIOS
+    s = sub.add_parser("sim", help="walk the simulated wearer on the full stack (real CAN frames)",
+                       description="Walk the simulated wearer on the full stack in lock-step: controller, "
+                                   "CAN frames on a python-can virtual bus, simulated AK driver and sensor "
+                                   "node.  Prints one line per stride and a summary.")
+    s.add_argument("--scenario", default="steady", choices=sorted(SCENARIOS),
+                   help="walking scenario (default: steady)")
+    s.add_argument("--speed", type=_bounded(float, *SPEED_RANGE_M_S, "m/s"), default=1.25, metavar="M_S",
+                   help="walking speed in m/s (default 1.25)")
+    s.add_argument("--duration", type=_bounded(float, *DURATION_RANGE_S, "s"), default=30.0, metavar="S",
+                   help="simulated seconds (default 30)")
+    s.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), default=80.0, metavar="KG",
+                   help="body mass in kg (default 80)")
+    s.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1, ""), default=0, metavar="N",
+                   help="random seed for noise and stride variability (default 0)")
+    s.add_argument("--log", type=_writable, metavar="F.csv", help="write the session log (CSV)")
+    s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    r = sub.add_parser("replay", help="run the estimator offline over a recorded CSV",
+                       description="Run the gait estimator over recorded sensor data.  Input columns: t (s), "
+                                   "shank_gyro (rad/s), load (N), ankle_angle (rad); extra columns are kept. "
+                                   "Adds phase, heel_strike, toe_off, walking.")
+    r.add_argument("input", type=Path, metavar="IN.csv")
+    r.add_argument("--out", type=_writable, required=True, metavar="OUT.csv")
+    r.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), metavar="KG",
+                   help="body mass in kg (default: the parameter default)")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+
+    q = sub.add_parser("params", help="list every parameter with its unit, range and meaning")
+    q.add_argument("group", nargs="?", choices=groups(), help="only this group")
+    q.add_argument("--markdown", action="store_true", help="the generated parameter reference")
+    q.add_argument("--json", action="store_true", help="as a JSON list")
+    return p
+
+
+def _cmd_sim(args) -> int:
+    from sim import evaluation, harness, report
+
+    def per_stride(run, stride):
+        if not args.json:
+            print(evaluation.stride_figures(run, stride).line(), flush=True)
+
+    if not args.json:
+        print(f"walking the simulated wearer: scenario {args.scenario}, {args.speed:g} m/s, "
+              f"{args.mass:g} kg, {args.duration:g} s, seed {args.seed}", flush=True)
+    run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
+                      mass_kg=args.mass, seed=args.seed, on_stride=per_stride)
+    result = evaluation.summary(run, scenario=args.scenario, speed_m_s=args.speed, seed=args.seed)
+    if args.log:
+        report.write_log(run, args.log)
+        result["log"] = str(args.log)
+    if args.plot:
+        report.plot(run, args.plot)
+        result["plot"] = str(args.plot)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_summary(result)
+    return 0
+
+
+def _print_summary(r) -> None:
+    def f(x, fmt):
+        return "n/a" if x is None else format(x, fmt)
+
+    print()
+    print(f"summary: {r['strides']} strides ({r['strides_walking']} with push-off) in {r['sim_seconds']:g} s "
+          f"simulated, {r['wall_seconds']:g} s wall ({f(r['realtime_factor'], '.1f')}x real time)")
+    print(f"  phase error        {f(r['phase_rmse_pct'], '.2f')} % of stride (RMSE)")
+    print(f"  heel strikes       median latency {f(r['hs_latency_ms_median'], '.1f')} ms, "
+          f"{r['missed_heel_strikes']} missed, {r['false_heel_strikes']} false")
+    print(f"  toe-offs           median latency {f(r['to_latency_ms_median'], '.1f')} ms, "
+          f"{r['missed_toe_offs']} missed, {r['false_toe_offs']} false")
+    print(f"  peak torque        {r['peak_torque_Nm']:.1f} N*m (limit {r['torque_limit_Nm']:g} N*m, "
+          f"{r['torque_limit_violations']} violations)")
+    print(f"  net stance work    {f(r['net_work_J_per_kg'], '+.3f')} J/kg per stride")
+    print(f"  peak ankle power   {f(r['peak_power_W_per_kg'], '.2f')} W/kg")
+    print(f"  faults             {', '.join(r['faults']) or 'none'}; final mode {r['final_mode']}")
+    for key in ("log", "plot"):
+        if key in r:
+            print(f"  {key:<18} {r[key]}")
+
+
+def _cmd_replay(args) -> int:
+    from controller.replay import replay_file
+    result = replay_file(args.input, args.out, mass_kg=args.mass)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"replayed {result['samples']} samples ({result['duration_s']:g} s at about "
+              f"{result['sample_rate_Hz']:g} Hz, {result['mass_kg']:g} kg): {result['heel_strikes']} heel "
+              f"strikes, {result['toe_offs']} toe-offs, walking {100 * result['walking_fraction']:.1f} % "
+              f"of the time -> {result['output']}")
+    return 0
+
+
+def _cmd_params(args) -> int:
+    chosen = [p for p in REGISTRY if args.group in (None, p.group)]
+    if args.markdown:
+        sys.stdout.write(markdown_reference())
+    elif args.json:
+        print(json.dumps([{"name": p.name, "unit": p.unit, "default": p.default, "min": p.min, "max": p.max,
+                           "step": p.step, "group": p.group, "live": p.live, "description": p.description}
+                          for p in chosen]))
+    else:
+        width = max(len(p.name) for p in chosen)
+        for p in chosen:
+            print(f"{p.name:<{width}}  {p.default:>8g} {p.unit:<12} [{p.min:g} .. {p.max:g}]"
+                  f"{'' if p.live else '  (not while walking)'}  {p.description}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``ankle`` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params}
+    from controller.csvlog import CsvError
+    from hal.errors import HalError
+    try:
+        return handlers[args.command](args)
+    except (CsvError, ParamError, HalError, RuntimeError) as e:
+        print(f"ankle {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        print(f"ankle {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Reading and writing the device's CSV logs (DESIGN.md's replay columns and more).
+
+Files are written atomically (temporary file, fsync, rename), so a crash or
+power cut leaves either the previous file or the complete new one.  Floats are
+written with ``repr``, which reads back bit for bit.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+__all__ = ["atomic_write_text", "read_columns", "format_value", "rows_to_csv", "CsvError"]
+
+
+class CsvError(ValueError):
+    """A CSV file could not be used; the message names the file, row and column."""
+
+
+def format_value(x: float, integer: bool = False, empty_below: float = None) -> str:
+    """One cell: integers as integers, floats with ``repr``, NaN (or < ``empty_below``) as empty."""
+    if x != x or (empty_below is not None and x < empty_below):
+        return ""
+    if integer:
+        return str(int(x))
+    return repr(float(x))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):   # directory fsync is not possible everywhere
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def read_columns(path: Path, required: Sequence[str]) -> Tuple[List[str], List[List[str]], Dict[str, List[float]]]:
+    """Read a CSV with a header row: (header, rows as text, the required columns as floats).
+
+    Lines starting with ``#`` before the header are skipped.  Raises
+    :class:`CsvError` naming what is wrong: a missing file or column, a ragged
+    row, a value that is not a number, or a ``t`` that does not increase.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except FileNotFoundError:
+        raise CsvError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise CsvError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise CsvError(f"{path}: empty file, expected a header row") from None
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise CsvError(f"{path}: missing column(s) {', '.join(missing)}; the header has {', '.join(header)}")
+    if len(set(header)) != len(header):
+        raise CsvError(f"{path}: duplicate column names in the header")
+    index = {name: header.index(name) for name in required}
+    rows: List[List[str]] = []
+    values: Dict[str, List[float]] = {name: [] for name in required}
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise CsvError(f"{path}: row {line_no} has {len(row)} values, the header has {len(header)}")
+        for name, i in index.items():
+            try:
+                x = float(row[i])
+            except ValueError:
+                raise CsvError(f"{path}: row {line_no}, column {name}: {row[i]!r} is not a number") from None
+            if not math.isfinite(x) and name == "t":
+                raise CsvError(f"{path}: row {line_no}, column t: {row[i]!r} is not a finite time")
+            values[name].append(x)
+        rows.append(row)
+    if not rows:
+        raise CsvError(f"{path}: no data rows")
+    t = values.get("t")
+    if t is not None:
+        for k in range(1, len(t)):
+            if not t[k] > t[k - 1]:
+                raise CsvError(f"{path}: column t must increase; row {k + 2} has t = {t[k]!r} "
+                               f"after {t[k - 1]!r}")
+    return header, rows, values
+
+
+def rows_to_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """CSV text (LF line ends) for a header and rows of cells."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -1,0 +1,62 @@
+"""Build the Cython real-time kernels and install the ``ankle`` console script.
+
+Every ``_*.pyx`` under controller/, hal/ and sim/ is one extension module of
+the same dotted name.  ``ANKLE_CYTHON_ANNOTATE=1`` writes Cython's HTML
+annotation next to each source (yellow lines = Python interaction, which the
+tick must not have).
+"""
+import os
+from glob import glob
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+
+PACKAGES_WITH_KERNELS = ("controller", "hal", "sim")
+
+
+def _extensions():
+    sources = sorted(p for pkg in PACKAGES_WITH_KERNELS for p in glob(os.path.join(pkg, "_*.pyx")))
+    return [
+        Extension(
+            path[:-4].replace(os.sep, "."),
+            [path],
+            include_dirs=[numpy.get_include()],
+            extra_compile_args=["-O2"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        )
+        for path in sources
+    ]
+
+
+setup(
+    name="ankle-controller",
+    version="0.1.0",
+    description="Controller for a powered ankle-foot prosthesis: Cython real-time core, CAN HAL, simulated plant.",
+    packages=find_packages(include=["controller*", "hal*", "sim*", "bench*"]),
+    package_data={"hal": ["*.dbc", "*.pxd"], "controller": ["*.pxd"], "sim": ["*.pxd", "data/*.csv"]},
+    ext_modules=cythonize(
+        _extensions(),
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+        annotate=os.environ.get("ANKLE_CYTHON_ANNOTATE") == "1",
+    ),
+    python_requires=">=3.9",
+    install_requires=[
+        "numpy>=1.24",
+        "python-can>=4.3",
+        "pyserial>=3.5",
+        "cantools>=39.0",
+    ],
+    extras_require={
+        "test": ["pytest>=7.0", "hypothesis>=6.80"],
+        "plot": ["matplotlib>=3.6"],
+    },
+    entry_points={"console_scripts": ["ankle=controller.cli:main"]},
+    zip_safe=False,
+)

@@ -1,0 +1,378 @@
+# cython: language_level=3
+"""Simulated ankle: the wearer's load, the ankle and foot, the motor with its driver's inner loop.
+
+The wearer walks strides handed in by :mod:`sim.wearer` (reference trajectories
+over one stride).  In stance the wearer's load acts on the ankle as the
+reference ankle moment (what a biological ankle would have to resist) plus a
+stiff spring-damper pulling the ankle toward the reference angle: it models
+the body rolling over the foot.  The ankle angle then follows from the balance
+of that load against the prosthesis torque; a prosthesis that gives exactly the
+biological moment reproduces the biological angle, one that gives less lets the
+ankle dorsiflex further, up to a hard stop.  In swing the foot is a small
+inertia moved only by the prosthesis.
+
+The motor drives the ankle through a rigid transmission (ratio N, efficiency
+eta), so its rotor inertia appears at the ankle multiplied by N^2.  The
+driver runs its MIT law (kp, kd, feed-forward) at the plant's internal rate
+(10 kHz), limits torque to its rating, heats up (first-order winding model)
+and goes limp (damped) when no command arrives within its watchdog timeout.
+
+Everything here runs without the GIL on preallocated memory; Python only
+hands in strides and moves frames.
+"""
+from libc.math cimport sqrt, log, cos, sin, tanh, M_PI, isfinite, floor
+from libc.stdint cimport uint64_t
+from hal._mit cimport (MitRange, MitCommand, MitReply, mit_unpack_command, mit_pack_reply,
+    mit_frame_kind, MIT_FRAME_ENTER, MIT_FRAME_EXIT, MIT_FRAME_ZERO, MIT_FRAME_COMMAND)
+from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, encode_imu, encode_load,
+    encode_status)
+
+cdef double STANDARD_GRAVITY = 9.80665    # m/s^2
+cdef int PROFILE_POINTS = 1001            # samples per stride profile (uniform in phase)
+
+# Stride profile channels (rows of the profile buffers).
+cdef enum:
+    CH_ANKLE_ANGLE = 0      # rad, + dorsiflexion
+    CH_ANKLE_VEL = 1        # rad/s
+    CH_MOMENT = 2           # N*m, biological plantar-flexor moment (already x mass)
+    CH_LOAD = 3             # N, axial pylon load
+    CH_SHANK_ANGLE = 4      # rad from vertical
+    CH_SHANK_OMEGA = 5      # rad/s
+    N_CHANNELS = 6
+
+#: Channel order of the arrays passed to :meth:`AnklePlant.queue_stride`.
+PROFILE_CHANNELS = ("ankle_angle_rad", "ankle_vel_rad_s", "moment_Nm", "load_N",
+                    "shank_angle_rad", "shank_omega_rad_s")
+
+
+cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
+    return lo if x < lo else (hi if x > hi else x)
+
+
+cdef class AnklePlant:
+    """The simulated ankle and driver.  Build it with :func:`sim.plant.build_plant`."""
+    # stride being walked and the one queued after it
+    cdef double[:, ::1] profile
+    cdef double[:, ::1] next_profile
+    cdef double t0_s, stride_s, stance_frac
+    cdef double next_stride_s, next_stance_frac
+    cdef public bint next_queued
+    cdef public long stride_index
+    cdef public bint started
+    # mechanics
+    cdef double J_kgm2, ratio, efficiency, direction
+    cdef double k_wearer, b_wearer
+    cdef double stop_dorsi_rad, stop_plantar_rad, k_stop, b_stop
+    cdef double fric_coulomb_Nm, fric_viscous_Nms
+    cdef double theta, omega, t_s, substep_s
+    cdef double tau_pf_Nm                   # torque the actuator applies at the ankle, + plantar-flexor
+    # driver
+    cdef MitRange rng
+    cdef MitCommand cmd
+    cdef public bint driver_active
+    cdef public bint watchdog_tripped
+    cdef double last_cmd_s, watchdog_s, limp_kd
+    cdef double zero_offset_rad             # motor-side encoder offset set by the zero frame
+    cdef double tau_motor_Nm, torque_limit_Nm
+    cdef double temp_C, ambient_C, kt_Nm_A, winding_ohm, r_th_K_W, c_th_J_K
+    cdef public int driver_id
+    cdef public int error_code
+    # sensor node
+    cdef double gyro_noise, gyro_bias, accel_noise, load_noise, load_offset
+    cdef int imu_seq, load_seq, status_seq
+    cdef uint64_t rng_state
+
+    def __cinit__(self):
+        self.profile = None
+        self.next_profile = None
+
+    def configure(self, dict c):
+        """Set every plant constant from ``c`` (see :func:`sim.plant.DEFAULTS`)."""
+        self.J_kgm2 = c["foot_inertia_kgm2"] + c["ratio"] ** 2 * c["rotor_inertia_kgm2"]
+        self.ratio = c["ratio"]
+        self.efficiency = c["efficiency"]
+        self.direction = c["direction"]
+        self.k_wearer = c["wearer_stiffness_Nm_rad_kg"] * c["mass_kg"]
+        self.b_wearer = c["wearer_damping_Nms_rad_kg"] * c["mass_kg"]
+        self.stop_dorsi_rad = c["stop_dorsi_rad"]
+        self.stop_plantar_rad = c["stop_plantar_rad"]
+        self.k_stop = c["stop_stiffness_Nm_rad"]
+        self.b_stop = c["stop_damping_Nms_rad"]
+        self.fric_coulomb_Nm = c["friction_coulomb_Nm"]
+        self.fric_viscous_Nms = c["friction_viscous_Nms_rad"]
+        self.substep_s = 1.0 / c["driver_rate_Hz"]
+        r = c["mit_range"]
+        self.rng = MitRange(p_min=r["p_min"], p_max=r["p_max"], v_min=r["v_min"], v_max=r["v_max"],
+                            kp_min=r["kp_min"], kp_max=r["kp_max"], kd_min=r["kd_min"],
+                            kd_max=r["kd_max"], t_min=r["t_min"], t_max=r["t_max"])
+        self.torque_limit_Nm = min(c["motor_torque_limit_Nm"], r["t_max"])
+        self.watchdog_s = c["watchdog_s"]
+        self.limp_kd = c["limp_damping_Nms_rad"]
+        self.driver_id = c["driver_id"]
+        self.ambient_C = c["ambient_degC"]
+        self.kt_Nm_A = c["torque_constant_Nm_A"]
+        self.winding_ohm = c["winding_resistance_ohm"]
+        self.r_th_K_W = c["thermal_resistance_K_W"]
+        self.c_th_J_K = c["thermal_capacity_J_K"]
+        self.gyro_noise = c["gyro_noise_rad_s"]
+        self.gyro_bias = c["gyro_bias_rad_s"]
+        self.accel_noise = c["accel_noise_m_s2"]
+        self.load_noise = c["load_noise_N"]
+        self.load_offset = c["load_offset_N"]
+        self.rng_state = <uint64_t>(c["seed"]) * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL
+        if self.rng_state == 0:
+            self.rng_state = 1
+        self.profile = None
+        self.next_profile = None
+        self.next_queued = False
+        self.started = False
+        self.stride_index = -1
+        self.theta = c["initial_angle_rad"]
+        self.omega = 0.0
+        self.t_s = 0.0
+        self.tau_pf_Nm = 0.0
+        self.tau_motor_Nm = 0.0
+        self.driver_active = False
+        self.watchdog_tripped = False
+        self.last_cmd_s = -1.0
+        self.zero_offset_rad = 0.0
+        self.temp_C = self.ambient_C
+        self.error_code = 0
+        self.imu_seq = 0
+        self.load_seq = 0
+        self.status_seq = 0
+        self.cmd = MitCommand(p_rad=0.0, v_rad_s=0.0, kp_Nm_rad=0.0, kd_Nms_rad=0.0, t_Nm=0.0)
+
+    # ---------------------------------------------------------------- strides (Python side)
+    def queue_stride(self, double[:, ::1] profile, double stride_s, double stance_frac):
+        """Queue the next stride: ``profile`` is (6, 1001), channels ``PROFILE_CHANNELS``."""
+        if profile.shape[0] != N_CHANNELS or profile.shape[1] != PROFILE_POINTS:
+            raise ValueError(f"profile must have shape ({N_CHANNELS}, {PROFILE_POINTS})")
+        if not (0.2 < stride_s < 10.0 and 0.3 < stance_frac < 0.9):
+            raise ValueError("implausible stride time or stance fraction")
+        self.next_profile = profile.copy()
+        self.next_stride_s = stride_s
+        self.next_stance_frac = stance_frac
+        self.next_queued = True
+
+    def start(self, double t_s):
+        """Begin walking the queued stride at ``t_s`` (its heel strike)."""
+        if not self.next_queued:
+            raise RuntimeError("queue a stride before start()")
+        self.t_s = t_s
+        self._take_next(t_s)
+        self.started = True
+
+    cdef void _take_next(self, double t0) noexcept nogil:
+        self.profile = self.next_profile
+        self.stride_s = self.next_stride_s
+        self.stance_frac = self.next_stance_frac
+        self.t0_s = t0
+        self.next_queued = False
+        self.stride_index += 1
+
+    # ---------------------------------------------------------------- reference lookup
+    cdef inline double ref(self, int channel, double phase) noexcept nogil:
+        cdef double x = phase * (PROFILE_POINTS - 1)
+        cdef int i = <int>floor(x)
+        if i < 0:
+            return self.profile[channel, 0]
+        if i >= PROFILE_POINTS - 1:
+            return self.profile[channel, PROFILE_POINTS - 1]
+        x -= i
+        return self.profile[channel, i] * (1.0 - x) + self.profile[channel, i + 1] * x
+
+    cdef inline double phase_at(self, double t) noexcept nogil:
+        return (t - self.t0_s) / self.stride_s
+
+    # ---------------------------------------------------------------- driver frames
+    def driver_frame(self, const unsigned char[::1] data, double now_s):
+        """Handle one host->driver payload; returns its MIT_FRAME_* kind (0 = ignored)."""
+        cdef int dlc = data.shape[0]
+        cdef int kind
+        cdef MitCommand c
+        if dlc == 0:
+            return 0
+        kind = mit_frame_kind(&data[0], dlc)
+        if kind == MIT_FRAME_ENTER:
+            self.driver_active = True
+            self.watchdog_tripped = False
+            self.last_cmd_s = now_s
+            self.cmd = MitCommand(p_rad=0.0, v_rad_s=0.0, kp_Nm_rad=0.0, kd_Nms_rad=0.0, t_Nm=0.0)
+        elif kind == MIT_FRAME_EXIT:
+            self.driver_active = False
+        elif kind == MIT_FRAME_ZERO:
+            if not self.driver_active:
+                self.zero_offset_rad += self.motor_position()
+        elif kind == MIT_FRAME_COMMAND:
+            if mit_unpack_command(&data[0], dlc, &self.rng, &c) != 0:
+                return 0
+            if self.driver_active:
+                self.cmd = c
+                self.last_cmd_s = now_s
+                self.watchdog_tripped = False
+        return kind
+
+    cdef inline double motor_position(self) noexcept nogil:
+        return self.direction * self.ratio * self.theta - self.zero_offset_rad
+
+    # ---------------------------------------------------------------- physics
+    cdef void substep(self, double h) noexcept nogil:
+        cdef double p = self.motor_position()
+        cdef double v = self.direction * self.ratio * self.omega
+        cdef double tau_m, phase, load, m_ext, accel, current, heat
+        # driver inner loop
+        if self.driver_active and self.t_s - self.last_cmd_s <= self.watchdog_s:
+            tau_m = (self.cmd.kp_Nm_rad * (self.cmd.p_rad - p) + self.cmd.kd_Nms_rad * (self.cmd.v_rad_s - v)
+                     + self.cmd.t_Nm)
+        elif self.driver_active:
+            self.watchdog_tripped = True
+            tau_m = -self.limp_kd * v
+        else:
+            tau_m = 0.0
+        tau_m = clamp(tau_m, -self.torque_limit_Nm, self.torque_limit_Nm)
+        self.tau_motor_Nm = tau_m
+        self.tau_pf_Nm = -self.direction * self.ratio * self.efficiency * tau_m
+        # winding temperature, first order: I^2 R in, (T - ambient)/R_th out
+        current = tau_m / self.kt_Nm_A
+        heat = current * current * self.winding_ohm - (self.temp_C - self.ambient_C) / self.r_th_K_W
+        self.temp_C += heat / self.c_th_J_K * h
+        # the wearer's load in stance
+        m_ext = 0.0
+        if self.started:
+            phase = self.phase_at(self.t_s)
+            if phase < 1.0 and self.ref(CH_LOAD, phase) > 0.0:
+                m_ext = (self.ref(CH_MOMENT, phase)
+                         + self.k_wearer * (self.ref(CH_ANKLE_ANGLE, phase) - self.theta)
+                         + self.b_wearer * (self.ref(CH_ANKLE_VEL, phase) - self.omega))
+        accel = m_ext - self.tau_pf_Nm - self.fric_coulomb_Nm * tanh(self.omega / 0.05) \
+            - self.fric_viscous_Nms * self.omega
+        if self.theta > self.stop_dorsi_rad:
+            accel -= self.k_stop * (self.theta - self.stop_dorsi_rad) + self.b_stop * self.omega
+        elif self.theta < self.stop_plantar_rad:
+            accel -= self.k_stop * (self.theta - self.stop_plantar_rad) + self.b_stop * self.omega
+        accel /= self.J_kgm2
+        # semi-implicit Euler: stable for the stiff wearer spring at 10 kHz
+        self.omega += accel * h
+        self.theta += self.omega * h
+        self.t_s += h
+
+    def advance(self, double t_end_s):
+        """Integrate to ``t_end_s`` at the driver's internal rate.
+
+        Returns True when a new stride began (the next one must then be queued).
+        """
+        cdef bint new_stride = False
+        cdef double h
+        with nogil:
+            while self.t_s < t_end_s - 1e-12:
+                h = t_end_s - self.t_s
+                if h > self.substep_s:
+                    h = self.substep_s
+                if self.started and self.phase_at(self.t_s + h) >= 1.0 and self.next_queued:
+                    # land exactly on the heel strike, then switch strides
+                    h = self.t0_s + self.stride_s - self.t_s
+                    if h > 0.0:
+                        self.substep(h)
+                    self._take_next(self.t0_s + self.stride_s)
+                    new_stride = True
+                    continue
+                self.substep(h)
+        return new_stride
+
+    # ---------------------------------------------------------------- noise
+    cdef inline double uniform(self) noexcept nogil:
+        # xorshift64*: deterministic from the seed, no allocation
+        self.rng_state ^= self.rng_state >> 12
+        self.rng_state ^= self.rng_state << 25
+        self.rng_state ^= self.rng_state >> 27
+        return ((self.rng_state * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0)
+
+    cdef inline double gauss(self) noexcept nogil:
+        cdef double u1 = self.uniform()
+        cdef double u2 = self.uniform()
+        if u1 < 1e-300:
+            u1 = 1e-300
+        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2)
+
+    # ---------------------------------------------------------------- frames out
+    def reply_payload(self, unsigned char[::1] out):
+        """The driver's reply to the last command (motor side), 8 bytes; returns the DLC."""
+        cdef MitReply rep
+        rep.driver_id = self.driver_id
+        rep.p_rad = self.motor_position()
+        rep.v_rad_s = self.direction * self.ratio * self.omega
+        rep.t_Nm = self.tau_motor_Nm
+        rep.temperature_C = <int>(self.temp_C + 0.5)
+        rep.error_code = self.error_code
+        return mit_pack_reply(&out[0], &self.rng, &rep)
+
+    def imu_payload(self, unsigned char[::1] out):
+        """One shank IMU sample at the present time, with noise and bias; returns the DLC."""
+        cdef ImuFrame f
+        cdef double phase, shank_angle = 0.0, omega = 0.0
+        if self.started:
+            phase = self.phase_at(self.t_s)
+            shank_angle = self.ref(CH_SHANK_ANGLE, phase)
+            omega = self.ref(CH_SHANK_OMEGA, phase)
+        f.gyro_z_rad_s = omega + self.gyro_bias + self.gyro_noise * self.gauss()
+        # gravity seen by a shank-fixed accelerometer (x along walking, y up the shank)
+        f.accel_x_m_s2 = STANDARD_GRAVITY * sin(shank_angle) + self.accel_noise * self.gauss()
+        f.accel_y_m_s2 = STANDARD_GRAVITY * cos(shank_angle) + self.accel_noise * self.gauss()
+        f.seq = self.imu_seq
+        f.status = 0
+        self.imu_seq = (self.imu_seq + 1) & 0xFF
+        return encode_imu(&out[0], &f)
+
+    def load_payload(self, unsigned char[::1] out):
+        """One pylon-load and joint-encoder sample; returns the DLC."""
+        cdef LoadFrame f
+        cdef double load = 0.0
+        if self.started:
+            load = self.ref(CH_LOAD, self.phase_at(self.t_s))
+        f.load_N = load + self.load_offset + self.load_noise * self.gauss()
+        f.ankle_angle_rad = self.theta
+        f.seq = self.load_seq
+        f.status = 0
+        self.load_seq = (self.load_seq + 1) & 0xFF
+        return encode_load(&out[0], &f)
+
+    def status_payload(self, unsigned char[::1] out, double supply_V):
+        """The node's status frame; returns the DLC."""
+        cdef StatusFrame f
+        f.seq = self.status_seq
+        f.flags = 0
+        f.supply_V = supply_V
+        f.board_temp_C = <int>self.ambient_C
+        f.uptime_ms = <long>(self.t_s * 1000.0)
+        self.status_seq = (self.status_seq + 1) & 0xFF
+        return encode_status(&out[0], &f)
+
+    # ---------------------------------------------------------------- ground truth
+    def truth(self, double[::1] row):
+        """Write ground truth at the present time: t, phase, stance, angle, torque, temp, stride."""
+        cdef double phase = -1.0, stance = 0.0
+        if row.shape[0] < 7:
+            raise ValueError("row must hold 7 values")
+        if self.started:
+            phase = self.phase_at(self.t_s)
+            if phase >= 1.0:
+                phase = 0.0 if phase - 1.0 < 1e-9 else phase - floor(phase)
+            stance = 1.0 if self.ref(CH_LOAD, phase) > 0.0 else 0.0
+        row[0] = self.t_s
+        row[1] = phase
+        row[2] = stance
+        row[3] = self.theta
+        row[4] = self.tau_pf_Nm
+        row[5] = self.temp_C
+        row[6] = self.stride_index
+
+    @property
+    def command(self):
+        """The last command the driver accepted (motor side), as a dict."""
+        return self.cmd
+
+    @property
+    def state(self):
+        """(t_s, ankle angle rad, ankle velocity rad/s, actuator torque N*m) for tools and tests."""
+        return (self.t_s, self.theta, self.omega, self.tau_pf_Nm)

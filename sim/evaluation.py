@@ -1,0 +1,168 @@
+"""Figures of a simulated session, measured against the simulator's ground truth.
+
+Events: each true heel strike (toe-off) is matched to the first detection from
+``EARLY_S`` before to ``LATE_S`` after it; unmatched true events are missed,
+unmatched detections are false.  Phase error is the circular difference of
+estimated and true phase over the ticks where the estimator reports walking.
+Work and power use the log's own columns as DESIGN.md defines them: ankle power
+= -torque_Nm * d(ankle_angle)/dt, integrated over each true stance.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from controller.faults import MODES, fault_names
+from controller.loop import TELEMETRY_COLUMNS
+from sim.harness import TRUTH_COLUMNS, SimRun
+from sim.wearer import Stride
+
+__all__ = ["StrideFigures", "match_events", "stride_figures", "summary", "EARLY_S", "LATE_S"]
+
+EARLY_S = 0.05
+LATE_S = 0.20
+#: Tolerance on the measured torque before a tick counts as a limit violation: one
+#: quantisation step of the reply's torque field is 0.06 N*m at the ankle.
+TORQUE_TOLERANCE_NM = 0.5
+
+_T = {name: i for i, name in enumerate(TELEMETRY_COLUMNS)}
+_G = {name: i for i, name in enumerate(TRUTH_COLUMNS)}
+
+
+@dataclass(frozen=True)
+class StrideFigures:
+    """One stride as the per-stride line prints it."""
+
+    stride: int
+    speed_m_s: float
+    stride_s: float
+    stance_pct: float            # estimator's stance share of this stride
+    peak_torque_Nm: float
+    net_work_J_per_kg: float     # over the true stance
+    peak_power_W_per_kg: float
+    phase_error_pct: float       # RMSE over the ticks the estimator was walking; NaN if none
+    walking: bool                # the estimator reported walking for most of the stride
+
+    def line(self) -> str:
+        phase = "   --" if np.isnan(self.phase_error_pct) else f"{self.phase_error_pct:5.2f}"
+        return (f"stride {self.stride:4d}  speed {self.speed_m_s:4.2f} m/s  stride {self.stride_s:5.3f} s  "
+                f"stance {self.stance_pct:5.1f} %  peak torque {self.peak_torque_Nm:6.1f} N*m  "
+                f"net work {self.net_work_J_per_kg:+6.3f} J/kg  phase error {phase} %")
+
+
+def match_events(true_s: Sequence[float], detected_s: Sequence[float],
+                 early_s: float = EARLY_S, late_s: float = LATE_S) -> Tuple[np.ndarray, int, int]:
+    """Latencies [s] of matched events, number missed, number false."""
+    detected = list(np.asarray(detected_s, dtype=float))
+    used = [False] * len(detected)
+    latencies = []
+    missed = 0
+    for t in np.asarray(true_s, dtype=float):
+        for j, d in enumerate(detected):
+            if not used[j] and t - early_s <= d <= t + late_s:
+                used[j] = True
+                latencies.append(d - t)
+                break
+        else:
+            missed += 1
+    return np.asarray(latencies), missed, used.count(False)
+
+
+def _circular_error(est: np.ndarray, true: np.ndarray) -> np.ndarray:
+    d = est - true
+    return d - np.round(d)
+
+
+def _power_W(telemetry: np.ndarray) -> np.ndarray:
+    t = telemetry[:, _T["t"]]
+    angle = telemetry[:, _T["ankle_angle"]]
+    return -telemetry[:, _T["torque_Nm"]] * np.gradient(angle, t)
+
+
+def stride_figures(run: SimRun, stride: Stride, power_W: np.ndarray = None) -> StrideFigures:
+    """Figures of one completed stride."""
+    tel = run.telemetry
+    t = tel[:, _T["t"]]
+    dt = 1.0 / run.rate_Hz
+    mass = run.params["wearer.mass_kg"]
+    if power_W is None:
+        power_W = _power_W(tel)
+    in_stride = (t >= stride.t_heel_strike_s) & (t < stride.t_end_s)
+    in_stance = (t >= stride.t_heel_strike_s) & (t < stride.t_toe_off_s)
+    walking = tel[in_stride, _T["walking"]] > 0.5
+    phase_err = _circular_error(tel[in_stride, _T["phase"]], run.truth[in_stride, _G["phase_true"]])[walking]
+    return StrideFigures(
+        stride=stride.index,
+        speed_m_s=stride.speed_m_s,
+        stride_s=stride.stride_s,
+        stance_pct=100.0 * float(np.mean(tel[in_stride, _T["stance"]])) if in_stride.any() else float("nan"),
+        peak_torque_Nm=float(np.max(np.abs(tel[in_stride, _T["torque_Nm"]]))) if in_stride.any() else 0.0,
+        net_work_J_per_kg=float(np.sum(power_W[in_stance]) * dt / mass),
+        peak_power_W_per_kg=float(np.max(power_W[in_stance]) / mass) if in_stance.any() else 0.0,
+        phase_error_pct=100.0 * float(np.sqrt(np.mean(phase_err ** 2))) if phase_err.size else float("nan"),
+        walking=bool(walking.mean() > 0.5) if walking.size else False,
+    )
+
+
+def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[str, object]:
+    """The ``ankle sim --json`` object."""
+    tel, truth = run.telemetry, run.truth
+    t = tel[:, _T["t"]]
+    t_last = float(t[-1])
+    mass = run.params["wearer.mass_kg"]
+    power = _power_W(tel)
+    done = [s for s in run.strides if s.t_end_s <= t_last]
+    figures = [stride_figures(run, s, power) for s in done]
+    walked = [f for f in figures if f.walking]
+
+    # events whose detection window lies inside the log
+    true_hs = [s.t_heel_strike_s for s in run.strides if s.t_heel_strike_s + LATE_S <= t_last]
+    true_to = [s.t_toe_off_s for s in run.strides if s.t_toe_off_s + LATE_S <= t_last]
+    horizon = min(t_last - LATE_S, t_last)
+    det_hs = t[(tel[:, _T["heel_strike"]] > 0.5) & (t <= horizon)]
+    det_to = t[(tel[:, _T["toe_off"]] > 0.5) & (t <= horizon)]
+    hs_lat, hs_missed, hs_false = match_events(true_hs, det_hs)
+    to_lat, to_missed, to_false = match_events(true_to, det_to)
+
+    walking = tel[:, _T["walking"]] > 0.5
+    err = _circular_error(tel[walking, _T["phase"]], truth[walking, _G["phase_true"]])
+    limit = run.params["safety.max_torque_Nm"]
+    violations = int(np.sum((np.abs(tel[:, _T["torque_cmd_Nm"]]) > limit + 1e-9)
+                            | (np.abs(tel[:, _T["torque_Nm"]]) > limit + TORQUE_TOLERANCE_NM)))
+
+    def ms(x, q):
+        return round(float(np.percentile(x, q)) * 1e3, 2) if len(x) else None
+
+    def mean(values):
+        return round(float(np.mean(values)), 4) if values else None
+
+    return {
+        "scenario": scenario,
+        "speed_m_s": speed_m_s,
+        "mass_kg": mass,
+        "seed": seed,
+        "strides": len(done),
+        "strides_walking": len(walked),
+        "phase_rmse_pct": round(100.0 * float(np.sqrt(np.mean(err ** 2))), 3) if err.size else None,
+        "hs_latency_ms_median": ms(hs_lat, 50),
+        "hs_latency_ms_p95": ms(hs_lat, 95),
+        "missed_heel_strikes": hs_missed,
+        "false_heel_strikes": hs_false,
+        "to_latency_ms_median": ms(to_lat, 50),
+        "missed_toe_offs": to_missed,
+        "false_toe_offs": to_false,
+        "peak_torque_Nm": round(float(np.max(np.abs(tel[:, _T["torque_Nm"]]))), 2),
+        "net_work_J_per_kg": mean([f.net_work_J_per_kg for f in walked]),
+        "peak_power_W_per_kg": mean([f.peak_power_W_per_kg for f in walked]),
+        "torque_limit_Nm": limit,
+        "torque_limit_violations": violations,
+        "faults": fault_names(int(np.max(tel[:, _T["faults"]]))),
+        "final_mode": MODES.get(int(tel[-1, _T["mode"]]), "unknown"),
+        "frames_lost": int(tel[-1, _T["frames_lost"]]),
+        "sim_seconds": round(run.sim_seconds, 3),
+        "wall_seconds": round(run.wall_seconds, 3),
+        "realtime_factor": round(run.sim_seconds / run.wall_seconds, 1) if run.wall_seconds > 0 else None,
+        "per_stride": [asdict(f) for f in figures],
+    }

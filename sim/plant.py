@@ -1,0 +1,67 @@
+"""Constants of the simulated ankle and the factory for :class:`sim._plant.AnklePlant`.
+
+The figures are assumptions chosen to be of the right size for an AK80-9 behind
+a 7:1 transmission on an adult wearer; each says where it comes from.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from hal.ak import mit_range
+from sim._plant import AnklePlant, PROFILE_CHANNELS
+
+__all__ = ["DEFAULTS", "build_plant", "AnklePlant", "PROFILE_CHANNELS"]
+
+DEFAULTS: Dict[str, Any] = {
+    "mass_kg": 80.0,
+    # Mechanics.  7:1 gives 18 N*m x 7 x 0.95 = 120 N*m at the ankle from an AK80-9.
+    "ratio": 7.0,
+    "efficiency": 0.95,
+    "direction": -1,                      # driver turns + with plantarflexion
+    "foot_inertia_kgm2": 0.01,            # prosthetic foot and shell about the ankle
+    "rotor_inertia_kgm2": 0.0035,         # AK80-9 at its output shaft (assumed); x ratio^2 at the ankle
+    "friction_coulomb_Nm": 1.0,           # at the ankle
+    "friction_viscous_Nms_rad": 0.3,
+    "stop_dorsi_rad": 0.30,               # end of range, about +17 deg dorsiflexion
+    "stop_plantar_rad": -0.50,            # about -29 deg plantarflexion
+    "stop_stiffness_Nm_rad": 3000.0,
+    "stop_damping_Nms_rad": 10.0,
+    # The wearer rolling over the foot: a stiff spring-damper toward the reference angle
+    # (per kg), on top of the reference moment.  15 N*m/rad/kg is about three times the
+    # biological ankle's quasi-stiffness, so the body, not the ankle, sets the kinematics.
+    "wearer_stiffness_Nm_rad_kg": 15.0,
+    "wearer_damping_Nms_rad_kg": 0.25,
+    # Driver (motor side, at its output shaft).
+    "driver_id": 1,
+    "model": "AK80-9",
+    "driver_rate_Hz": 10000.0,
+    "motor_torque_limit_Nm": 18.0,
+    "watchdog_s": 0.05,                   # catalogue: 20-50 ms
+    "limp_damping_Nms_rad": 0.5,
+    "torque_constant_Nm_A": 0.8,
+    "winding_resistance_ohm": 0.17,
+    "thermal_resistance_K_W": 1.5,
+    "thermal_capacity_J_K": 60.0,
+    "ambient_degC": 25.0,
+    # Sensor node.
+    "gyro_noise_rad_s": 0.02,
+    "gyro_bias_rad_s": 0.0,
+    "accel_noise_m_s2": 0.05,
+    "load_noise_N": 5.0,
+    "load_offset_N": 0.0,
+    "initial_angle_rad": 0.0,
+    "seed": 0,
+}
+
+
+def build_plant(overrides: Optional[Dict[str, Any]] = None) -> AnklePlant:
+    """A configured plant; ``overrides`` replace entries of :data:`DEFAULTS` (unknown keys refused)."""
+    config = dict(DEFAULTS)
+    for key, value in (overrides or {}).items():
+        if key not in DEFAULTS:
+            raise KeyError(f"unknown plant setting {key!r}")
+        config[key] = value
+    config["mit_range"] = mit_range(config["model"])
+    plant = AnklePlant()
+    plant.configure(config)
+    return plant

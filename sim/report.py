@@ -1,0 +1,82 @@
+"""Output of a simulated session: the CSV log and the plot.
+
+The log has DESIGN.md's replay columns first (``t, shank_gyro, load,
+ankle_angle, phase, heel_strike, toe_off, walking``), then ``torque_Nm`` and
+``torque_cmd_Nm``, then diagnostics and the simulator's ground truth.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from controller.csvlog import atomic_write_text, format_value, rows_to_csv
+from controller.loop import TELEMETRY_COLUMNS
+from sim.harness import TRUTH_COLUMNS, SimRun
+
+__all__ = ["LOG_COLUMNS", "write_log", "plot"]
+
+_INTEGER = {"heel_strike", "toe_off", "walking", "stance", "mode", "faults", "frames_lost"}
+#: (column name in the file, source table, source column)
+_LAYOUT = (
+    [(c, "tel", c) for c in ("t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off",
+                             "walking", "torque_Nm", "torque_cmd_Nm", "stance", "motor_angle", "motor_vel",
+                             "motor_temp_C", "mode", "faults", "frames_lost")]
+    + [(c, "truth", c) for c in ("phase_true", "stance_true", "ankle_angle_true", "torque_true_Nm")]
+)
+LOG_COLUMNS = tuple(name for name, _, _ in _LAYOUT)
+
+
+def write_log(run: SimRun, path: Path) -> None:
+    """Write the session's CSV log to ``path`` (atomically)."""
+    tel_i = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+    truth_i = {c: i for i, c in enumerate(TRUTH_COLUMNS)}
+    sources = [(run.telemetry if src == "tel" else run.truth,
+                (tel_i if src == "tel" else truth_i)[col], name in _INTEGER,
+                0.0 if name in ("phase", "phase_true") else None)
+               for name, src, col in _LAYOUT]
+    rows = ([format_value(table[k, col], integer, empty) for table, col, integer, empty in sources]
+            for k in range(len(run.telemetry)))
+    atomic_write_text(Path(path), rows_to_csv(LOG_COLUMNS, rows))
+
+
+def plot(run: SimRun, path: Path, strides: int = 4) -> None:
+    """Phase, torque, power and load over the last ``strides`` complete strides, as a PNG."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("--plot needs matplotlib: pip install 'ankle-controller[plot]'") from None
+    tel_i = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+    tel, truth = run.telemetry, run.truth
+    t = tel[:, tel_i["t"]]
+    done = [s for s in run.strides if s.t_end_s <= t[-1]]
+    t0 = done[-strides].t_heel_strike_s if len(done) >= strides else t[0]
+    sel = t >= t0
+    mass = run.params["wearer.mass_kg"]
+    power = -tel[:, tel_i["torque_Nm"]] * np.gradient(tel[:, tel_i["ankle_angle"]], t)
+    phase = np.where(tel[:, tel_i["phase"]] >= 0, tel[:, tel_i["phase"]], np.nan)
+
+    fig, ax = plt.subplots(4, 1, figsize=(10, 9), sharex=True)
+    ax[0].plot(t[sel], truth[sel, 1], color="0.6", lw=2, label="true")
+    ax[0].plot(t[sel], phase[sel], color="C0", lw=1, label="estimated")
+    ax[0].set_ylabel("phase (stride)")
+    ax[1].plot(t[sel], tel[sel, tel_i["torque_cmd_Nm"]], color="C1", lw=1, label="commanded")
+    ax[1].plot(t[sel], tel[sel, tel_i["torque_Nm"]], color="C3", lw=1, ls="--", label="measured")
+    ax[1].axhline(run.params["safety.max_torque_Nm"], color="k", lw=0.8, ls=":", label="limit")
+    ax[1].set_ylabel("ankle torque (N*m, + plantar-flexor)")
+    ax[2].plot(t[sel], power[sel] / mass, color="C2", lw=1)
+    ax[2].axhline(0, color="k", lw=0.5)
+    ax[2].set_ylabel("ankle power (W/kg)")
+    ax[3].plot(t[sel], tel[sel, tel_i["load"]], color="C4", lw=1)
+    ax[3].set_ylabel("pylon load (N)")
+    ax[3].set_xlabel("time (s)")
+    for a in ax:
+        a.grid(alpha=0.3)
+    ax[0].legend(loc="upper right")
+    ax[1].legend(loc="upper right")
+    fig.suptitle(f"simulated walk: {mass:g} kg, last {min(strides, len(done))} strides")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Offline tools that regenerate the simulator's shipped data files from ``shared/data``."""
