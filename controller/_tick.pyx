@@ -69,15 +69,8 @@ cdef class Tick:
         self.direction = params["actuator.direction"]
         self.motor_per_ankle_rad = self.direction * self.ratio
         self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
-        for key in ("p_min", "p_max", "v_min", "v_max", "kp_min", "kp_max", "kd_min", "kd_max",
-                    "t_min", "t_max"):
-            if key not in mit_range:
-                raise ValueError(f"mit_range lacks {key!r}")
-        self.mit_range = MitRange(
-            p_min=mit_range["p_min"], p_max=mit_range["p_max"], v_min=mit_range["v_min"],
-            v_max=mit_range["v_max"], kp_min=mit_range["kp_min"], kp_max=mit_range["kp_max"],
-            kd_min=mit_range["kd_min"], kd_max=mit_range["kd_max"], t_min=mit_range["t_min"],
-            t_max=mit_range["t_max"])
+        # dict -> struct coercion: a missing key raises "No value specified for struct attribute"
+        self.mit_range = mit_range
         self.driver_id = driver_id
         self.reply_id = reply_id
 

@@ -16,6 +16,7 @@ ACTIVE: torque allowed; ``command_message()`` only here.
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 import math
 import time
@@ -222,10 +223,10 @@ class MotorDriver(abc.ABC):
             raise HalError(f"driver {self._node_id:#x}: send failed: {e}") from e
 
     def _send_best_effort(self, data: bytes) -> None:
-        try:
+        # Used on the way out of a failed set-up (the exit frame): the original error is what
+        # the caller must see, so a failure to send this one is not allowed to replace it.
+        with contextlib.suppress(HalError):
             self._send(data)
-        except HalError:
-            pass
 
     def _exchange(self, data: bytes, timeout_s: float, what: str) -> MotorReply:
         """Send ``data`` and wait up to ``timeout_s`` for this driver's reply."""

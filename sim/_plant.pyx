@@ -101,10 +101,8 @@ cdef class AnklePlant:
         self.fric_coulomb_Nm = c["friction_coulomb_Nm"]
         self.fric_viscous_Nms = c["friction_viscous_Nms_rad"]
         self.substep_s = 1.0 / c["driver_rate_Hz"]
+        self.rng = c["mit_range"]      # dict -> MitRange struct (every field required)
         r = c["mit_range"]
-        self.rng = MitRange(p_min=r["p_min"], p_max=r["p_max"], v_min=r["v_min"], v_max=r["v_max"],
-                            kp_min=r["kp_min"], kp_max=r["kp_max"], kd_min=r["kd_min"],
-                            kd_max=r["kd_max"], t_min=r["t_min"], t_max=r["t_max"])
         self.torque_limit_Nm = min(c["motor_torque_limit_Nm"], r["t_max"])
         self.watchdog_s = c["watchdog_s"]
         self.limp_kd = c["limp_damping_Nms_rad"]

@@ -1,9 +1,4 @@
 """Shared helpers: full records for the kernels' dict wrappers."""
-import math
-
-import pytest
-
-
 def inputs(**over):
     """An Inputs record with fresh, plausible values at t = 1.0 s (fields overridable)."""
     d = dict(shank_gyro_rad_s=0.0, accel_x_m_s2=0.0, accel_y_m_s2=9.8, load_N=700.0,
@@ -27,12 +22,3 @@ def command(**over):
              torque_expected_Nm=0.0)
     d.update(over)
     return d
-
-
-@pytest.fixture
-def records():
-    class R:
-        pass
-    r = R()
-    r.inputs, r.gait, r.command = inputs, gait, command
-    return r
