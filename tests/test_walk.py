@@ -116,3 +116,13 @@ def test_hung_host_lets_the_driver_watchdog_make_the_ankle_limp():
     assert np.max(power_W[after]) < 1.0
     before = (t > 1.0) & (t < 2.0)
     assert np.max(power_W[before]) > 50.0, "the powered ankle did add energy before the hang"
+
+
+def test_event_matching_counts_missed_false_and_edge_events():
+    lat, missed, false = evaluation.match_events([1.0, 2.0, 3.0], [1.004, 2.5, 3.003])
+    assert list(np.round(lat, 3)) == [0.004, 0.003] and missed == 1 and false == 1
+    # an event too close to the end of the record to have been detected is not "missed"
+    lat, missed, false = evaluation.match_events([1.0, 9.95], [1.004], end_s=10.0)
+    assert missed == 0 and false == 0
+    lat, missed, false = evaluation.match_events([1.0, 9.7], [1.004], end_s=10.0)
+    assert missed == 1
