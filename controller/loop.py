@@ -15,17 +15,22 @@ import numpy as np
 
 from controller._tick import TELEMETRY_COLUMNS, Tick
 from controller.params import ParamSet
+from hal.ak import check_mit_range
 
 __all__ = ["HostLoop", "build_tick", "TELEMETRY_COLUMNS", "telemetry_table"]
 
 
 def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
                reply_id: int = 0x000) -> Tick:
-    """A configured tick kernel for one AK driver in MIT mode."""
+    """A configured tick kernel for one AK driver in MIT mode.
+
+    ``mit_range`` is checked again here (hal.errors.ConfigError naming the field): the
+    codec divides by each range's width, so a bad range must never reach the tick.
+    """
     if not isinstance(params, ParamSet):
         raise TypeError("params must be a validated controller.params.ParamSet")
     tick = Tick()
-    tick.configure(params, dict(mit_range), driver_id, reply_id)
+    tick.configure(params, check_mit_range(mit_range), driver_id, reply_id)
     return tick
 
 

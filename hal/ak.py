@@ -20,7 +20,7 @@ from . import _mit
 from .driver import MotorDriver, MotorReply
 from .errors import ConfigError
 
-__all__ = ["AK_MODELS", "AK_ERROR_CODES", "RANGE_KEYS", "mit_range", "AKDriver"]
+__all__ = ["check_mit_range", "AK_MODELS", "AK_ERROR_CODES", "RANGE_KEYS", "mit_range", "AKDriver"]
 
 RANGE_KEYS = ("p_min", "p_max", "v_min", "v_max", "kp_min", "kp_max", "kd_min", "kd_max",
               "t_min", "t_max")
@@ -69,6 +69,23 @@ def mit_range(model: str, overrides: Mapping[str, Any] | None = None) -> dict[st
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"range_overrides.{key}: must be a number, got {value!r}")
             rng[key] = float(value)
+    return check_mit_range(rng)
+
+
+def check_mit_range(rng: Mapping[str, Any]) -> dict[str, float]:
+    """``rng`` as a new dict of floats if it is a usable MIT range, else ConfigError naming the field.
+
+    Every key of ``RANGE_KEYS`` present (no others), finite, min < max, kp/kd minimum >= 0.
+    The codec divides by (max - min), so nothing else may reach it.
+    """
+    missing = [k for k in RANGE_KEYS if k not in rng]
+    extra = [k for k in rng if k not in RANGE_KEYS]
+    if missing or extra:
+        raise ConfigError(f"mit_range: missing {missing or 'none'}, unknown {extra or 'none'}")
+    try:
+        rng = {k: float(rng[k]) for k in RANGE_KEYS}
+    except (TypeError, ValueError):
+        raise ConfigError(f"mit_range: every field must be a number, got {dict(rng)!r}") from None
     for key in RANGE_KEYS:
         if not math.isfinite(rng[key]):
             raise ConfigError(f"{key}: must be finite, got {rng[key]!r}")

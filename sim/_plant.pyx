@@ -102,8 +102,7 @@ cdef class AnklePlant:
         self.fric_viscous_Nms = c["friction_viscous_Nms_rad"]
         self.substep_s = 1.0 / c["driver_rate_Hz"]
         self.rng = c["mit_range"]      # dict -> MitRange struct (every field required)
-        r = c["mit_range"]
-        self.torque_limit_Nm = min(c["motor_torque_limit_Nm"], r["t_max"])
+        self.torque_limit_Nm = min(c["motor_torque_limit_Nm"], self.rng.t_max)
         self.watchdog_s = c["watchdog_s"]
         self.limp_kd = c["limp_damping_Nms_rad"]
         self.driver_id = c["driver_id"]

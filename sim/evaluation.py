@@ -121,8 +121,9 @@ def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[
     figures = [stride_figures(run, s, power) for s in done]
     walked = [f for f in figures if f.walking]
 
-    true_hs = [s.t_heel_strike_s for s in run.strides if s.t_heel_strike_s <= t_last]
-    true_to = [s.t_toe_off_s for s in run.strides if s.t_toe_off_s <= t_last]
+    # true events up to EARLY_S past the end: an early detection just before the end is theirs
+    true_hs = [s.t_heel_strike_s for s in run.strides if s.t_heel_strike_s <= t_last + EARLY_S]
+    true_to = [s.t_toe_off_s for s in run.strides if s.t_toe_off_s <= t_last + EARLY_S]
     hs_lat, hs_missed, hs_false = match_events(true_hs, t[tel[:, _T["heel_strike"]] > 0.5], t_last)
     to_lat, to_missed, to_false = match_events(true_to, t[tel[:, _T["toe_off"]] > 0.5], t_last)
 

@@ -158,3 +158,19 @@ def test_any_input_sequence_gives_a_finite_bounded_command(seq):
         step = abs(out["torque_ff_Nm"] - last_ff)
         assert step <= SLEW * 1e-3 + 1e-9 or abs(abs(out["torque_expected_Nm"]) - MAX) < 1e-6, (step, out)
         last_ff = out["torque_ff_Nm"]
+
+
+@pytest.mark.parametrize("change,fragment", [
+    ({"t_min": 18.0}, "t_min: must be below t_max"),
+    ({"kd_max": float("nan")}, "kd_max: must be finite"),
+    ({"p_max": None}, "must be a number"),
+])
+def test_a_bad_driver_range_never_reaches_the_tick(change, fragment):
+    from controller.loop import build_tick
+    from hal.ak import mit_range
+    from hal.errors import ConfigError
+    rng = dict(mit_range("AK80-9"), **change)
+    with pytest.raises(ConfigError, match=fragment):
+        build_tick(P, rng, 1)
+    with pytest.raises(ConfigError, match="missing"):
+        build_tick(P, {"p_min": -1.0}, 1)
