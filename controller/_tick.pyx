@@ -22,9 +22,9 @@ from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, decode_imu, d
 TELEMETRY_COLUMNS = (
     "t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
     "stance", "torque_Nm", "torque_cmd_Nm", "motor_angle", "motor_vel", "motor_temp_C",
-    "mode", "faults", "stride_time_s", "frames_lost",
+    "mode", "faults", "stride_time_s", "frames_lost", "standing", "gait_source", "confidence",
 )
-cdef int N_TELEMETRY = 18
+cdef int N_TELEMETRY = 21
 
 
 cdef class Tick:
@@ -212,6 +212,9 @@ cdef class Tick:
             r[15] = self.safety.faults
             r[16] = g.stride_time_s
             r[17] = self.frames_lost
+            r[18] = g.standing
+            r[19] = g.source
+            r[20] = g.confidence
 
     # ---- read-only views for tools and tests ----
     @property

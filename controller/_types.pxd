@@ -20,6 +20,12 @@ cdef extern from *:
     #define ANKLE_FAULT_NONFINITE_CMD   (1u << 5)
     #define ANKLE_FAULT_OVER_TEMP       (1u << 6)
 
+    /* Where the estimator's phase comes from (GaitState.source). */
+    #define GAIT_SOURCE_NONE  0   /* not walking */
+    #define GAIT_SOURCE_SHANK 1   /* load events + shank-gyro template match */
+    #define GAIT_SOURCE_TIME  2   /* load events + last stride time (IMU lost, or no template yet) */
+    #define GAIT_SOURCE_IMU   3   /* load lost: events and phase from the shank gyro alone */
+
     /* Controller modes. */
     #define ANKLE_MODE_STANDBY 0
     #define ANKLE_MODE_WALK    1
@@ -32,6 +38,10 @@ cdef extern from *:
     uint32_t ANKLE_FAULT_NONFINITE_INPUT
     uint32_t ANKLE_FAULT_NONFINITE_CMD
     uint32_t ANKLE_FAULT_OVER_TEMP
+    int GAIT_SOURCE_NONE
+    int GAIT_SOURCE_SHANK
+    int GAIT_SOURCE_TIME
+    int GAIT_SOURCE_IMU
     int ANKLE_MODE_STANDBY
     int ANKLE_MODE_WALK
     int ANKLE_MODE_SAFE
@@ -72,6 +82,9 @@ ctypedef struct GaitState:
     double t_heel_strike_s       # time of the last heel strike (-1 = none)
     double t_toe_off_s
     double confidence            # 0..1
+    int32_t standing             # 1 while the wearer stands (loaded, shank still): no phase
+    int32_t source               # GAIT_SOURCE_*: what the phase comes from this tick
+    double stride_estimate_s     # the stride time the phase divides by this tick
 
 
 ctypedef struct Command:

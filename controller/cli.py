@@ -87,8 +87,12 @@ def _cmd_sim(args) -> int:
     from sim import evaluation, harness, report
 
     def per_stride(run, stride):
-        if not args.json:
+        if args.json:
+            return
+        if stride.walking:
             print(evaluation.stride_figures(run, stride).line(), flush=True)
+        else:
+            print(f"standing   {stride.t_heel_strike_s:8.2f} s .. {stride.t_end_s:8.2f} s", flush=True)
 
     if not args.json:
         print(f"walking the simulated wearer: scenario {args.scenario}, {args.speed:g} m/s, "
@@ -121,6 +125,11 @@ def _print_summary(r) -> None:
           f"{r['missed_heel_strikes']} missed, {r['false_heel_strikes']} false")
     print(f"  toe-offs           median latency {f(r['to_latency_ms_median'], '.1f')} ms, "
           f"{r['missed_toe_offs']} missed, {r['false_toe_offs']} false")
+    if r["standing_episodes"]:
+        print(f"  standing           {r['standing_episodes']} episode(s), recognised within "
+              f"{r['standing_detect_s_max']:.2f} s, push-off phase while standing "
+              f"{r['pushoff_phase_while_standing_s']:.2f} s, walking again "
+              f"{f(r['resume_after_heel_strike_s_max'], '.3f')} s after the first heel strike")
     print(f"  peak torque        {r['peak_torque_Nm']:.1f} N*m (limit {r['torque_limit_Nm']:g} N*m, "
           f"{r['torque_limit_violations']} violations)")
     print(f"  net stance work    {f(r['net_work_J_per_kg'], '+.3f')} J/kg per stride")

@@ -1,9 +1,9 @@
-"""Names of the fault bits latched by the safety stage (mirrors ``controller/_types.pxd``)."""
+"""Names of the C constants the tick reports: fault bits, modes, phase sources (mirror ``_types.pxd``)."""
 from __future__ import annotations
 
 from typing import List
 
-__all__ = ["FAULT_BITS", "MODES", "fault_names"]
+__all__ = ["FAULT_BITS", "MODES", "GAIT_SOURCES", "fault_names"]
 
 #: bit -> (name, what it means); the order and values are those of ANKLE_FAULT_* in _types.pxd.
 FAULT_BITS = {
@@ -18,6 +18,9 @@ FAULT_BITS = {
 
 #: mode value -> name (ANKLE_MODE_*).
 MODES = {0: "standby", 1: "walk", 2: "safe"}
+
+#: GaitState.source value -> name (GAIT_SOURCE_*): what the phase comes from.
+GAIT_SOURCES = {0: "none", 1: "shank", 2: "time", 3: "imu"}
 
 
 def fault_names(word: int) -> List[str]:

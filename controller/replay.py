@@ -25,15 +25,21 @@ INPUT_COLUMNS = ("t", "shank_gyro", "load", "ankle_angle")
 OUTPUT_COLUMNS = ("phase", "heel_strike", "toe_off", "walking")
 
 
-def estimate(t_s, shank_gyro_rad_s, load_N, ankle_angle_rad, params: ParamSet) -> Dict[str, np.ndarray]:
-    """Run the estimator over arrays; returns phase (-1 = not walking), heel_strike, toe_off, walking."""
+def estimate(t_s, shank_gyro_rad_s, load_N, ankle_angle_rad, params: ParamSet,
+             use_shank: bool = True) -> Dict[str, np.ndarray]:
+    """Run the estimator over arrays, one sample at a time as on line.
+
+    Returns phase (-1 = not walking), heel_strike, toe_off, walking, standing.  A NaN
+    gyro or load sample counts as that sensor's frame missing.  ``use_shank=False``
+    runs the plain time-based estimator (load events only) for comparison.
+    """
     arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in (t_s, shank_gyro_rad_s, load_N, ankle_angle_rad)]
     n = len(arrays[0])
     out = {"phase": np.empty(n), "heel_strike": np.empty(n, np.int8), "toe_off": np.empty(n, np.int8),
-           "walking": np.empty(n, np.int8)}
+           "walking": np.empty(n, np.int8), "standing": np.empty(n, np.int8)}
     est = Estimator()
-    est.configure(params)
-    est.run_arrays(*arrays, out["phase"], out["heel_strike"], out["toe_off"], out["walking"])
+    est.configure(params, use_shank=use_shank)
+    est.run_arrays(*arrays, out["phase"], out["heel_strike"], out["toe_off"], out["walking"], out["standing"])
     return out
 
 

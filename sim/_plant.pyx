@@ -2,7 +2,10 @@
 """Simulated ankle: the wearer's load, the ankle and foot, the motor with its driver's inner loop.
 
 The wearer walks strides handed in by :mod:`sim.wearer` (reference trajectories
-over one stride).  In stance the wearer's load acts on the ankle as the
+over one stride), or stands through standing segments handed in the same way
+(``walking`` False: quiet standing, and the gait initiation that ends a
+standing spell).  Whenever the reference load is positive (stance, or standing
+with the foot on the ground) the wearer's load acts on the ankle as the
 reference ankle moment (what a biological ankle would have to resist) plus a
 stiff spring-damper pulling the ankle toward the reference angle: it models
 the body rolling over the foot.  The ankle angle then follows from the balance
@@ -17,6 +20,10 @@ driver runs its MIT law (kp, kd, feed-forward) at the plant's internal rate
 (10 kHz), limits torque to its rating, heats up (first-order winding model)
 and goes limp (damped) when no command arrives within its watchdog timeout.
 
+The sensor node adds noise, a gyro bias and a load-cell offset; both of the
+latter may drift linearly with time (``gyro_bias_drift_rad_s2``,
+``load_offset_drift_N_s``), as a warming MEMS gyro and strain-gauge bridge do.
+
 Everything here runs without the GIL on preallocated memory; Python only
 hands in strides and moves frames.
 """
@@ -29,6 +36,12 @@ from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, encode_imu, e
 
 cdef double STANDARD_GRAVITY = 9.80665    # m/s^2
 cdef int PROFILE_POINTS = 1001            # samples per stride profile (uniform in phase)
+# Longest segment accepted: walking strides are physiologically under 10 s; standing segments
+# are cut by the wearer into a few seconds each (profile resolution), this only catches mistakes.
+cdef double MAX_WALKING_STRIDE_S = 10.0
+cdef double MAX_STANDING_SEGMENT_S = 30.0
+#: Values written by :meth:`AnklePlant.truth` (see ``sim.harness.TRUTH_COLUMNS``).
+TRUTH_LENGTH = 8
 
 # Stride profile channels (rows of the profile buffers).
 cdef enum:
@@ -56,6 +69,7 @@ cdef class AnklePlant:
     cdef double[:, ::1] next_profile
     cdef double t0_s, stride_s, stance_frac
     cdef double next_stride_s, next_stance_frac
+    cdef bint walking, next_walking         # False for a standing segment
     cdef public bint next_queued
     cdef public long stride_index
     cdef public bint started
@@ -79,6 +93,7 @@ cdef class AnklePlant:
     cdef public int error_code
     # sensor node
     cdef double gyro_noise, gyro_bias, accel_noise, load_noise, load_offset
+    cdef double gyro_bias_drift, load_offset_drift   # per second of simulated time
     cdef int imu_seq, load_seq, status_seq
     cdef uint64_t rng_state
 
@@ -116,12 +131,16 @@ cdef class AnklePlant:
         self.accel_noise = c["accel_noise_m_s2"]
         self.load_noise = c["load_noise_N"]
         self.load_offset = c["load_offset_N"]
+        self.gyro_bias_drift = c["gyro_bias_drift_rad_s2"]
+        self.load_offset_drift = c["load_offset_drift_N_s"]
         self.rng_state = <uint64_t>(c["seed"]) * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL
         if self.rng_state == 0:
             self.rng_state = 1
         self.profile = None
         self.next_profile = None
         self.next_queued = False
+        self.walking = True
+        self.next_walking = True
         self.started = False
         self.stride_index = -1
         self.theta = c["initial_angle_rad"]
@@ -141,15 +160,24 @@ cdef class AnklePlant:
         self.cmd = MitCommand(p_rad=0.0, v_rad_s=0.0, kp_Nm_rad=0.0, kd_Nms_rad=0.0, t_Nm=0.0)
 
     # ---------------------------------------------------------------- strides (Python side)
-    def queue_stride(self, double[:, ::1] profile, double stride_s, double stance_frac):
-        """Queue the next stride: ``profile`` is (6, 1001), channels ``PROFILE_CHANNELS``."""
+    def queue_stride(self, double[:, ::1] profile, double stride_s, double stance_frac,
+                     bint walking=True):
+        """Queue the next segment: ``profile`` is (6, 1001) over it, channels ``PROFILE_CHANNELS``.
+
+        ``walking`` True: a walking stride from heel strike to heel strike (``stance_frac``
+        is its toe-off).  False: a standing segment of ``stride_s`` seconds; ``stance_frac``
+        (the loaded share, 0..1) is only recorded.
+        """
         if profile.shape[0] != N_CHANNELS or profile.shape[1] != PROFILE_POINTS:
             raise ValueError(f"profile must have shape ({N_CHANNELS}, {PROFILE_POINTS})")
-        if not (0.2 < stride_s < 10.0 and 0.3 < stance_frac < 0.9):
+        if walking and not (0.2 < stride_s < MAX_WALKING_STRIDE_S and 0.3 < stance_frac < 0.9):
             raise ValueError("implausible stride time or stance fraction")
+        if not walking and not (0.2 < stride_s <= MAX_STANDING_SEGMENT_S and 0.0 <= stance_frac <= 1.0):
+            raise ValueError("implausible standing segment duration or loaded share")
         self.next_profile = profile.copy()
         self.next_stride_s = stride_s
         self.next_stance_frac = stance_frac
+        self.next_walking = walking
         self.next_queued = True
 
     def start(self, double t_s):
@@ -164,6 +192,7 @@ cdef class AnklePlant:
         self.profile = self.next_profile
         self.stride_s = self.next_stride_s
         self.stance_frac = self.next_stance_frac
+        self.walking = self.next_walking
         self.t0_s = t0
         self.next_queued = False
         self.stride_index += 1
@@ -234,7 +263,8 @@ cdef class AnklePlant:
         current = tau_m / self.kt_Nm_A
         heat = current * current * self.winding_ohm - (self.temp_C - self.ambient_C) / self.r_th_K_W
         self.temp_C += heat / self.c_th_J_K * h
-        # the wearer's load in stance
+        # the wearer's load whenever the foot bears weight: stance, and standing (the ankle is
+        # held foot-flat by the same spring-damper, so standing needs no special case here)
         m_ext = 0.0
         if self.started:
             phase = self.phase_at(self.t_s)
@@ -312,7 +342,8 @@ cdef class AnklePlant:
             phase = self.phase_at(self.t_s)
             shank_angle = self.ref(CH_SHANK_ANGLE, phase)
             omega = self.ref(CH_SHANK_OMEGA, phase)
-        f.gyro_z_rad_s = omega + self.gyro_bias + self.gyro_noise * self.gauss()
+        f.gyro_z_rad_s = (omega + self.gyro_bias + self.gyro_bias_drift * self.t_s
+                          + self.gyro_noise * self.gauss())
         # gravity seen by a shank-fixed accelerometer (x along walking, y up the shank)
         f.accel_x_m_s2 = STANDARD_GRAVITY * sin(shank_angle) + self.accel_noise * self.gauss()
         f.accel_y_m_s2 = STANDARD_GRAVITY * cos(shank_angle) + self.accel_noise * self.gauss()
@@ -327,7 +358,8 @@ cdef class AnklePlant:
         cdef double load = 0.0
         if self.started:
             load = self.ref(CH_LOAD, self.phase_at(self.t_s))
-        f.load_N = load + self.load_offset + self.load_noise * self.gauss()
+        f.load_N = (load + self.load_offset + self.load_offset_drift * self.t_s
+                    + self.load_noise * self.gauss())
         f.ankle_angle_rad = self.theta
         f.seq = self.load_seq
         f.status = 0
@@ -347,15 +379,23 @@ cdef class AnklePlant:
 
     # ---------------------------------------------------------------- ground truth
     def truth(self, double[::1] row):
-        """Write ground truth at the present time: t, phase, stance, angle, torque, temp, stride."""
-        cdef double phase = -1.0, stance = 0.0
-        if row.shape[0] < 7:
-            raise ValueError("row must hold 7 values")
+        """Write ground truth at the present time.
+
+        t, phase (-1 when not walking), stance (foot loaded), angle, torque, temp, stride
+        index, walking (1 in a walking stride, 0 in a standing segment or before the start).
+        """
+        cdef double phase = -1.0, stance = 0.0, walking = 0.0
+        if row.shape[0] < TRUTH_LENGTH:
+            raise ValueError(f"row must hold {TRUTH_LENGTH} values")
         if self.started:
             phase = self.phase_at(self.t_s)
             if phase >= 1.0:
                 phase = 0.0 if phase - 1.0 < 1e-9 else phase - floor(phase)
             stance = 1.0 if self.ref(CH_LOAD, phase) > 0.0 else 0.0
+            if self.walking:
+                walking = 1.0
+            else:
+                phase = -1.0          # a standing segment has no gait phase
         row[0] = self.t_s
         row[1] = phase
         row[2] = stance
@@ -363,6 +403,7 @@ cdef class AnklePlant:
         row[4] = self.tau_pf_Nm
         row[5] = self.temp_C
         row[6] = self.stride_index
+        row[7] = walking
 
     @property
     def command(self):

@@ -48,7 +48,7 @@ class SimAnkle:
 
     # ------------------------------------------------------------------ walking
     def begin_walking(self, t_s: float) -> None:
-        """Queue the first stride and start the wearer walking at ``t_s`` (a heel strike)."""
+        """Queue the first segment and start the wearer at ``t_s`` (a heel strike when walking)."""
         self.plant.queue_stride(*self.wearer.next_stride(t_s))
         self.plant.start(t_s)
         self.plant.queue_stride(*self.wearer.next_stride(t_s + self.wearer.strides[-1].stride_s))

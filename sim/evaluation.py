@@ -19,7 +19,8 @@ from controller.loop import TELEMETRY_COLUMNS
 from sim.harness import TRUTH_COLUMNS, SimRun
 from sim.wearer import Stride
 
-__all__ = ["StrideFigures", "match_events", "stride_figures", "summary", "EARLY_S", "LATE_S"]
+__all__ = ["StrideFigures", "match_events", "stride_figures", "gait_figures", "estimator_arrays", "summary",
+           "EARLY_S", "LATE_S", "SKIP_STRIDES"]
 
 EARLY_S = 0.05
 LATE_S = 0.20
@@ -79,6 +80,104 @@ def _circular_error(est: np.ndarray, true: np.ndarray) -> np.ndarray:
     return d - np.round(d)
 
 
+#: Walking strides excluded from the phase error after each start (session start, or a restart
+#: after standing): the estimator has no stride time yet, or only the one from before the stop.
+SKIP_STRIDES = 3
+
+
+def _runs(mask: np.ndarray) -> List[Tuple[int, int]]:
+    """[start, end) index pairs of the True runs in ``mask``."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
+
+
+def estimator_arrays(telemetry: np.ndarray) -> Dict[str, np.ndarray]:
+    """The estimator's outputs from a telemetry table, as :func:`gait_figures` takes them."""
+    return {name: telemetry[:, _T[name]] for name in ("phase", "heel_strike", "toe_off", "walking", "standing")}
+
+
+def gait_figures(t: np.ndarray, est: Dict[str, np.ndarray], truth: np.ndarray, strides: Sequence[Stride],
+                 *, pushoff_start_phase: float = 0.30, skip_strides: int = SKIP_STRIDES) -> Dict[str, object]:
+    """How well an estimator's outputs (``est``: phase, heel_strike, toe_off, walking, standing
+    arrays, one value per tick) match the simulator's truth.
+
+    - Phase RMSE over the ticks the wearer truly walks, leaving out the first ``skip_strides``
+      walking strides after each start; ticks there that the estimator did not call walking are
+      counted (``walking_missed_s``), not silently dropped.
+    - Heel strikes and toe-offs: every loading and unloading of the foot in the truth, matched
+      as :func:`match_events` does.
+    - Standing: for each standing episode, how long after it began (the last heel strike) the
+      estimator stopped walking; how long it reported a push-off phase while the wearer stood;
+      how long after the first heel strike of the restart it walked again.
+    """
+    t = np.asarray(t, dtype=float)
+    t_end = float(t[-1])
+    walking_true = truth[:, _G["walking_true"]] > 0.5
+    phase_true = truth[:, _G["phase_true"]]
+    stance_true = truth[:, _G["stance_true"]] > 0.5
+    walking = est["walking"] > 0.5
+    phase = est["phase"]
+
+    # ticks scored for phase: truly walking, past the first strides of each start
+    scored = walking_true.copy()
+    run_index = 0
+    previous_walking = False
+    for s in strides:
+        if getattr(s, "walking", True):
+            run_index = run_index + 1 if previous_walking else 1
+            if run_index <= skip_strides:
+                scored &= ~((t >= s.t_heel_strike_s) & (t < s.t_end_s))
+        previous_walking = getattr(s, "walking", True)
+    both = scored & walking
+    err = _circular_error(phase[both], phase_true[both])
+
+    # events: every loading / unloading of the foot in the truth
+    edges = np.diff(stance_true.astype(np.int8))
+    true_hs = t[1:][edges == 1]
+    true_to = t[1:][edges == -1]
+    if stance_true[0]:
+        true_hs = np.concatenate([[t[0]], true_hs])
+    hs_lat, hs_missed, hs_false = match_events(true_hs, t[est["heel_strike"] > 0.5], t_end)
+    to_lat, to_missed, to_false = match_events(true_to, t[est["toe_off"] > 0.5], t_end)
+
+    # standing episodes
+    detect_s, pushoff_s, phase_s, resume_s = [], 0.0, 0.0, []
+    dt = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+    for a, b in _runs(~walking_true):
+        if a == 0:
+            continue                     # the session did not begin walking
+        stopped = np.flatnonzero(~walking[a:b])
+        detect_s.append(float(t[a + stopped[0]] - t[a]) if stopped.size else float(t[b - 1] - t[a]))
+        ph = phase[a:b]
+        phase_s += float(np.sum(ph >= 0.0)) * dt
+        pushoff_s += float(np.sum(ph >= pushoff_start_phase)) * dt
+        if b < len(t):                   # walking resumed in the truth: from its first heel strike
+            back = np.flatnonzero(walking[b:])
+            resume_s.append(float(t[b + back[0]] - t[b]) if back.size else float("inf"))
+
+    def ms(x, q):
+        return round(float(np.percentile(x, q)) * 1e3, 2) if len(x) else None
+
+    return {
+        "phase_rmse_pct": round(100.0 * float(np.sqrt(np.mean(err ** 2))), 3) if err.size else None,
+        "phase_p95_abs_pct": round(100.0 * float(np.percentile(np.abs(err), 95)), 3) if err.size else None,
+        "walking_missed_s": round(float(np.sum(scored & ~walking)) * dt, 3),
+        "hs_latency_ms_median": ms(hs_lat, 50),
+        "hs_latency_ms_p95": ms(hs_lat, 95),
+        "missed_heel_strikes": hs_missed,
+        "false_heel_strikes": hs_false,
+        "to_latency_ms_median": ms(to_lat, 50),
+        "to_latency_ms_p95": ms(to_lat, 95),
+        "missed_toe_offs": to_missed,
+        "false_toe_offs": to_false,
+        "standing_episodes": len(detect_s),
+        "standing_detect_s_max": round(max(detect_s), 3) if detect_s else None,
+        "phase_while_standing_s": round(phase_s, 3),
+        "pushoff_phase_while_standing_s": round(pushoff_s, 3),
+        "resume_after_heel_strike_s_max": round(max(resume_s), 3) if resume_s else None,
+    }
+
+
 def _power_W(telemetry: np.ndarray) -> np.ndarray:
     t = telemetry[:, _T["t"]]
     angle = telemetry[:, _T["ankle_angle"]]
@@ -117,24 +216,15 @@ def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[
     t_last = float(t[-1])
     mass = run.params["wearer.mass_kg"]
     power = _power_W(tel)
-    done = [s for s in run.strides if s.t_end_s <= t_last]
+    done = [s for s in run.strides if s.t_end_s <= t_last and s.walking]
     figures = [stride_figures(run, s, power) for s in done]
     walked = [f for f in figures if f.walking]
 
-    # true events up to EARLY_S past the end: an early detection just before the end is theirs
-    true_hs = [s.t_heel_strike_s for s in run.strides if s.t_heel_strike_s <= t_last + EARLY_S]
-    true_to = [s.t_toe_off_s for s in run.strides if s.t_toe_off_s <= t_last + EARLY_S]
-    hs_lat, hs_missed, hs_false = match_events(true_hs, t[tel[:, _T["heel_strike"]] > 0.5], t_last)
-    to_lat, to_missed, to_false = match_events(true_to, t[tel[:, _T["toe_off"]] > 0.5], t_last)
-
-    walking = tel[:, _T["walking"]] > 0.5
-    err = _circular_error(tel[walking, _T["phase"]], truth[walking, _G["phase_true"]])
+    gait = gait_figures(t, estimator_arrays(tel), truth, run.strides,
+                        pushoff_start_phase=run.params["pushoff.start_phase"])
     limit = run.params["safety.max_torque_Nm"]
     violations = int(np.sum((np.abs(tel[:, _T["torque_cmd_Nm"]]) > limit + 1e-9)
                             | (np.abs(tel[:, _T["torque_Nm"]]) > limit + TORQUE_TOLERANCE_NM)))
-
-    def ms(x, q):
-        return round(float(np.percentile(x, q)) * 1e3, 2) if len(x) else None
 
     def mean(values):
         return round(float(np.mean(values)), 4) if values else None
@@ -146,14 +236,7 @@ def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[
         "seed": seed,
         "strides": len(done),
         "strides_walking": len(walked),
-        "phase_rmse_pct": round(100.0 * float(np.sqrt(np.mean(err ** 2))), 3) if err.size else None,
-        "hs_latency_ms_median": ms(hs_lat, 50),
-        "hs_latency_ms_p95": ms(hs_lat, 95),
-        "missed_heel_strikes": hs_missed,
-        "false_heel_strikes": hs_false,
-        "to_latency_ms_median": ms(to_lat, 50),
-        "missed_toe_offs": to_missed,
-        "false_toe_offs": to_false,
+        **gait,
         "peak_torque_Nm": round(float(np.max(np.abs(tel[:, _T["torque_Nm"]]))), 2),
         "net_work_J_per_kg": mean([f.net_work_J_per_kg for f in walked]),
         "peak_power_W_per_kg": mean([f.peak_power_W_per_kg for f in walked]),

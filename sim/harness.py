@@ -21,14 +21,19 @@ from controller.params import ParamSet
 from hal.ak import AKDriver
 from hal.bus import BusConfig, open_bus
 from sim.devices import SimAnkle
-from sim.plant import build_plant
+from sim.plant import TRUTH_LENGTH, build_plant
 from sim.wearer import Stride, Wearer
 
 __all__ = ["SimRun", "run", "TRUTH_COLUMNS"]
 
 #: Columns of the ground-truth table (one row per tick), as written by AnklePlant.truth.
+#: phase_true is -1 while the wearer stands; walking_true is 1 in walking strides, 0 in
+#: standing segments; stride_index counts both (it indexes SimRun.strides).
 TRUTH_COLUMNS = ("t", "phase_true", "stance_true", "ankle_angle_true", "torque_true_Nm",
-                 "motor_temp_true_C", "stride_index")
+                 "motor_temp_true_C", "stride_index", "walking_true")
+if len(TRUTH_COLUMNS) != TRUTH_LENGTH:          # the compiled plant is older or newer than this file
+    raise ImportError(f"sim._plant writes {TRUTH_LENGTH} truth values, TRUTH_COLUMNS names "
+                      f"{len(TRUTH_COLUMNS)}: rebuild the plant")
 
 
 @dataclass
@@ -38,7 +43,7 @@ class SimRun:
     params: ParamSet
     telemetry: np.ndarray          # ticks x controller.loop.TELEMETRY_COLUMNS
     truth: np.ndarray              # ticks x TRUTH_COLUMNS
-    strides: List[Stride]          # ground truth of every stride begun
+    strides: List[Stride]          # ground truth of every stride and standing segment begun
     rate_Hz: float
     sim_seconds: float
     wall_seconds: float
@@ -49,7 +54,8 @@ class SimRun:
 
 
 def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float = 30.0,
-        mass_kg: float = 80.0, seed: int = 0, params: Optional[ParamSet] = None,
+        mass_kg: float = 80.0, seed: int = 0, stride_cv: float = 0.02,
+        params: Optional[ParamSet] = None,
         plant_overrides: Optional[Mapping[str, float]] = None,
         on_stride: Optional[Callable[[SimRun, Stride], None]] = None,
         mute_from_s: Optional[Mapping[str, float]] = None,
@@ -58,9 +64,12 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
     per-stride lines).  ``params`` defaults to the registry's defaults with
-    ``wearer.mass_kg = mass_kg``.  Fault injection: ``mute_from_s`` silences a
-    simulated source ("driver" replies, "imu", "load") from a time on;
-    ``host_stall_from_s`` stops the host's ticks (a hung host) from a time on.
+    ``wearer.mass_kg = mass_kg``.  ``stride_cv`` is the wearer's stride-to-stride
+    variability (coefficient of variation of stride time, 0..0.1).  Fault injection:
+    ``mute_from_s`` silences a simulated source ("driver" replies, "imu", "load")
+    from a time on; ``host_stall_from_s`` stops the host's ticks (a hung host) from
+    a time on.  Scenarios with standing (speed 0) add standing segments to
+    ``strides`` (``walking`` False), and ``on_stride`` is called for them too.
     """
     if not 0.0 < duration_s <= 3600.0:
         raise ValueError(f"duration {duration_s} s is outside 0..3600 s")
@@ -74,7 +83,7 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
                  "direction": params["actuator.direction"]}
     overrides.update(plant_overrides or {})
     plant = build_plant(overrides)
-    wearer = Wearer(scenario, speed_m_s, mass_kg, seed=seed)
+    wearer = Wearer(scenario, speed_m_s, mass_kg, stride_cv=stride_cv, seed=seed)
 
     config = BusConfig(interface="virtual", channel=f"ankle-sim-{uuid.uuid4().hex[:8]}")
     host_bus, sim_bus = open_bus(config), open_bus(config)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from hal.ak import mit_range
-from sim._plant import AnklePlant, PROFILE_CHANNELS
+from sim._plant import AnklePlant, PROFILE_CHANNELS, TRUTH_LENGTH
 
-__all__ = ["DEFAULTS", "build_plant", "AnklePlant", "PROFILE_CHANNELS"]
+__all__ = ["DEFAULTS", "build_plant", "AnklePlant", "PROFILE_CHANNELS", "TRUTH_LENGTH"]
 
 DEFAULTS: Dict[str, Any] = {
     "mass_kg": 80.0,
@@ -46,9 +46,11 @@ DEFAULTS: Dict[str, Any] = {
     # Sensor node.
     "gyro_noise_rad_s": 0.02,
     "gyro_bias_rad_s": 0.0,
+    "gyro_bias_drift_rad_s2": 0.0,        # bias change per second (a warming MEMS gyro), linear in time
     "accel_noise_m_s2": 0.05,
     "load_noise_N": 5.0,
     "load_offset_N": 0.0,
+    "load_offset_drift_N_s": 0.0,         # load-cell offset change per second (bridge drift), linear
     "initial_angle_rad": 0.0,
     "seed": 0,
 }

@@ -16,12 +16,14 @@ from sim.harness import TRUTH_COLUMNS, SimRun
 
 __all__ = ["LOG_COLUMNS", "write_log", "plot"]
 
-_INTEGER = {"heel_strike", "toe_off", "walking", "stance", "mode", "faults", "frames_lost"}
+_INTEGER = {"heel_strike", "toe_off", "walking", "stance", "mode", "faults", "frames_lost", "standing",
+            "gait_source"}
 #: (column name in the file, source table, source column)
 _LAYOUT = (
     [(c, "tel", c) for c in ("t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off",
                              "walking", "torque_Nm", "torque_cmd_Nm", "stance", "motor_angle", "motor_vel",
-                             "motor_temp_C", "mode", "faults", "frames_lost")]
+                             "motor_temp_C", "mode", "faults", "frames_lost", "standing", "gait_source",
+                             "confidence")]
     + [(c, "truth", c) for c in ("phase_true", "stance_true", "ankle_angle_true", "torque_true_Nm")]
 )
 LOG_COLUMNS = tuple(name for name, _, _ in _LAYOUT)

@@ -1,7 +1,9 @@
 """Named walking scenarios: what speed the simulated wearer walks at, and when.
 
 A scenario is a speed profile over time; the wearer takes the speed at each
-heel strike.  ``ankle sim --scenario NAME``.
+heel strike.  A speed of 0.0 means "the wearer stands now": the wearer stops at
+the next heel strike and stands until the speed is positive again, then
+initiates gait (see :mod:`sim.wearer`).  ``ankle sim --scenario NAME``.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ __all__ = ["Scenario", "SCENARIOS", "get"]
 class Scenario:
     name: str
     description: str
-    speed_at: Callable[[float, float], float]   # (t_s, nominal speed m/s) -> speed m/s
+    speed_at: Callable[[float, float], float]   # (t_s, nominal speed m/s) -> speed m/s, 0.0 = stand
 
 
 def _steady(t_s: float, v: float) -> float:
@@ -33,10 +35,29 @@ def _ramp(t_s: float, v: float) -> float:
     return v * (0.6 + 0.8 * (x if x <= 1.0 else 2.0 - x))
 
 
+def _slow_fast(t_s: float, v: float) -> float:
+    # abrupt steps between slow and fast every 15 s: the estimator's cadence must follow
+    # a doubling of speed within a stride or two (0.75 <-> 1.5 m/s at 1.25 nominal)
+    return v * (0.6, 1.2)[int(t_s // 15.0) % 2]
+
+
+def _stop_start(t_s: float, v: float) -> float:
+    # walk 15 s, stand 8 s, repeating: stopping and gait initiation, again and again
+    return v if t_s % 23.0 < 15.0 else 0.0
+
+
+def _stand(t_s: float, v: float) -> float:
+    # walk 6 s, then stand for good: long quiet standing with sway and weight shifts
+    return v if t_s < 6.0 else 0.0
+
+
 SCENARIOS: Dict[str, Scenario] = {s.name: s for s in (
     Scenario("steady", "constant speed", _steady),
     Scenario("speed-steps", "speed steps every 15 s: nominal, -30 %, +30 %", _speed_steps),
     Scenario("ramp", "speed ramps 60 % -> 140 % -> 60 % of nominal over 40 s", _ramp),
+    Scenario("slow-fast", "abrupt steps every 15 s between 60 % and 120 % of nominal", _slow_fast),
+    Scenario("stop-start", "walk 15 s, stand 8 s, repeating", _stop_start),
+    Scenario("stand", "walk 6 s, then stand for the rest of the run", _stand),
 )}
 
 

@@ -6,13 +6,24 @@ coefficient of variation of ``stride_cv``), and hands the plant that stride's
 reference trajectories scaled to body mass.  Every stride is recorded
 (``strides``) so evaluation can compare the controller's estimates with what
 really happened.
+
+When the scenario's speed at a heel strike is 0.0, the wearer stands instead:
+it hands the plant *standing segments* (same mechanism, ``walking`` False) of
+a few seconds each until the scenario walks again.  A standing spell begins at
+that heel strike (weight comes onto the foot, the foot goes flat, the shank
+comes upright), then sways quietly and shifts weight from leg to leg; the
+segment in which the scenario restarts ends with gait initiation: the foot
+unloads and swings forward like the reference swing at the new speed, so the
+next walking stride begins with an ordinary heel strike.  The wearer looks
+ahead in the scenario to cut the segments so that this works out.
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -23,17 +34,52 @@ __all__ = ["Stride", "Wearer", "STANDARD_GRAVITY"]
 
 STANDARD_GRAVITY = 9.80665
 PROFILE_POINTS = 1001
+#: Walking speeds the speed model covers (m/s); a scenario's walking speed is clamped to them.
+MIN_SPEED_M_S, MAX_SPEED_M_S = 0.45, 2.15
+
+# Standing (all times in seconds).  Sizes are those of quiet standing in adults: sway of a few
+# hundredths of a radian below 1 Hz, weight shifted between the legs over several seconds.
+LOAD_RISE_S = 0.1              # heel strike to weight on the foot
+FOOT_FLAT_S = 0.1              # the foot rotates flat after heel strike (as in loading response)
+SETTLE_S = 0.5                 # the shank comes from its heel-strike angle to upright
+UNLOAD_S = 0.1                 # gait initiation: the weight comes off the foot
+MIN_QUIET_S = 1.0              # shortest stand, heel strike to unloading (settle first)
+SEGMENT_S = (2.0, 4.0)         # standing segment lengths: 1001 points keep 4 ms resolution
+CROSSFADE_S = 1.5              # a segment's new sway and weight shift fade in over this
+SWAY_AMPLITUDE_RAD = (0.02, 0.04)
+SWAY_FREQUENCY_HZ = (0.2, 0.6)
+WEIGHT_MEAN_BW = 0.525         # weight on the prosthesis swings 0.25..0.8 body weight
+WEIGHT_SWING_BW = 0.275
+WEIGHT_PERIOD_S = ((5.0, 10.0), (3.0, 5.0))   # slow main shift, quicker smaller one
+COP_MEAN_M = 0.01              # centre of pressure ahead of the ankle: small plantar-flexor moment
+COP_PER_RAD = 0.2              # ... moving forward as the body sways forward
+MAX_STANDING_MOMENT_NM_KG = 0.15
+# The initiation swing starts from an upright, still shank instead of the trailing shank of
+# toe-off; it joins the reference swing by this share of the swing (an initial knee-flexion
+# dip, then the reference's forward swing and terminal swing unchanged, so the heel strike
+# that follows is the reference's).
+SWING_JOIN = 0.7
+RESTART_LOOKAHEAD_S = 8.0      # > SEGMENT_S[1] + SEGMENT_S[0]: see Wearer._standing_segment
+RESTART_SCAN_S = 0.02
 
 
 @dataclass(frozen=True)
 class Stride:
-    """Ground truth of one stride: heel strike at ``t_heel_strike_s``, toe-off at ``t_toe_off_s``."""
+    """Ground truth of one stride: heel strike at ``t_heel_strike_s``, toe-off at ``t_toe_off_s``.
+
+    ``walking`` False marks a standing segment: it starts at ``t_heel_strike_s``
+    (a real heel strike only for the first segment of a standing spell) and
+    lasts ``stride_s``; its ``speed_m_s`` is 0 and ``stance_fraction`` is the
+    share of it with the foot loaded (below 1 only for the segment that ends
+    with gait initiation), not a gait-cycle toe-off.
+    """
 
     index: int
     t_heel_strike_s: float
     stride_s: float
     stance_fraction: float
     speed_m_s: float
+    walking: bool = True
 
     @property
     def t_toe_off_s(self) -> float:
@@ -62,8 +108,196 @@ def _unit_profile(speed_cm_s: int) -> Tuple[np.ndarray, float, float]:
     return table, reference.stride_time_s(v), reference.stance_fraction(v)
 
 
+def _hermite_to_rest(t_s: np.ndarray, tau_s: float, x0: float, v0: float) -> Tuple[np.ndarray, np.ndarray]:
+    """A cubic from value ``x0`` and slope ``v0`` at t=0 to 0 with slope 0 at ``tau_s``; 0 after.
+
+    Returns (value, d/dt).  Added to a signal, it joins that signal smoothly to a
+    given start state: the way every transition here keeps gyro = d(angle)/dt.
+    """
+    s = np.clip(np.asarray(t_s, dtype=float) / tau_s, 0.0, 1.0)
+    value = x0 * (1.0 - 3.0 * s**2 + 2.0 * s**3) + v0 * tau_s * s * (1.0 - s) ** 2
+    slope = x0 * (6.0 * s**2 - 6.0 * s) / tau_s + v0 * (3.0 * s**2 - 4.0 * s + 1.0)
+    return value, slope
+
+
+def _smoothstep(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """0 -> 1 over x in 0..1 with zero slope at both ends: (value, d/dx)."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x), 6.0 * x * (1.0 - x)
+
+
+@dataclass(frozen=True)
+class _Sines:
+    """A sum of sines: ``sum(a * sin(2 pi f t + phi))``, t in seconds of the standing spell."""
+
+    amplitude: Tuple[float, ...]
+    frequency_Hz: Tuple[float, ...]
+    phase_rad: Tuple[float, ...]
+
+    def __call__(self, t_s: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        value = np.zeros_like(t_s)
+        slope = np.zeros_like(t_s)
+        for a, f, phi in zip(self.amplitude, self.frequency_Hz, self.phase_rad):
+            w = 2.0 * math.pi * f
+            value += a * np.sin(w * t_s + phi)
+            slope += a * w * np.cos(w * t_s + phi)
+        return value, slope
+
+
+@dataclass(frozen=True)
+class _Posture:
+    """One segment's random quiet-standing pattern: shank sway (rad) and weight shift (BW about the mean)."""
+
+    sway: _Sines
+    weight: _Sines
+
+    @staticmethod
+    def draw(rnd: random.Random, first: bool) -> "_Posture":
+        """Draw a pattern; the spell's first starts its weight shift at the mean (about half BW)."""
+        amplitude = rnd.uniform(*SWAY_AMPLITUDE_RAD)
+        share = rnd.uniform(0.5, 0.8)
+        sway = _Sines((amplitude * share, amplitude * (1.0 - share)),
+                      (rnd.uniform(*SWAY_FREQUENCY_HZ), rnd.uniform(*SWAY_FREQUENCY_HZ)),
+                      (rnd.uniform(0.0, 2.0 * math.pi), rnd.uniform(0.0, 2.0 * math.pi)))
+        share = rnd.uniform(0.6, 0.8)
+        periods = [rnd.uniform(*WEIGHT_PERIOD_S[0]), rnd.uniform(*WEIGHT_PERIOD_S[1])]
+        if first:
+            phases = [rnd.choice((0.0, math.pi)), rnd.choice((0.0, math.pi))]
+        else:
+            phases = [rnd.uniform(0.0, 2.0 * math.pi), rnd.uniform(0.0, 2.0 * math.pi)]
+        weight = _Sines((WEIGHT_SWING_BW * share, WEIGHT_SWING_BW * (1.0 - share)),
+                        (1.0 / periods[0], 1.0 / periods[1]), tuple(phases))
+        return _Posture(sway, weight)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """The state a standing spell starts from: the end of the stride whose heel strike begins it."""
+
+    shank_rad: float
+    shank_omega_rad_s: float
+    ankle_rad: float
+    ankle_vel_rad_s: float
+
+
+class _StandingSpell:
+    """One spell of standing, from the heel strike that ends walking to the gait initiation.
+
+    Its signals are functions of time since the spell began (``t`` below), so
+    the segments cut from it join without jumps.  Each segment brings a new
+    random posture (:class:`_Posture`), cross-faded in from the previous one.
+    """
+
+    def __init__(self, t_start_s: float, entry: Optional[_Entry], mass_kg: float):
+        self.t_start_s = t_start_s
+        self.entry = entry                    # None: the run starts standing (no heel strike)
+        self.mass_kg = mass_kg
+        self.previous: Optional[_Posture] = None
+        self.current: Optional[_Posture] = None
+        self.current_from_s = 0.0
+        self.unload_at_s: Optional[float] = None     # gait initiation planned: unloading begins
+        self.swing: Optional[Tuple[np.ndarray, np.ndarray, float]] = None
+        self.settle = (0.0, 0.0)              # shank offset and rate at heel strike, relative to sway
+
+    def new_segment(self, t: float, posture: _Posture) -> None:
+        """A segment starts at spell time ``t`` with ``posture`` fading in."""
+        first = self.current is None
+        self.previous, self.current, self.current_from_s = self.current, posture, t
+        if first and self.entry is not None:
+            angle, omega = self._posture(np.zeros(1), "sway")
+            self.settle = (self.entry.shank_rad - angle[0], self.entry.shank_omega_rad_s - omega[0])
+
+    def plan_initiation(self, unload_at_s: float, speed_m_s: float) -> float:
+        """Unload at spell time ``unload_at_s`` and swing into walking at ``speed_m_s``.
+
+        Returns the spell time of the heel strike that ends the swing.
+        """
+        unit, stride_s, stance_fraction = _unit_profile(int(round(speed_m_s * 100)))
+        phase = np.linspace(0.0, 1.0, PROFILE_POINTS)
+        self.unload_at_s = unload_at_s
+        self.swing = (unit, phase * stride_s - stance_fraction * stride_s, (1.0 - stance_fraction) * stride_s)
+        return unload_at_s + UNLOAD_S + self.swing[2]
+
+    # ------------------------------------------------------------------ signals
+    def _posture(self, t: np.ndarray, part: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Sway or weight shift (``part``) at spell times ``t``: the current posture faded in."""
+        value, slope = getattr(self.current, part)(t)
+        if self.previous is None:
+            return value, slope
+        old_value, old_slope = getattr(self.previous, part)(t)
+        w, dw = _smoothstep((t - self.current_from_s) / CROSSFADE_S)
+        dw = dw / CROSSFADE_S
+        # a convex blend stays within both patterns' bounds
+        return (w * value + (1.0 - w) * old_value,
+                w * slope + (1.0 - w) * old_slope + dw * (value - old_value))
+
+    def _shank_standing(self, t: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Shank angle and rate while the foot is down: sway, joined from the heel strike."""
+        angle, omega = self._posture(t, "sway")
+        d, dd = _hermite_to_rest(t, SETTLE_S, *self.settle)
+        return angle + d, omega + dd
+
+    def _foot_standing(self, t: np.ndarray, shank: np.ndarray, omega: np.ndarray):
+        """Ankle angle and rate with the foot down: foot flat (ankle = -shank) after heel strike."""
+        ankle, ankle_vel = -shank, -omega
+        if self.entry is not None:
+            # the foot's own angle to the ground, toe up at heel strike, goes flat
+            d, dd = _hermite_to_rest(t, FOOT_FLAT_S, self.entry.ankle_rad + self.entry.shank_rad,
+                                     self.entry.ankle_vel_rad_s + self.entry.shank_omega_rad_s)
+            ankle, ankle_vel = ankle + d, ankle_vel + dd
+        return ankle, ankle_vel
+
+    def sample(self, t: np.ndarray) -> np.ndarray:
+        """The profile (PROFILE_CHANNELS rows, SI units for this body mass) at spell times ``t``."""
+        shank, omega = self._shank_standing(t)
+        ankle, ankle_vel = self._foot_standing(t, shank, omega)
+        sway, _ = self._posture(t, "sway")
+        shift, _ = self._posture(t, "weight")
+        load_bw = WEIGHT_MEAN_BW + shift
+        if self.entry is not None:
+            # quarter sine: steepest at contact, as the impact of a heel strike
+            load_bw = load_bw * np.sin(0.5 * math.pi * np.clip(t / LOAD_RISE_S, 0.0, 1.0))
+        if self.unload_at_s is not None:
+            load_bw = load_bw * (1.0 - _smoothstep((t - self.unload_at_s) / UNLOAD_S)[0])
+            swing = t >= self.unload_at_s + UNLOAD_S
+            load_bw[swing] = 0.0
+            if swing.any():
+                shank[swing], omega[swing], ankle[swing], ankle_vel[swing] = self._swing(
+                    t[swing] - (self.unload_at_s + UNLOAD_S))
+        load_N = load_bw * self.mass_kg * STANDARD_GRAVITY
+        limit = MAX_STANDING_MOMENT_NM_KG * self.mass_kg
+        moment = np.clip(load_N * (COP_MEAN_M + COP_PER_RAD * sway), -limit, limit)
+        rows = {"ankle_angle_rad": ankle, "ankle_vel_rad_s": ankle_vel, "moment_Nm": moment,
+                "load_N": load_N, "shank_angle_rad": shank, "shank_omega_rad_s": omega}
+        return np.ascontiguousarray(np.vstack([rows[name] for name in PROFILE_CHANNELS]))
+
+    def _swing(self, t_swing: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The initiation swing at times since it began: the reference swing, joined from standing.
+
+        Returns shank angle, shank rate, ankle angle, ankle rate.
+        """
+        unit, t_in_swing, swing_s = self.swing
+        t0 = self.unload_at_s + UNLOAD_S
+        # the standing state at the swing's start (foot still flat, shank upright)
+        start = np.array([t0])
+        s0, w0 = self._shank_standing(start)
+        a0, v0 = self._foot_standing(start, s0, w0)
+        join_s = SWING_JOIN * swing_s
+        out = []
+        for angle_ch, rate_ch, x0, r0 in (("shank_angle_rad", "shank_omega_rad_s", s0[0], w0[0]),
+                                          ("ankle_angle_rad", "ankle_vel_rad_s", a0[0], v0[0])):
+            ref_angle = unit[PROFILE_CHANNELS.index(angle_ch)]
+            ref_rate = unit[PROFILE_CHANNELS.index(rate_ch)]
+            angle = np.interp(t_swing, t_in_swing, ref_angle)
+            rate = np.interp(t_swing, t_in_swing, ref_rate)
+            d, dd = _hermite_to_rest(t_swing, join_s, x0 - np.interp(0.0, t_in_swing, ref_angle),
+                                     r0 - np.interp(0.0, t_in_swing, ref_rate))
+            out += [angle + d, rate + dd]
+        return out[0], out[1], out[2], out[3]
+
+
 class Wearer:
-    """Chooses strides for a scenario; deterministic for a given ``seed``."""
+    """Chooses strides and standing segments for a scenario; deterministic for a given ``seed``."""
 
     def __init__(self, scenario: str = "steady", speed_m_s: float = 1.25, mass_kg: float = 80.0,
                  stride_cv: float = 0.02, seed: int = 0):
@@ -78,11 +312,25 @@ class Wearer:
         self.stride_cv = stride_cv
         self._random = random.Random(seed)
         self.strides: List[Stride] = []
+        self._last_profile: Optional[np.ndarray] = None
+        self._spell: Optional[_StandingSpell] = None
 
-    def next_stride(self, t_heel_strike_s: float) -> Tuple[np.ndarray, float, float]:
-        """The stride starting at ``t_heel_strike_s``: (profile (6, 1001), stride s, stance fraction)."""
-        v = self.scenario.speed_at(t_heel_strike_s, self.speed_m_s)
-        v = min(max(v, 0.45), 2.15)
+    def next_stride(self, t_heel_strike_s: float) -> Tuple[np.ndarray, float, float, bool]:
+        """The segment starting at ``t_heel_strike_s``, as :meth:`AnklePlant.queue_stride` takes it.
+
+        (profile (6, 1001), duration s, stance fraction, walking).  A walking stride
+        when the scenario walks at that time, otherwise a standing segment.
+        """
+        if self._spell is None:
+            v = self.scenario.speed_at(t_heel_strike_s, self.speed_m_s)
+            if v > 0.0:
+                return self._walking_stride(t_heel_strike_s, v)
+            self._spell = _StandingSpell(t_heel_strike_s, self._entry(), self.mass_kg)
+        return self._standing_segment(t_heel_strike_s)
+
+    def _walking_stride(self, t_heel_strike_s: float, v: float) -> Tuple[np.ndarray, float, float, bool]:
+        """One walking stride at speed ``v`` (clamped to the speed model), with stride-time variability."""
+        v = min(max(v, MIN_SPEED_M_S), MAX_SPEED_M_S)
         unit, nominal_s, stance_fraction = _unit_profile(int(round(v * 100)))
         factor = 1.0 + self.stride_cv * max(-3.0, min(3.0, self._random.gauss(0.0, 1.0)))
         stride_s = nominal_s * factor
@@ -92,4 +340,59 @@ class Wearer:
         for row, name in enumerate(PROFILE_CHANNELS):
             profile[row] *= scale.get(name, 1.0)
         self.strides.append(Stride(len(self.strides), t_heel_strike_s, stride_s, stance_fraction, v))
-        return np.ascontiguousarray(profile), stride_s, stance_fraction
+        self._last_profile = np.ascontiguousarray(profile)
+        return self._last_profile, stride_s, stance_fraction, True
+
+    def _entry(self) -> Optional[_Entry]:
+        """Where a standing spell starts from: the end of the previous segment (None at the start)."""
+        if self._last_profile is None:
+            return None
+        end = {name: self._last_profile[row, -1] for row, name in enumerate(PROFILE_CHANNELS)}
+        return _Entry(end["shank_angle_rad"], end["shank_omega_rad_s"], end["ankle_angle_rad"],
+                      end["ankle_vel_rad_s"])
+
+    def _restart_time(self, t_s: float) -> Optional[float]:
+        """The first time from ``t_s`` on (within the look-ahead) at which the scenario walks."""
+        speed_at = self.scenario.speed_at
+        if speed_at(t_s, self.speed_m_s) > 0.0:
+            return t_s
+        steps = int(RESTART_LOOKAHEAD_S / RESTART_SCAN_S)
+        for k in range(1, steps + 1):
+            hi = t_s + k * RESTART_SCAN_S
+            if speed_at(hi, self.speed_m_s) > 0.0:
+                lo = hi - RESTART_SCAN_S
+                for _ in range(30):          # bisect to well below a microsecond
+                    mid = 0.5 * (lo + hi)
+                    lo, hi = (lo, mid) if speed_at(mid, self.speed_m_s) > 0.0 else (mid, hi)
+                return hi
+        return None
+
+    def _standing_segment(self, t_s: float) -> Tuple[np.ndarray, float, float, bool]:
+        """The next standing segment of the current spell, starting at ``t_s``.
+
+        Segments last SEGMENT_S; when the scenario's restart is in sight they are
+        cut so that the one containing it ends with gait initiation (unloading at
+        the restart, then the swing), and is never shorter than the first.
+        """
+        spell = self._spell
+        t_rel = t_s - spell.t_start_s
+        spell.new_segment(t_rel, _Posture.draw(self._random, first=spell.current is None))
+        restart_s = self._restart_time(t_s)
+        quiet_s = None if restart_s is None else max(restart_s - t_s, MIN_QUIET_S - t_rel, 0.0)
+        loaded_share = 1.0
+        if quiet_s is not None and quiet_s <= SEGMENT_S[1]:
+            v = self.scenario.speed_at(max(restart_s, t_s + quiet_s), self.speed_m_s)
+            v = min(max(v, MIN_SPEED_M_S), MAX_SPEED_M_S)
+            duration_s = spell.plan_initiation(t_rel + quiet_s, v) - t_rel
+            loaded_share = (quiet_s + UNLOAD_S) / duration_s
+        elif quiet_s is not None and quiet_s <= SEGMENT_S[1] + SEGMENT_S[0]:
+            # leave at least one whole segment before the restart
+            duration_s = self._random.uniform(SEGMENT_S[0], quiet_s - SEGMENT_S[0])
+        else:
+            duration_s = self._random.uniform(*SEGMENT_S)
+        profile = spell.sample(t_rel + np.linspace(0.0, duration_s, PROFILE_POINTS))
+        self.strides.append(Stride(len(self.strides), t_s, duration_s, loaded_share, 0.0, walking=False))
+        self._last_profile = profile
+        if spell.unload_at_s is not None:
+            self._spell = None               # the next segment begins with a heel strike
+        return profile, duration_s, loaded_share, False

@@ -12,7 +12,7 @@ def inputs(**over):
 def gait(**over):
     d = dict(phase=0.3, heel_strike=0, toe_off=0, stance=1, walking=1, stride_time_s=1.1,
              stance_time_s=0.68, cadence_steps_min=109.0, t_heel_strike_s=0.7, t_toe_off_s=0.4,
-             confidence=1.0)
+             confidence=1.0, standing=0, source=1, stride_estimate_s=1.1)
     d.update(over)
     return d
 

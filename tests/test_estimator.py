@@ -1,4 +1,4 @@
-"""The estimator kernel on synthetic load traces with known events."""
+"""The estimator kernel on load-only traces with known events (the IMU-lost fallback)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -21,9 +21,10 @@ def walk_trace(stride_s=1.1, stance=0.62, strides=6, mass=80.0, rate_Hz=RATE_HZ,
 
 
 def run(t, load, **params):
+    """Load only: the gyro column is empty (NaN), as when the IMU is missing."""
     p = ParamSet(params)
     zeros = np.zeros_like(t)
-    return estimate(t, zeros, load, zeros, p)
+    return estimate(t, np.full_like(t, np.nan), load, zeros, p)
 
 
 def test_events_are_detected_once_each_with_the_hold_as_latency():
@@ -47,14 +48,15 @@ def test_walking_starts_after_one_plausible_stride_and_phase_is_time_based():
     assert np.all(out["phase"][out["walking"] == 0] == -1.0)
 
 
-def test_standing_still_stops_walking_after_max_stride():
+def test_standing_still_without_imu_stops_walking_after_an_overlong_stance():
     t, load, hs, _ = walk_trace(strides=3)
     t2 = np.arange(t[-1] + 1e-3, t[-1] + 4.0, 1e-3)
     t_all = np.concatenate([t, t2])
     load_all = np.concatenate([load, np.full(t2.size, 80 * G)])   # stands on the foot
     out = run(t_all, load_all)
     last_hs = t_all[out["heel_strike"] == 1][-1]
-    walking_after = out["walking"][t_all > last_hs + 2.5 + 0.01]
+    # without the IMU, standing is a stance 1.5x longer than the last one (+0.1 s)
+    walking_after = out["walking"][t_all > last_hs + 1.5 * 0.62 * 1.1 + 0.1 + 0.01]
     assert walking_after.size and not walking_after.any()
 
 

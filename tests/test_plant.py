@@ -96,3 +96,65 @@ def test_reply_reports_motor_side_state():
     assert rep["driver_id"] == DEFAULTS["driver_id"]
     assert rep["p_rad"] == pytest.approx(DEFAULTS["direction"] * DEFAULTS["ratio"] * plant.state[1], abs=1e-3)
     assert rep["temperature_C"] == 25
+
+
+def standing_profile(ankle_rad=0.0, load_N=400.0, moment_Nm=0.0):
+    """A constant standing profile (channels in PROFILE_CHANNELS order)."""
+    from sim.plant import PROFILE_CHANNELS
+    values = {"ankle_angle_rad": ankle_rad, "ankle_vel_rad_s": 0.0, "moment_Nm": moment_Nm,
+              "load_N": load_N, "shank_angle_rad": -ankle_rad, "shank_omega_rad_s": 0.0}
+    return np.ascontiguousarray(np.vstack([np.full(1001, values[c]) for c in PROFILE_CHANNELS]))
+
+
+def test_walking_strides_and_standing_segments_have_their_own_limits():
+    plant = build_plant()
+    profile = standing_profile()
+    with pytest.raises(ValueError, match="stride time"):
+        plant.queue_stride(profile, 12.0, 0.6)                  # too long for a stride
+    with pytest.raises(ValueError, match="stride time"):
+        plant.queue_stride(profile, 1.0, 1.0)                   # stance fraction of a standing segment
+    plant.queue_stride(profile, 12.0, 1.0, False)               # fine as standing
+    with pytest.raises(ValueError, match="standing"):
+        plant.queue_stride(profile, 40.0, 1.0, walking=False)
+
+
+def test_standing_segment_loads_and_holds_the_ankle_with_no_phase():
+    plant = build_plant({"initial_angle_rad": 0.2})
+    plant.queue_stride(standing_profile(ankle_rad=0.03), 3.0, 1.0, walking=False)
+    plant.start(0.0)
+    plant.advance(0.5)                                          # unpowered: only the wearer holds it
+    assert plant.state[1] == pytest.approx(0.03, abs=0.01)
+    row = np.zeros(8)
+    plant.truth(row)
+    t, phase, stance, angle, torque, temp, stride, walking = row
+    assert (phase, stance, walking, stride) == (-1.0, 1.0, 0.0, 0.0)
+
+
+def test_truth_marks_walking_strides():
+    plant, _ = walking_plant()
+    plant.advance(0.3)
+    row = np.zeros(8)
+    plant.truth(row)
+    assert row[7] == 1.0 and 0.2 < row[1] < 0.35
+    with pytest.raises(ValueError, match="8 values"):
+        plant.truth(np.zeros(7))
+
+
+def test_gyro_bias_and_load_offset_drift_linearly_with_time():
+    from hal._sensor_frames import decode_imu, decode_load
+    quiet = dict(load_noise_N=0.0, gyro_noise_rad_s=0.0, accel_noise_m_s2=0.0)
+    plain, _ = walking_plant(**quiet)
+    drifting, _ = walking_plant(gyro_bias_rad_s=0.01, gyro_bias_drift_rad_s2=0.002,
+                                load_offset_N=3.0, load_offset_drift_N_s=1.5, **quiet)
+    buf = bytearray(8)
+    for t in (0.5, 2.0, 4.0):
+        plain.advance(t)
+        drifting.advance(t)
+        gyro = [decode_imu(bytes(buf[:p.imu_payload(buf)]))["gyro_z_rad_s"] for p in (plain, drifting)]
+        load = [decode_load(bytes(buf[:p.load_payload(buf)]))["load_N"] for p in (plain, drifting)]
+        assert gyro[1] - gyro[0] == pytest.approx(0.01 + 0.002 * t, abs=0.0015)
+        assert load[1] - load[0] == pytest.approx(3.0 + 1.5 * t, abs=0.75)
+
+
+def test_drift_defaults_leave_the_sensors_unchanged():
+    assert DEFAULTS["gyro_bias_drift_rad_s2"] == 0.0 and DEFAULTS["load_offset_drift_N_s"] == 0.0
