@@ -30,6 +30,7 @@ test: build
 bench: build
 	$(PY) -m bench.sim_speed
 	$(PY) -m bench.codec
+	$(PY) -m bench.phase
 
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md

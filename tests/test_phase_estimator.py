@@ -200,3 +200,25 @@ def test_any_sensor_sequence_gives_sane_outputs(samples):
     assert np.all((out["walking"] == 0) | (out["standing"] == 0))      # never both
     ev = [1 if h else -1 for h, o in zip(out["heel_strike"], out["toe_off"]) if h or o]
     assert all(a != b for a, b in zip(ev, ev[1:]))
+
+
+# ---- on the full stack: the fallbacks are reported as faults and keep the events coming ----
+
+@pytest.mark.parametrize("source, fault, gait_source", [("imu", "imu_stale", 2), ("load", "load_stale", 3)])
+def test_sensor_loss_on_the_stack_is_a_fault_and_events_continue(source, fault, gait_source):
+    from controller.faults import fault_names
+    from controller.loop import TELEMETRY_COLUMNS
+    from sim import harness
+
+    lost_at = 9.0
+    run = harness.run(duration_s=16.0, seed=2, mute_from_s={source: lost_at})
+    col = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+    tel = run.telemetry
+    t = tel[:, col["t"]]
+    assert fault in fault_names(int(tel[-1, col["faults"]]))
+    true_hs = [s.t_heel_strike_s for s in run.strides if lost_at + 0.1 < s.t_heel_strike_s < t[-1] - 0.05]
+    detected = t[tel[:, col["heel_strike"]] == 1]
+    for hs in true_hs:
+        assert np.min(np.abs(detected - hs)) <= 0.025, f"heel strike at {hs:.3f} s not detected"
+    after = t > lost_at + 0.5
+    assert np.all(tel[after & (tel[:, col["walking"]] == 1), col["gait_source"]] == gait_source)
