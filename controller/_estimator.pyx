@@ -66,7 +66,7 @@ cdef class Estimator:
     def __cinit__(self):
         self.weight_N = 80.0 * STANDARD_GRAVITY
         self.hs_load_N = 0.15 * self.weight_N
-        self.to_load_N = 0.05 * self.weight_N
+        self.to_load_N = 0.03 * self.weight_N
         self.hold_s = 0.003
         self.min_stride_s = 0.6
         self.max_stride_s = 2.5

@@ -76,8 +76,9 @@ REGISTRY: Tuple[Param, ...] = (
     # --- estimator ----------------------------------------------------------------------
     _p("estimator.heel_strike_load_bw", "BW", 0.15, 0.05, 0.5, 0.01,
        "Pylon load above which the foot counts as loaded (heel strike)."),
-    _p("estimator.toe_off_load_bw", "BW", 0.05, 0.01, 0.3, 0.01,
-       "Pylon load below which the foot counts as unloaded (toe-off); below the heel-strike level."),
+    _p("estimator.toe_off_load_bw", "BW", 0.03, 0.01, 0.3, 0.01,
+       "Pylon load below which the foot counts as unloaded (toe-off); below the heel-strike level. "
+       "Keep it above about 3 standard deviations of the load cell's noise in swing."),
     _p("estimator.event_hold_s", "s", 0.003, 0.0, 0.05, 0.001,
        "Time a load condition must hold before the event is accepted (debounce)."),
     _p("estimator.min_stride_s", "s", 0.6, 0.3, 1.5, 0.05,
