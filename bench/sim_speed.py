@@ -23,7 +23,6 @@ def main(argv=None) -> None:
         run = harness.run(speed_m_s=args.speed, duration_s=args.duration, seed=seed)
         factors.append(run.sim_seconds / run.wall_seconds)
         summaries.append(evaluation.summary(run, scenario="steady", speed_m_s=args.speed, seed=seed))
-    ticks = args.duration * 1000.0
     emit({
         "bench": "sim_speed",
         "sim_seconds": args.duration,

@@ -42,5 +42,5 @@ cdef class Estimator:
 
     cdef void reset(self) noexcept nogil
     cdef void step(self, const Inputs* inp, double now_s) noexcept nogil
-    cdef void _heel_strike(self, double t_event_s, double now_s, bint imu_ok) noexcept nogil
+    cdef void _heel_strike(self, double t_event_s, bint imu_ok) noexcept nogil
     cdef void _toe_off(self, double t_event_s) noexcept nogil

@@ -206,7 +206,7 @@ cdef class Estimator:
                         if genuine:
                             if imu_ok and self.t_zero_cross_s >= 0.0 and 0.0 <= t_event - self.t_zero_cross_s < 0.2:
                                 self.hs_after_cross_s += 0.3 * (t_event - self.t_zero_cross_s - self.hs_after_cross_s)
-                            self._heel_strike(t_event, now_s, imu_ok)
+                            self._heel_strike(t_event, imu_ok)
                         else:
                             self.contact_counted = False
         else:
@@ -215,7 +215,7 @@ cdef class Estimator:
                 t_event = self.imu_hs_due_s
                 self.imu_hs_due_s = -1.0
                 g.stance = 1
-                self._heel_strike(t_event, now_s, imu_ok)
+                self._heel_strike(t_event, imu_ok)
             elif imu_ok and g.stance and g.walking and g.phase >= self.stance_fraction:
                 self._toe_off(now_s)
 
@@ -288,7 +288,7 @@ cdef class Estimator:
             g.source = GAIT_SOURCE_NONE
             g.stride_estimate_s = 0.0
 
-    cdef void _heel_strike(self, double t_event_s, double now_s, bint imu_ok) noexcept nogil:
+    cdef void _heel_strike(self, double t_event_s, bint imu_ok) noexcept nogil:
         """A real heel strike dated ``t_event_s``: close the stride, learn from it, start the next."""
         cdef GaitState* g = &self.state
         cdef double stride_s = t_event_s - g.t_heel_strike_s if g.t_heel_strike_s >= 0.0 else -1.0
