@@ -74,7 +74,7 @@ def run_scenario(label: str, scenario: str, speed_m_s: float, duration_s: float,
                       plant_overrides=IMPERFECT_SENSORS, stride_cv=STRIDE_CV)
     tel = run.telemetry
     t = tel[:, _COL["t"]]
-    pushoff = run.params["pushoff.start_phase"]
+    pushoff = evaluation.pushoff_start_phase(run.params)
     shank = evaluation.gait_figures(t, evaluation.estimator_arrays(tel), run.truth, run.strides,
                                     pushoff_start_phase=pushoff)
     plain = estimate(t, tel[:, _COL["shank_gyro"]], tel[:, _COL["load"]], tel[:, _COL["ankle_angle"]],

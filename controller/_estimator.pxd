@@ -12,7 +12,6 @@ cdef class Estimator:
     cdef double hold_s
     cdef double min_stride_s
     cdef double max_stride_s
-    cdef double sensor_timeout_s
     cdef double quiet_gyro_rad_s
     cdef double standing_after_s
     cdef double swing_gyro_rad_s

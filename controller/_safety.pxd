@@ -1,13 +1,16 @@
+cimport cython
 from libc.stdint cimport uint32_t
 from controller._types cimport Inputs, GaitState, Command
+from controller._monitor cimport Monitor
+from controller._thermal cimport ThermalModel
 
 
+@cython.final
 cdef class Safety:
+    cdef readonly Monitor monitor
+    cdef readonly ThermalModel thermal
     cdef double max_torque_Nm
     cdef double max_slew_Nm_s
-    cdef double motor_timeout_s
-    cdef double sensor_timeout_s
-    cdef double max_motor_temp_C
     cdef double stance_load_N
     cdef double passive_k
     cdef double passive_b
@@ -16,14 +19,26 @@ cdef class Safety:
     cdef double ramp_s
     cdef double kp_max
     cdef double kd_max
+    cdef double recover_s
+    cdef double soft_dorsi_rad, soft_plantar_rad, soft_k, soft_b
+    cdef double ratio_eff                 # ratio * efficiency (ankle torque -> motor torque)
     # state
-    cdef public uint32_t faults       # latched fault word (ANKLE_FAULT_*)
-    cdef public int mode              # ANKLE_MODE_*
-    cdef double t_safe_s              # when the safe state began
-    cdef double torque_at_safe_Nm     # feed-forward torque being ramped out
-    cdef double last_torque_Nm        # last feed-forward torque sent (slew reference)
-    cdef double last_now_s
+    cdef public uint32_t faults           # latched fault word (ANKLE_FAULT_*)
+    cdef readonly uint32_t warnings       # ANKLE_WARN_* this tick
+    cdef readonly int mode                # ANKLE_MODE_*
+    cdef public bint passive_selected     # the prosthetist chose passive mode
+    cdef readonly double assist           # 0..1 share of the push-off torque let through
+    cdef readonly double torque_limit_Nm  # limit in force this tick (after thermal derating)
+    cdef readonly double t_fault_s        # when the first fault of the present latch was seen
+    cdef readonly double t_safe_s         # when the safe state began
+    cdef double torque_at_safe_Nm         # feed-forward torque being ramped out
+    cdef double loaded_share              # safe state: 1 = passive foot (loaded), 0 = swing hold
+    cdef readonly double last_torque_Nm   # last feed-forward torque sent (slew reference)
+    cdef readonly double last_now_s
+    cdef double last_load_N               # load seen by the last check (clear_faults)
     cdef bint started
 
     cdef void arm(self, double now_s) noexcept nogil
+    cdef void check(self, Inputs* inp, double now_s) noexcept nogil
     cdef void step(self, Command* cmd, const Inputs* inp, const GaitState* gait, double now_s) noexcept nogil
+    cdef void _set_mode(self, double now_s) noexcept nogil

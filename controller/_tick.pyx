@@ -19,12 +19,18 @@ from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, decode_imu, d
 
 #: Columns of a telemetry row, in order (``publish``).  The first ones are DESIGN.md's replay
 #: columns; ``torque_Nm`` is the measured ankle torque, ``torque_cmd_Nm`` the commanded total.
+#: ``winding_temp_C`` is the thermal model's, ``torque_limit_Nm`` the limit after derating,
+#: ``pushoff_cmd_Nm`` the powered share sent, ``assist`` the share of push-off the safety stage
+#: lets through, ``speed_m_s`` the controller's speed estimate, ``stance_work_J_kg`` the net
+#: ankle work of the last completed stance.
 TELEMETRY_COLUMNS = (
     "t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
     "stance", "torque_Nm", "torque_cmd_Nm", "motor_angle", "motor_vel", "motor_temp_C",
     "mode", "faults", "stride_time_s", "frames_lost", "standing", "gait_source", "confidence",
+    "warnings", "winding_temp_C", "torque_limit_Nm", "pushoff_cmd_Nm", "assist", "speed_m_s",
+    "stance_work_J_kg", "supply_V",
 )
-cdef int N_TELEMETRY = 21
+cdef int N_TELEMETRY = 29
 
 
 cdef class Tick:
@@ -45,6 +51,7 @@ cdef class Tick:
     cdef public long frames_lost
     cdef int last_imu_seq
     cdef int last_load_seq
+    cdef bint poison_command        # fault injection: the controller's output becomes NaN
 
     def __cinit__(self):
         self.estimator = Estimator()
@@ -53,6 +60,7 @@ cdef class Tick:
         self.frames_lost = 0
         self.last_imu_seq = -1
         self.last_load_seq = -1
+        self.poison_command = False
         self._reset_inputs()
 
     def configure(self, params, dict mit_range, int driver_id, int reply_id=0):
@@ -93,6 +101,10 @@ cdef class Tick:
         self.inp.motor_temp_C = NAN
         self.inp.motor_error = 0
         self.inp.motor_rx_s = -1.0
+        self.inp.send_failures = 0
+        self.inp.bus_error_ticks = 0
+        self.inp.imu_valid = 0
+        self.inp.load_valid = 0
 
     def start(self, double now_s):
         """Begin supervised control at ``now_s``; the driver's activation reply counts as heard."""
@@ -161,14 +173,34 @@ cdef class Tick:
         return False
 
     cdef void _update(self, double now_s) noexcept nogil:
+        self.safety.check(&self.inp, now_s)
         self.estimator.step(&self.inp, now_s)
-        self.controller.step(&self.estimator.state, &self.inp, &self.cmd)
+        self.controller.step(&self.estimator.state, &self.inp, self.safety.assist, &self.cmd)
+        if self.poison_command:
+            self.cmd.torque_ff_Nm = NAN
         self.safety.step(&self.cmd, &self.inp, &self.estimator.state, now_s)
 
     def update(self, double now_s):
-        """Estimator -> controller -> safety for the tick at ``now_s`` (runs without the GIL)."""
+        """Monitor -> estimator -> controller -> safety for the tick at ``now_s`` (without the GIL)."""
         with nogil:
             self._update(now_s)
+
+    def note_link(self, int send_failures, int bus_error_ticks):
+        """The runner's link health: consecutive failed sends, consecutive ticks with error frames."""
+        self.inp.send_failures = send_failures
+        self.inp.bus_error_ticks = bus_error_ticks
+
+    def inject_nonfinite_command(self, bint on):
+        """Fault injection (simulator, tests, bench): while on, the controller's output is NaN."""
+        self.poison_command = on
+
+    def set_inputs(self, dict inputs):
+        """Replace the whole Inputs record (tests: drive the kernels with any input sequence)."""
+        self.inp = inputs
+
+    def clear_faults(self):
+        """Clear latched faults if safe (foot unloaded, causes gone); "" or the reason refused."""
+        return self.safety.clear_faults()
 
     def command_payload(self, unsigned char[::1] out):
         """Pack the bounded command as the driver's 8-byte MIT frame into ``out``.
@@ -215,6 +247,14 @@ cdef class Tick:
             r[18] = g.standing
             r[19] = g.source
             r[20] = g.confidence
+            r[21] = self.safety.warnings
+            r[22] = self.safety.thermal.winding_C
+            r[23] = self.safety.torque_limit_Nm
+            r[24] = self.cmd.pushoff_Nm
+            r[25] = self.safety.assist
+            r[26] = self.controller.speed_m_s
+            r[27] = self.controller.last_work_J_kg
+            r[28] = self.inp.supply_V
 
     # ---- read-only views for tools and tests ----
     @property

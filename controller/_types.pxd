@@ -11,14 +11,27 @@ from libc.stdint cimport uint32_t, int32_t
 
 cdef extern from *:
     """
-    /* Fault word bits (latched).  Mirrored in controller/faults.py. */
-    #define ANKLE_FAULT_MOTOR_STALE     (1u << 0)
-    #define ANKLE_FAULT_DRIVER_ERROR    (1u << 1)
-    #define ANKLE_FAULT_IMU_STALE       (1u << 2)
-    #define ANKLE_FAULT_LOAD_STALE      (1u << 3)
-    #define ANKLE_FAULT_NONFINITE_INPUT (1u << 4)
-    #define ANKLE_FAULT_NONFINITE_CMD   (1u << 5)
-    #define ANKLE_FAULT_OVER_TEMP       (1u << 6)
+    /* Fault word bits (latched).  Mirrored in controller/faults.py, with their bounds. */
+    #define ANKLE_FAULT_MOTOR_STALE     (1u << 0)   /* driver comms: reply age, send failures, error frames */
+    #define ANKLE_FAULT_DRIVER_ERROR    (1u << 1)   /* error code in a driver reply */
+    #define ANKLE_FAULT_IMU             (1u << 2)   /* IMU: no frames, stuck-at, out of range, NaN */
+    #define ANKLE_FAULT_LOAD            (1u << 3)   /* load cell: no frames, saturated, loaded in swing, NaN */
+    #define ANKLE_FAULT_NONFINITE_INPUT (1u << 4)   /* NaN/Inf in a driver value */
+    #define ANKLE_FAULT_NONFINITE_CMD   (1u << 5)   /* the controller produced NaN/Inf */
+    #define ANKLE_FAULT_OVER_TEMP       (1u << 6)   /* winding model, I2t or driver temperature at the limit */
+    #define ANKLE_FAULT_ENCODER         (1u << 7)   /* motor encoder jump, stuck-at, or mismatch with the joint */
+    #define ANKLE_FAULT_OVERRUN         (1u << 8)   /* ticks late 3 times running, or one gap > 5 ms */
+    #define ANKLE_FAULT_LOW_VOLTAGE     (1u << 9)   /* supply below safety.supply_min_V */
+    #define ANKLE_FAULT_PARAMS          (1u << 10)  /* parameter file corrupt at boot: powered mode refused */
+    /* Faults that only take powered push-off away (the impedance law goes on, events from the
+       other sensor); every other fault puts the ankle in the safe state. */
+    #define ANKLE_FAULTS_DEGRADING (ANKLE_FAULT_IMU | ANKLE_FAULT_LOAD)
+
+    /* Warning word bits (recomputed every tick, never latched). */
+    #define ANKLE_WARN_THERMAL_DERATE  (1u << 0)   /* torque limit derated for temperature */
+    #define ANKLE_WARN_THERMAL_ALERT   (1u << 1)   /* winding above thermal.alert_degC */
+    #define ANKLE_WARN_SUPPLY_LOW      (1u << 2)   /* supply below safety.supply_warn_V: push-off scaled down */
+    #define ANKLE_WARN_SUPPLY_UNKNOWN  (1u << 3)   /* no supply reading: no push-off */
 
     /* Where the estimator's phase comes from (GaitState.source). */
     #define GAIT_SOURCE_NONE  0   /* not walking */
@@ -29,15 +42,25 @@ cdef extern from *:
     /* Controller modes. */
     #define ANKLE_MODE_STANDBY 0
     #define ANKLE_MODE_WALK    1
-    #define ANKLE_MODE_SAFE    2
+    #define ANKLE_MODE_SAFE    2   /* latched fault: passive spring-damper / hold / damped hold */
+    #define ANKLE_MODE_PASSIVE 3   /* impedance law without powered push-off (sensor fault, or chosen) */
     """
     uint32_t ANKLE_FAULT_MOTOR_STALE
     uint32_t ANKLE_FAULT_DRIVER_ERROR
-    uint32_t ANKLE_FAULT_IMU_STALE
-    uint32_t ANKLE_FAULT_LOAD_STALE
+    uint32_t ANKLE_FAULT_IMU
+    uint32_t ANKLE_FAULT_LOAD
     uint32_t ANKLE_FAULT_NONFINITE_INPUT
     uint32_t ANKLE_FAULT_NONFINITE_CMD
     uint32_t ANKLE_FAULT_OVER_TEMP
+    uint32_t ANKLE_FAULT_ENCODER
+    uint32_t ANKLE_FAULT_OVERRUN
+    uint32_t ANKLE_FAULT_LOW_VOLTAGE
+    uint32_t ANKLE_FAULT_PARAMS
+    uint32_t ANKLE_FAULTS_DEGRADING
+    uint32_t ANKLE_WARN_THERMAL_DERATE
+    uint32_t ANKLE_WARN_THERMAL_ALERT
+    uint32_t ANKLE_WARN_SUPPLY_LOW
+    uint32_t ANKLE_WARN_SUPPLY_UNKNOWN
     int GAIT_SOURCE_NONE
     int GAIT_SOURCE_SHANK
     int GAIT_SOURCE_TIME
@@ -45,6 +68,7 @@ cdef extern from *:
     int ANKLE_MODE_STANDBY
     int ANKLE_MODE_WALK
     int ANKLE_MODE_SAFE
+    int ANKLE_MODE_PASSIVE
 
 
 ctypedef struct Inputs:
@@ -68,6 +92,12 @@ ctypedef struct Inputs:
     double motor_temp_C
     int32_t motor_error          # driver error code, 0 = none
     double motor_rx_s            # host time the last reply arrived
+    # Link health, written by the runner.
+    int32_t send_failures        # consecutive failed command sends
+    int32_t bus_error_ticks      # consecutive ticks that brought CAN error frames
+    # Written by the safety monitor before the estimator runs: 0 = do not use this sensor.
+    int32_t imu_valid
+    int32_t load_valid
 
 
 ctypedef struct GaitState:
@@ -99,3 +129,5 @@ ctypedef struct Command:
     double kp_Nm_rad
     double kd_Nms_rad
     double torque_expected_Nm    # total torque the command asks for at the present state
+    double pushoff_Nm            # the powered push-off share of torque_ff_Nm (the safety stage
+                                 # scales it down first: low battery, sensor faults, passive mode)

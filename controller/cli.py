@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from controller.params import REGISTRY, ParamError, groups, markdown_reference
+from sim.faults import KINDS as FAULT_KINDS
 
 __all__ = ["main"]
 
@@ -43,6 +44,21 @@ def _writable(text: str) -> Path:
     return path
 
 
+def _injection(text: str):
+    from sim.faults import Injection
+    kind, at, rest = text.partition("@")
+    t_text, _, value_text = rest.partition(":")
+    if not at or kind not in FAULT_KINDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KIND@T[:VALUE] with KIND one of "
+                                         f"{', '.join(sorted(FAULT_KINDS))}")
+    try:
+        t_s = float(t_text)
+        value = float(value_text) if value_text else float("nan")
+        return Injection(kind, t_s, value=value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ankle", description="Powered ankle-foot prosthesis controller.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -62,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="body mass in kg (default 80)")
     s.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1, ""), default=0, metavar="N",
                    help="random seed for noise and stride variability (default 0)")
+    s.add_argument("--params", type=Path, metavar="FILE",
+                   help="parameter file (controller.paramstore; a corrupt file falls back to its backup "
+                        "or the defaults and refuses powered mode)")
+    s.add_argument("--inject", type=_injection, action="append", default=[], metavar="KIND@T[:VALUE]",
+                   help="inject a fault at T s (repeatable), e.g. imu_loss@10 or low_voltage@8:20; "
+                        "kinds: " + ", ".join(sorted(FAULT_KINDS)))
     s.add_argument("--log", type=_writable, metavar="F.csv", help="write the session log (CSV)")
     s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -94,12 +116,29 @@ def _cmd_sim(args) -> int:
         else:
             print(f"standing   {stride.t_heel_strike_s:8.2f} s .. {stride.t_end_s:8.2f} s", flush=True)
 
+    params, boot_faults, param_problems = None, 0, ()
+    if args.params is not None:
+        from controller import paramstore
+        from controller.faults import FAULT_BITS
+        loaded = paramstore.load(args.params)
+        params, param_problems = loaded.params, loaded.problems
+        if loaded.corrupt:
+            boot_faults = next(bit for bit, (name, _) in FAULT_BITS.items() if name == "params")
+        if not args.json:
+            print(f"parameters: {loaded.source} ({args.params})", flush=True)
+            for line in loaded.problems:
+                print(f"  {line}", flush=True)
     if not args.json:
         print(f"walking the simulated wearer: scenario {args.scenario}, {args.speed:g} m/s, "
               f"{args.mass:g} kg, {args.duration:g} s, seed {args.seed}", flush=True)
+        for inj in args.inject:
+            print(f"  injecting {inj.kind} at {inj.t_s:g} s", flush=True)
     run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
-                      mass_kg=args.mass, seed=args.seed, on_stride=per_stride)
+                      mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
+                      faults=args.inject, boot_faults=boot_faults)
     result = evaluation.summary(run, scenario=args.scenario, speed_m_s=args.speed, seed=args.seed)
+    result["param_problems"] = list(param_problems)
+    result["injected"] = [f"{i.kind}@{i.t_s:g}" for i in args.inject]
     if args.log:
         report.write_log(run, args.log)
         result["log"] = str(args.log)
@@ -134,7 +173,11 @@ def _print_summary(r) -> None:
           f"{r['torque_limit_violations']} violations)")
     print(f"  net stance work    {f(r['net_work_J_per_kg'], '+.3f')} J/kg per stride")
     print(f"  peak ankle power   {f(r['peak_power_W_per_kg'], '.2f')} W/kg")
+    print(f"  speed estimate     {f(r['speed_estimate_m_s'], '.2f')} m/s; work target "
+          f"{f(r['work_target_J_kg'], '+.3f')} J/kg")
     print(f"  faults             {', '.join(r['faults']) or 'none'}; final mode {r['final_mode']}")
+    print(f"  warnings           {', '.join(r['warnings']) or 'none'}; motor winding (model) "
+          f"{f(r['winding_temp_max_C'], '.1f')} degC max")
     for key in ("log", "plot"):
         if key in r:
             print(f"  {key:<18} {r[key]}")

@@ -50,18 +50,27 @@ class HostLoop:
         self.telemetry = telemetry
         self.frames_sent = 0
         self.send_errors = 0
+        self.error_frames = 0
+        self._send_failures = 0      # consecutive
+        self._error_ticks = 0        # consecutive ticks that brought error frames
         self._payload = bytearray(8)
 
     def tick(self, now_s: float, row: int) -> None:
         """Run the tick at ``now_s`` and record it in telemetry row ``row``."""
         recv, ingest = self.bus.recv, self.kernel.ingest
         # read: everything that arrived since the last tick
+        error_frames = 0
         while True:
             msg = recv(0.0)
             if msg is None:
                 break
-            if not (msg.is_extended_id or msg.is_error_frame or msg.is_remote_frame):
+            if msg.is_error_frame:
+                error_frames += 1
+            elif not (msg.is_extended_id or msg.is_remote_frame):
                 ingest(msg.arbitration_id, msg.data, now_s)
+        self.error_frames += error_frames
+        self._error_ticks = self._error_ticks + 1 if error_frames else 0
+        self.kernel.note_link(self._send_failures, self._error_ticks)
         # update: estimator -> controller -> safety, without the GIL
         self.kernel.update(now_s)
         # write: one command frame; a frame that cannot be encoded is not sent (the driver's
@@ -71,6 +80,8 @@ class HostLoop:
                 self.bus.send(can.Message(arbitration_id=self.kernel.driver_id,
                                           data=bytes(self._payload), is_extended_id=False))
                 self.frames_sent += 1
+                self._send_failures = 0
             except can.CanError:
                 self.send_errors += 1
+                self._send_failures += 1
         self.kernel.publish(self.telemetry, row)

@@ -17,8 +17,28 @@ inertia moved only by the prosthesis.
 The motor drives the ankle through a rigid transmission (ratio N, efficiency
 eta), so its rotor inertia appears at the ankle multiplied by N^2.  The
 driver runs its MIT law (kp, kd, feed-forward) at the plant's internal rate
-(10 kHz), limits torque to its rating, heats up (first-order winding model)
-and goes limp (damped) when no command arrives within its watchdog timeout.
+(10 kHz) on its own encoder, limits torque to its rating and goes limp
+(damped) when no command arrives within its watchdog timeout.
+
+Heat: a two-node model.  The winding (capacity C_w, resistance R_wc to the
+case) takes the copper loss I^2 R(T_w), with R rising 0.393 %/K from its 25 degC
+value, plus any injected extra heat; the case (C_c, R_ca to ambient) passes it
+on to the air.  The driver's temperature sensor sits on the housing/board, so
+the reply's temperature byte reports the CASE temperature: the winding runs
+hotter (by P * R_wc in steady state) and the host must model it itself.  The
+driver protects itself as a real one does, by reporting an error code in its
+replies: 1 (over-temperature) when the case exceeds ``driver_overtemp_degC``,
+4 (under-voltage) when the supply is below ``driver_undervoltage_V``.
+
+Fault injection (see :mod:`sim.faults`; :class:`sim.devices.SimAnkle` drives
+these): :meth:`AnklePlant.set_encoder_fault` (the driver's encoder jumps or
+sticks; its own MIT law then runs on the faulty reading too, as a real driver's
+does), :meth:`AnklePlant.set_imu_fault`, :meth:`AnklePlant.set_load_fault`,
+:meth:`AnklePlant.set_extra_heat_W`, :meth:`AnklePlant.set_supply_V` and
+``error_code`` (a hardware error the driver reports).  All act only from the
+moment they are set, and the sensor noise is drawn whether or not a fault
+replaces the sample, so a run with a fault is identical to one without it
+until the fault begins.
 
 The sensor node adds noise, a gyro bias and a load-cell offset; both of the
 latter may drift linearly with time (``gyro_bias_drift_rad_s2``,
@@ -41,7 +61,35 @@ cdef int PROFILE_POINTS = 1001            # samples per stride profile (uniform 
 cdef double MAX_WALKING_STRIDE_S = 10.0
 cdef double MAX_STANDING_SEGMENT_S = 30.0
 #: Values written by :meth:`AnklePlant.truth` (see ``sim.harness.TRUTH_COLUMNS``).
-TRUTH_LENGTH = 8
+TRUTH_LENGTH = 9
+# Copper's temperature coefficient of resistance, and the temperature the winding resistance
+# setting is given at.
+cdef double COPPER_ALPHA_PER_K = 0.00393
+cdef double COPPER_REFERENCE_C = 25.0
+
+# AK-series reply error codes the driver raises by itself (hal.ak.AK_ERROR_CODES).
+cdef enum:
+    AK_ERROR_NONE = 0
+    AK_ERROR_OVER_TEMPERATURE = 1
+    AK_ERROR_UNDER_VOLTAGE = 4
+
+# Fault modes of the setters (published below as Python ints).
+cdef enum:
+    _ENCODER_OK = 0         # the encoder reads the true position
+    _ENCODER_OFFSET = 1     # it reads the true position plus a fixed offset (a jump)
+    _ENCODER_STUCK = 2      # it reads the position it had when the fault was set; velocity 0
+    _IMU_OK = 0
+    _IMU_STUCK = 1          # every frame repeats the first sample taken after the fault was set
+    _IMU_GYRO_CONSTANT = 2  # the gyro reads a constant (range fault); the accelerometers are fine
+    _LOAD_OK = 0
+    _LOAD_CONSTANT = 1      # the load reads a constant (stuck bridge, saturation)
+
+#: Modes of :meth:`AnklePlant.set_encoder_fault`.
+ENCODER_OK, ENCODER_OFFSET, ENCODER_STUCK = _ENCODER_OK, _ENCODER_OFFSET, _ENCODER_STUCK
+#: Modes of :meth:`AnklePlant.set_imu_fault`.
+IMU_OK, IMU_STUCK, IMU_GYRO_CONSTANT = _IMU_OK, _IMU_STUCK, _IMU_GYRO_CONSTANT
+#: Modes of :meth:`AnklePlant.set_load_fault`.
+LOAD_OK, LOAD_CONSTANT = _LOAD_OK, _LOAD_CONSTANT
 
 # Stride profile channels (rows of the profile buffers).
 cdef enum:
@@ -85,12 +133,29 @@ cdef class AnklePlant:
     cdef MitCommand cmd
     cdef public bint driver_active
     cdef public bint watchdog_tripped
+    cdef public double watchdog_trip_s      # when the watchdog last tripped (-1 = never)
     cdef double last_cmd_s, watchdog_s, limp_kd
     cdef double zero_offset_rad             # motor-side encoder offset set by the zero frame
     cdef double tau_motor_Nm, torque_limit_Nm
-    cdef double temp_C, ambient_C, kt_Nm_A, winding_ohm, r_th_K_W, c_th_J_K
+    cdef double kt_Nm_A, winding_ohm_25C
     cdef public int driver_id
+    #: A hardware error the driver reports in every reply (0 none; fault injection).  The
+    #: driver's own over-temperature and under-voltage codes come on top (see reply_payload).
     cdef public int error_code
+    cdef double overtemp_C, undervoltage_V
+    #: Supply voltage [V] (set with :meth:`set_supply_V`).
+    cdef readonly double supply_V
+    # heat: two nodes, winding and case
+    cdef double winding_C, case_C, ambient_C
+    cdef double c_winding_J_K, r_winding_case_K_W, c_case_J_K, r_case_ambient_K_W
+    cdef double extra_heat_W                # injected heat into the winding
+    cdef double extra_case_heat_W           # injected heat into the case (hot surroundings)
+    # injected sensor faults (see the set_*_fault methods)
+    cdef int encoder_mode, imu_mode, load_mode
+    cdef double encoder_offset_motor_rad, encoder_frozen_raw_rad
+    cdef double imu_gyro_rad_s, load_constant_N
+    cdef bint imu_held_valid
+    cdef double imu_held_gyro, imu_held_ax, imu_held_ay
     # sensor node
     cdef double gyro_noise, gyro_bias, accel_noise, load_noise, load_offset
     cdef double gyro_bias_drift, load_offset_drift   # per second of simulated time
@@ -123,9 +188,20 @@ cdef class AnklePlant:
         self.driver_id = c["driver_id"]
         self.ambient_C = c["ambient_degC"]
         self.kt_Nm_A = c["torque_constant_Nm_A"]
-        self.winding_ohm = c["winding_resistance_ohm"]
-        self.r_th_K_W = c["thermal_resistance_K_W"]
-        self.c_th_J_K = c["thermal_capacity_J_K"]
+        self.winding_ohm_25C = c["winding_resistance_ohm"]
+        self.c_winding_J_K = c["winding_capacity_J_K"]
+        self.r_winding_case_K_W = c["winding_to_case_K_W"]
+        self.c_case_J_K = c["case_capacity_J_K"]
+        self.r_case_ambient_K_W = c["case_to_ambient_K_W"]
+        if min(self.c_winding_J_K, self.r_winding_case_K_W, self.c_case_J_K,
+               self.r_case_ambient_K_W) <= 0.0:
+            raise ValueError("thermal capacities and resistances must be > 0")
+        # None: start at ambient
+        self.winding_C = self.ambient_C if c["initial_winding_degC"] is None else c["initial_winding_degC"]
+        self.case_C = self.ambient_C if c["initial_case_degC"] is None else c["initial_case_degC"]
+        self.overtemp_C = c["driver_overtemp_degC"]
+        self.undervoltage_V = c["driver_undervoltage_V"]
+        self.supply_V = c["supply_V"]
         self.gyro_noise = c["gyro_noise_rad_s"]
         self.gyro_bias = c["gyro_bias_rad_s"]
         self.accel_noise = c["accel_noise_m_s2"]
@@ -150,10 +226,20 @@ cdef class AnklePlant:
         self.tau_motor_Nm = 0.0
         self.driver_active = False
         self.watchdog_tripped = False
+        self.watchdog_trip_s = -1.0
         self.last_cmd_s = -1.0
         self.zero_offset_rad = 0.0
-        self.temp_C = self.ambient_C
         self.error_code = 0
+        self.extra_heat_W = 0.0
+        self.extra_case_heat_W = 0.0
+        self.encoder_mode = _ENCODER_OK
+        self.encoder_offset_motor_rad = 0.0
+        self.encoder_frozen_raw_rad = 0.0
+        self.imu_mode = _IMU_OK
+        self.imu_held_valid = False
+        self.imu_gyro_rad_s = 0.0
+        self.load_mode = _LOAD_OK
+        self.load_constant_N = 0.0
         self.imu_seq = 0
         self.load_seq = 0
         self.status_seq = 0
@@ -239,19 +325,36 @@ cdef class AnklePlant:
                 self.watchdog_tripped = False
         return kind
 
+    cdef inline double encoder_raw(self) noexcept nogil:
+        # what the driver's encoder reads before the zero frame's offset (motor side, rad)
+        if self.encoder_mode == _ENCODER_STUCK:
+            return self.encoder_frozen_raw_rad
+        if self.encoder_mode == _ENCODER_OFFSET:
+            return self.direction * self.ratio * self.theta + self.encoder_offset_motor_rad
+        return self.direction * self.ratio * self.theta
+
     cdef inline double motor_position(self) noexcept nogil:
-        return self.direction * self.ratio * self.theta - self.zero_offset_rad
+        # the driver's position reading: its MIT law and its replies both use it
+        return self.encoder_raw() - self.zero_offset_rad
+
+    cdef inline double motor_velocity(self) noexcept nogil:
+        # the driver's velocity reading (a stuck encoder reads no motion)
+        if self.encoder_mode == _ENCODER_STUCK:
+            return 0.0
+        return self.direction * self.ratio * self.omega
 
     # ---------------------------------------------------------------- physics
     cdef void substep(self, double h) noexcept nogil:
         cdef double p = self.motor_position()
-        cdef double v = self.direction * self.ratio * self.omega
-        cdef double tau_m, phase, load, m_ext, accel, current, heat
+        cdef double v = self.motor_velocity()
+        cdef double tau_m, phase, load, m_ext, accel, current, r_ohm, q_wc_W, q_ca_W
         # driver inner loop
         if self.driver_active and self.t_s - self.last_cmd_s <= self.watchdog_s:
             tau_m = (self.cmd.kp_Nm_rad * (self.cmd.p_rad - p) + self.cmd.kd_Nms_rad * (self.cmd.v_rad_s - v)
                      + self.cmd.t_Nm)
         elif self.driver_active:
+            if not self.watchdog_tripped:
+                self.watchdog_trip_s = self.t_s
             self.watchdog_tripped = True
             tau_m = -self.limp_kd * v
         else:
@@ -259,10 +362,15 @@ cdef class AnklePlant:
         tau_m = clamp(tau_m, -self.torque_limit_Nm, self.torque_limit_Nm)
         self.tau_motor_Nm = tau_m
         self.tau_pf_Nm = -self.direction * self.ratio * self.efficiency * tau_m
-        # winding temperature, first order: I^2 R in, (T - ambient)/R_th out
+        # heat, two nodes: copper loss (resistance rising with the winding's temperature) and
+        # injected heat into the winding, winding -> case -> ambient.  Explicit Euler is fine
+        # while the shortest time constant (C_w * R_wc, a minute by default) >> h (0.1 ms).
         current = tau_m / self.kt_Nm_A
-        heat = current * current * self.winding_ohm - (self.temp_C - self.ambient_C) / self.r_th_K_W
-        self.temp_C += heat / self.c_th_J_K * h
+        r_ohm = self.winding_ohm_25C * (1.0 + COPPER_ALPHA_PER_K * (self.winding_C - COPPER_REFERENCE_C))
+        q_wc_W = (self.winding_C - self.case_C) / self.r_winding_case_K_W
+        q_ca_W = (self.case_C - self.ambient_C) / self.r_case_ambient_K_W
+        self.winding_C += (current * current * r_ohm + self.extra_heat_W - q_wc_W) / self.c_winding_J_K * h
+        self.case_C += (q_wc_W - q_ca_W + self.extra_case_heat_W) / self.c_case_J_K * h
         # the wearer's load whenever the foot bears weight: stance, and standing (the ankle is
         # held foot-flat by the same spring-damper, so standing needs no special case here)
         m_ext = 0.0
@@ -323,19 +431,38 @@ cdef class AnklePlant:
         return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2)
 
     # ---------------------------------------------------------------- frames out
+    cdef int reply_error(self) noexcept nogil:
+        # one code per reply: an injected hardware error first, then the driver's own checks
+        if self.error_code != AK_ERROR_NONE:
+            return self.error_code
+        if self.case_C > self.overtemp_C:
+            return AK_ERROR_OVER_TEMPERATURE
+        if self.supply_V < self.undervoltage_V:
+            return AK_ERROR_UNDER_VOLTAGE
+        return AK_ERROR_NONE
+
     def reply_payload(self, unsigned char[::1] out):
-        """The driver's reply to the last command (motor side), 8 bytes; returns the DLC."""
+        """The driver's reply to the last command (motor side), 8 bytes; returns the DLC.
+
+        Position and velocity as its encoder reads them; temperature: the CASE node, rounded
+        (the driver's sensor is on the housing/board); error: :attr:`error_code` if set, else
+        1 when the case is over ``driver_overtemp_degC``, else 4 when the supply is under
+        ``driver_undervoltage_V``, else 0.
+        """
         cdef MitReply rep
         rep.driver_id = self.driver_id
         rep.p_rad = self.motor_position()
-        rep.v_rad_s = self.direction * self.ratio * self.omega
+        rep.v_rad_s = self.motor_velocity()
         rep.t_Nm = self.tau_motor_Nm
-        rep.temperature_C = <int>(self.temp_C + 0.5)
-        rep.error_code = self.error_code
+        rep.temperature_C = <int>floor(self.case_C + 0.5)
+        rep.error_code = self.reply_error()
         return mit_pack_reply(&out[0], &self.rng, &rep)
 
     def imu_payload(self, unsigned char[::1] out):
-        """One shank IMU sample at the present time, with noise and bias; returns the DLC."""
+        """One shank IMU sample at the present time, with noise and bias; returns the DLC.
+
+        An IMU fault (:meth:`set_imu_fault`) replaces the sample after it is drawn.
+        """
         cdef ImuFrame f
         cdef double phase, shank_angle = 0.0, omega = 0.0
         if self.started:
@@ -347,31 +474,48 @@ cdef class AnklePlant:
         # gravity seen by a shank-fixed accelerometer (x along walking, y up the shank)
         f.accel_x_m_s2 = STANDARD_GRAVITY * sin(shank_angle) + self.accel_noise * self.gauss()
         f.accel_y_m_s2 = STANDARD_GRAVITY * cos(shank_angle) + self.accel_noise * self.gauss()
+        if self.imu_mode == _IMU_STUCK:
+            if not self.imu_held_valid:          # the first sample since the fault was set
+                self.imu_held_gyro = f.gyro_z_rad_s
+                self.imu_held_ax = f.accel_x_m_s2
+                self.imu_held_ay = f.accel_y_m_s2
+                self.imu_held_valid = True
+            f.gyro_z_rad_s = self.imu_held_gyro
+            f.accel_x_m_s2 = self.imu_held_ax
+            f.accel_y_m_s2 = self.imu_held_ay
+        elif self.imu_mode == _IMU_GYRO_CONSTANT:
+            f.gyro_z_rad_s = self.imu_gyro_rad_s
         f.seq = self.imu_seq
         f.status = 0
         self.imu_seq = (self.imu_seq + 1) & 0xFF
         return encode_imu(&out[0], &f)
 
     def load_payload(self, unsigned char[::1] out):
-        """One pylon-load and joint-encoder sample; returns the DLC."""
+        """One pylon-load and joint-encoder sample; returns the DLC.
+
+        A load fault (:meth:`set_load_fault`) replaces the load after it is drawn; the joint
+        encoder is a separate sensor and stays true.
+        """
         cdef LoadFrame f
         cdef double load = 0.0
         if self.started:
             load = self.ref(CH_LOAD, self.phase_at(self.t_s))
         f.load_N = (load + self.load_offset + self.load_offset_drift * self.t_s
                     + self.load_noise * self.gauss())
+        if self.load_mode == _LOAD_CONSTANT:
+            f.load_N = self.load_constant_N
         f.ankle_angle_rad = self.theta
         f.seq = self.load_seq
         f.status = 0
         self.load_seq = (self.load_seq + 1) & 0xFF
         return encode_load(&out[0], &f)
 
-    def status_payload(self, unsigned char[::1] out, double supply_V):
-        """The node's status frame; returns the DLC."""
+    def status_payload(self, unsigned char[::1] out):
+        """The node's status frame, with the supply voltage (:meth:`set_supply_V`); returns the DLC."""
         cdef StatusFrame f
         f.seq = self.status_seq
         f.flags = 0
-        f.supply_V = supply_V
+        f.supply_V = self.supply_V
         f.board_temp_C = <int>self.ambient_C
         f.uptime_ms = <long>(self.t_s * 1000.0)
         self.status_seq = (self.status_seq + 1) & 0xFF
@@ -381,8 +525,9 @@ cdef class AnklePlant:
     def truth(self, double[::1] row):
         """Write ground truth at the present time.
 
-        t, phase (-1 when not walking), stance (foot loaded), angle, torque, temp, stride
-        index, walking (1 in a walking stride, 0 in a standing segment or before the start).
+        t, phase (-1 when not walking), stance (foot loaded), angle, torque, winding
+        temperature, stride index, walking (1 in a walking stride, 0 in a standing segment or
+        before the start), case temperature.
         """
         cdef double phase = -1.0, stance = 0.0, walking = 0.0
         if row.shape[0] < TRUTH_LENGTH:
@@ -401,9 +546,77 @@ cdef class AnklePlant:
         row[2] = stance
         row[3] = self.theta
         row[4] = self.tau_pf_Nm
-        row[5] = self.temp_C
+        row[5] = self.winding_C
         row[6] = self.stride_index
         row[7] = walking
+        row[8] = self.case_C
+
+    # ---------------------------------------------------------------- fault injection (Python side)
+    def set_encoder_fault(self, int mode, double offset_ankle_rad=0.0):
+        """Make the driver's encoder fail from now on (its replies and its own MIT law).
+
+        ``ENCODER_OFFSET``: it reads ``offset_ankle_rad`` [rad, at the ankle, + dorsiflexion]
+        away from the truth, i.e. ``direction * ratio * offset_ankle_rad`` at the motor.
+        ``ENCODER_STUCK``: it keeps reading the position it reads now, and velocity 0.
+        ``ENCODER_OK``: it reads the truth again.  ValueError on an unknown mode or a
+        non-finite offset.
+        """
+        if mode not in (_ENCODER_OK, _ENCODER_OFFSET, _ENCODER_STUCK):
+            raise ValueError(f"unknown encoder fault mode {mode}")
+        if not isfinite(offset_ankle_rad):
+            raise ValueError("encoder offset must be finite")
+        if mode == _ENCODER_STUCK:
+            self.encoder_frozen_raw_rad = self.encoder_raw()     # the reading now, faulty or not
+        self.encoder_offset_motor_rad = self.direction * self.ratio * offset_ankle_rad
+        self.encoder_mode = mode
+
+    def set_imu_fault(self, int mode, double gyro_rad_s=0.0):
+        """Make the IMU's samples fail from now on.
+
+        ``IMU_STUCK``: every frame repeats the next sample drawn (gyro and both accelerometers,
+        exactly).  ``IMU_GYRO_CONSTANT``: the gyro reads ``gyro_rad_s`` (the frame saturates
+        it).  ``IMU_OK``: true samples again.  ValueError on an unknown mode or a non-finite rate.
+        """
+        if mode not in (_IMU_OK, _IMU_STUCK, _IMU_GYRO_CONSTANT):
+            raise ValueError(f"unknown IMU fault mode {mode}")
+        if not isfinite(gyro_rad_s):
+            raise ValueError("gyro value must be finite")
+        self.imu_mode = mode
+        self.imu_gyro_rad_s = gyro_rad_s
+        self.imu_held_valid = False
+
+    def set_load_fault(self, int mode, double load_N=0.0):
+        """``LOAD_CONSTANT``: the load reads ``load_N`` [N] from now on (the frame saturates it);
+        ``LOAD_OK``: the true load again.  ValueError on an unknown mode or a non-finite load."""
+        if mode not in (_LOAD_OK, _LOAD_CONSTANT):
+            raise ValueError(f"unknown load fault mode {mode}")
+        if not isfinite(load_N):
+            raise ValueError("load value must be finite")
+        self.load_mode = mode
+        self.load_constant_N = load_N
+
+    def set_extra_heat_W(self, double heat_W, double case_heat_W=0.0):
+        """Heat [W, >= 0] added from now on to the winding node and to the case node (0: none).
+
+        Winding heat is an internal fault the host cannot see except through the case (a
+        shorted turn); case heat is hot surroundings or blocked cooling.  ValueError otherwise.
+        """
+        if not (isfinite(heat_W) and heat_W >= 0.0 and isfinite(case_heat_W) and case_heat_W >= 0.0):
+            raise ValueError(f"extra heat must be finite and >= 0 W, got {heat_W}, {case_heat_W}")
+        self.extra_heat_W = heat_W
+        self.extra_case_heat_W = case_heat_W
+
+    def set_supply_V(self, double supply_V):
+        """The supply voltage [V, >= 0] from now on: reported by the sensor node's status frame,
+        and under ``driver_undervoltage_V`` the driver reports error 4.  ValueError otherwise."""
+        if not (isfinite(supply_V) and supply_V >= 0.0):
+            raise ValueError(f"supply voltage must be finite and >= 0 V, got {supply_V}")
+        self.supply_V = supply_V
+
+    @property
+    def temperatures_C(self):
+        """(winding, case) temperatures [degC] now."""
+        return (self.winding_C, self.case_C)
 
     @property
     def command(self):

@@ -9,42 +9,71 @@ Two ways to run it: :meth:`SimAnkle.step_to` advances the plant in lock-step
 with the host's loop (deterministic, as fast as the CPU allows);
 :meth:`SimAnkle.serving` answers frames from a background thread in real time,
 for commissioning (driver activation) before lock-step starts.
+
+Fault injection (:mod:`sim.faults`): the device-side kinds of the injections
+handed in act in :meth:`SimAnkle.step_to` at the simulated time of the step.
+Frame-level kinds drop or withhold frames here; the others are set on the
+plant (:meth:`~sim._plant.AnklePlant.set_encoder_fault` and friends) when they
+begin and cleared when they end.  When several injections act on the same
+sensor at once, the one that began last wins; extra heat adds up.
+Commissioning (:meth:`SimAnkle.serving`) happens before simulated time starts
+and sees no injection.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
-from typing import Iterator
+from typing import Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import can
 
 from hal import _mit
+from hal._sensor_frames import IMU_ID, LOAD_ID, STATUS_ID
+from sim import plant as _plant
+from sim.faults import DEVICE_KINDS, Injection, resolved_value
 from sim.plant import AnklePlant
 from sim.wearer import Wearer
-from hal._sensor_frames import IMU_ID, LOAD_ID, STATUS_ID
 
 __all__ = ["SimAnkle"]
+
+# Plant-level sensor kinds, per sensor: kind -> the plant's fault mode (value from the injection).
+_ENCODER_MODES = {"encoder_jump": _plant.ENCODER_OFFSET, "encoder_stuck": _plant.ENCODER_STUCK}
+_IMU_MODES = {"imu_stuck": _plant.IMU_STUCK, "imu_range": _plant.IMU_GYRO_CONSTANT}
+_LOAD_MODES = {"load_stuck": _plant.LOAD_CONSTANT, "load_saturation": _plant.LOAD_CONSTANT}
+
+
+def _value_or_zero(inj: Injection) -> float:
+    # the plant setters take a number; kinds with no value pass 0
+    value = resolved_value(inj)
+    return 0.0 if math.isnan(value) else value
 
 
 class SimAnkle:
     """Simulated driver + sensor node + plant on ``bus``."""
 
     def __init__(self, bus: can.BusABC, plant: AnklePlant, wearer: Wearer, *, reply_id: int = 0x000,
-                 status_period_s: float = 0.02, supply_V: float = 24.0):
+                 status_period_s: float = 0.02, faults: Sequence[Injection] = ()):
+        """``faults``: injections to act on (host-side kinds are left to the harness).  The
+        supply voltage is the plant's (``supply_V`` setting, lowered by ``low_voltage``)."""
         self.bus = bus
         self.plant = plant
         self.wearer = wearer
         self.reply_id = reply_id
         self.status_period_s = status_period_s
-        self.supply_V = supply_V
+        for inj in faults:
+            if not isinstance(inj, Injection):
+                raise TypeError(f"faults must be sim.faults.Injection, got {inj!r}")
+        #: The device-side injections, in the order given.
+        self.faults: Tuple[Injection, ...] = tuple(f for f in faults if f.kind in DEVICE_KINDS)
+        self._nominal_supply_V = plant.supply_V
+        self._plant_faults: Dict[str, tuple] = {}     # what is set on the plant now, per sensor
         self._next_status_s = 0.0
         self._buf = bytearray(8)
         self._lock = threading.Lock()
         self.frames_in = 0
         self.frames_out = 0
-        #: Fault injection: source -> simulated time from which its frames are not sent
-        #: ("driver" replies, "imu", "load").  Frames received are still acted on.
-        self.mute_from_s = {}
+        self.frames_lost = 0          # host frames dropped by comms_loss
 
     # ------------------------------------------------------------------ walking
     def begin_walking(self, t_s: float) -> None:
@@ -71,32 +100,82 @@ class SimAnkle:
     def _reply(self) -> None:
         self._send(self.reply_id, self.plant.reply_payload(self._buf))
 
+    # ------------------------------------------------------------------ fault injection
+    @staticmethod
+    def _latest(active: List[Injection], kinds: Collection[str]) -> Optional[Injection]:
+        """The active injection among ``kinds`` that began last (ties: the later in the list)."""
+        chosen = None
+        for inj in active:
+            if inj.kind in kinds and (chosen is None or inj.t_s >= chosen.t_s):
+                chosen = inj
+        return chosen
+
+    def _set_plant(self, sensor: str, state: tuple, setter: Callable[..., None]) -> None:
+        # only on a change: a stuck encoder or IMU captures its reading when set
+        if self._plant_faults.get(sensor) != state:
+            setter(*state)
+            self._plant_faults[sensor] = state
+
+    def _apply_plant_faults(self, active: List[Injection]) -> None:
+        """Set on the plant what the active injections ask for; clear what ended."""
+        for sensor, modes, healthy, setter in (
+                ("encoder", _ENCODER_MODES, _plant.ENCODER_OK, self.plant.set_encoder_fault),
+                ("imu", _IMU_MODES, _plant.IMU_OK, self.plant.set_imu_fault),
+                ("load", _LOAD_MODES, _plant.LOAD_OK, self.plant.set_load_fault)):
+            inj = self._latest(active, modes)
+            self._set_plant(sensor, (healthy, 0.0) if inj is None
+                            else (modes[inj.kind], _value_or_zero(inj)), setter)
+        winding_W = sum(resolved_value(i) for i in active if i.kind == "winding_heat")
+        case_W = sum(resolved_value(i) for i in active if i.kind == "over_temperature")
+        self._set_plant("heat", (winding_W, case_W), self.plant.set_extra_heat_W)
+        inj = self._latest(active, ("low_voltage",))
+        self._set_plant("supply", (self._nominal_supply_V if inj is None else resolved_value(inj),),
+                        self.plant.set_supply_V)
+        inj = self._latest(active, ("driver_error",))
+        code = 0 if inj is None else int(resolved_value(inj))
+        if self._plant_faults.get("error") != code:
+            self.plant.error_code = code
+            self._plant_faults["error"] = code
+
+    # ------------------------------------------------------------------ lock-step
     def step_to(self, now_s: float) -> bool:
         """Lock-step: take the host's frames, advance the plant to ``now_s``, send replies and samples.
 
-        Returns True when a stride began during this step.
+        Injections active at ``now_s`` act on this step: host frames arriving now are lost
+        (``comms_loss``), plant faults are set after the plant reaches ``now_s`` (so a stuck
+        sensor holds its reading at ``now_s``, extra heat flows from ``now_s`` on), and
+        replies / IMU / load frames are withheld.  Returns True when a stride began.
         """
+        active = [inj for inj in self.faults if inj.active_at(now_s)]
+        active_kinds = {inj.kind for inj in active}
         reply_due = 0
         while True:
             msg = self.bus.recv(0.0)
             if msg is None:
                 break
+            if "comms_loss" in active_kinds:           # lost on the way: the driver sees nothing
+                self.frames_lost += 1
+                continue
             reply_due += self._handle(msg, now_s)
         new_stride = self.plant.advance(now_s)
         if new_stride:
             last = self.wearer.strides[-1]
             self.plant.queue_stride(*self.wearer.next_stride(last.t_end_s))
-        if now_s < self.mute_from_s.get("driver", float("inf")):
+        if self.faults:
+            self._apply_plant_faults(active)
+        if "stale_replies" not in active_kinds:
             for _ in range(reply_due):
                 self._reply()
-        imu_dlc = self.plant.imu_payload(self._buf)          # sampled even when muted, so the
-        if now_s < self.mute_from_s.get("imu", float("inf")):  # noise sequence does not shift
+        # sampled even when not sent, so the noise sequence (and every later sample) is the
+        # same as in a run without the fault
+        imu_dlc = self.plant.imu_payload(self._buf)
+        if "imu_loss" not in active_kinds:
             self._send(IMU_ID, imu_dlc)
         load_dlc = self.plant.load_payload(self._buf)
-        if now_s < self.mute_from_s.get("load", float("inf")):
+        if "load_loss" not in active_kinds:
             self._send(LOAD_ID, load_dlc)
         if now_s >= self._next_status_s:
-            self._send(STATUS_ID, self.plant.status_payload(self._buf, self.supply_V))
+            self._send(STATUS_ID, self.plant.status_payload(self._buf))
             self._next_status_s += self.status_period_s
         return new_stride
 

@@ -14,12 +14,12 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from controller.faults import MODES, fault_names
+from controller.faults import MODES, fault_names, warning_names
 from controller.loop import TELEMETRY_COLUMNS
 from sim.harness import TRUTH_COLUMNS, SimRun
 from sim.wearer import Stride
 
-__all__ = ["StrideFigures", "match_events", "stride_figures", "gait_figures", "estimator_arrays", "summary",
+__all__ = ["pushoff_start_phase", "StrideFigures", "match_events", "stride_figures", "gait_figures", "estimator_arrays", "summary",
            "EARLY_S", "LATE_S", "SKIP_STRIDES"]
 
 EARLY_S = 0.05
@@ -27,6 +27,16 @@ LATE_S = 0.20
 #: Tolerance on the measured torque before a tick counts as a limit violation: one
 #: quantisation step of the reply's torque field is 0.06 N*m at the ankle.
 TORQUE_TOLERANCE_NM = 0.5
+
+#: Push-off never begins before mid-stance (controller._pushoff), i.e. about 30 % of the stride:
+#: a phase at or beyond this while the wearer stands could have pushed.
+PUSHOFF_EARLIEST_PHASE = 0.30
+
+
+def pushoff_start_phase(params) -> float:
+    """The earliest stride phase at which the controller may push off (conservative)."""
+    return PUSHOFF_EARLIEST_PHASE
+
 
 _T = {name: i for i, name in enumerate(TELEMETRY_COLUMNS)}
 _G = {name: i for i, name in enumerate(TRUTH_COLUMNS)}
@@ -221,7 +231,7 @@ def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[
     walked = [f for f in figures if f.walking]
 
     gait = gait_figures(t, estimator_arrays(tel), truth, run.strides,
-                        pushoff_start_phase=run.params["pushoff.start_phase"])
+                        pushoff_start_phase=pushoff_start_phase(run.params))
     limit = run.params["safety.max_torque_Nm"]
     violations = int(np.sum((np.abs(tel[:, _T["torque_cmd_Nm"]]) > limit + 1e-9)
                             | (np.abs(tel[:, _T["torque_Nm"]]) > limit + TORQUE_TOLERANCE_NM)))
@@ -242,11 +252,135 @@ def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[
         "peak_power_W_per_kg": mean([f.peak_power_W_per_kg for f in walked]),
         "torque_limit_Nm": limit,
         "torque_limit_violations": violations,
-        "faults": fault_names(int(np.max(tel[:, _T["faults"]]))),
+        "faults": fault_names(int(np.bitwise_or.reduce(np.nan_to_num(tel[:, _T["faults"]]).astype(np.int64)))),
+        "warnings": warning_names(int(np.bitwise_or.reduce(np.nan_to_num(tel[:, _T["warnings"]]).astype(np.int64)))),
+        "winding_temp_max_C": round(float(np.nanmax(tel[:, _T["winding_temp_C"]])), 1),
+        "speed_estimate_m_s": round(float(tel[-1, _T["speed_m_s"]]), 3) if np.isfinite(tel[-1, _T["speed_m_s"]]) else None,
+        "work_target_J_kg": (round(run.params["pushoff.work_J_kg"] + run.params["pushoff.work_slope_J_s_kg_m"]
+                                   * (float(tel[-1, _T["speed_m_s"]]) - 1.25), 4)
+                             if np.isfinite(tel[-1, _T["speed_m_s"]]) and tel[-1, _T["speed_m_s"]] > 0 else None),
         "final_mode": MODES.get(int(tel[-1, _T["mode"]]), "unknown"),
         "frames_lost": int(tel[-1, _T["frames_lost"]]),
         "sim_seconds": round(run.sim_seconds, 3),
         "wall_seconds": round(run.wall_seconds, 3),
         "realtime_factor": round(run.sim_seconds / run.wall_seconds, 1) if run.wall_seconds > 0 else None,
         "per_stride": [asdict(f) for f in figures],
+    }
+
+
+def pushoff_figures(run: SimRun, *, from_s: float = 0.0) -> Dict[str, object]:
+    """Push-off figures of the walking strides that begin at or after ``from_s`` (learning done).
+
+    - peak power and net stance work: mean over strides (power from the log's own columns);
+    - peak torque: largest measured ankle torque; tracking: RMSE of the commanded torque of
+      each tick against the torque the driver reported for it on the next tick, over the
+      walking ticks (the driver's reply reflects the command one tick later);
+    - toe clearance: the ankle angle at mid-swing (halfway from true toe-off to the next heel
+      strike), smallest over strides (+ dorsiflexion).
+    """
+    tel = run.telemetry
+    t = tel[:, _T["t"]]
+    mass = run.params["wearer.mass_kg"]
+    power = _power_W(tel)
+    strides = [s for s in run.strides if s.walking and s.t_heel_strike_s >= from_s and s.t_end_s <= t[-1]]
+    figures = [stride_figures(run, s, power) for s in strides]
+    walking = tel[:-1, _T["walking"]] > 0.5
+    walking &= t[:-1] >= from_s
+    err = tel[:-1, _T["torque_cmd_Nm"]][walking] - tel[1:, _T["torque_Nm"]][walking]
+    peak_torque = float(np.max(np.abs(tel[t >= from_s, _T["torque_Nm"]]))) if np.any(t >= from_s) else 0.0
+    mid_swing = [0.5 * (s.t_toe_off_s + s.t_end_s) for s in strides]
+    mid_angles = np.interp(mid_swing, t, tel[:, _T["ankle_angle"]]) if mid_swing else np.array([])
+    rmse = float(np.sqrt(np.mean(err ** 2))) if err.size else float("nan")
+    return {
+        "strides": len(figures),
+        "peak_power_W_kg": round(float(np.mean([f.peak_power_W_per_kg for f in figures])), 3) if figures else None,
+        "net_work_J_kg": round(float(np.mean([f.net_work_J_per_kg for f in figures])), 4) if figures else None,
+        "net_work_sd_J_kg": round(float(np.std([f.net_work_J_per_kg for f in figures])), 4) if figures else None,
+        "peak_torque_Nm": round(peak_torque, 2),
+        "torque_limit_Nm": run.params["safety.max_torque_Nm"],
+        "tracking_rmse_Nm": round(rmse, 3),
+        "tracking_rmse_pct_of_peak": round(100.0 * rmse / peak_torque, 2) if peak_torque > 0 else None,
+        "midswing_angle_min_deg": round(float(np.degrees(np.min(mid_angles))), 2) if mid_angles.size else None,
+        "mass_kg": mass,
+    }
+
+
+def fault_response(run: SimRun, t_fault_s: float, fault_bit: int, *, window_s: float = 1.0) -> Dict[str, object]:
+    """How the stack answered a fault injected at ``t_fault_s`` (telemetry and truth only).
+
+    - ``detect_s``: from the injection to the first tick with ``fault_bit`` latched (None: never);
+    - ``mode``: the mode at the end of the run; ``faults``: the fault names then;
+    - ``safe_s``: from the injection until the response is complete: in the safe state, the
+      mode entered plus the blend-in (``safety.ramp_s``); in passive mode, the push-off share
+      sent reaching zero;
+    - ``largest_cmd_step_Nm``: largest tick-to-tick change of the commanded total torque, and
+      ``largest_torque_step_Nm`` of the true actuator torque, within ``window_s`` after the injection;
+    - ``watchdog_s``: from the injection to the driver's watchdog tripping (None: it did not).
+    """
+    tel = run.telemetry
+    t = tel[:, _T["t"]]
+    ticked = ~np.isnan(t)
+    faults = np.where(ticked, tel[:, _T["faults"]], 0).astype(np.int64)
+    after = ticked & (t >= t_fault_s)
+    hit = np.flatnonzero(after & ((faults & fault_bit) != 0))
+    detect_s = float(t[hit[0]] - t_fault_s) if hit.size else None
+    last = np.flatnonzero(ticked)[-1]
+    mode = int(tel[last, _T["mode"]])
+    safe_s = None
+    if hit.size:
+        if mode == 2:
+            entered = np.flatnonzero(after & (tel[:, _T["mode"]] == 2))
+            safe_s = float(t[entered[0]] - t_fault_s + run.params["safety.ramp_s"])
+        else:
+            gone = np.flatnonzero(after & (np.arange(len(t)) >= hit[0]) & (np.abs(tel[:, _T["pushoff_cmd_Nm"]]) < 1e-9))
+            safe_s = float(t[gone[0]] - t_fault_s) if gone.size else None
+    truth_t = run.truth[:, _G["t"]]
+    win_truth = (truth_t >= t_fault_s) & (truth_t <= t_fault_s + window_s)
+    win_tel = after & (t <= t_fault_s + window_s)
+    cmd = tel[win_tel, _T["torque_cmd_Nm"]]
+    true_torque = run.truth[win_truth, _G["torque_true_Nm"]]
+    return {
+        "detect_s": round(detect_s, 4) if detect_s is not None else None,
+        "safe_s": round(safe_s, 4) if safe_s is not None else None,
+        "mode": MODES.get(mode, str(mode)),
+        "faults": fault_names(int(faults[last])),
+        "largest_cmd_step_Nm": round(float(np.max(np.abs(np.diff(cmd)))), 2) if cmd.size > 1 else 0.0,
+        "largest_torque_step_Nm": round(float(np.max(np.abs(np.diff(true_torque)))), 2) if true_torque.size > 1 else 0.0,
+        "watchdog_s": round(run.watchdog_trip_s - t_fault_s, 4) if run.watchdog_trip_s >= t_fault_s else None,
+    }
+
+
+def thermal_response(run: SimRun, t_fault_s: float) -> Dict[str, object]:
+    """When derating, the alert and the latch came after ``t_fault_s``, and whether derating bit.
+
+    ``latch_after_limit_s`` is from the first tick at which the modelled winding or the driver's
+    reading reached ``thermal.limit_degC`` to the over-temperature latch (the catalogue: every
+    tick).  Peak measured torque of the first and last walking stride while derated shows the
+    limit is applied, not only computed.
+    """
+    tel = run.telemetry
+    t = tel[:, _T["t"]]
+    after = ~np.isnan(t) & (t >= t_fault_s)
+    warnings = np.where(after, tel[:, _T["warnings"]], 0).astype(np.int64)
+    faults = np.where(after, tel[:, _T["faults"]], 0).astype(np.int64)
+    limit_C = run.params["thermal.limit_degC"]
+    hot = after & ((tel[:, _T["winding_temp_C"]] >= limit_C) | (tel[:, _T["motor_temp_C"]] >= limit_C))
+
+    def first(mask):
+        idx = np.flatnonzero(mask)
+        return float(t[idx[0]] - t_fault_s) if idx.size else None
+
+    derate_s, alert_s = first((warnings & 1) != 0), first((warnings & 2) != 0)
+    limit_s, latch_s = first(hot), first((faults & (1 << 6)) != 0)
+    derated = after & ((warnings & 1) != 0) & ((faults & (1 << 6)) == 0) & (tel[:, _T["walking"]] > 0.5)
+    strides = [s for s in run.strides if s.walking and np.any(derated & (t >= s.t_heel_strike_s) & (t < s.t_end_s))]
+    peaks = [float(np.max(np.abs(tel[(t >= s.t_heel_strike_s) & (t < s.t_end_s), _T["torque_Nm"]]))) for s in strides]
+    return {
+        "derate_from_s": round(derate_s, 3) if derate_s is not None else None,
+        "alert_from_s": round(alert_s, 3) if alert_s is not None else None,
+        "limit_reached_s": round(limit_s, 3) if limit_s is not None else None,
+        "latch_after_limit_s": round(latch_s - limit_s, 4) if latch_s is not None and limit_s is not None else None,
+        "torque_limit_min_Nm": round(float(np.nanmin(np.where(after, tel[:, _T["torque_limit_Nm"]], np.nan))), 1),
+        "peak_torque_first_Nm": round(peaks[0], 1) if peaks else None,
+        "peak_torque_last_Nm": round(peaks[-1], 1) if len(peaks) > 1 else None,
     }

@@ -6,21 +6,32 @@ and simulator alternate every tick on simulated time: the simulator advances
 the plant to ``t`` and sends the driver's reply and the sensor samples, the
 host reads them, updates and sends its command.  Deterministic for a seed, and
 as fast as the CPU allows.
+
+Fault injection (``faults=``, :mod:`sim.faults`): the simulated devices act on
+the device-side kinds; the host-side kinds act here, in the tick loop:
+``host_hang`` (no tick at all: no reads, no command, no telemetry row),
+``loop_overrun`` (a tick only every ``value``-th period from the first tick at
+or after ``t_s``; the rows between stay NaN) and ``nonfinite_command`` (the
+kernel's ``inject_nonfinite_command`` is switched on at the first tick at or
+after ``t_s`` and off at the first one at or after its end).
 """
 from __future__ import annotations
 
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, List, Mapping, Optional
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from controller._tick import Tick
 from controller.loop import HostLoop, build_tick, telemetry_table
 from controller.params import ParamSet
 from hal.ak import AKDriver
+from hal.errors import HalError
 from hal.bus import BusConfig, open_bus
 from sim.devices import SimAnkle
+from sim.faults import Injection, resolved_value
 from sim.plant import TRUTH_LENGTH, build_plant
 from sim.wearer import Stride, Wearer
 
@@ -29,8 +40,10 @@ __all__ = ["SimRun", "run", "TRUTH_COLUMNS"]
 #: Columns of the ground-truth table (one row per tick), as written by AnklePlant.truth.
 #: phase_true is -1 while the wearer stands; walking_true is 1 in walking strides, 0 in
 #: standing segments; stride_index counts both (it indexes SimRun.strides).
+#: motor_temp_true_C is the winding's temperature, case_temp_true_C the case's (the driver
+#: reports the case's).
 TRUTH_COLUMNS = ("t", "phase_true", "stance_true", "ankle_angle_true", "torque_true_Nm",
-                 "motor_temp_true_C", "stride_index", "walking_true")
+                 "motor_temp_true_C", "stride_index", "walking_true", "case_temp_true_C")
 if len(TRUTH_COLUMNS) != TRUTH_LENGTH:          # the compiled plant is older or newer than this file
     raise ImportError(f"sim._plant writes {TRUTH_LENGTH} truth values, TRUTH_COLUMNS names "
                       f"{len(TRUTH_COLUMNS)}: rebuild the plant")
@@ -50,7 +63,10 @@ class SimRun:
     frames_sent: int = 0
     send_errors: int = 0
     watchdog_tripped: bool = False
+    watchdog_trip_s: float = -1.0      # simulated time the driver's watchdog last tripped
     plant_settings: Mapping[str, float] = field(default_factory=dict)
+    faults: Tuple[Injection, ...] = ()     # the injections the run was made with
+    shutdown_error: str = ""               # what the driver said to the final exit frame, if not OK
 
 
 def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float = 30.0,
@@ -58,21 +74,24 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         params: Optional[ParamSet] = None,
         plant_overrides: Optional[Mapping[str, float]] = None,
         on_stride: Optional[Callable[[SimRun, Stride], None]] = None,
-        mute_from_s: Optional[Mapping[str, float]] = None,
-        host_stall_from_s: float = float("inf")) -> SimRun:
+        faults: Sequence[Injection] = (), boot_faults: int = 0) -> SimRun:
     """Walk the simulated wearer for ``duration_s`` on the full stack and return the record.
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
     per-stride lines).  ``params`` defaults to the registry's defaults with
     ``wearer.mass_kg = mass_kg``.  ``stride_cv`` is the wearer's stride-to-stride
-    variability (coefficient of variation of stride time, 0..0.1).  Fault injection:
-    ``mute_from_s`` silences a simulated source ("driver" replies, "imu", "load")
-    from a time on; ``host_stall_from_s`` stops the host's ticks (a hung host) from
-    a time on.  Scenarios with standing (speed 0) add standing segments to
-    ``strides`` (``walking`` False), and ``on_stride`` is called for them too.
+    variability (coefficient of variation of stride time, 0..0.1).  ``faults``: the
+    injections to make (:class:`sim.faults.Injection`; see the module docstring).
+    ``boot_faults``: fault bits latched at start (e.g. a corrupt parameter file).
+    Scenarios with standing (speed 0) add standing segments to ``strides``
+    (``walking`` False), and ``on_stride`` is called for them too.
     """
     if not 0.0 < duration_s <= 3600.0:
         raise ValueError(f"duration {duration_s} s is outside 0..3600 s")
+    faults = tuple(faults)
+    for inj in faults:
+        if not isinstance(inj, Injection):
+            raise TypeError(f"faults must be sim.faults.Injection, got {inj!r}")
     params = (params or ParamSet()).with_values({"wearer.mass_kg": mass_kg})
     rate_Hz = params["loop.rate_Hz"]
     dt_s = 1.0 / rate_Hz
@@ -88,27 +107,29 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     config = BusConfig(interface="virtual", channel=f"ankle-sim-{uuid.uuid4().hex[:8]}")
     host_bus, sim_bus = open_bus(config), open_bus(config)
     try:
-        sim = SimAnkle(sim_bus, plant, wearer)
-        sim.mute_from_s.update(mute_from_s or {})
+        sim = SimAnkle(sim_bus, plant, wearer, faults=faults)
         driver = AKDriver(host_bus, driver_id=plant.driver_id, model="AK80-9")
         driver.configure()
         with sim.serving():
             driver.activate(timeout_s=1.0)
         tick = build_tick(params, driver.mit_range, driver.node_id, driver.reply_arbitration_id)
+        host_faults = _HostFaults(faults, tick)
         telemetry = telemetry_table(n)
         truth = np.full((n, len(TRUTH_COLUMNS)), np.nan)
         host = HostLoop(tick, host_bus, telemetry)
-        record = SimRun(params, telemetry, truth, wearer.strides, rate_Hz, 0.0, 0.0)
+        record = SimRun(params, telemetry, truth, wearer.strides, rate_Hz, 0.0, 0.0, faults=faults)
 
         sim.begin_walking(0.0)
         tick.start(0.0)
+        if boot_faults:
+            tick.safety.latch(boot_faults, 0.0)
         wall0 = time.perf_counter()
         completed = 0
         k = 0
         for k in range(n):
             now_s = k * dt_s
             sim.step_to(now_s)
-            if now_s < host_stall_from_s:
+            if host_faults.host_ticks(k, now_s):
                 host.tick(now_s, k)
             plant.truth(truth[k])
             if on_stride is not None:
@@ -121,10 +142,50 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         record.frames_sent = host.frames_sent
         record.send_errors = host.send_errors
         record.watchdog_tripped = plant.watchdog_tripped
-        if now_s < host_stall_from_s:
+        record.watchdog_trip_s = plant.watchdog_trip_s
+        if not host_faults.hung(now_s):
             with sim.serving():
-                driver.deactivate(timeout_s=1.0)
+                try:
+                    driver.deactivate(timeout_s=1.0)
+                except HalError as exc:
+                    # an injected driver fault or a lost link answers the exit frame with its
+                    # error, or not at all: that is the fault, already in the record
+                    record.shutdown_error = str(exc)
         return record
     finally:
         host_bus.shutdown()
         sim_bus.shutdown()
+
+
+class _HostFaults:
+    """The host-side injections of one run: whether the host ticks, and the poisoned command."""
+
+    def __init__(self, faults: Sequence[Injection], tick: Tick):
+        self._hangs = [f for f in faults if f.kind == "host_hang"]
+        self._overruns = [f for f in faults if f.kind == "loop_overrun"]
+        # per overrun: index of its first tick (the one at or after t_s), set when reached
+        self._overrun_first: List[Optional[int]] = [None] * len(self._overruns)
+        self._poisons = [f for f in faults if f.kind == "nonfinite_command"]
+        self._poisoned = False
+        self._tick = tick
+
+    def hung(self, now_s: float) -> bool:
+        """True while a host_hang acts."""
+        return any(f.active_at(now_s) for f in self._hangs)
+
+    def host_ticks(self, k: int, now_s: float) -> bool:
+        """Whether the host runs tick ``k`` (at ``now_s``); switches the poisoned command."""
+        if self.hung(now_s):
+            return False
+        for i, f in enumerate(self._overruns):
+            if not f.active_at(now_s):
+                continue
+            if self._overrun_first[i] is None:
+                self._overrun_first[i] = k
+            if (k - self._overrun_first[i]) % int(resolved_value(f)) != 0:
+                return False
+        poisoned = any(f.active_at(now_s) for f in self._poisons)
+        if poisoned != self._poisoned:          # only on a change, at a tick the host runs
+            self._tick.inject_nonfinite_command(poisoned)
+            self._poisoned = poisoned
+        return True

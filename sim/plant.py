@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from hal.ak import mit_range
-from sim._plant import AnklePlant, PROFILE_CHANNELS, TRUTH_LENGTH
+from sim._plant import (AnklePlant, PROFILE_CHANNELS, TRUTH_LENGTH, ENCODER_OK, ENCODER_OFFSET,
+                        ENCODER_STUCK, IMU_OK, IMU_STUCK, IMU_GYRO_CONSTANT, LOAD_OK, LOAD_CONSTANT)
 
-__all__ = ["DEFAULTS", "build_plant", "AnklePlant", "PROFILE_CHANNELS", "TRUTH_LENGTH"]
+__all__ = ["DEFAULTS", "build_plant", "AnklePlant", "PROFILE_CHANNELS", "TRUTH_LENGTH",
+           "ENCODER_OK", "ENCODER_OFFSET", "ENCODER_STUCK", "IMU_OK", "IMU_STUCK",
+           "IMU_GYRO_CONSTANT", "LOAD_OK", "LOAD_CONSTANT"]
 
 DEFAULTS: Dict[str, Any] = {
     "mass_kg": 80.0,
@@ -39,10 +42,25 @@ DEFAULTS: Dict[str, Any] = {
     "watchdog_s": 0.05,                   # catalogue: 20-50 ms
     "limp_damping_Nms_rad": 0.5,
     "torque_constant_Nm_A": 0.8,
-    "winding_resistance_ohm": 0.17,
-    "thermal_resistance_K_W": 1.5,
-    "thermal_capacity_J_K": 60.0,
+    "winding_resistance_ohm": 0.17,       # at 25 degC; copper adds 0.393 %/K
+    # Heat, two nodes (assumed for an AK80-9-class motor, 485 g, no data sheet figures):
+    # winding: about 0.15 kg of copper and stator teeth at ~400 J/(kg*K) -> 60 J/K, coupled to
+    # the housing through potting and the stator press fit, 1.0 K/W (time constant 1 min);
+    # case: about 0.45 kg of aluminium and steel at ~900 J/(kg*K) -> 400 J/K, to still air and
+    # the pylon mount 2.0 K/W (a 100 mm housing in free convection alone would be ~3 K/W).
+    # So 1 W continuous heats the case 2 K and the winding 3 K above ambient in steady state.
+    "winding_capacity_J_K": 60.0,
+    "winding_to_case_K_W": 1.0,
+    "case_capacity_J_K": 400.0,
+    "case_to_ambient_K_W": 2.0,
     "ambient_degC": 25.0,
+    "initial_winding_degC": None,         # None: ambient (set both to start a test hot)
+    "initial_case_degC": None,
+    # The driver's own protection, reported as reply error codes.  The sensor is on the case, so
+    # 100 degC there means the winding (class H, 180 degC) may already be well above it.
+    "driver_overtemp_degC": 100.0,        # case above this: error 1 (over-temperature)
+    "supply_V": 24.0,                     # nominal 6S battery (fault injection lowers it)
+    "driver_undervoltage_V": 16.0,        # supply below this: error 4 (under-voltage)
     # Sensor node.
     "gyro_noise_rad_s": 0.02,
     "gyro_bias_rad_s": 0.0,

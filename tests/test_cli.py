@@ -107,6 +107,9 @@ def test_replay_does_not_touch_an_existing_output_on_error(tmp_path):
     (("sim", "--duration", "0"), "outside 0.5..3600 s"),
     (("sim", "--log", "/nonexistent-dir/x.csv"), "does not exist"),
     (("sim", "--scenario", "moonwalk"), "invalid choice"),
+    (("sim", "--inject", "meteor@3"), "expected KIND@T[:VALUE]"),
+    (("sim", "--inject", "imu_loss@-1"), "t_s"),
+    (("sim", "--inject", "low_voltage@2:abc"), "could not convert"),
 ])
 def test_sim_bad_arguments_are_refused(args, message):
     proc = ankle(*args, check=False)
@@ -120,3 +123,23 @@ def test_params_lists_every_parameter_with_its_unit():
         assert p.unit in line
     data = json.loads(ankle("params", "safety", "--json").stdout)
     assert data and all(d["group"] == "safety" for d in data)
+
+
+def test_sim_with_a_saved_parameter_file_and_with_a_corrupt_one(tmp_path):
+    from controller import paramstore
+    from controller.params import ParamSet
+    path = tmp_path / "ankle.params"
+    paramstore.save(ParamSet({"pushoff.work_J_kg": 0.15}), path)
+    good = json.loads(ankle("sim", "--duration", "3", "--params", path, "--json").stdout)
+    assert good["faults"] == [] and good["final_mode"] == "walk" and good["param_problems"] == []
+    # both copies damaged: defaults, the fault shown, powered mode refused
+    for copy in (path, paramstore.backup_path(path)):
+        copy.write_bytes(copy.read_bytes()[:40])
+    bad = json.loads(ankle("sim", "--duration", "3", "--params", path, "--json").stdout)
+    assert "params" in bad["faults"] and bad["final_mode"] == "safe"
+    assert len(bad["param_problems"]) == 2
+
+
+def test_sim_inject_reports_the_fault():
+    out = json.loads(ankle("sim", "--duration", "4", "--inject", "load_loss@3", "--json").stdout)
+    assert out["faults"] == ["load"] and out["final_mode"] == "passive" and out["injected"] == ["load_loss@3"]

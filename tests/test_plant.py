@@ -4,7 +4,7 @@ import pytest
 
 from hal import _mit
 from hal.ak import mit_range
-from sim.plant import DEFAULTS, build_plant
+from sim.plant import DEFAULTS, TRUTH_LENGTH, build_plant
 from sim.wearer import Wearer
 
 RNG = mit_range("AK80-9")
@@ -124,20 +124,20 @@ def test_standing_segment_loads_and_holds_the_ankle_with_no_phase():
     plant.start(0.0)
     plant.advance(0.5)                                          # unpowered: only the wearer holds it
     assert plant.state[1] == pytest.approx(0.03, abs=0.01)
-    row = np.zeros(8)
+    row = np.zeros(TRUTH_LENGTH)
     plant.truth(row)
-    t, phase, stance, angle, torque, temp, stride, walking = row
+    t, phase, stance, angle, torque, temp, stride, walking, case_temp = row
     assert (phase, stance, walking, stride) == (-1.0, 1.0, 0.0, 0.0)
 
 
 def test_truth_marks_walking_strides():
     plant, _ = walking_plant()
     plant.advance(0.3)
-    row = np.zeros(8)
+    row = np.zeros(TRUTH_LENGTH)
     plant.truth(row)
     assert row[7] == 1.0 and 0.2 < row[1] < 0.35
-    with pytest.raises(ValueError, match="8 values"):
-        plant.truth(np.zeros(7))
+    with pytest.raises(ValueError, match=f"{TRUTH_LENGTH} values"):
+        plant.truth(np.zeros(TRUTH_LENGTH - 1))
 
 
 def test_gyro_bias_and_load_offset_drift_linearly_with_time():

@@ -8,6 +8,7 @@ from controller.faults import fault_names
 from controller.loop import TELEMETRY_COLUMNS
 from controller.replay import replay_file
 from sim import evaluation, harness, report
+from sim.faults import Injection
 
 T = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 
@@ -82,7 +83,7 @@ def test_replaying_the_log_reproduces_the_online_estimates(tmp_path):
 
 def test_lost_driver_replies_put_the_ankle_in_the_safe_state():
     t_fault = 5.0
-    run = harness.run(duration_s=6.0, seed=1, mute_from_s={"driver": t_fault})
+    run = harness.run(duration_s=6.0, seed=1, faults=[Injection("stale_replies", t_fault)])
     tel = run.telemetry
     t = tel[:, T["t"]]
     safe = t[tel[:, T["mode"]] == 2]
@@ -96,17 +97,17 @@ def test_lost_driver_replies_put_the_ankle_in_the_safe_state():
 
 
 def test_lost_sensor_frames_are_detected_within_the_timeout():
-    for source, name in (("imu", "imu_stale"), ("load", "load_stale")):
-        run = harness.run(duration_s=4.0, seed=2, mute_from_s={source: 3.0})
+    for source, name in (("imu", "imu"), ("load", "load")):
+        run = harness.run(duration_s=4.0, seed=2, faults=[Injection(f"{source}_loss", 3.0)])
         tel = run.telemetry
         t = tel[:, T["t"]]
         first = t[(tel[:, T["faults"]].astype(int) & (1 << (2 if source == "imu" else 3))) > 0]
-        assert first.size and first[0] - 3.0 <= run.params["safety.sensor_timeout_s"] + 0.002, source
+        assert first.size and first[0] - 3.0 <= run.params[f"safety.{source}_timeout_s"] + 0.002, source
         assert name in fault_names(int(tel[-1, T["faults"]]))
 
 
 def test_hung_host_lets_the_driver_watchdog_make_the_ankle_limp():
-    run = harness.run(duration_s=3.0, seed=4, host_stall_from_s=2.0)
+    run = harness.run(duration_s=3.0, seed=4, faults=[Injection("host_hang", 2.0)])
     assert run.watchdog_tripped
     # after the watchdog (50 ms) the driver only damps: the actuator absorbs energy, never adds it
     t = run.truth[:, 0]
