@@ -31,6 +31,8 @@ bench: build
 	$(PY) -m bench.sim_speed
 	$(PY) -m bench.codec
 	$(PY) -m bench.phase
+	$(PY) -m bench.pushoff
+	$(PY) -m bench.faults
 
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md
