@@ -74,12 +74,10 @@ def run_scenario(label: str, scenario: str, speed_m_s: float, duration_s: float,
                       plant_overrides=IMPERFECT_SENSORS, stride_cv=STRIDE_CV)
     tel = run.telemetry
     t = tel[:, _COL["t"]]
-    pushoff = evaluation.pushoff_start_phase(run.params)
-    shank = evaluation.gait_figures(t, evaluation.estimator_arrays(tel), run.truth, run.strides,
-                                    pushoff_start_phase=pushoff)
+    shank = evaluation.gait_figures(t, evaluation.estimator_arrays(tel), run.truth, run.strides)
     plain = estimate(t, tel[:, _COL["shank_gyro"]], tel[:, _COL["load"]], tel[:, _COL["ankle_angle"]],
                      run.params, use_shank=False)
-    timed = evaluation.gait_figures(t, plain, run.truth, run.strides, pushoff_start_phase=pushoff)
+    timed = evaluation.gait_figures(t, plain, run.truth, run.strides)
     return {"label": label, "scenario": scenario, "speed_m_s": speed_m_s,
             "walking_strides": sum(1 for s in run.strides if s.walking and s.t_end_s <= t[-1]),
             "shank": shank, "time_based": timed}

@@ -27,8 +27,8 @@ KNOWN_UNITS = frozenset({
 class ParamError(ValueError):
     """A parameter name or value was refused; the message says what is allowed.
 
-    Example: ``set pushoff.peak_torque_Nm_kg 9`` on the console gives
-    ``pushoff.peak_torque_Nm_kg = 9 is out of range [0, 1.6] N*m/kg``.
+    Example: ``set pushoff.torque_Nm_kg 9`` on the console gives
+    ``pushoff.torque_Nm_kg = 9 is out of range [0, 1.5] N*m/kg``.
     """
 
 

@@ -19,7 +19,7 @@ from controller.loop import TELEMETRY_COLUMNS
 from sim.harness import TRUTH_COLUMNS, SimRun
 from sim.wearer import Stride
 
-__all__ = ["pushoff_start_phase", "StrideFigures", "match_events", "stride_figures", "gait_figures", "estimator_arrays", "summary",
+__all__ = ["PUSHOFF_EARLIEST_PHASE", "StrideFigures", "match_events", "stride_figures", "gait_figures", "estimator_arrays", "summary",
            "EARLY_S", "LATE_S", "SKIP_STRIDES"]
 
 EARLY_S = 0.05
@@ -31,11 +31,6 @@ TORQUE_TOLERANCE_NM = 0.5
 #: Push-off never begins before mid-stance (controller._pushoff), i.e. about 30 % of the stride:
 #: a phase at or beyond this while the wearer stands could have pushed.
 PUSHOFF_EARLIEST_PHASE = 0.30
-
-
-def pushoff_start_phase(params) -> float:
-    """The earliest stride phase at which the controller may push off (conservative)."""
-    return PUSHOFF_EARLIEST_PHASE
 
 
 _T = {name: i for i, name in enumerate(TELEMETRY_COLUMNS)}
@@ -107,7 +102,7 @@ def estimator_arrays(telemetry: np.ndarray) -> Dict[str, np.ndarray]:
 
 
 def gait_figures(t: np.ndarray, est: Dict[str, np.ndarray], truth: np.ndarray, strides: Sequence[Stride],
-                 *, pushoff_start_phase: float = 0.30, skip_strides: int = SKIP_STRIDES) -> Dict[str, object]:
+                 *, pushoff_start_phase: float = PUSHOFF_EARLIEST_PHASE, skip_strides: int = SKIP_STRIDES) -> Dict[str, object]:
     """How well an estimator's outputs (``est``: phase, heel_strike, toe_off, walking, standing
     arrays, one value per tick) match the simulator's truth.
 
@@ -230,8 +225,7 @@ def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[
     figures = [stride_figures(run, s, power) for s in done]
     walked = [f for f in figures if f.walking]
 
-    gait = gait_figures(t, estimator_arrays(tel), truth, run.strides,
-                        pushoff_start_phase=pushoff_start_phase(run.params))
+    gait = gait_figures(t, estimator_arrays(tel), truth, run.strides)
     limit = run.params["safety.max_torque_Nm"]
     violations = int(np.sum((np.abs(tel[:, _T["torque_cmd_Nm"]]) > limit + 1e-9)
                             | (np.abs(tel[:, _T["torque_Nm"]]) > limit + TORQUE_TOLERANCE_NM)))
