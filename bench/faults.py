@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from bench._common import emit, parser
-from controller.faults import FAULT_BITS
+from controller.faults import fault_bit
 from sim import evaluation, harness
 from sim.faults import Injection
-
-_BIT = {name: bit for bit, (name, _) in FAULT_BITS.items()}
-
 
 @dataclass(frozen=True)
 class Case:
@@ -76,7 +73,7 @@ def run_case(case: Case, seed: int = 1) -> dict:
     inj = Injection(case.kind, case.t_s, case.duration_s, case.value)
     run = harness.run(speed_m_s=1.25, duration_s=case.seconds, seed=seed, faults=[inj],
                       plant_overrides=case.plant or None)
-    figures = evaluation.fault_response(run, case.t_s, _BIT[case.fault])
+    figures = evaluation.fault_response(run, case.t_s, fault_bit(case.fault))
     if case.kind == "over_temperature":
         # the fault condition is the limit temperature, reached long after the heat began
         figures.update(evaluation.thermal_response(run, case.t_s))

@@ -38,6 +38,7 @@ are read, sample by sample, so ``ankle replay`` reproduces the online
 estimates at any sample rate.
 """
 from libc.math cimport isfinite, fabs
+from controller._numeric cimport clamp01
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from controller._types cimport (Inputs, GaitState, GAIT_SOURCE_NONE, GAIT_SOURCE_SHANK,
     GAIT_SOURCE_TIME, GAIT_SOURCE_IMU)
@@ -55,9 +56,6 @@ cdef double MOTION_SLOW = 0.5              # a shank slower than this share of t
 cdef double MOTION_STANCE_MARGIN = 0.05    # stop gating this far (in stride) before the usual toe-off
 cdef double MOTION_CATCH_UP = 0.1          # time constant of the catch-up, in strides
 
-
-cdef inline double clamp01(double x) noexcept nogil:
-    return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
 
 
 cdef class Estimator:

@@ -23,6 +23,7 @@ them).  Each detection is the fault catalogue's (../shared/REFERENCE.md):
   than 1.5 nominal periods.
 """
 from libc.math cimport isfinite, fabs
+from controller._numeric cimport clamp
 from libc.stdint cimport uint32_t
 from controller._types cimport (Inputs,
     ANKLE_FAULT_MOTOR_STALE, ANKLE_FAULT_DRIVER_ERROR, ANKLE_FAULT_IMU, ANKLE_FAULT_LOAD,
@@ -42,9 +43,6 @@ cdef double STATUS_TIMEOUT_S = 0.1  # node status every 20 ms; 5 missed = supply
 cdef double LATE_FACTOR = 1.5       # a tick interval above this many periods is late
 cdef int LATE_TICKS = 3
 
-
-cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
-    return lo if x < lo else (hi if x > hi else x)
 
 
 cdef class Monitor:

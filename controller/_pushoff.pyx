@@ -34,6 +34,7 @@ The output is a torque command with its powered share in ``pushoff_Nm``; the
 safety stage scales that share and bounds everything before a driver sees it.
 """
 from libc.math cimport cos, M_PI, pow, isfinite, NAN
+from controller._numeric cimport clamp
 from controller._types cimport Inputs, GaitState, Command, GAIT_SOURCE_SHANK
 
 cdef double SPEED_BIN0_M_S = 0.5
@@ -47,9 +48,6 @@ cdef double NEUTRAL_BLEND = 0.1          # share of the stride over which swing 
 cdef double MIN_START_STANCE = 0.5        # push-off never begins before mid-stance
 cdef double TORQUE_HEADROOM = 0.95       # push-off peak kept under this share of the limit
 
-
-cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
-    return lo if x < lo else (hi if x > hi else x)
 
 
 cdef class PushoffController:

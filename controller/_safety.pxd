@@ -29,7 +29,7 @@ cdef class Safety:
     cdef public bint passive_selected     # the prosthetist chose passive mode
     cdef readonly double assist           # 0..1 share of the push-off torque let through
     cdef readonly double torque_limit_Nm  # limit in force this tick (after thermal derating)
-    cdef readonly double t_fault_s        # when the first fault of the present latch was seen
+    cdef readonly uint32_t present        # fault conditions present this tick (clear_faults)
     cdef readonly double t_safe_s         # when the safe state began
     cdef double torque_at_safe_Nm         # feed-forward torque being ramped out
     cdef double loaded_share              # safe state: 1 = passive foot (loaded), 0 = swing hold

@@ -30,6 +30,7 @@ is called with the foot unloaded and the cause gone: it never clears under load.
    reaches a driver.
 """
 from libc.math cimport isfinite, fabs
+from controller._numeric cimport clamp
 from libc.stdint cimport uint32_t
 from controller._types cimport (Inputs, GaitState, Command,
     ANKLE_FAULT_IMU, ANKLE_FAULT_LOAD, ANKLE_FAULT_NONFINITE_CMD, ANKLE_FAULT_OVER_TEMP,
@@ -44,9 +45,6 @@ cdef double NOMINAL_DT_S = 0.001
 cdef double MAX_DT_S = 0.05              # a longer gap (host stall) is integrated as this
 cdef double NEUTRAL_LIMIT_RAD = 0.35     # set-point bound when the angle is unknown
 
-
-cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
-    return lo if x < lo else (hi if x > hi else x)
 
 
 cdef class Safety:
@@ -77,7 +75,7 @@ cdef class Safety:
         self.passive_selected = False
         self.assist = 0.0
         self.torque_limit_Nm = self.max_torque_Nm
-        self.t_fault_s = -1.0
+        self.present = 0
         self.t_safe_s = 0.0
         self.torque_at_safe_Nm = 0.0
         self.loaded_share = 1.0
@@ -139,8 +137,7 @@ cdef class Safety:
         cdef uint32_t found = self.monitor.check(inp, now_s)
         cdef bint unloaded
         self.last_load_N = inp.load_N
-        if found & ~self.faults and self.faults == 0:
-            self.t_fault_s = now_s
+        self.present = found
         self.faults |= found
         # A sensor fault clears by itself only with the sensor healthy for a while and the foot
         # off the ground (known from the load cell, or from the IMU when the load cell is out).
@@ -152,8 +149,6 @@ cdef class Safety:
             if (self.faults & ANKLE_FAULT_LOAD and unloaded
                     and now_s - self.monitor.load_bad_s >= self.recover_s):
                 self.faults &= ~ANKLE_FAULT_LOAD
-            if self.faults == 0:
-                self.t_fault_s = -1.0
         inp.imu_valid = self.monitor.imu_fresh and not (self.faults & ANKLE_FAULT_IMU)
         inp.load_valid = self.monitor.load_fresh and not (self.faults & ANKLE_FAULT_LOAD)
         self._set_mode(now_s)
@@ -176,14 +171,11 @@ cdef class Safety:
         if self.thermal.winding_C >= self.thermal.alert_C:
             self.warnings |= ANKLE_WARN_THERMAL_ALERT
         if self.thermal.heat_fraction() >= 1.0 or inp.motor_temp_C >= self.thermal.limit_C:
-            if self.faults == 0:
-                self.t_fault_s = now_s
-            self.faults |= ANKLE_FAULT_OVER_TEMP
+            self.present |= ANKLE_FAULT_OVER_TEMP
         if not (isfinite(cmd.torque_ff_Nm) and isfinite(cmd.p_des_rad) and isfinite(cmd.v_des_rad_s)
                 and isfinite(cmd.kp_Nm_rad) and isfinite(cmd.kd_Nms_rad) and isfinite(cmd.pushoff_Nm)):
-            if self.faults == 0:
-                self.t_fault_s = now_s
-            self.faults |= ANKLE_FAULT_NONFINITE_CMD
+            self.present |= ANKLE_FAULT_NONFINITE_CMD
+        self.faults |= self.present
         self._set_mode(now_s)
         angle_ok = isfinite(inp.motor_angle_rad) and isfinite(inp.motor_vel_rad_s)
 
@@ -297,18 +289,15 @@ cdef class Safety:
             return ""
         if not self.monitor.load_fresh or not (self.last_load_N < self.stance_load_N):
             return "refused: the foot is loaded or the load is unknown; clear with the foot off the ground"
-        if self.monitor.active:
+        if self.present:
             from controller.faults import fault_names
-            return "refused: still present: " + ", ".join(fault_names(self.monitor.active))
+            return "refused: still present: " + ", ".join(fault_names(self.present))
         self.faults = 0
-        self.t_fault_s = -1.0
         self._set_mode(self.last_now_s)
         return ""
 
     def latch(self, unsigned int bits, double now_s):
         """Latch fault ``bits`` from outside the tick (e.g. a corrupt parameter file at boot)."""
-        if bits and self.faults == 0:
-            self.t_fault_s = now_s
         self.faults |= bits
         self._set_mode(now_s)
 

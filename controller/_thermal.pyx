@@ -17,15 +17,13 @@ drive's fuse model) catches a long hard push the node model might underrate.
 foot needs.
 """
 from libc.math cimport isfinite, fabs
+from controller._numeric cimport clamp
 
 cdef double OBSERVER_TAU_S = 2.0     # pull of the case node toward the reading
 cdef double DERATE_FLOOR = 0.25      # torque-limit factor at the hard limit
 cdef double I2T_DERATE_FROM = 0.8    # share of the I^2 t budget where derating begins
 cdef double MAX_DT_S = 0.1           # longer gaps integrate as this (no jumps after a stall)
 
-
-cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
-    return lo if x < lo else (hi if x > hi else x)
 
 
 cdef class ThermalModel:

@@ -119,11 +119,11 @@ def _cmd_sim(args) -> int:
     params, boot_faults, param_problems = None, 0, ()
     if args.params is not None:
         from controller import paramstore
-        from controller.faults import FAULT_BITS
+        from controller.faults import fault_bit
         loaded = paramstore.load(args.params)
         params, param_problems = loaded.params, loaded.problems
         if loaded.corrupt:
-            boot_faults = next(bit for bit, (name, _) in FAULT_BITS.items() if name == "params")
+            boot_faults = fault_bit("params")
         if not args.json:
             print(f"parameters: {loaded.source} ({args.params})", flush=True)
             for line in loaded.problems:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import List
 
-__all__ = ["FAULT_BITS", "WARNING_BITS", "DEGRADING", "MODES", "GAIT_SOURCES", "fault_names", "warning_names"]
+__all__ = ["FAULT_BITS", "WARNING_BITS", "DEGRADING", "MODES", "GAIT_SOURCES", "fault_names", "warning_names", "fault_bit", "warning_bit"]
 
 #: bit -> (name, what it means); the order and values are those of ANKLE_FAULT_* in _types.pxd.
 FAULT_BITS = {
@@ -52,3 +52,16 @@ def fault_names(word: int, table=None) -> List[str]:
 def warning_names(word: int) -> List[str]:
     """The names of the bits set in a warning word."""
     return fault_names(word, WARNING_BITS)
+
+
+def fault_bit(name: str, table=None) -> int:
+    """The bit of the fault called ``name`` (warning word with ``table=WARNING_BITS``); KeyError if none."""
+    for bit, (known, _) in (FAULT_BITS if table is None else table).items():
+        if known == name:
+            return bit
+    raise KeyError(f"no fault or warning called {name!r}")
+
+
+def warning_bit(name: str) -> int:
+    """The bit of the warning called ``name``."""
+    return fault_bit(name, WARNING_BITS)

@@ -48,6 +48,7 @@ Everything here runs without the GIL on preallocated memory; Python only
 hands in strides and moves frames.
 """
 from libc.math cimport sqrt, log, cos, sin, tanh, M_PI, isfinite, floor
+from controller._numeric cimport clamp
 from libc.stdint cimport uint64_t
 from hal._mit cimport (MitRange, MitCommand, MitReply, mit_unpack_command, mit_pack_reply,
     mit_frame_kind, MIT_FRAME_ENTER, MIT_FRAME_EXIT, MIT_FRAME_ZERO, MIT_FRAME_COMMAND)
@@ -105,9 +106,6 @@ cdef enum:
 PROFILE_CHANNELS = ("ankle_angle_rad", "ankle_vel_rad_s", "moment_Nm", "load_N",
                     "shank_angle_rad", "shank_omega_rad_s")
 
-
-cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
-    return lo if x < lo else (hi if x > hi else x)
 
 
 cdef class AnklePlant:

@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from controller.faults import MODES, fault_names, warning_names
+from controller.faults import MODES, fault_bit, fault_names, warning_bit, warning_names
 from controller.loop import TELEMETRY_COLUMNS
 from sim.harness import TRUTH_COLUMNS, SimRun
 from sim.wearer import Stride
@@ -364,9 +364,10 @@ def thermal_response(run: SimRun, t_fault_s: float) -> Dict[str, object]:
         idx = np.flatnonzero(mask)
         return float(t[idx[0]] - t_fault_s) if idx.size else None
 
-    derate_s, alert_s = first((warnings & 1) != 0), first((warnings & 2) != 0)
-    limit_s, latch_s = first(hot), first((faults & (1 << 6)) != 0)
-    derated = after & ((warnings & 1) != 0) & ((faults & (1 << 6)) == 0) & (tel[:, _T["walking"]] > 0.5)
+    derate, alert, over_temp = warning_bit("thermal_derate"), warning_bit("thermal_alert"), fault_bit("over_temperature")
+    derate_s, alert_s = first((warnings & derate) != 0), first((warnings & alert) != 0)
+    limit_s, latch_s = first(hot), first((faults & over_temp) != 0)
+    derated = after & ((warnings & derate) != 0) & ((faults & over_temp) == 0) & (tel[:, _T["walking"]] > 0.5)
     strides = [s for s in run.strides if s.walking and np.any(derated & (t >= s.t_heel_strike_s) & (t < s.t_end_s))]
     peaks = [float(np.max(np.abs(tel[(t >= s.t_heel_strike_s) & (t < s.t_end_s), _T["torque_Nm"]]))) for s in strides]
     return {

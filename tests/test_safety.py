@@ -211,6 +211,19 @@ def test_clear_is_refused_under_load_and_while_the_cause_persists():
     assert s.clear_faults() == "" and s.faults == 0 and s.mode == WALK
 
 
+def test_clear_is_refused_while_the_motor_is_still_at_its_limit_temperature():
+    s = safety()
+    now, _ = ticks(s, 3, motor_temp_C=125.0, load_N=0.0)
+    assert "over_temperature" in fault_names(s.faults)
+    assert "over_temperature" in s.clear_faults() and s.faults
+    # the reading drops at once, but the modelled winding cools over seconds: still refused
+    now, _ = ticks(s, 500, t0=now, motor_temp_C=60.0, load_N=0.0)
+    assert "over_temperature" in s.clear_faults() and s.faults
+    now, _ = ticks(s, 8000, t0=now, motor_temp_C=60.0, load_N=0.0)
+    assert s.thermal.winding_C < P["thermal.limit_degC"]
+    assert s.clear_faults() == "" and s.mode == WALK
+
+
 def test_a_corrupt_parameter_file_refuses_powered_mode():
     s = safety()
     s.latch(1 << 10, 1.0)
