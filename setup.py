@@ -52,6 +52,7 @@ setup(
         "python-can>=4.3",
         "pyserial>=3.5",
         "cantools>=39.0",
+        "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require={
         "test": ["pytest>=7.0", "hypothesis>=6.80"],

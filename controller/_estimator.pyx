@@ -75,10 +75,11 @@ cdef class Estimator:
         self.matcher = PhaseMatcher()
         self.reset()
 
-    def configure(self, params, bint use_shank=True):
+    def configure(self, params, bint use_shank=True, bint keep_state=False):
         """Take settings from a validated :class:`controller.params.ParamSet` (not in the tick).
 
-        Starts afresh: the learned template and stride time are forgotten.
+        Starts afresh: the learned template and stride time are forgotten, unless
+        ``keep_state`` (a live retune; the template's own settings are not live).
         ``use_shank=False`` ignores the IMU altogether: the plain time-based
         estimator (load events, phase from the last stride time), which is also
         what runs when the IMU is lost; benchmarks compare the two.
@@ -93,6 +94,8 @@ cdef class Estimator:
         self.quiet_gyro_rad_s = params["estimator.quiet_gyro_rad_s"]
         self.standing_after_s = params["estimator.standing_after_s"]
         self.swing_gyro_rad_s = params["estimator.swing_gyro_rad_s"]
+        if keep_state and self.matcher is not None:
+            return
         self.matcher = PhaseMatcher(params["estimator.template_rate"], params["estimator.prior_weight"])
         self.reset()
 

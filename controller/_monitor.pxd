@@ -31,6 +31,7 @@ cdef class Monitor:
     cdef readonly double supply_scale    # 0..1 push-off allowed by the supply voltage
     cdef readonly bint imu_fresh, load_fresh
     cdef bint started
+    cdef double armed_s              # when supervision began (the driver's activation)
 
     cdef void reset(self) noexcept nogil
     cdef uint32_t check(self, const Inputs* inp, double now_s) noexcept nogil

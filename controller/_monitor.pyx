@@ -67,8 +67,11 @@ cdef class Monitor:
         self.supply_min_V = 19.0
         self.reset()
 
-    def configure(self, params):
-        """Take thresholds from a validated :class:`controller.params.ParamSet` (not in the tick)."""
+    def configure(self, params, bint keep_state=False):
+        """Take thresholds from a validated :class:`controller.params.ParamSet` (not in the tick).
+
+        ``keep_state``: a live retune; what the monitor has seen so far stays.
+        """
         weight_N = params["wearer.mass_kg"] * STANDARD_GRAVITY
         self.period_s = 1.0 / params["loop.rate_Hz"]
         self.overrun_gap_s = params["safety.overrun_gap_s"]
@@ -86,10 +89,12 @@ cdef class Monitor:
         self.swing_gyro_rad_s = params["safety.swing_check_gyro_rad_s"]
         self.supply_warn_V = params["safety.supply_warn_V"]
         self.supply_min_V = params["safety.supply_min_V"]
-        self.reset()
+        if not keep_state:
+            self.reset()
 
     cdef void reset(self) noexcept nogil:
         self.started = False
+        self.armed_s = -1.0
         self.last_now_s = -1.0
         self.late_run = 0
         self.last_motor_rx_s = -1.0
@@ -120,12 +125,13 @@ cdef class Monitor:
     def start(self, double now_s):
         """Begin watching the tick interval at ``now_s`` (the tick's ``start``)."""
         self.started = True
+        self.armed_s = now_s
         self.last_now_s = now_s
         self.late_run = 0
 
     cdef uint32_t check(self, const Inputs* inp, double now_s) noexcept nogil:
         cdef uint32_t found = 0
-        cdef double dt, dtheta, expected
+        cdef double dt, dtheta, expected, heard_s
         cdef bint motor_new, imu_new, load_new, status_new, motor_finite
         cdef bint imu_bad = False, load_bad = False
 
@@ -143,7 +149,10 @@ cdef class Monitor:
         self.last_now_s = now_s
 
         # ---- driver link and driver --------------------------------------------------------
-        if inp.motor_rx_s < 0.0 or now_s - inp.motor_rx_s > self.motor_timeout_s:
+        # before the first reply of the loop, the driver counts as heard when supervision began
+        # (its activation reply); a made-up reading would only confuse the encoder checks
+        heard_s = inp.motor_rx_s if inp.motor_rx_s >= 0.0 else self.armed_s
+        if heard_s < 0.0 or now_s - heard_s > self.motor_timeout_s:
             found |= ANKLE_FAULT_MOTOR_STALE
         if inp.send_failures >= LINK_FAILURES or inp.bus_error_ticks >= LINK_FAILURES:
             found |= ANKLE_FAULT_MOTOR_STALE

@@ -84,10 +84,13 @@ cdef class Safety:
         self.last_load_N = 0.0
         self.started = False
 
-    def configure(self, params):
-        """Take limits from a validated :class:`controller.params.ParamSet` (not in the tick)."""
-        self.monitor.configure(params)
-        self.thermal.configure(params)
+    def configure(self, params, bint keep_state=False):
+        """Take limits from a validated :class:`controller.params.ParamSet` (not in the tick).
+
+        ``keep_state``: a live retune; the monitor's and the thermal model's state stay.
+        """
+        self.monitor.configure(params, keep_state)
+        self.thermal.configure(params, keep_state)
         self.max_torque_Nm = params["safety.max_torque_Nm"]
         self.torque_limit_Nm = self.max_torque_Nm
         self.max_slew_Nm_s = params["safety.max_slew_Nm_s"]
@@ -113,6 +116,7 @@ cdef class Safety:
         self.last_torque_Nm = 0.0
         self.assist = 0.0
         self.monitor.started = True
+        self.monitor.armed_s = now_s
         self.monitor.last_now_s = now_s
         self._set_mode(now_s)
 

@@ -47,8 +47,11 @@ cdef class ThermalModel:
         self.derate_floor = DERATE_FLOOR
         self.reset()
 
-    def configure(self, params):
-        """Take the motor's thermal constants and thresholds from a validated ParamSet."""
+    def configure(self, params, bint keep_state=False):
+        """Take the motor's thermal constants and thresholds from a validated ParamSet.
+
+        ``keep_state``: a live retune; the modelled temperatures stay.
+        """
         self.r25_ohm = params["thermal.winding_resistance_ohm"]
         self.kt_Nm_A = params["actuator.torque_constant_Nm_A"]
         self.c_wind_J_K = params["thermal.winding_capacity_J_K"]
@@ -61,7 +64,8 @@ cdef class ThermalModel:
         self.derate_start_C = params["thermal.derate_start_degC"]
         self.alert_C = params["thermal.alert_degC"]
         self.limit_C = params["thermal.limit_degC"]
-        self.reset()
+        if not keep_state:
+            self.reset()
 
     def reset(self):
         """Forget the state: the next case reading seeds both nodes."""

@@ -9,11 +9,13 @@ runs the kernels without the GIL, ``command_payload`` packs the driver frame,
 ankle side here, once, with the transmission parameters.
 """
 from libc.math cimport NAN
+from libc.string cimport memcpy
 from controller._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE)
 from controller._estimator cimport Estimator
 from controller._pushoff cimport PushoffController
 from controller._safety cimport Safety
 from hal._mit cimport (MitRange, MitCommand, MitReply, mit_pack_command, mit_unpack_reply)
+from hal._link cimport FrameLink, CanFrame, LINK_ERROR, LINK_EXTENDED, LINK_REMOTE
 from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, decode_imu, decode_load,
     decode_status, SENSOR_IMU_ID, SENSOR_LOAD_ID, SENSOR_STATUS_ID)
 
@@ -22,37 +24,21 @@ from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, decode_imu, d
 #: ``winding_temp_C`` is the thermal model's, ``torque_limit_Nm`` the limit after derating,
 #: ``pushoff_cmd_Nm`` the powered share sent, ``assist`` the share of push-off the safety stage
 #: lets through, ``speed_m_s`` the controller's speed estimate, ``stance_work_J_kg`` the net
-#: ankle work of the last completed stance.
+#: ankle work of the last completed stance.  The last four are the runner's timing of the tick
+#: (``note_timing``): how late it woke after its deadline, and the read / update / write phases;
+#: NaN where not measured (the lock-step simulator has no deadline).
 TELEMETRY_COLUMNS = (
     "t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
     "stance", "torque_Nm", "torque_cmd_Nm", "motor_angle", "motor_vel", "motor_temp_C",
     "mode", "faults", "stride_time_s", "frames_lost", "standing", "gait_source", "confidence",
     "warnings", "winding_temp_C", "torque_limit_Nm", "pushoff_cmd_Nm", "assist", "speed_m_s",
-    "stance_work_J_kg", "supply_V",
+    "stance_work_J_kg", "supply_V", "late_s", "read_s", "update_s", "write_s",
 )
-cdef int N_TELEMETRY = 29
+cdef int N_TELEMETRY = 33
 
 
 cdef class Tick:
     """The host's per-tick kernel.  Build it with :func:`controller.core.build_tick`."""
-    cdef Inputs inp
-    cdef Command cmd
-    cdef readonly Estimator estimator
-    cdef readonly PushoffController controller
-    cdef readonly Safety safety
-    cdef MitRange mit_range
-    cdef readonly int driver_id
-    cdef readonly int reply_id
-    cdef double ratio
-    cdef double efficiency
-    cdef double direction
-    cdef double motor_per_ankle_rad          # direction * ratio
-    cdef double motor_gain_per_ankle_gain    # 1 / (efficiency * ratio^2)
-    cdef public long frames_lost
-    cdef int last_imu_seq
-    cdef int last_load_seq
-    cdef bint poison_command        # fault injection: the controller's output becomes NaN
-
     def __cinit__(self):
         self.estimator = Estimator()
         self.controller = PushoffController()
@@ -61,6 +47,9 @@ cdef class Tick:
         self.last_imu_seq = -1
         self.last_load_seq = -1
         self.poison_command = False
+        self.frames_sent = self.send_errors = self.error_frames = 0
+        self.send_failures_run = self.error_ticks_run = 0
+        self.timing[0] = self.timing[1] = self.timing[2] = self.timing[3] = NAN
         self._reset_inputs()
 
     def configure(self, params, dict mit_range, int driver_id, int reply_id=0):
@@ -72,6 +61,7 @@ cdef class Tick:
         self.estimator.configure(params)
         self.controller.configure(params)
         self.safety.configure(params)
+        self.params = params
         self.ratio = params["actuator.ratio"]
         self.efficiency = params["actuator.efficiency"]
         self.direction = params["actuator.direction"]
@@ -81,6 +71,23 @@ cdef class Tick:
         self.mit_range = mit_range
         self.driver_id = driver_id
         self.reply_id = reply_id
+
+    def retune(self, params):
+        """Take new values for the live parameters while running (between ticks, not in one).
+
+        What the kernels learned and measured is kept (stride template, push-off
+        corrections, thermal state, fault latches).  Parameters that are not ``live``
+        (see the registry) must not differ from the running set: ValueError names them.
+        """
+        from controller.params import REGISTRY
+        running = self.params
+        changed = [p.name for p in REGISTRY if not p.live and params[p.name] != running[p.name]]
+        if changed:
+            raise ValueError(f"cannot change while running: {', '.join(changed)}")
+        self.estimator.configure(params, self.estimator.use_shank, keep_state=True)
+        self.controller.configure(params)
+        self.safety.configure(params, keep_state=True)
+        self.params = params
 
     def _reset_inputs(self):
         self.inp.shank_gyro_rad_s = 0.0
@@ -108,11 +115,9 @@ cdef class Tick:
 
     def start(self, double now_s):
         """Begin supervised control at ``now_s``; the driver's activation reply counts as heard."""
-        if self.inp.motor_rx_s < 0.0:
-            self.inp.motor_rx_s = now_s
         self.safety.arm(now_s)
 
-    cdef inline void _count_gap(self, int* last, int seq) noexcept nogil:
+    cdef void _count_gap(self, int* last, int seq) noexcept nogil:
         if last[0] >= 0:
             self.frames_lost += (seq - last[0] - 1) & 0xFF
         last[0] = seq
@@ -124,7 +129,12 @@ cdef class Tick:
         non-zero sensor status are not used, so their source goes stale and the
         safety stage reports it.
         """
-        cdef int dlc = data.shape[0]
+        if data.shape[0] == 0:
+            return False
+        return self.ingest_frame(can_id, &data[0], data.shape[0], now_s)
+
+    cdef bint ingest_frame(self, unsigned int can_id, const unsigned char* data, int dlc,
+                           double now_s) noexcept nogil:
         cdef MitReply rep
         cdef ImuFrame imu
         cdef LoadFrame load
@@ -132,7 +142,7 @@ cdef class Tick:
         if dlc == 0:
             return False
         if can_id == <unsigned int>self.reply_id:
-            if mit_unpack_reply(&data[0], dlc, &self.mit_range, &rep) != 0 or rep.driver_id != self.driver_id:
+            if mit_unpack_reply(data, dlc, &self.mit_range, &rep) != 0 or rep.driver_id != self.driver_id:
                 return False
             self.inp.motor_angle_rad = rep.p_rad / self.motor_per_ankle_rad
             self.inp.motor_vel_rad_s = rep.v_rad_s / self.motor_per_ankle_rad
@@ -145,7 +155,7 @@ cdef class Tick:
             self.inp.motor_rx_s = now_s
             return True
         if can_id == SENSOR_IMU_ID:
-            if decode_imu(&data[0], dlc, &imu) != 0 or imu.status != 0:
+            if decode_imu(data, dlc, &imu) != 0 or imu.status != 0:
                 return False
             self.inp.shank_gyro_rad_s = imu.gyro_z_rad_s
             self.inp.accel_x_m_s2 = imu.accel_x_m_s2
@@ -155,7 +165,7 @@ cdef class Tick:
             self.inp.imu_rx_s = now_s
             return True
         if can_id == SENSOR_LOAD_ID:
-            if decode_load(&data[0], dlc, &load) != 0 or load.status != 0:
+            if decode_load(data, dlc, &load) != 0 or load.status != 0:
                 return False
             self.inp.load_N = load.load_N
             self.inp.ankle_angle_rad = load.ankle_angle_rad
@@ -164,13 +174,56 @@ cdef class Tick:
             self.inp.load_rx_s = now_s
             return True
         if can_id == SENSOR_STATUS_ID:
-            if decode_status(&data[0], dlc, &status) != 0:
+            if decode_status(data, dlc, &status) != 0:
                 return False
             self.inp.supply_V = status.supply_V
             self.inp.node_flags = status.flags
             self.inp.node_status_rx_s = now_s
             return True
         return False
+
+    cdef void note_read(self, int error_frames) noexcept nogil:
+        self.error_frames += error_frames
+        self.error_ticks_run = self.error_ticks_run + 1 if error_frames else 0
+        self.inp.send_failures = self.send_failures_run
+        self.inp.bus_error_ticks = self.error_ticks_run
+
+    cdef void note_send(self, bint ok) noexcept nogil:
+        if ok:
+            self.frames_sent += 1
+            self.send_failures_run = 0
+        else:
+            self.send_errors += 1
+            self.send_failures_run += 1
+
+    def note_frames(self, int error_frames):
+        """The read phase is over: ``error_frames`` error frames came with it (link health)."""
+        self.note_read(error_frames)
+
+    def note_sent(self, bint ok):
+        """The command frame went out (``ok``) or the send failed (counted; 3 in a row is a fault)."""
+        self.note_send(ok)
+
+    cdef void read_link(self, FrameLink link, double now_s) noexcept nogil:
+        """The read phase on a GIL-free link: drain it into the inputs."""
+        cdef CanFrame f
+        cdef int errors = 0
+        while link.recv(&f) > 0:
+            if f.flags & LINK_ERROR:
+                errors += 1
+            elif not (f.flags & (LINK_EXTENDED | LINK_REMOTE)) and f.dlc > 0:
+                self.ingest_frame(f.can_id, f.data, f.dlc, now_s)
+        self.note_read(errors)
+
+    cdef void write_link(self, FrameLink link) noexcept nogil:
+        """The write phase on a GIL-free link: one command frame, unless it cannot be encoded."""
+        cdef CanFrame f
+        if self.pack_command(f.data) != 8:
+            return
+        f.can_id = <unsigned int>self.driver_id
+        f.dlc = 8
+        f.flags = 0
+        self.note_send(link.send(&f) > 0)
 
     cdef void _update(self, double now_s) noexcept nogil:
         self.safety.check(&self.inp, now_s)
@@ -185,10 +238,12 @@ cdef class Tick:
         with nogil:
             self._update(now_s)
 
-    def note_link(self, int send_failures, int bus_error_ticks):
-        """The runner's link health: consecutive failed sends, consecutive ticks with error frames."""
-        self.inp.send_failures = send_failures
-        self.inp.bus_error_ticks = bus_error_ticks
+    def note_timing(self, double late_s, double read_s, double update_s, double write_s):
+        """The runner's timing of this tick, published with its telemetry row."""
+        self.timing[0] = late_s
+        self.timing[1] = read_s
+        self.timing[2] = update_s
+        self.timing[3] = write_s
 
     def inject_nonfinite_command(self, bint on):
         """Fault injection (simulator, tests, bench): while on, the controller's output is NaN."""
@@ -210,6 +265,9 @@ cdef class Tick:
         """
         if out.shape[0] < 8:
             raise ValueError("out must hold 8 bytes")
+        return self.pack_command(&out[0])
+
+    cdef int pack_command(self, unsigned char* out) noexcept nogil:
         cdef MitCommand m
         cdef double g = self.motor_gain_per_ankle_gain
         m.p_rad = self.cmd.p_des_rad * self.motor_per_ankle_rad
@@ -217,44 +275,50 @@ cdef class Tick:
         m.kp_Nm_rad = self.cmd.kp_Nm_rad * g
         m.kd_Nms_rad = self.cmd.kd_Nms_rad * g
         m.t_Nm = -self.cmd.torque_ff_Nm / (self.direction * self.ratio * self.efficiency)
-        return mit_pack_command(&out[0], &self.mit_range, &m)
+        return mit_pack_command(out, &self.mit_range, &m)
 
     def publish(self, double[:, ::1] table, Py_ssize_t row):
         """Write this tick's telemetry row (``TELEMETRY_COLUMNS``) into ``table[row]``."""
         if table.shape[1] != N_TELEMETRY or not (0 <= row < table.shape[0]):
             raise IndexError("telemetry table has the wrong shape or row is out of range")
-        cdef double* r = &table[row, 0]
-        cdef GaitState* g = &self.estimator.state
         with nogil:
-            r[0] = self.safety.last_now_s
-            r[1] = self.inp.shank_gyro_rad_s
-            r[2] = self.inp.load_N
-            r[3] = self.inp.ankle_angle_rad
-            r[4] = g.phase
-            r[5] = g.heel_strike
-            r[6] = g.toe_off
-            r[7] = g.walking
-            r[8] = g.stance
-            r[9] = self.inp.motor_torque_Nm
-            r[10] = self.cmd.torque_expected_Nm
-            r[11] = self.inp.motor_angle_rad
-            r[12] = self.inp.motor_vel_rad_s
-            r[13] = self.inp.motor_temp_C
-            r[14] = self.safety.mode
-            r[15] = self.safety.faults
-            r[16] = g.stride_time_s
-            r[17] = self.frames_lost
-            r[18] = g.standing
-            r[19] = g.source
-            r[20] = g.confidence
-            r[21] = self.safety.warnings
-            r[22] = self.safety.thermal.winding_C
-            r[23] = self.safety.torque_limit_Nm
-            r[24] = self.cmd.pushoff_Nm
-            r[25] = self.safety.assist
-            r[26] = self.controller.speed_m_s
-            r[27] = self.controller.last_work_J_kg
-            r[28] = self.inp.supply_V
+            self.publish_row(&table[row, 0])
+
+    cdef void publish_row(self, double* r) noexcept nogil:
+        cdef GaitState* g = &self.estimator.state
+        r[0] = self.safety.last_now_s
+        r[1] = self.inp.shank_gyro_rad_s
+        r[2] = self.inp.load_N
+        r[3] = self.inp.ankle_angle_rad
+        r[4] = g.phase
+        r[5] = g.heel_strike
+        r[6] = g.toe_off
+        r[7] = g.walking
+        r[8] = g.stance
+        r[9] = self.inp.motor_torque_Nm
+        r[10] = self.cmd.torque_expected_Nm
+        r[11] = self.inp.motor_angle_rad
+        r[12] = self.inp.motor_vel_rad_s
+        r[13] = self.inp.motor_temp_C
+        r[14] = self.safety.mode
+        r[15] = self.safety.faults
+        r[16] = g.stride_time_s
+        r[17] = self.frames_lost
+        r[18] = g.standing
+        r[19] = g.source
+        r[20] = g.confidence
+        r[21] = self.safety.warnings
+        r[22] = self.safety.thermal.winding_C
+        r[23] = self.safety.torque_limit_Nm
+        r[24] = self.cmd.pushoff_Nm
+        r[25] = self.safety.assist
+        r[26] = self.controller.speed_m_s
+        r[27] = self.controller.last_work_J_kg
+        r[28] = self.inp.supply_V
+        r[29] = self.timing[0]
+        r[30] = self.timing[1]
+        r[31] = self.timing[2]
+        r[32] = self.timing[3]
 
     # ---- read-only views for tools and tests ----
     @property

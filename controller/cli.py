@@ -18,6 +18,12 @@ from sim.faults import KINDS as FAULT_KINDS
 __all__ = ["main"]
 
 SPEED_RANGE_M_S = (0.45, 2.15)
+
+
+class UsageError(ValueError):
+    """Options that do not go together; one line says which."""
+
+
 MASS_RANGE_KG = (30.0, 150.0)
 DURATION_RANGE_S = (0.5, 3600.0)
 
@@ -84,6 +90,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--inject", type=_injection, action="append", default=[], metavar="KIND@T[:VALUE]",
                    help="inject a fault at T s (repeatable), e.g. imu_loss@10 or low_voltage@8:20; "
                         "kinds: " + ", ".join(sorted(FAULT_KINDS)))
+    s.add_argument("--realtime", action="store_true",
+                   help="run in real time: the tick in its own process on absolute deadlines, the simulated "
+                        "devices in a third, real CAN frames over a socketcand bus on loopback "
+                        "(--duration up to 600 s)")
+    s.add_argument("--spin-us", type=_bounded(float, 0.0, 900.0, "us"), default=0.0, metavar="US",
+                   help="with --realtime: poll the clock for this long before each deadline (buys back a "
+                        "non-RT kernel's wake-up latency for that much CPU; default 0)")
+    s.add_argument("--can-log", type=_writable, metavar="F.blf|F.asc",
+                   help="with --realtime: also record the raw CAN traffic (python-can BLF or ASC)")
+    s.add_argument("--serve", action="store_true",
+                   help="only serve the simulated devices on a socketcand bus (for `ankle run --config "
+                        "deploy/sim.toml`); the wearer walks from the start; Ctrl-C stops")
+    s.add_argument("--port", type=_bounded(int, 1, 65535, ""), default=29536, metavar="N",
+                   help="with --serve: the TCP port (default 29536)")
     s.add_argument("--log", type=_writable, metavar="F.csv", help="write the session log (CSV)")
     s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -98,6 +118,17 @@ def _parser() -> argparse.ArgumentParser:
                    help="body mass in kg (default: the parameter default)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
 
+    b = sub.add_parser("run", help="run the controller on the device, from a TOML run configuration",
+                       description="Run the controller as configured (bus, driver, loop rate, real-time "
+                                   "settings, parameter file, logs): the tick in its own real-time process, "
+                                   "one status line a second; Ctrl-C or SIGTERM switches the driver off "
+                                   "and stops.  See docs/deployment.md and deploy/*.toml.")
+    b.add_argument("--config", type=Path, required=True, metavar="FILE", help="the TOML run configuration")
+    b.add_argument("--duration", type=_bounded(float, *DURATION_RANGE_S, "s"), metavar="S",
+                   help="stop after S seconds (default: loop.duration_s, else until stopped)")
+    b.add_argument("--check-config", action="store_true",
+                   help="check the configuration, print it as JSON and exit")
+
     q = sub.add_parser("params", help="list every parameter with its unit, range and meaning")
     q.add_argument("group", nargs="?", choices=groups(), help="only this group")
     q.add_argument("--markdown", action="store_true", help="the generated parameter reference")
@@ -105,8 +136,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+REALTIME_MAX_S = 600.0
+
+
 def _cmd_sim(args) -> int:
     from sim import evaluation, harness, report
+    if not args.realtime:
+        for flag, given in (("--spin-us", args.spin_us), ("--can-log", args.can_log)):
+            if given:
+                raise UsageError(f"{flag} needs --realtime")
+    if args.serve:
+        return _cmd_serve(args)
+    if args.realtime and args.duration > REALTIME_MAX_S:
+        raise UsageError(f"--duration {args.duration:g} s: with --realtime at most {REALTIME_MAX_S:g} s")
+    if args.realtime:
+        from sim.faults import HOST_KINDS
+        host_side = sorted({i.kind for i in args.inject if i.kind in HOST_KINDS})
+        if host_side:
+            raise UsageError(f"--inject {', '.join(host_side)}: host-side faults are simulated in lock-step "
+                             f"only; in real time the host is real (stop it with SIGSTOP to see the "
+                             f"driver's watchdog)")
 
     def per_stride(run, stride):
         if args.json:
@@ -133,15 +182,28 @@ def _cmd_sim(args) -> int:
               f"{args.mass:g} kg, {args.duration:g} s, seed {args.seed}", flush=True)
         for inj in args.inject:
             print(f"  injecting {inj.kind} at {inj.t_s:g} s", flush=True)
-    run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
-                      mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
-                      faults=args.inject, boot_faults=boot_faults)
+    timing = None
+    if args.realtime:
+        run, timing = _realtime_run(args, params, boot_faults)
+        if not args.json:
+            for stride in run.strides:
+                if stride.t_heel_strike_s + stride.stride_s <= run.sim_seconds:
+                    per_stride(run, stride)
+    else:
+        run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
+                          mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
+                          faults=args.inject, boot_faults=boot_faults)
     result = evaluation.summary(run, scenario=args.scenario, speed_m_s=args.speed, seed=args.seed)
+    if timing is not None:
+        result["realtime"] = timing
     result["param_problems"] = list(param_problems)
     result["injected"] = [f"{i.kind}@{i.t_s:g}" for i in args.inject]
-    if args.log:
+    if args.log and not args.realtime:           # in real time the logger streamed it already
         report.write_log(run, args.log)
+    if args.log:
         result["log"] = str(args.log)
+    if args.can_log:
+        result["can_log"] = str(args.can_log)
     if args.plot:
         report.plot(run, args.plot)
         result["plot"] = str(args.plot)
@@ -150,6 +212,83 @@ def _cmd_sim(args) -> int:
     else:
         _print_summary(result)
     return 0
+
+
+def _realtime_run(args, params, boot_faults):
+    """``ankle sim --realtime``: the three-process session, as a SimRun and its timing figures."""
+    import os
+    from controller.params import ParamSet
+    from controller.runtime import RealtimeSpec
+    from sim import realtime
+    cpus = sorted(os.sched_getaffinity(0))
+    spin_ns = int(args.spin_us * 1000)
+    # the tick on the last CPU, the simulated devices on the first, when there are two
+    tick_rt = RealtimeSpec(priority=80, cpus=(cpus[-1],) if len(cpus) > 1 else (), lock_memory=True,
+                           timer_slack_ns=1, spin_ns=spin_ns)
+    device_rt = RealtimeSpec(priority=70, cpus=(cpus[0],) if len(cpus) > 1 else (), lock_memory=True,
+                             timer_slack_ns=1, spin_ns=spin_ns)
+    params = (params or ParamSet()).with_values({"wearer.mass_kg": args.mass})
+    sinks, csv_log = [], None
+    if args.log:
+        from controller._tick import TELEMETRY_COLUMNS
+        from controller.logger import CsvSessionLog
+        csv_log = CsvSessionLog(args.log, TELEMETRY_COLUMNS)
+        sinks.append(csv_log.write)
+    device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
+                                 faults=tuple(args.inject), realtime=device_rt)
+    try:
+        rt = realtime.run(duration_s=args.duration, params=params, device=device, realtime=tick_rt,
+                          sinks=sinks, boot_faults=boot_faults,
+                          can_log=str(args.can_log) if args.can_log else None)
+    finally:
+        if csv_log is not None:
+            csv_log.close()
+    timing = realtime.timing_figures(rt)
+    if args.can_log:
+        timing["can_frames_logged"] = rt.device.get("can_frames_logged", 0)
+    return realtime.as_sim_run(rt, params), timing
+
+
+def _cmd_serve(args) -> int:
+    """``ankle sim --serve``: the simulated devices alone, until Ctrl-C or --duration."""
+    import signal
+    import threading
+    from sim import realtime
+    from sim.faults import HOST_KINDS
+    if any(i.kind in HOST_KINDS for i in args.inject):
+        raise UsageError("--inject with --serve takes device-side faults only")
+    device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
+                                 faults=tuple(args.inject), port=args.port, duration_s=args.duration)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    devices = realtime.DeviceProcess(device)
+    try:
+        port = devices.start()
+        print(f"serving the simulated ankle on socketcand 127.0.0.1:{port}, channel can0: scenario "
+              f"{args.scenario}, {args.speed:g} m/s, {args.mass:g} kg, for {args.duration:g} s; "
+              f"connect with `ankle run --config deploy/sim.toml`; Ctrl-C stops", flush=True)
+        for w in devices.warnings:
+            print(w, flush=True)
+        stop.wait(args.duration)
+        record = devices.finish()
+        print(f"stopped: {record['frames_in']} frames in, {record['frames_out']} frames out, driver watchdog "
+              f"{'tripped' if record['watchdog_tripped'] else 'never tripped'}", flush=True)
+    finally:
+        devices.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from controller.board import run_board
+    from controller.config import load_config
+    cfg = load_config(args.config)
+    if args.check_config:
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    result = run_board(cfg, duration_s=args.duration, say=lambda line: print(line, flush=True))
+    return 0 if not result.get("shutdown_error") else 1
 
 
 def _print_summary(r) -> None:
@@ -178,7 +317,18 @@ def _print_summary(r) -> None:
     print(f"  faults             {', '.join(r['faults']) or 'none'}; final mode {r['final_mode']}")
     print(f"  warnings           {', '.join(r['warnings']) or 'none'}; motor winding (model) "
           f"{f(r['winding_temp_max_C'], '.1f')} degC max")
-    for key in ("log", "plot"):
+    if "realtime" in r:
+        t = r["realtime"]
+        lt = t["lateness"]
+        print(f"  real time          {t['rate_achieved_Hz']:.3f} Hz ({t['rate_error_pct']:+.4f} %), lateness p50 "
+              f"{lt.get('p50_us', float('nan')):.1f} / p99 {lt.get('p99_us', float('nan')):.1f} / max "
+              f"{lt.get('max_us', float('nan')):.1f} us, {t['missed_gt_500us']} missed > 500 us")
+        print(f"  tick work          p99 {t['tick_work'].get('p99_us', float('nan')):.1f} us (read "
+              f"{t['read'].get('p99_us', float('nan')):.1f}, update {t['update'].get('p99_us', float('nan')):.1f}, "
+              f"write {t['write'].get('p99_us', float('nan')):.1f}), I/O: {t['io']}")
+        for w in t["warnings"] + t["device_warnings"]:
+            print(f"  {w}")
+    for key in ("log", "can_log", "plot"):
         if key in r:
             print(f"  {key:<18} {r[key]}")
 
@@ -216,12 +366,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``ankle`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params}
+    handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params, "run": _cmd_run}
     from controller.csvlog import CsvError
     from hal.errors import HalError
     try:
         return handlers[args.command](args)
-    except (CsvError, ParamError, HalError, RuntimeError) as e:
+    except UsageError as e:
+        print(f"ankle {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (CsvError, ParamError, HalError, RuntimeError, FileExistsError) as e:
         print(f"ankle {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:

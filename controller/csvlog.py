@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 __all__ = ["atomic_write_text", "read_columns", "format_value", "rows_to_csv", "CsvError"]
 
@@ -54,18 +54,35 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.close(dir_fd)
 
 
-def read_columns(path: Path, required: Sequence[str]) -> Tuple[List[str], List[List[str]], Dict[str, List[float]]]:
+def read_columns(path: Path, required: Sequence[str], *,
+                 torn: Optional[List[str]] = None) -> Tuple[List[str], List[List[str]], Dict[str, List[float]]]:
     """Read a CSV with a header row: (header, rows as text, the required columns as floats).
 
     Lines starting with ``#`` before the header are skipped.  Raises
     :class:`CsvError` naming what is wrong: a missing file or column, a ragged
     row, a value that is not a number, or a ``t`` that does not increase.
+
+    A last line with no terminating newline after the header is a torn write
+    (a crash or power cut while a log was appended) and is dropped; if ``torn``
+    is a list, one line describing what was dropped is appended to it.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CsvError(f"{path}: no such file") from None
+    end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    if 0 < end < len(data):
+        # Every complete line of a log ends in a newline, so the tail is a write cut short: even
+        # with the right number of values its last one may be cut (1.2345 -> 1.2).  Split before
+        # decoding, as a power cut may leave any bytes there.
+        data, tail = data[:end], data[end:]
+        if tail.strip() and not tail.startswith(b"#") and torn is not None:
+            line_no = data.count(b"\n") + 1
+            torn.append(f"{path}: dropped the torn last line {line_no} ({len(tail)} bytes with no "
+                        f"terminating newline: a write cut short): {tail[:40].decode('utf-8', 'replace')!r}")
+    try:
+        text = data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as e:
         raise CsvError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     lines = [ln for ln in text.splitlines() if not ln.startswith("#")]

@@ -40,25 +40,25 @@ def telemetry_table(rows: int) -> np.ndarray:
 
 
 class HostLoop:
-    """One host tick per :meth:`tick`: read, update, write, publish."""
+    """One host tick: :meth:`read`, :meth:`update`, :meth:`write`, then :meth:`publish`.
 
-    def __init__(self, tick: Tick, bus: can.BusABC, telemetry: np.ndarray):
-        if telemetry.ndim != 2 or telemetry.shape[1] != len(TELEMETRY_COLUMNS):
+    :meth:`tick` runs all four (the lock-step simulator); the real-time runtime
+    (:mod:`controller.runtime`) calls them one by one to time each phase.
+    """
+
+    def __init__(self, tick: Tick, bus: can.BusABC, telemetry: np.ndarray | None = None):
+        if telemetry is not None and (telemetry.ndim != 2 or telemetry.shape[1] != len(TELEMETRY_COLUMNS)):
             raise ValueError("telemetry table has the wrong shape; use telemetry_table()")
         self.kernel = tick
         self.bus = bus
         self.telemetry = telemetry
-        self.frames_sent = 0
-        self.send_errors = 0
-        self.error_frames = 0
-        self._send_failures = 0      # consecutive
-        self._error_ticks = 0        # consecutive ticks that brought error frames
         self._payload = bytearray(8)
+        # one command frame, refilled in place each tick: nothing is built per tick to send it
+        self._command = can.Message(arbitration_id=tick.driver_id, data=bytearray(8), is_extended_id=False)
 
-    def tick(self, now_s: float, row: int) -> None:
-        """Run the tick at ``now_s`` and record it in telemetry row ``row``."""
+    def read(self, now_s: float) -> None:
+        """Drain the bus: decode every frame that arrived since the last tick into the inputs."""
         recv, ingest = self.bus.recv, self.kernel.ingest
-        # read: everything that arrived since the last tick
         error_frames = 0
         while True:
             msg = recv(0.0)
@@ -68,20 +68,51 @@ class HostLoop:
                 error_frames += 1
             elif not (msg.is_extended_id or msg.is_remote_frame):
                 ingest(msg.arbitration_id, msg.data, now_s)
-        self.error_frames += error_frames
-        self._error_ticks = self._error_ticks + 1 if error_frames else 0
-        self.kernel.note_link(self._send_failures, self._error_ticks)
-        # update: estimator -> controller -> safety, without the GIL
+        self.kernel.note_frames(error_frames)
+
+    def update(self, now_s: float) -> None:
+        """Monitor -> estimator -> controller -> safety, without the GIL."""
         self.kernel.update(now_s)
-        # write: one command frame; a frame that cannot be encoded is not sent (the driver's
-        # watchdog then makes the ankle limp), and a failed send is counted, never raised
-        if self.kernel.command_payload(self._payload) == 8:
-            try:
-                self.bus.send(can.Message(arbitration_id=self.kernel.driver_id,
-                                          data=bytes(self._payload), is_extended_id=False))
-                self.frames_sent += 1
-                self._send_failures = 0
-            except can.CanError:
-                self.send_errors += 1
-                self._send_failures += 1
+
+    def write(self) -> None:
+        """Send the driver's command frame.
+
+        A frame that cannot be encoded is not sent (the driver's watchdog then makes
+        the ankle limp), and a failed send is counted, never raised.
+        """
+        if self.kernel.command_payload(self._payload) != 8:
+            return
+        self._command.data[:] = self._payload
+        try:
+            self.bus.send(self._command)
+        except can.CanError:
+            self.kernel.note_sent(False)
+        else:
+            self.kernel.note_sent(True)
+
+    @property
+    def frames_sent(self) -> int:
+        return self.kernel.frames_sent
+
+    @property
+    def send_errors(self) -> int:
+        return self.kernel.send_errors
+
+    @property
+    def error_frames(self) -> int:
+        return self.kernel.error_frames
+
+    def publish(self, table: np.ndarray, row: int) -> None:
+        """Write this tick's telemetry row into ``table[row]``."""
+        self.kernel.publish(table, row)
+
+    def tick(self, now_s: float, row: int) -> None:
+        """Read, update, write, and record the tick in telemetry row ``row``.
+
+        Lock-step ticks are not timed (their timing columns stay NaN), so a run is
+        the same bit for bit for the same seed.
+        """
+        self.read(now_s)
+        self.kernel.update(now_s)
+        self.write()
         self.kernel.publish(self.telemetry, row)

@@ -294,6 +294,19 @@ class ParamSet(Mapping[str, float]):
     def __len__(self) -> int:
         return len(self._values)
 
+    def vector(self) -> Tuple[float, ...]:
+        """The values in registry order (what the runtime's shared snapshot carries)."""
+        return tuple(float(self._values[p.name]) for p in REGISTRY)
+
+    @classmethod
+    def from_vector(cls, values) -> "ParamSet":
+        """A validated set from values in registry order (the inverse of :meth:`vector`)."""
+        values = list(values)
+        if len(values) != len(REGISTRY):
+            raise ParamError(f"expected {len(REGISTRY)} values in registry order, got {len(values)}")
+        return cls({p.name: (int(v) if p.kind is int and float(v).is_integer() else float(v))
+                    for p, v in zip(REGISTRY, values)})
+
     def with_values(self, changes: Mapping[str, float]) -> "ParamSet":
         """A new set with ``changes`` applied (dotted names)."""
         values = dict(self._values)

@@ -6,6 +6,7 @@ global bus.  Any python-can interface works ('virtual', 'socketcan', 'udp_multic
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -29,12 +30,16 @@ class BusConfig:
     channel: interface channel, e.g. 'can0'.
     bitrate: [bit/s]; for SocketCAN it is set with ``ip link``, not here.
     receive_own_messages: whether frames this process sends are also received by it.
+    host, port: the server of a network bus ('socketcand': the daemon's TCP address; the
+    simulator's gateway in ``ankle sim --realtime``); unused by other interfaces.
     """
 
     interface: str
     channel: str
     bitrate: int = 1_000_000
     receive_own_messages: bool = False
+    host: str = ""
+    port: int = 0
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any], prefix: str = "bus") -> "BusConfig":
@@ -62,7 +67,14 @@ class BusConfig:
         own = d.get("receive_own_messages", False)
         if not isinstance(own, bool):
             raise ConfigError(f"{prefix}.receive_own_messages: must be true or false, got {own!r}")
-        return cls(d["interface"], d["channel"], bitrate, own)
+        host, port = d.get("host", ""), d.get("port", 0)
+        if d["interface"] == "socketcand":
+            if not isinstance(host, str) or not host.strip():
+                raise ConfigError(f"{prefix}.host: socketcand needs the server's host name or address, "
+                                  f"got {host!r}")
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise ConfigError(f"{prefix}.port: socketcand needs a TCP port in 1..65535, got {port!r}")
+        return cls(d["interface"], d["channel"], bitrate, own, host, port)
 
 
 def socketcan_channels() -> list[str]:
@@ -107,9 +119,19 @@ def open_bus(cfg: BusConfig) -> can.BusABC:
         raise ConfigError(
             f"bus.channel: SocketCAN interface {cfg.channel!r} {state}; bring it up with "
             f"`sudo ip link set {cfg.channel} up type can bitrate {cfg.bitrate}`")
+    extra = {}
+    if cfg.interface == "socketcand":
+        # python-can's client retries for 10 s and then names neither host nor port: ask first
+        try:
+            socket.create_connection((cfg.host, cfg.port), timeout=2.0).close()
+        except OSError as e:
+            raise HalError(f"cannot reach the socketcand server at {cfg.host}:{cfg.port}: "
+                           f"{e.strerror or e}") from e
+        # tcp_tune: TCP_NODELAY and QUICKACK, or Nagle holds each frame back up to 40 ms
+        extra = {"host": cfg.host, "port": cfg.port, "tcp_tune": True}
     try:
         return can.Bus(interface=cfg.interface, channel=cfg.channel, bitrate=cfg.bitrate,
-                       receive_own_messages=cfg.receive_own_messages)
+                       receive_own_messages=cfg.receive_own_messages, **extra)
     except can.CanInterfaceNotImplementedError as e:
         raise ConfigError(f"bus.interface: {cfg.interface!r} is not usable here: {e}") from e
     except (can.CanError, OSError) as e:

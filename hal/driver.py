@@ -131,6 +131,16 @@ class MotorDriver(abc.ABC):
         """The bus this driver talks on (owned by the caller)."""
         return self._bus
 
+    def rebind(self, bus: can.BusABC) -> None:
+        """Talk on ``bus`` from now on: another connection to the same CAN bus (state is kept).
+
+        The real-time runtime commissions the driver through python-can, ticks on a
+        GIL-free link of its own, and opens a fresh python-can connection for the shutdown.
+        """
+        if not (hasattr(bus, "send") and hasattr(bus, "recv")):
+            raise ConfigError(f"bus: expected a python-can bus, got {type(bus).__name__}")
+        self._bus = bus
+
     def configure(self) -> None:
         """UNCONFIGURED -> INACTIVE after the commissioning check (ConfigError: stays put)."""
         self._require("configure", DriverState.UNCONFIGURED)

@@ -180,6 +180,16 @@ class SimAnkle:
         return new_stride
 
     # ------------------------------------------------------------------ real time (set-up)
+    def answer(self, timeout_s: float) -> bool:
+        """Answer one host frame if one arrives within ``timeout_s`` (the plant does not move).
+
+        Commissioning before walking starts; returns whether a frame came.
+        """
+        msg = self.bus.recv(timeout_s)
+        if msg is not None and self._handle(msg, self.plant.state[0]):
+            self._reply()
+        return msg is not None
+
     @contextlib.contextmanager
     def serving(self, poll_s: float = 0.001) -> Iterator["SimAnkle"]:
         """Answer the host's frames from a background thread (the plant does not move)."""
@@ -187,9 +197,7 @@ class SimAnkle:
 
         def serve() -> None:
             while not stop.is_set():
-                msg = self.bus.recv(poll_s)
-                if msg is not None and self._handle(msg, self.plant.state[0]):
-                    self._reply()
+                self.answer(poll_s)
 
         thread = threading.Thread(target=serve, name="sim-ankle", daemon=True)
         thread.start()

@@ -1,0 +1,75 @@
+# cython: language_level=3
+"""The real-time loop on a GIL-free CAN link: the whole tick without the GIL.
+
+Per period: sleep to the deadline, read the link into the inputs, update the
+kernels, write the command frame, publish the telemetry row into the shared
+ring, export the cadence's counters, and only then, between ticks, look for a
+new parameter snapshot.  The GIL is taken for one thing only, the retune after
+a new snapshot arrived (rare, and after the tick's work); the runtime runs this
+in a process of its own (:mod:`controller.runtime`), so no other thread holds it.
+"""
+from libc.stdint cimport int64_t
+from controller._rt cimport Cadence, monotonic_ns
+from controller._ring cimport TelemetryRing, ParamSnapshot
+from controller._tick cimport Tick
+from hal._link cimport FrameLink
+
+cdef extern from *:
+    """
+    static inline int64_t rtloop_load(const int64_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline void rtloop_store(int64_t* p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+    """
+    int64_t rtloop_load(const int64_t* p) nogil
+    void rtloop_store(int64_t* p, int64_t v) nogil
+
+#: Words of ``stats`` the loop writes, in Cadence's order (controller.shm.STAT agrees).
+DEF W_TICKS = 0
+DEF W_MISSED = 1
+DEF W_SKIPPED = 2
+DEF W_OVERRUNS = 3
+DEF W_MAX_LATE = 4
+
+
+def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamSnapshot snapshot,
+             double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune):
+    """Tick until ``stats[stop_word]`` becomes non-zero.
+
+    ``retune(values)`` is called (with the GIL, between ticks) when a new
+    parameter snapshot was taken into ``values``; it must not raise.
+    """
+    if values.shape[0] != snapshot.n:
+        raise ValueError(f"values holds {values.shape[0]}, the snapshot {snapshot.n}")
+    if stats.shape[0] <= max(stop_word, W_MAX_LATE):
+        raise ValueError("stats is too short")
+    cdef long long wake, t1, t2, t3
+    cdef double now_s
+    cdef Py_ssize_t slot
+    cdef int64_t* words = &stats[0]
+    with nogil:
+        while rtloop_load(&words[stop_word]) == 0:
+            wake = cadence.sleep()
+            cadence.wake(wake)
+            now_s = (wake - t0_ns) * 1e-9
+            tick.read_link(link, now_s)
+            t1 = monotonic_ns()
+            tick._update(now_s)
+            t2 = monotonic_ns()
+            tick.write_link(link)
+            t3 = monotonic_ns()
+            tick.timing[0] = cadence.late_ns * 1e-9
+            tick.timing[1] = (t1 - wake) * 1e-9
+            tick.timing[2] = (t2 - t1) * 1e-9
+            tick.timing[3] = (t3 - t2) * 1e-9
+            slot = ring.claim()
+            if slot >= 0:
+                tick.publish_row(ring.data + slot * ring.width)
+                ring.publish()
+            rtloop_store(&words[W_TICKS], cadence.ticks)
+            rtloop_store(&words[W_MISSED], cadence.missed)
+            rtloop_store(&words[W_SKIPPED], cadence.skipped)
+            rtloop_store(&words[W_OVERRUNS], cadence.overruns)
+            rtloop_store(&words[W_MAX_LATE], cadence.max_late_ns)
+            if snapshot.take(&values[0]):
+                with gil:
+                    retune(values)
+            cadence.advance(monotonic_ns())

@@ -1,0 +1,174 @@
+"""``ankle run --config FILE``: the controller on the board, supervised from this process.
+
+This process is the supervisor: it loads the configuration and the parameter
+file, starts the tick's process (:class:`controller.runtime.Runtime`), drains
+telemetry into the loggers, prints one status line a second, and on Ctrl-C or
+SIGTERM (systemd's stop) asks the loop to stop, which switches the driver off
+before the process exits.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from controller import _rt
+from controller._tick import TELEMETRY_COLUMNS
+from controller.config import RunConfig
+from controller.faults import MODES, fault_bit, fault_names
+from controller.params import ParamSet
+from controller.runtime import RealtimeSpec, Runtime, RuntimeSpec, TelemetryPump
+
+__all__ = ["realtime_spec", "load_params", "open_logs", "run_board", "LatestRow"]
+
+_COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+
+
+def realtime_spec(cfg: RunConfig) -> RealtimeSpec:
+    """The tick process's real-time settings from ``[realtime]``."""
+    r = cfg.realtime
+    return RealtimeSpec(priority=r.priority, cpus=tuple(r.cpus), lock_memory=r.lock_memory,
+                        timer_slack_ns=r.timer_slack_ns, spin_ns=r.spin_ns, freeze_gc=r.freeze_gc)
+
+
+def load_params(cfg: RunConfig, say: Callable[[str], None]):
+    """The parameter set to run with and the boot faults: ``[params] file`` if given (a corrupt
+    file falls back to its backup or the defaults and latches the ``params`` fault), the
+    registry's defaults otherwise; ``loop.rate_Hz`` is the configuration's."""
+    boot_faults = 0
+    if cfg.params.file is None:
+        params = ParamSet()
+        say("parameters: registry defaults (no [params] file configured)")
+    else:
+        from controller import paramstore
+        loaded = paramstore.load(cfg.params.file)
+        params = loaded.params
+        say(f"parameters: {loaded.source} ({cfg.params.file})")
+        for line in loaded.problems:
+            say(f"  {line}")
+        if loaded.corrupt:
+            boot_faults = fault_bit("params")
+    if params["loop.rate_Hz"] != cfg.loop.rate_Hz:
+        say(f"  loop.rate_Hz = {cfg.loop.rate_Hz:g} Hz from the configuration "
+            f"(the parameter set says {params['loop.rate_Hz']:g} Hz)")
+        params = params.with_values({"loop.rate_Hz": cfg.loop.rate_Hz})
+    return params, boot_faults
+
+
+def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]):
+    """The CSV session log (a telemetry sink) and the raw CAN log, as configured; (sinks, closers)."""
+    sinks: List[Callable[[np.ndarray], None]] = []
+    closers: List[Callable[[], None]] = []
+    if cfg.log.directory is None:
+        return sinks, closers
+    from controller.logger import CanTrafficLog, CsvSessionLog
+    Path(cfg.log.directory).mkdir(parents=True, exist_ok=True)
+    if cfg.log.csv:
+        path = Path(cfg.log.directory) / f"ankle-{stamp}.csv"
+        csv_log = CsvSessionLog(path, TELEMETRY_COLUMNS)
+        sinks.append(csv_log.write)
+        closers.append(csv_log.close)
+        say(f"log: {path}")
+    if cfg.log.can:
+        path = Path(cfg.log.directory) / f"ankle-{stamp}.{cfg.log.can}"
+        can_log = CanTrafficLog(bus_config, path, fmt=cfg.log.can)
+        can_log.start()
+        closers.append(can_log.stop)
+        say(f"CAN log: {path}")
+    return sinks, closers
+
+
+class LatestRow:
+    """A telemetry sink keeping the newest row (for status lines)."""
+
+    def __init__(self):
+        self.row: Optional[np.ndarray] = None
+
+    def __call__(self, batch: np.ndarray) -> None:
+        if len(batch):
+            self.row = batch[-1].copy()
+
+
+def status_line(row: Optional[np.ndarray], stats: dict) -> str:
+    """One status line with units."""
+    if row is None:
+        return "waiting for the first tick"
+    mode = MODES.get(int(row[_COL["mode"]]), "?")
+    faults = ", ".join(fault_names(int(row[_COL["faults"]]))) or "none"
+    return (f"t {row[_COL['t']]:8.1f} s  mode {mode:<7}  faults {faults}  ticks {stats['ticks']}  "
+            f"missed {stats['missed']}  max late {stats['max_late_ns'] / 1e3:.0f} us  "
+            f"torque {row[_COL['torque_cmd_Nm']]:+6.1f} N*m  winding {row[_COL['winding_temp_C']]:5.1f} degC  "
+            f"supply {row[_COL['supply_V']]:4.1f} V")
+
+
+def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callable[[str], None] = print,
+              stop: Optional[threading.Event] = None, status_period_s: float = 1.0) -> dict:
+    """Run the controller as configured until ``duration_s`` (else ``loop.duration_s``), ``stop``
+    is set, or SIGINT / SIGTERM arrives; returns the summary."""
+    stop = stop or threading.Event()
+    duration_s = duration_s if duration_s is not None else cfg.loop.duration_s
+    params, boot_faults = load_params(cfg, say)
+    spec = RuntimeSpec(bus=cfg.bus, driver_id=cfg.driver.id, driver_model=cfg.driver.model,
+                       reply_id=cfg.driver.reply_id, setup_timeout_s=cfg.driver.timeout_s,
+                       range_overrides=dict(cfg.driver.range_overrides), realtime=realtime_spec(cfg),
+                       boot_faults=boot_faults)
+    if cfg.console.port is not None:
+        say(f"console: {cfg.console.port} is configured; the serial console is not part of this "
+            f"version yet, so it is not opened")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    sinks, closers = open_logs(cfg, cfg.bus, stamp, say)
+    latest = LatestRow()
+    runtime = Runtime(spec, params)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        ready = runtime.start()
+        for line in ready["warnings"] + runtime.isolate():
+            say(line)
+        s = ready["settings"]
+        say(f"tick process: {s['policy']} priority {s['priority']}, CPUs {s['cpus']}, "
+            f"I/O {ready['io']}, {params['loop.rate_Hz']:g} Hz")
+        pump = TelemetryPump(runtime, [latest, *sinks])
+        pump.start()
+        t0_ns = _rt.now_ns() + 100_000_000
+        runtime.begin(t0_ns)
+        end = None if duration_s is None else time.monotonic() + 0.1 + duration_s
+        next_status = time.monotonic() + status_period_s
+        while not stop.is_set():
+            now = time.monotonic()
+            if end is not None and now >= end:
+                break
+            if now >= next_status:
+                say(status_line(latest.row, runtime.stats()))
+                next_status += status_period_s
+            if runtime.shared.state in ("stopped", "failed"):
+                break
+            stop.wait(max(0.0, min(next_status, end if end is not None else next_status) - now))
+        summary = runtime.stop()
+        stats = runtime.stats()
+        pump.finish()
+    finally:
+        if runtime.process.is_alive():
+            runtime.stop()
+        for close in closers:
+            close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    faults = 0
+    if latest.row is not None:
+        faults = int(latest.row[_COL["faults"]])
+    result = {"ticks": stats["ticks"], "missed": stats["missed"], "skipped": stats["skipped"],
+              "overruns": stats["overruns"], "max_late_us": round(stats["max_late_ns"] / 1e3, 1),
+              "ring_dropped": stats["ring_dropped"], "rows": pump.rows, "faults": fault_names(faults),
+              **summary}
+    say(f"stopped: {result['ticks']} ticks, {result['missed']} missed, max late {result['max_late_us']} us, "
+        f"faults {', '.join(result['faults']) or 'none'}; driver "
+        f"{'switched off' if not summary.get('shutdown_error') else 'did not confirm: ' + summary['shutdown_error']}")
+    return result

@@ -1,0 +1,502 @@
+"""The board's run configuration: ``ankle run --config FILE``.
+
+The file is TOML, one table per part of the system (see ``deploy/ankle.toml`` for a complete,
+commented example)::
+
+    [bus]          CAN bus (hal.bus.BusConfig)          required: interface, channel
+    [driver]       the ankle's AK motor driver           required: id
+    [sensor_node]  the sensor node's status period
+    [loop]         control rate and run time
+    [realtime]     SCHED_FIFO priority, CPU pinning, mlockall, timer slack, GC
+    [params]       the saved parameter file
+    [console]      the prosthetists' serial console
+    [log]          telemetry logging
+
+Every key is checked for type and range when the file is loaded, and unknown sections and keys
+are refused (a typo must not silently fall back to a default).  Errors are
+:class:`hal.errors.ConfigError`:
+
+- about a value, the message starts with the dotted field, then what was given and what is
+  allowed: ``realtime.priority: must be an integer in 1..99 (SCHED_FIFO), or 0 to leave the
+  scheduling alone, got 120``;
+- about the file itself (missing, unreadable, not UTF-8, TOML syntax), the message starts with
+  the file's path; a syntax error carries tomllib's line and column.
+
+Loading touches nothing but the config file: the parameter file, the console port and the log
+directory are only named here (relative paths resolved against the config file's directory);
+the caller opens them and reports what it finds.  This is set-up code; nothing here runs in the
+tick.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+
+from controller.params import by_name
+from hal._sensor_frames import IMU_ID, LOAD_ID, STATUS_ID
+from hal.ak import AK_MODELS, RANGE_KEYS, mit_range
+from hal.bus import BusConfig
+from hal.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib
+
+__all__ = ["RunConfig", "DriverConfig", "SensorNodeConfig", "LoopConfig", "RealtimeConfig",
+           "ParamsConfig", "ConsoleConfig", "LogConfig", "BAUDRATES", "LOG_CAN_FORMATS",
+           "load_config", "parse_config"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Baud rates the console accepts: the standard termios rates from 9600 to 921600.
+BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+#: ``log.can`` values: "" (no CAN log), or a python-can log format.
+LOG_CAN_FORMATS = ("", "blf", "asc")
+
+_SENSOR_IDS = (IMU_ID, LOAD_ID, STATUS_ID)
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_RATE = by_name("loop.rate_Hz")
+
+
+# --- value checkers: (dotted name, raw TOML value, config directory) -> checked value -----------
+
+Check = Callable[[str, Any, Path], Any]
+
+
+def _show(value: Any) -> str:
+    """The given value for an error message, shortened: a config error is one line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key(key: str) -> str:
+    """A key as TOML would write it: bare if it can be, else quoted (so a message stays one line)."""
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(lo: int, hi: int, what: str = "", also_zero: str = "") -> Check:
+    """An integer in lo..hi; ``also_zero`` (its meaning) additionally allows 0."""
+    allowed = f"an integer in {lo}..{hi}{what}" + (f", or 0 {also_zero}" if also_zero else "")
+
+    def check(name: str, value: Any, base: Path) -> int:
+        if not _is_int(value) or not (lo <= value <= hi or (also_zero and value == 0)):
+            raise ConfigError(f"{name}: must be {allowed}, got {_show(value)}")
+        return value
+    return check
+
+
+def _number(lo: float, hi: float, unit: str) -> Check:
+    """A finite number in lo..hi [unit]; TOML integers are accepted and become floats."""
+    def check(name: str, value: Any, base: Path) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or (isinstance(value, float) and not math.isfinite(value)) or not lo <= value <= hi:
+            raise ConfigError(f"{name}: must be a number in {lo:g}..{hi:g} {unit}, got {_show(value)}")
+        return float(value)
+    return check
+
+
+def _positive_duration(name: str, value: Any, base: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (isinstance(value, float) and not math.isfinite(value)) or not value > 0:
+        raise ConfigError(f"{name}: must be a number of seconds > 0 (leave it out to run until "
+                          f"stopped), got {_show(value)}")
+    return float(value)
+
+
+def _boolean(name: str, value: Any, base: Path) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}: must be true or false, got {_show(value)}")
+    return value
+
+
+def _choice(options: Tuple[Any, ...]) -> Check:
+    def check(name: str, value: Any, base: Path) -> Any:
+        if type(value) is not type(options[0]) or value not in options:
+            raise ConfigError(f"{name}: must be one of {', '.join(repr(o) for o in options)}, "
+                              f"got {_show(value)}")
+        return value
+    return check
+
+
+def _string(name: str, value: Any, base: Path) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: must be a string, got {_show(value)}")
+    if "\x00" in value:
+        raise ConfigError(f"{name}: must not contain a NUL character, got {_show(value)}")
+    return value
+
+
+def _path(name: str, value: Any, base: Path) -> Optional[Path]:
+    """A file or directory path; "" = none; relative paths are taken from the config's directory.
+
+    Purely lexical: nothing is opened, created or required to exist.
+    """
+    value = _string(name, value, base)
+    if not value.strip():
+        if value:
+            raise ConfigError(f"{name}: must be a path, or \"\" for none, got {_show(value)}")
+        return None
+    return Path(os.path.normpath(os.path.join(base, value)))
+
+
+def _serial_port(name: str, value: Any, base: Path) -> Optional[str]:
+    """An absolute device path (/dev/ttyGS0), a pyserial URL (socket://host:port), or "" = none."""
+    value = _string(name, value, base)
+    if value == "":
+        return None
+    if not (value.startswith("/") or "://" in value) or value != value.strip():
+        raise ConfigError(f"{name}: must be the absolute path of a serial device (e.g. /dev/ttyGS0 "
+                          f"or /dev/ttyAMA0), a pyserial URL, or \"\" for no console, "
+                          f"got {_show(value)}")
+    return value
+
+
+def _cpus(name: str, value: Any, base: Path) -> Tuple[int, ...]:
+    """CPU numbers to pin the loop to; each must exist on this machine (os.cpu_count())."""
+    if not isinstance(value, list) or not all(_is_int(c) and c >= 0 for c in value):
+        raise ConfigError(f"{name}: must be a list of CPU numbers (integers >= 0), or [] not to "
+                          f"pin, got {_show(value)}")
+    count = os.cpu_count()
+    seen = set()
+    for cpu in value:
+        if count is not None and cpu >= count:
+            raise ConfigError(f"{name}: CPU {cpu} does not exist; this machine has {count} "
+                              f"(0..{count - 1}), got {_show(value)}")
+        if cpu in seen:
+            raise ConfigError(f"{name}: CPU {cpu} is listed twice, got {_show(value)}")
+        seen.add(cpu)
+    return tuple(sorted(value))
+
+
+def _model(name: str, value: Any, base: Path) -> str:
+    if not isinstance(value, str) or value not in AK_MODELS:
+        raise ConfigError(f"{name}: must be one of {', '.join(AK_MODELS)}, got {_show(value)}")
+    return value
+
+
+def _range_overrides(name: str, value: Any, base: Path) -> Mapping[str, float]:
+    """Per-motor MIT range corrections; keys and values are checked with the model in
+    :func:`_check_driver` (the check needs the model's row)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: must be a table of range fields (e.g. t_max = 25.0), "
+                          f"got {_show(value)}")
+    for key, v in value.items():
+        if key not in RANGE_KEYS:
+            raise _unknown(f"{name}.{_key(key)}", "key", RANGE_KEYS, key=key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) \
+                or (isinstance(v, int) and abs(v) > 1e15) or not math.isfinite(v):
+            raise ConfigError(f"{name}.{_key(key)}: must be a finite number, got {_show(v)}")
+    return MappingProxyType({key: float(v) for key, v in value.items()})
+
+
+def _checked(check: Check, **kw: Any) -> Any:
+    """A dataclass field whose TOML value is checked by ``check``."""
+    return field(metadata={"check": check}, **kw)
+
+
+# --- the sections ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DriverConfig:
+    """``[driver]``: the ankle's AK-series motor driver (MIT mode, ``hal.ak.AKDriver``).
+
+    model: row of ``hal.ak.AK_MODELS``.
+    id: the driver's CAN node id, 1..127 (commands go out on this standard id).  Required.
+    reply_id: CAN id the driver replies on, 0..0x7FF (0x000 by default); not the driver's own
+    id and not one of the sensor node's frame ids (0x110..0x112).
+    timeout_s: how long a set-up request (enter motor mode, zero, exit) waits for its reply [s].
+    range_overrides: per-motor corrections of the model's MIT ranges (firmware-dependent), keys of
+    ``hal.ak.RANGE_KEYS``; checked with ``hal.ak.mit_range``.  Empty: the model's row as is.
+    """
+
+    id: int = _checked(_integer(1, 127, " (the driver's CAN node id)"))
+    model: str = _checked(_model, default="AK80-9")
+    reply_id: int = _checked(_integer(0, 0x7FF, " (a standard CAN id, 0x000..0x7FF)"), default=0)
+    timeout_s: float = _checked(_number(0.01, 5.0, "s"), default=0.5)
+    range_overrides: Mapping[str, float] = _checked(
+        _range_overrides, default_factory=lambda: MappingProxyType({}), hash=False)
+
+    def mit_range(self) -> Dict[str, float]:
+        """The checked MIT range of this motor: the model's row with ``range_overrides`` applied."""
+        return mit_range(self.model, self.range_overrides)
+
+
+@dataclass(frozen=True)
+class SensorNodeConfig:
+    """``[sensor_node]``: the shank sensor node.
+
+    Its frame ids (IMU 0x110, load/encoder 0x111, status 0x112) are fixed by
+    ``hal/sensor_node.dbc`` and are not configurable.
+
+    status_period_s: the period at which the node is expected to send its status frame [s]
+    (0.02 s = 50 Hz as the DBC documents); staleness of the status is judged against it.
+    """
+
+    status_period_s: float = _checked(_number(0.005, 1.0, "s"), default=0.02)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """``[loop]``: the control loop.
+
+    rate_Hz: tick rate [Hz], within the bounds of the ``loop.rate_Hz`` parameter of the registry
+    (``controller/params.py``); default that parameter's default.
+    duration_s: stop after this long [s]; ``None`` (key left out) runs until stopped.
+    """
+
+    rate_Hz: float = _checked(_number(_RATE.min, _RATE.max, _RATE.unit), default=float(_RATE.default))
+    duration_s: Optional[float] = _checked(_positive_duration, default=None)
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    """``[realtime]``: what the loop asks of the operating system.
+
+    Each setting that the system refuses is reported as a warning and the program runs without
+    it (``warning: realtime.<field>: <what was refused> (<errno text>); running without it``).
+
+    priority: SCHED_FIFO priority 1..99 for the loop thread; 0 leaves the scheduling alone.
+    cpus: CPU numbers to pin the loop to (e.g. an isolated core); () does not pin.
+    lock_memory: mlockall(MCL_CURRENT | MCL_FUTURE), so the loop never waits for a page fault.
+    timer_slack_ns: the loop thread's timer slack [ns] (PR_SET_TIMERSLACK); 0 leaves the default
+    (50 us on Linux).  The kernel gives SCHED_FIFO threads no slack anyway, so this matters when
+    priority is 0 or SCHED_FIFO was refused.
+    freeze_gc: once set-up is done, collect, freeze what exists and switch the cyclic garbage
+    collector off, so no collection starts inside the loop.
+    spin_ns: sleep until this long before each deadline, then poll the clock up to it [ns]:
+    buys back a kernel's wake-up latency for that much CPU per period; 0 (the default, right on
+    a PREEMPT_RT kernel) only sleeps.  Must be shorter than one period.
+    """
+
+    priority: int = _checked(_integer(1, 99, " (SCHED_FIFO)", "to leave the scheduling alone"),
+                             default=80)
+    cpus: Tuple[int, ...] = _checked(_cpus, default=())
+    lock_memory: bool = _checked(_boolean, default=True)
+    timer_slack_ns: int = _checked(_integer(1, 1_000_000_000, " ns", "to leave the default"), default=1)
+    freeze_gc: bool = _checked(_boolean, default=True)
+    spin_ns: int = _checked(_integer(1, 9_000_000, " ns", "to sleep only"), default=0)
+
+
+@dataclass(frozen=True)
+class ParamsConfig:
+    """``[params]``: the saved parameter file (``controller/paramstore.py``, two copies).
+
+    file: its path, absolute after loading (relative paths are taken from the config file's
+    directory); it need not exist yet, then the defaults are used (the caller reports it).
+    ``None`` ("" in the file): no parameter file, the registry's defaults, nothing can be saved.
+    """
+
+    file: Optional[Path] = _checked(_path, default=None)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """``[console]``: the prosthetists' serial console.
+
+    port: the serial device (``/dev/ttyGS0`` for a USB gadget, ``/dev/ttyAMA0`` for a UART), or a
+    pyserial URL; ``None`` ("" in the file): no console.
+    baudrate: [bit/s], one of :data:`BAUDRATES` (ignored by a USB gadget port).
+    """
+
+    port: Optional[str] = _checked(_serial_port, default=None)
+    baudrate: int = _checked(_choice(BAUDRATES), default=115200)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: telemetry logging.
+
+    directory: where logs are written, absolute after loading (relative paths are taken from the
+    config file's directory); ``None`` ("" in the file): no logging.
+    csv: write the telemetry CSV (the ``ankle replay`` columns) there.
+    can: also record the raw CAN traffic: "" no, "blf" or "asc" (python-can formats).
+    """
+
+    directory: Optional[Path] = _checked(_path, default=None)
+    csv: bool = _checked(_boolean, default=True)
+    can: str = _checked(_choice(LOG_CAN_FORMATS), default="")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything ``ankle run`` needs, checked: one frozen record per config section.
+
+    source: the config file's path as given (or the ``source`` label of :func:`parse_config`).
+    """
+
+    source: str
+    bus: BusConfig
+    driver: DriverConfig
+    sensor_node: SensorNodeConfig = field(default_factory=SensorNodeConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    params: ParamsConfig = field(default_factory=ParamsConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain data for printing (``ankle run --check-config``): sections as dicts, paths as
+        strings, tuples as lists, unset optional values as ``None``."""
+        out: Dict[str, Any] = {"source": self.source}
+        for f in fields(self):
+            if f.name != "source":
+                section = getattr(self, f.name)
+                out[f.name] = {g.name: _plain(getattr(section, g.name)) for g in fields(section)}
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+# Section name -> its dataclass, in file order.  [bus] is hal.bus.BusConfig, checked by its own
+# from_mapping.
+_SECTIONS: Dict[str, type] = {
+    "bus": BusConfig, "driver": DriverConfig, "sensor_node": SensorNodeConfig, "loop": LoopConfig,
+    "realtime": RealtimeConfig, "params": ParamsConfig, "console": ConsoleConfig, "log": LogConfig,
+}
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def load_config(path: PathLike) -> RunConfig:
+    """Read and check the config file ``path``.
+
+    ConfigError if the file is missing or unreadable (the message names the path), is not UTF-8
+    or not valid TOML (path, line and column), or has a bad value (the dotted field).
+    """
+    shown = os.fspath(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{shown}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{shown}: is a directory, not a config file") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise ConfigError(f"{shown}: cannot read the config file: "
+                          f"{getattr(e, 'strerror', None) or e}") from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{shown}: not UTF-8 text (line {line}, byte {e.start})") from None
+    return parse_config(text, source=shown)
+
+
+def parse_config(text: str, source: str = "<config>") -> RunConfig:
+    """Check the TOML document ``text``; ``source`` names it in messages and in the result.
+
+    Relative paths are resolved against the directory of ``source`` when it is a file path, or
+    against the current directory when it is a label in angle brackets (``"<config>"``).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: arrays or tables nested too deeply") from None
+    if not source or (source.startswith("<") and source.endswith(">")):
+        base = Path(os.getcwd())
+    else:
+        base = Path(os.path.dirname(os.path.abspath(source)))
+    return _build(doc, source, base)
+
+
+def _unknown(name: str, kind: str, known: Any, key: Optional[str] = None) -> ConfigError:
+    """``name`` (dotted, already quoted where needed) is not one of ``known``."""
+    key = name.rsplit(".", 1)[-1] if key is None else key
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"{name}: unknown {kind} (known: {', '.join(known)}){hint}")
+
+
+def _table(doc: Mapping[str, Any], name: str) -> Dict[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: must be a table ([{name}]), got {_show(value)}")
+    return value
+
+
+def _build(doc: Mapping[str, Any], source: str, base: Path) -> RunConfig:
+    for name in doc:
+        if name not in _SECTIONS:
+            raise _unknown(_key(name), "section", list(_SECTIONS), key=name)
+    bus = _check_bus(_table(doc, "bus"))
+    sections: Dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        if name != "bus":
+            sections[name] = _section(cls, name, _table(doc, name), base)
+    _check_driver(sections["driver"])
+    period_ns = 1e9 / sections["loop"].rate_Hz
+    if sections["realtime"].spin_ns >= period_ns:
+        raise ConfigError(f"realtime.spin_ns: must be shorter than one period ({period_ns:.0f} ns at "
+                          f"loop.rate_Hz = {sections['loop'].rate_Hz:g}), got {sections['realtime'].spin_ns}")
+    return RunConfig(source=source, bus=bus, **sections)
+
+
+def _section(cls: type, name: str, table: Mapping[str, Any], base: Path) -> Any:
+    """Build the dataclass ``cls`` from ``table`` with every field's checker."""
+    known = [f.name for f in fields(cls)]
+    for key in table:
+        if key not in known:
+            raise _unknown(f"{name}.{_key(key)}", "key", known, key=key)
+    values = {}
+    for f in fields(cls):
+        dotted = f"{name}.{f.name}"
+        if f.name in table:
+            values[f.name] = f.metadata["check"](dotted, table[f.name], base)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{dotted}: missing")
+    return cls(**values)
+
+
+def _check_bus(table: Dict[str, Any]) -> BusConfig:
+    """[bus] through BusConfig.from_mapping, plus the types of host and port, which it checks
+    only for socketcand.  Unknown keys are caught here first, as in every other section."""
+    known = [f.name for f in fields(BusConfig)]
+    for key in table:
+        if key not in known:
+            raise _unknown(f"bus.{_key(key)}", "key", known, key=key)
+    bus = BusConfig.from_mapping(table, prefix="bus")
+    if not isinstance(bus.host, str) or "\x00" in bus.host:
+        raise ConfigError(f"bus.host: must be a host name or address, got {_show(bus.host)}")
+    if not _is_int(bus.port) or not 0 <= bus.port <= 65535:
+        raise ConfigError(f"bus.port: must be a TCP port in 0..65535, got {_show(bus.port)}")
+    return bus
+
+
+def _check_driver(driver: DriverConfig) -> None:
+    """Rules between [driver] fields."""
+    if driver.reply_id == driver.id:
+        raise ConfigError(f"driver.reply_id: must differ from driver.id ({driver.id:#05x}), "
+                          f"got {driver.reply_id:#05x}")
+    if driver.reply_id in _SENSOR_IDS:
+        raise ConfigError(f"driver.reply_id: {driver.reply_id:#05x} is a sensor node frame id "
+                          f"(0x110..0x112, hal/sensor_node.dbc), got {driver.reply_id}")
+    try:
+        driver.mit_range()
+    except ConfigError as e:
+        msg = str(e)
+        prefix = "driver." if msg.startswith("range_overrides.") else "driver.range_overrides."
+        raise ConfigError(prefix + msg) from None

@@ -1,0 +1,381 @@
+"""The real-time runtime: the tick in its own process, on absolute deadlines.
+
+The tick's process does nothing but the loop: it sets its real-time settings,
+commissions the driver, freezes the garbage collector, then ticks on
+``start + k * period`` (:class:`controller._rt.Cadence`): read the bus, update
+the kernels (without the GIL), write the command, publish one telemetry row
+into the shared ring, and only then, between ticks, take a new parameter
+snapshot if one was published.  Nothing else runs in that process, so no
+Python thread, console, logger or collector can hold it up; the supervisor
+(:class:`Runtime`, in the caller's process) reaches it only through shared
+memory (:mod:`controller.shm`) and, outside the loop, a pipe for start-up and
+shutdown.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from controller import _rt
+from controller._rtloop import run_loop
+from controller.loop import HostLoop, build_tick
+from controller.params import ParamSet
+from controller.rtsettings import apply_realtime, current_settings, freeze_gc
+from controller.shm import STAT, SharedChannels
+from hal.bus import BusConfig
+
+__all__ = ["RealtimeSpec", "RuntimeSpec", "Runtime", "RuntimeFailure", "TelemetryPump", "TelemetryRecorder"]
+
+
+class RuntimeFailure(RuntimeError):
+    """The tick's process could not start or stopped with an error; the message says why."""
+
+
+@dataclass(frozen=True)
+class RealtimeSpec:
+    """Real-time settings of one process (see :mod:`controller.rtsettings`).
+
+    priority: SCHED_FIFO priority 1..99, 0 = leave the scheduler alone.
+    cpus: CPUs to pin to, empty = leave.  lock_memory: mlockall.  timer_slack_ns: 0 = leave.
+    spin_ns: poll the clock for this long before each deadline (0 on a PREEMPT_RT kernel).
+    freeze_gc: freeze and disable the cyclic garbage collector before the loop.
+    cpu_latency_us: hold /dev/cpu_dma_latency at this while running (0: idle CPUs poll), -1 = leave.
+    """
+
+    priority: int = 0
+    cpus: tuple = ()
+    lock_memory: bool = False
+    timer_slack_ns: int = 0
+    spin_ns: int = 0
+    freeze_gc: bool = True
+    cpu_latency_us: int = -1
+
+    def apply(self) -> List[str]:
+        return apply_realtime(priority=self.priority, cpus=self.cpus, lock_memory=self.lock_memory,
+                              timer_slack_ns=self.timer_slack_ns, cpu_latency_us=self.cpu_latency_us)
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """Everything the tick's process needs (picklable: it crosses into a new process)."""
+
+    bus: BusConfig
+    driver_id: int
+    driver_model: str = "AK80-9"
+    reply_id: int = 0
+    setup_timeout_s: float = 0.5
+    range_overrides: dict = field(default_factory=dict)     # hal.ak.mit_range corrections
+    realtime: RealtimeSpec = field(default_factory=RealtimeSpec)
+    boot_faults: int = 0
+    miss_ns: int = 500_000
+    #: "auto": the GIL-free link where the interface has one (socketcan, socketcand), else python-can;
+    #: "python-can": always python-can (to compare, or for an interface without a link)
+    io: str = "auto"
+
+    def __post_init__(self):
+        if self.io not in ("auto", "python-can"):
+            raise ValueError(f"io must be 'auto' or 'python-can', got {self.io!r}")
+
+
+# ----------------------------------------------------------------------------- tick's process
+_ACTIVATE_LEAD_NS = 20_000_000      # the driver is switched on this long before the first tick
+def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None:
+    """Entry point of the tick's process."""
+    from hal.ak import AKDriver
+    from hal.bus import open_bus
+    from hal.errors import HalError
+    from hal.links import open_link
+
+    shared = SharedChannels(shm_path, capacity=capacity)
+    bus = driver = None
+    # python-can's socketcand client warns about every frame split across TCP reads, which
+    # is how TCP works; its real errors still come through
+    logging.getLogger("can.interfaces.socketcand").setLevel(logging.ERROR)
+    try:
+        warnings = spec.realtime.apply()
+        values = np.zeros(shared.n_params)
+        if not shared.snapshot.poll(values):
+            raise RuntimeFailure("no parameter snapshot was published before the start")
+        params = ParamSet.from_vector(values)
+        bus = open_bus(spec.bus)
+        driver = AKDriver(bus, driver_id=spec.driver_id, model=spec.driver_model, reply_id=spec.reply_id,
+                          range_overrides=spec.range_overrides or None)
+        driver.configure()
+        tick = build_tick(params, driver.mit_range, driver.node_id, driver.reply_arbitration_id)
+        link = open_link(spec.bus) if spec.io == "auto" else None
+        conn.send(("ready", {"warnings": warnings, "settings": current_settings(),
+                             "io": "GIL-free link" if link is not None else "python-can"}))
+        command = conn.recv()
+        if command[0] != "start":               # aborted before the start: the driver was never on
+            conn.send(("stopped", {"aborted": True}))
+            return
+        t0_ns = int(command[1])
+        # power the driver just before the first tick, so its watchdog never sees a gap
+        wait_until_ns(t0_ns - _ACTIVATE_LEAD_NS)
+        driver.activate(timeout_s=spec.setup_timeout_s)
+        if link is not None:
+            # the tick has its own connection; an unread python-can one would only fill up
+            bus.shutdown()
+            bus = None
+            link.discard()                      # what came before the loop is history
+        tick.start(0.0)
+        if spec.boot_faults:
+            tick.safety.latch(spec.boot_faults, 0.0)
+        period_ns = int(round(1e9 / params["loop.rate_Hz"]))
+        cadence = _rt.Cadence(period_ns, t0_ns, spec.miss_ns, spec.realtime.spin_ns)
+        retune = _Retuner(tick, shared)
+        if spec.realtime.freeze_gc:
+            freeze_gc()
+        shared.set_stat("start_ns", t0_ns)
+        shared.set_stat("state", 1)
+        if link is not None:
+            run_loop(tick, link, cadence, shared.ring, shared.snapshot, np.zeros(shared.n_params),
+                     shared.stats, STAT["stop"], t0_ns, retune)
+            link.close()
+            bus = open_bus(spec.bus)
+            driver.rebind(bus)
+        else:
+            _loop(HostLoop(tick, bus), shared, cadence, t0_ns, retune)
+        shared.set_stat("state", 2)
+        summary = {"frames_sent": tick.frames_sent, "send_errors": tick.send_errors,
+                   "error_frames": tick.error_frames, "frames_lost": tick.frames_lost,
+                   "rate_Hz": cadence.rate_Hz(_rt.now_ns()), "shutdown_error": ""}
+        try:
+            driver.deactivate(timeout_s=spec.setup_timeout_s)
+        except HalError as e:
+            summary["shutdown_error"] = str(e)
+        conn.send(("stopped", summary))
+    except BaseException as e:      # the supervisor must hear why, whatever it was
+        shared.set_stat("state", 3)
+        expected = isinstance(e, (RuntimeFailure, HalError, ValueError, OSError))
+        detail = f"{type(e).__name__}: {e}" if expected else traceback.format_exc()
+        try:
+            conn.send(("error", detail))
+        except OSError:
+            pass
+    finally:
+        if bus is not None:
+            bus.shutdown()
+
+
+class _Retuner:
+    """Takes a parameter snapshot between ticks: validated again on this side, then applied.
+
+    Never raises (it runs inside the loop): a refused snapshot is counted and the
+    running set stays.
+    """
+
+    def __init__(self, tick, shared: SharedChannels):
+        self.tick, self.shared = tick, shared
+
+    def __call__(self, values) -> None:
+        try:
+            self.tick.retune(ParamSet.from_vector(values))
+            self.shared.set_stat("params_applied", self.shared.snapshot.generation)
+        except ValueError:
+            self.shared.set_stat("params_rejected", self.shared.stat("params_rejected") + 1)
+
+
+def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _Retuner) -> None:
+    """The loop on a python-can bus (interfaces without a GIL-free link): the same steps as
+    :func:`controller._rtloop.run_loop`, with the bus's I/O in Python."""
+    tick = host.kernel
+    ring, rows, stats = shared.ring, shared.ring.rows, shared.stats
+    counters = stats[0:5]               # Cadence.export's words
+    stop_at = STAT["stop"]
+    snapshot, values = shared.snapshot, np.zeros(shared.n_params)
+    clock, wait = _rt.now_ns, cadence.wait
+    read, update, write = host.read, tick.update, host.write
+    note_timing, publish, slot, commit = tick.note_timing, tick.publish, ring.slot, ring.commit
+    export, finish = cadence.export, cadence.finish
+    while not stats[stop_at]:
+        wake = wait()
+        now_s = (wake - t0_ns) * 1e-9
+        read(now_s)
+        t1 = clock()
+        update(now_s)
+        t2 = clock()
+        write()
+        t3 = clock()
+        note_timing(cadence.late_ns * 1e-9, (t1 - wake) * 1e-9, (t2 - t1) * 1e-9, (t3 - t2) * 1e-9)
+        i = slot()
+        if i >= 0:
+            publish(rows, i)
+            commit()
+        export(counters)
+        if snapshot.poll(values):       # between ticks only
+            retune(values)
+        finish(clock())
+
+
+# ----------------------------------------------------------------------------- supervisor
+class Runtime:
+    """The tick's process as the supervisor sees it: start, begin, drain, retune, stop."""
+
+    def __init__(self, spec: RuntimeSpec, params: ParamSet, *, ring_capacity: int = 8192):
+        if not isinstance(params, ParamSet):
+            raise TypeError("params must be a validated controller.params.ParamSet")
+        self.spec = spec
+        self.params = params
+        self.shared = SharedChannels.create(capacity=ring_capacity)
+        self.shared.snapshot.publish(np.array(params.vector()))
+        ctx = mp.get_context("spawn")      # a fresh interpreter: no threads or locks inherited
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_tick_process, name="ankle-tick", daemon=True,
+                                   args=(spec, self.shared.path, ring_capacity, child))
+        self.ready: dict = {}
+        self.summary: dict = {}
+
+    def _receive(self, timeout_s: float, expect: str) -> dict:
+        if not self._conn.poll(timeout_s):
+            raise RuntimeFailure(f"the tick's process did not answer within {timeout_s:g} s "
+                                f"(waiting for {expect}; exit code {self.process.exitcode})")
+        try:
+            kind, payload = self._conn.recv()
+        except EOFError:
+            raise RuntimeFailure(f"the tick's process exited (code {self.process.exitcode}) "
+                                f"while the supervisor waited for {expect}") from None
+        if kind == "error":
+            raise RuntimeFailure(payload)
+        if kind != expect:
+            raise RuntimeFailure(f"the tick's process said {kind!r}, expected {expect!r}")
+        return payload
+
+    def start(self, timeout_s: float = 20.0) -> dict:
+        """Start the process, wait until the driver is commissioned; returns its report
+        (``warnings``: the real-time settings refused, ``settings``: what it runs with)."""
+        self.process.start()
+        try:
+            self.ready = self._receive(timeout_s, "ready")
+        finally:
+            self.shared.unlink()       # both sides have it mapped; nothing is left in /dev/shm
+        return self.ready
+
+    def isolate(self) -> List[str]:
+        """Keep the calling thread, and the threads and processes it starts from now on, off the
+        CPUs the tick is pinned to (what ``isolcpus`` does for the whole system on a board).
+        Returns warnings (none if the tick is not pinned or there is no other CPU)."""
+        tick_cpus = set(self.spec.realtime.cpus)
+        others = set(os.sched_getaffinity(0)) - tick_cpus
+        if not tick_cpus or not others:
+            return []
+        try:
+            os.sched_setaffinity(0, others)
+        except OSError as e:
+            return [f"warning: realtime.cpus: keeping the supervisor off CPU {sorted(tick_cpus)} refused "
+                    f"({e.strerror}); running without it"]
+        return []
+
+    def begin(self, t0_ns: int) -> None:
+        """Tick from CLOCK_MONOTONIC ``t0_ns`` on (time 0 of the kernels)."""
+        self._conn.send(("start", int(t0_ns)))
+
+    def drain(self, out: np.ndarray) -> int:
+        """Copy pending telemetry rows into ``out``; returns how many."""
+        return self.shared.ring.drain(out)
+
+    def retune(self, params: ParamSet) -> int:
+        """Publish ``params`` for the tick to take between ticks; returns the snapshot's generation."""
+        if not isinstance(params, ParamSet):
+            raise TypeError("params must be a validated controller.params.ParamSet")
+        return self.shared.snapshot.publish(np.array(params.vector()))
+
+    def stats(self) -> dict:
+        """The loop's counters now, and the ring's."""
+        out = {name: self.shared.stat(name) for name in STAT if name != "stop"}
+        out["state"] = self.shared.state
+        out["ring_dropped"] = self.shared.ring.dropped
+        out["rows_published"] = self.shared.ring.written
+        return out
+
+    def stop(self, timeout_s: float = 10.0) -> dict:
+        """Ask the loop to stop, wait for the driver's shutdown; returns the process's summary."""
+        self.shared.set_stat("stop", 1)
+        if self.process.is_alive() and not self.summary:
+            if self.shared.stat("state") == 0:          # never began
+                self._conn.send(("abort", 0))
+            self.summary = self._receive(timeout_s, "stopped")
+        self.process.join(timeout_s)
+        if self.process.is_alive():
+            self.process.kill()
+        return self.summary
+
+
+class TelemetryPump(threading.Thread):
+    """Drains the telemetry ring every ``period_s`` and hands each batch to the sinks.
+
+    A sink is any callable taking an (n x columns) float array; it runs on this
+    thread, off the tick's process, so a slow disk or console delays only itself.
+    """
+
+    def __init__(self, runtime: Runtime, sinks: Sequence[Callable[[np.ndarray], None]],
+                 period_s: float = 0.01, batch: int = 4096):
+        super().__init__(name="telemetry-pump", daemon=True)
+        self.runtime = runtime
+        self.sinks = list(sinks)
+        self.period_s = period_s
+        self._buf = np.empty((batch, runtime.shared.width))
+        self._halt = threading.Event()
+        self.rows = 0
+        self.error: Optional[BaseException] = None
+
+    def _drain_all(self) -> None:
+        while True:
+            n = self.runtime.drain(self._buf)
+            if n == 0:
+                return
+            self.rows += n
+            for sink in self.sinks:
+                sink(self._buf[:n])
+
+    def run(self) -> None:
+        try:
+            while not self._halt.wait(self.period_s):
+                self._drain_all()
+            self._drain_all()
+        except BaseException as e:       # reported by finish(); the tick goes on regardless
+            self.error = e
+
+    def finish(self) -> None:
+        """Drain what is left and stop the thread; re-raises a sink's error."""
+        self._halt.set()
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+class TelemetryRecorder:
+    """A sink that keeps every row in a preallocated table (``rows`` x columns)."""
+
+    def __init__(self, rows: int, width: int):
+        self.table = np.full((rows, width), np.nan)
+        self.n = 0
+        self.overflow = 0
+
+    def __call__(self, batch: np.ndarray) -> None:
+        room = len(self.table) - self.n
+        take = min(room, len(batch))
+        self.table[self.n:self.n + take] = batch[:take]
+        self.n += take
+        self.overflow += len(batch) - take
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.table[:self.n]
+
+
+def wait_until_ns(t_ns: int) -> None:
+    """Sleep the calling thread until CLOCK_MONOTONIC ``t_ns`` (used by supervisors)."""
+    while True:
+        left = (t_ns - _rt.now_ns()) * 1e-9
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.1))

@@ -1,0 +1,329 @@
+# cython: language_level=3
+"""CAN links the real-time tick reads and writes without the GIL: SocketCAN and socketcand.
+
+``FrameLink.recv`` returns 1 with a frame, 0 when nothing is waiting, or a
+negative errno; ``send`` returns 1 when the frame went out (or is queued in
+this link's own buffer), else a negative errno.  Neither blocks, allocates or
+touches a Python object.  Set-up (opening, the socketcand handshake) is done in
+Python by :mod:`hal.links`, which hands the connected socket's descriptor over.
+
+- :class:`SocketCanLink`: a raw CAN_RAW socket; one ``read``/``write`` of a
+  ``struct can_frame`` per frame (the board).
+- :class:`SocketcandLink`: the socketcand ASCII protocol over TCP (``< frame ID
+  SEC.USEC HEX >`` in, ``< send ID DLC B0 .. >`` out), e.g. the simulator's
+  gateway on loopback.  A partial TCP write keeps its remainder for the next send,
+  so the byte stream never tears.
+"""
+from libc.errno cimport errno, EAGAIN, EINTR, ECONNRESET, EINVAL, ENOBUFS
+from libc.string cimport memcpy, memmove, memset
+from posix.unistd cimport read, write, close
+
+cdef extern from "<sys/socket.h>" nogil:
+    ssize_t recv(int fd, void* buf, size_t n, int flags)
+    ssize_t send(int fd, const void* buf, size_t n, int flags)
+    int MSG_DONTWAIT
+    int MSG_NOSIGNAL
+
+cdef extern from "<linux/can.h>" nogil:
+    """
+    #ifndef CAN_MTU
+    #define CAN_MTU 16
+    #endif
+    """
+    struct can_frame:
+        unsigned int can_id
+        unsigned char can_dlc
+        unsigned char data[8]
+    unsigned int CAN_EFF_FLAG
+    unsigned int CAN_RTR_FLAG
+    unsigned int CAN_ERR_FLAG
+    unsigned int CAN_EFF_MASK
+    unsigned int CAN_SFF_MASK
+
+DEF RX_BYTES = 8192
+DEF TX_BYTES = 4096
+DEF MAX_TOKEN = 200      # longer than any frame line: garbage, skipped
+
+
+cdef class FrameLink:
+    """Base of the GIL-free CAN links; the descriptor is owned and closed by the link."""
+
+    def __cinit__(self):
+        self.fd = -1
+        self.frames_in = self.frames_out = self.send_failures = self.bad_input = 0
+        self.last_errno = 0
+
+    cdef int recv(self, CanFrame* f) noexcept nogil:
+        return 0
+
+    cdef int send(self, const CanFrame* f) noexcept nogil:
+        return -1
+
+    def close(self):
+        """Close the descriptor (idempotent)."""
+        if self.fd >= 0:
+            close(self.fd)
+            self.fd = -1
+
+    def __dealloc__(self):
+        if self.fd >= 0:
+            close(self.fd)
+
+    # ---- Python access, for set-up, tests and tools (not the tick) ----
+    def discard(self):
+        """Drop every frame waiting (what arrived before the loop began); returns how many."""
+        cdef CanFrame f
+        cdef long long n = 0
+        with nogil:
+            while self.recv(&f) > 0:
+                n += 1
+        return n
+
+    def receive(self):
+        """One frame as (can_id, data bytes, flags), None if none waiting; OSError on a link error."""
+        cdef CanFrame f
+        cdef int r
+        with nogil:
+            r = self.recv(&f)
+        if r < 0:
+            raise OSError(-r, f"CAN link receive failed (errno {-r})")
+        if r == 0:
+            return None
+        return f.can_id, bytes(f.data[:f.dlc]), f.flags
+
+    def transmit(self, unsigned int can_id, data, int flags=0):
+        """Send one frame; OSError on a link error."""
+        cdef CanFrame f
+        cdef int r, i
+        if len(data) > 8:
+            raise ValueError(f"a classic CAN frame carries at most 8 bytes, got {len(data)}")
+        if can_id > (CAN_EFF_MASK if flags & LINK_EXTENDED else CAN_SFF_MASK):
+            raise ValueError(f"CAN id 0x{can_id:X} out of range")
+        f.can_id, f.dlc, f.flags = can_id, len(data), flags
+        for i in range(f.dlc):
+            f.data[i] = data[i]
+        with nogil:
+            r = self.send(&f)
+        if r < 0:
+            raise OSError(-r, f"CAN link send failed (errno {-r})")
+
+
+cdef class SocketCanLink(FrameLink):
+    """A bound CAN_RAW socket (descriptor from :func:`hal.links.open_link`)."""
+
+    def __init__(self, int fd):
+        self.fd = fd
+
+    cdef int recv(self, CanFrame* f) noexcept nogil:
+        cdef can_frame raw
+        cdef ssize_t n = read(self.fd, &raw, sizeof(can_frame))
+        if n < 0:
+            if errno == EAGAIN or errno == EINTR:
+                return 0
+            self.last_errno = errno
+            return -errno
+        if n != sizeof(can_frame) or raw.can_dlc > 8:
+            self.bad_input += 1
+            return 0
+        f.flags = 0
+        if raw.can_id & CAN_ERR_FLAG:
+            f.flags |= LINK_ERROR
+        if raw.can_id & CAN_RTR_FLAG:
+            f.flags |= LINK_REMOTE
+        if raw.can_id & CAN_EFF_FLAG:
+            f.flags |= LINK_EXTENDED
+            f.can_id = raw.can_id & CAN_EFF_MASK
+        else:
+            f.can_id = raw.can_id & CAN_SFF_MASK
+        f.dlc = raw.can_dlc
+        memcpy(f.data, raw.data, 8)
+        self.frames_in += 1
+        return 1
+
+    cdef int send(self, const CanFrame* f) noexcept nogil:
+        cdef can_frame raw
+        memset(&raw, 0, sizeof(can_frame))
+        raw.can_id = f.can_id | (CAN_EFF_FLAG if f.flags & LINK_EXTENDED else 0)
+        raw.can_dlc = f.dlc
+        memcpy(raw.data, f.data, f.dlc)
+        if write(self.fd, &raw, sizeof(can_frame)) != sizeof(can_frame):
+            self.send_failures += 1
+            self.last_errno = errno
+            return -errno if errno else -1
+        self.frames_out += 1
+        return 1
+
+
+cdef inline int hex_value(unsigned char c) noexcept nogil:
+    if c >= 48 and c <= 57:
+        return c - 48
+    if c >= 65 and c <= 70:
+        return c - 55
+    if c >= 97 and c <= 102:
+        return c - 87
+    return -1
+
+
+cdef class SocketcandLink(FrameLink):
+    """The socketcand raw-mode stream on a connected TCP socket (handshake already done)."""
+    cdef unsigned char rx[RX_BYTES]
+    cdef Py_ssize_t rx_len
+    cdef unsigned char tx[TX_BYTES]
+    cdef Py_ssize_t tx_len
+    cdef readonly bint closed_by_peer
+
+    def __init__(self, int fd):
+        self.fd = fd
+        self.rx_len = 0
+        self.tx_len = 0
+        self.closed_by_peer = False
+
+    cdef int fill(self) noexcept nogil:
+        cdef ssize_t n
+        if self.rx_len == RX_BYTES:
+            return 0
+        n = recv(self.fd, &self.rx[self.rx_len], RX_BYTES - self.rx_len, MSG_DONTWAIT)
+        if n > 0:
+            self.rx_len += n
+            return 1
+        if n == 0:
+            self.closed_by_peer = True
+            self.last_errno = ECONNRESET     # the server went away
+            return -ECONNRESET
+        if errno == EAGAIN or errno == EINTR:
+            return 0
+        self.last_errno = errno
+        return -errno
+
+    cdef int parse(self, Py_ssize_t start, Py_ssize_t end, CanFrame* f) noexcept nogil:
+        """Parse ``< frame ID SEC.USEC HEX >`` or ``< error ... >`` in rx[start:end+1]."""
+        cdef Py_ssize_t i = start + 1, digits = 0, nibbles = 0
+        cdef unsigned int can_id = 0
+        cdef int v
+        while i < end and self.rx[i] == 32:
+            i += 1
+        if end - i >= 5 and self.rx[i] == 101 and self.rx[i + 1] == 114 and self.rx[i + 2] == 114:  # "err"
+            f.can_id, f.dlc, f.flags = 0, 0, LINK_ERROR
+            return 1
+        if not (end - i >= 6 and self.rx[i] == 102 and self.rx[i + 1] == 114 and self.rx[i + 2] == 97
+                and self.rx[i + 3] == 109 and self.rx[i + 4] == 101 and self.rx[i + 5] == 32):  # "frame "
+            return 0
+        i += 6
+        while i < end:
+            v = hex_value(self.rx[i])
+            if v < 0:
+                break
+            can_id = (can_id << 4) | <unsigned int>v
+            digits += 1
+            i += 1
+        if digits == 0 or digits > 8 or i >= end or self.rx[i] != 32:
+            return 0
+        i += 1
+        while i < end and self.rx[i] != 32:          # the timestamp: not used, the tick stamps
+            i += 1
+        i += 1
+        f.dlc = 0
+        while i < end:
+            v = hex_value(self.rx[i])
+            if v < 0:
+                break
+            if nibbles % 2 == 0:
+                if f.dlc == 8:
+                    return 0
+                f.data[f.dlc] = <unsigned char>(v << 4)
+            else:
+                f.data[f.dlc] |= <unsigned char>v
+                f.dlc += 1
+            nibbles += 1
+            i += 1
+        if nibbles % 2:
+            return 0
+        while i < end and self.rx[i] == 32:
+            i += 1
+        if i != end:
+            return 0
+        f.flags = LINK_EXTENDED if digits == 8 else 0
+        if can_id > (CAN_EFF_MASK if digits == 8 else CAN_SFF_MASK):
+            return 0
+        f.can_id = can_id
+        return 1
+
+    cdef int recv(self, CanFrame* f) noexcept nogil:
+        cdef Py_ssize_t start, end, used
+        cdef int r
+        while True:
+            start = 0
+            while start < self.rx_len and self.rx[start] != 60:     # '<'
+                start += 1
+            end = start
+            while end < self.rx_len and self.rx[end] != 62:         # '>'
+                end += 1
+            if end < self.rx_len:                                   # one whole token
+                r = self.parse(start, end, f)
+                used = end + 1
+                memmove(&self.rx[0], &self.rx[used], self.rx_len - used)
+                self.rx_len -= used
+                if r:
+                    self.frames_in += 1
+                    return 1
+                self.bad_input += 1
+                continue
+            if start > 0 or self.rx_len - start > MAX_TOKEN:        # junk before '<', or overlong
+                if self.rx_len - start > MAX_TOKEN:
+                    self.bad_input += 1
+                    start = self.rx_len
+                memmove(&self.rx[0], &self.rx[start], self.rx_len - start)
+                self.rx_len -= start
+            r = self.fill()
+            if r <= 0:
+                return r
+
+    cdef int flush(self) noexcept nogil:
+        cdef ssize_t n
+        while self.tx_len > 0:
+            n = send(self.fd, self.tx, self.tx_len, MSG_DONTWAIT | MSG_NOSIGNAL)
+            if n < 0:
+                if errno == EINTR:
+                    continue
+                if errno == EAGAIN:
+                    return 0
+                self.last_errno = errno
+                return -errno
+            memmove(&self.tx[0], &self.tx[n], self.tx_len - n)
+            self.tx_len -= n
+        return 1
+
+    cdef int send(self, const CanFrame* f) noexcept nogil:
+        cdef unsigned char line[64]
+        cdef Py_ssize_t n = 0, k
+        cdef int digits = 8 if f.flags & LINK_EXTENDED else 3, shift
+        cdef const char* hexd = b"0123456789ABCDEF"
+        if f.dlc > 8 or f.flags & (LINK_REMOTE | LINK_ERROR):
+            self.send_failures += 1
+            return -EINVAL              # socketcand carries data frames only
+        memcpy(line, b"< send ", 7)
+        n = 7
+        for k in range(digits):
+            shift = 4 * (digits - 1 - k)
+            line[n] = hexd[(f.can_id >> shift) & 15]
+            n += 1
+        line[n] = 32
+        line[n + 1] = hexd[f.dlc]
+        n += 2
+        for k in range(f.dlc):
+            line[n] = 32
+            line[n + 1] = hexd[f.data[k] >> 4]
+            line[n + 2] = hexd[f.data[k] & 15]
+            n += 3
+        memcpy(&line[n], b" >", 2)
+        n += 2
+        if self.flush() < 0 or self.tx_len + n > TX_BYTES:
+            self.send_failures += 1
+            return -self.last_errno if self.last_errno else -ENOBUFS
+        memcpy(&self.tx[self.tx_len], line, n)
+        self.tx_len += n
+        if self.flush() < 0:
+            self.send_failures += 1
+            return -self.last_errno
+        self.frames_out += 1
+        return 1

@@ -1,0 +1,355 @@
+"""The real-time runtime end to end: real processes, real sockets, real shared memory.
+
+Nothing here asserts a duration, a latency or a rate (that is bench.loop's job); the tests
+check the loop's logic: every tick published, deadlines on the grid, snapshots applied between
+ticks or refused, the driver switched off at the end, a frozen host caught by the driver's
+watchdog and by the overrun check, bad configuration refused with the field named.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import can
+import numpy as np
+import pytest
+
+from controller._tick import TELEMETRY_COLUMNS
+from controller.faults import fault_bit
+from controller.loop import build_tick
+from controller.params import REGISTRY, ParamError, ParamSet
+from controller.runtime import RealtimeSpec, Runtime, RuntimeFailure, RuntimeSpec
+from hal.ak import mit_range
+from hal.bus import BusConfig
+from sim import realtime
+
+COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "controller.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(predicate, timeout_s=10.0, step_s=0.01):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step_s)
+    return predicate()
+
+
+# ---------------------------------------------------------------------------------- parameters
+def test_param_vector_round_trip_and_refusal():
+    p = ParamSet({"wearer.mass_kg": 72.5, "pushoff.torque_Nm_kg": 0.6})
+    v = p.vector()
+    assert len(v) == len(REGISTRY)
+    assert dict(ParamSet.from_vector(v)) == dict(p)
+    with pytest.raises(ParamError, match="expected"):
+        ParamSet.from_vector(v[:-1])
+    bad = list(v)
+    bad[[q.name for q in REGISTRY].index("wearer.mass_kg")] = 1e9
+    with pytest.raises(ParamError, match="wearer.mass_kg"):
+        ParamSet.from_vector(bad)
+
+
+def _heated_tick():
+    """A tick that has run 1 s with the driver reporting 70 degC: its thermal model is seeded."""
+    tick = build_tick(ParamSet(), mit_range("AK80-9"), 1, 0)
+    tick.start(0.0)
+    for k in range(1000):
+        t = k * 1e-3
+        tick.set_inputs(dict(shank_gyro_rad_s=0.0, accel_x_m_s2=0.0, accel_y_m_s2=9.81, load_N=0.0,
+                             ankle_angle_rad=0.0, supply_V=24.0, imu_rx_s=t, load_rx_s=t,
+                             node_status_rx_s=t, imu_seq=k & 0xFF, load_seq=k & 0xFF, node_flags=0,
+                             motor_angle_rad=0.0, motor_vel_rad_s=0.0, motor_torque_Nm=0.0,
+                             motor_temp_C=70.0, motor_error=0, motor_rx_s=t, send_failures=0,
+                             bus_error_ticks=0, imu_valid=1, load_valid=1))
+        tick.update(t)
+    return tick
+
+
+def test_retune_keeps_what_the_kernels_learned():
+    tick = _heated_tick()
+    winding = tick.safety.thermal.winding_C
+    matcher = tick.estimator.matcher
+    assert winding > 60.0                       # seeded from the 70 degC case reading
+    new = ParamSet({"pushoff.torque_Nm_kg": 0.6})
+    tick.retune(new)
+    assert tick.params is new
+    assert tick.estimator.matcher is matcher    # the learned stride template is kept
+    assert tick.safety.thermal.winding_C == winding
+
+
+def test_retune_refuses_what_may_not_change_while_running():
+    tick = _heated_tick()
+    before = tick.params
+    with pytest.raises(ValueError, match="wearer.mass_kg"):
+        tick.retune(ParamSet({"wearer.mass_kg": 60.0}))
+    assert tick.params is before
+
+
+# ---------------------------------------------------------------------------------- sessions
+def _session(duration_s=2.0, **kw):
+    return realtime.run(duration_s=duration_s, **kw)
+
+
+def _check_structure(rt):
+    tel = rt.telemetry
+    period = 1.0 / rt.rate_Hz
+    assert rt.stats["state"] == "stopped"
+    assert rt.stats["ring_dropped"] == 0
+    assert len(tel) == rt.stats["ticks"] == rt.stats["rows_published"]
+    assert np.all(np.diff(tel[:, COL["t"]]) > 0)
+    for c in ("late_s", "read_s", "update_s", "write_s"):
+        assert np.all(np.isfinite(tel[:, COL[c]])), c
+    # each tick ran for a deadline on the grid: its time minus its lateness is k periods
+    k = (tel[:, COL["t"]] - tel[:, COL["late_s"]]) / period
+    assert np.max(np.abs(k - np.rint(k))) < 1e-6
+    assert len(np.unique(np.rint(k))) == len(k)
+    assert rt.summary["frames_sent"] == rt.stats["ticks"]
+    assert rt.summary["shutdown_error"] == ""          # the driver answered the exit frame
+
+
+def test_realtime_session_on_the_gil_free_link():
+    rt = _session(2.5)
+    assert rt.ready["io"] == "GIL-free link"
+    _check_structure(rt)
+    assert np.nansum(rt.telemetry[:, COL["heel_strike"]]) >= 1     # it walked
+    assert rt.device["frames_in"] >= rt.stats["ticks"]             # every command reached the driver
+
+
+def test_realtime_session_through_python_can():
+    rt = _session(1.5, io="python-can")
+    assert rt.ready["io"] == "python-can"
+    _check_structure(rt)
+
+
+def test_realtime_session_as_a_sim_run_evaluates():
+    from sim import evaluation
+    params = ParamSet()
+    rt = _session(3.0, params=params)
+    run = realtime.as_sim_run(rt, params)
+    assert len(run.telemetry) == len(run.truth)
+    # the truth rows are the plant at the host's tick times
+    t = run.telemetry[:, COL["t"]]
+    ok = np.isfinite(t) & np.isfinite(run.truth[:, 0])      # a skipped step leaves a NaN row
+    assert ok.sum() > 0.9 * len(t)
+    assert np.max(np.abs(t[ok] - run.truth[ok, 0] + rt.device["host_offset_ticks"] / rt.rate_Hz)) < 2e-3
+    summary = evaluation.summary(run, scenario="steady", speed_m_s=1.25, seed=0)
+    assert summary["strides"] >= 1
+
+
+def test_snapshots_are_applied_between_ticks_or_refused():
+    outcome = {}
+
+    def on_start(runtime, devices):
+        def edit():
+            gen = runtime.retune(ParamSet({"pushoff.torque_Nm_kg": 0.6}))
+            outcome["applied"] = _wait_for(lambda: runtime.stats()["params_applied"] == gen)
+            runtime.retune(ParamSet({"wearer.mass_kg": 60.0}))      # not live: refused
+            outcome["rejected"] = _wait_for(lambda: runtime.stats()["params_rejected"] == 1)
+        threading.Thread(target=edit, daemon=True).start()
+
+    rt = _session(2.0, on_start=on_start)
+    assert outcome == {"applied": True, "rejected": True}
+    # generation 1 was the start-up set, 2 the live edit, 3 the refused one
+    assert (rt.stats["params_applied"], rt.stats["params_rejected"]) == (2, 1)
+
+
+def test_a_frozen_host_is_caught_by_the_driver_watchdog_and_the_overrun_check():
+    from controller._rt import now_ns
+    frozen = {}
+
+    def on_start(runtime, devices):
+        def freeze():
+            assert _wait_for(lambda: runtime.stats()["ticks"] > 300)
+            t0_ns = runtime.stats()["start_ns"]
+            frozen["from_s"] = (now_ns() - t0_ns) * 1e-9
+            os.kill(runtime.process.pid, signal.SIGSTOP)     # the host hangs for real
+            time.sleep(0.3)
+            frozen["to_s"] = (now_ns() - t0_ns) * 1e-9
+            os.kill(runtime.process.pid, signal.SIGCONT)
+        threading.Thread(target=freeze, daemon=True).start()
+
+    rt = _session(2.0, on_start=on_start)
+    # the driver went limp by itself while the host was frozen (its watchdog re-arms when
+    # commands come back, so it is the trip time that tells), about 50 ms into the freeze
+    trip_s = rt.device["watchdog_trip_s"] - rt.device["host_offset_ticks"] / rt.rate_Hz
+    assert frozen["from_s"] < trip_s < frozen["to_s"]
+    assert rt.stats["skipped"] >= 100                          # ~300 deadlines passed, none caught up
+    tel = rt.telemetry
+    back = tel[:, COL["t"]] > frozen["to_s"]
+    assert np.any(tel[back, COL["faults"]].astype(np.int64) & fault_bit("overrun"))   # latched on return
+
+
+def test_a_runtime_that_cannot_reach_its_bus_says_where():
+    port = _free_port()
+    spec = RuntimeSpec(bus=BusConfig(interface="socketcand", channel="can0", host="127.0.0.1", port=port),
+                       driver_id=1)
+    runtime = Runtime(spec, ParamSet())
+    with pytest.raises(RuntimeFailure, match=f"127.0.0.1:{port}"):
+        runtime.start()
+    runtime.process.join(10)
+    assert not runtime.process.is_alive()
+
+
+# ---------------------------------------------------------------------------------- rt settings
+_CHILD_SETTINGS = textwrap.dedent("""
+    import gc, json, os, resource, sys
+    from controller.rtsettings import apply_realtime, freeze_gc    # imported while still allowed to
+    resource.setrlimit(resource.RLIMIT_MEMLOCK, (4096, 4096))
+    resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
+    if os.getuid() == 0:
+        os.setgid(65534); os.setuid(65534)          # drop root: no CAP_SYS_NICE, no CAP_IPC_LOCK
+    w = apply_realtime(priority=80, cpus=(999,), lock_memory=True, timer_slack_ns=1000)
+    freeze_gc()
+    print(json.dumps({"warnings": w, "gc": gc.isenabled(), "frozen": gc.get_freeze_count(),
+                      "policy": os.sched_getscheduler(0)}))
+""")
+
+
+def test_refused_realtime_settings_warn_and_the_process_runs_on():
+    out = subprocess.run([sys.executable, "-c", _CHILD_SETTINGS], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    text = "\n".join(r["warnings"])
+    for field in ("priority", "cpus", "lock_memory"):
+        assert f"warning: realtime.{field}: " in text, text
+    assert all(w.endswith("running without it") for w in r["warnings"])
+    assert "timer_slack_ns" not in text                   # allowed to anyone
+    assert r["policy"] == os.SCHED_OTHER
+    assert r["gc"] is False and r["frozen"] > 0
+
+
+# ---------------------------------------------------------------------------------- the CLI
+def _cli(*args, timeout=120, **kw):
+    return subprocess.run(CLI + list(args), cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sim", "--spin-us", "5"], "--spin-us needs --realtime"),
+    (["sim", "--can-log", "x.blf"], "--can-log needs --realtime"),
+    (["sim", "--realtime", "--duration", "700"], "at most 600 s"),
+    (["sim", "--realtime", "--inject", "host_hang@1"], "host-side faults"),
+    (["run", "--config", "no/such.toml"], "no/such.toml: config file not found"),
+])
+def test_cli_refuses_with_one_clear_line(args, message):
+    out = _cli(*args)
+    assert out.returncode == 2
+    assert message in out.stderr, out.stderr
+    assert out.stdout == ""
+
+
+def test_run_names_a_bad_config_field(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text((ROOT / "deploy" / "sim.toml").read_text().replace("priority = 0", "priority = 120"))
+    out = _cli("run", "--config", str(cfg))
+    assert out.returncode == 2
+    assert "realtime.priority: must be" in out.stderr and "got 120" in out.stderr
+
+
+def test_check_config_prints_the_checked_configuration():
+    out = _cli("run", "--config", str(ROOT / "deploy" / "sim.toml"), "--check-config")
+    assert out.returncode == 0, out.stderr
+    cfg = json.loads(out.stdout)
+    assert cfg["bus"]["interface"] == "socketcand" and cfg["driver"]["id"] == 1
+
+
+def test_sim_realtime_json():
+    out = _cli("sim", "--realtime", "--duration", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["realtime"]["io"] == "GIL-free link"
+    assert r["realtime"]["ticks"] > 0 and r["realtime"]["ring_dropped"] == 0
+
+
+class _Served:
+    """``ankle sim --serve`` in its own process on a free port."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.proc = subprocess.Popen(CLI + ["sim", "--serve", "--port", str(self.port), "--duration", "120"],
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert "serving the simulated ankle" in line, line + self.proc.stderr.read()
+
+    def config(self, tmp_path, extra=""):
+        cfg = tmp_path / "run.toml"
+        cfg.write_text(textwrap.dedent(f"""
+            [bus]
+            interface = "socketcand"
+            channel = "can0"
+            host = "127.0.0.1"
+            port = {self.port}
+            [driver]
+            id = 1
+            [realtime]
+            priority = 0
+            lock_memory = false
+        """) + textwrap.dedent(extra))
+        return cfg
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, out, err
+
+
+def test_ankle_run_against_the_served_simulator_logs_csv_and_can(tmp_path):
+    served = _Served()
+    try:
+        cfg = served.config(tmp_path, f"""
+            [log]
+            directory = "{tmp_path / 'logs'}"
+            csv = true
+            can = "asc"
+        """)
+        out = _cli("run", "--config", str(cfg), "--duration", "2")
+        assert out.returncode == 0, out.stderr
+        assert "driver switched off" in out.stdout
+        assert "mode walk" in out.stdout or "mode passive" in out.stdout or "mode safe" in out.stdout
+    finally:
+        code, sout, serr = served.stop()
+    assert code == 0, serr
+    assert "stopped:" in sout
+    csv_files = list((tmp_path / "logs").glob("ankle-*.csv"))
+    asc_files = list((tmp_path / "logs").glob("ankle-*.asc"))
+    assert len(csv_files) == 1 and len(asc_files) == 1
+    replayed = _cli("replay", str(csv_files[0]), "--out", str(tmp_path / "replayed.csv"), "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["samples"] > 1000
+    frames = list(can.ASCReader(str(asc_files[0])))
+    ids = {m.arbitration_id for m in frames}
+    assert 0x001 in ids and 0x000 in ids              # the host's commands and the driver's replies
+
+
+def test_ankle_run_stops_on_sigterm_and_switches_the_driver_off(tmp_path):
+    served = _Served()
+    try:
+        proc = subprocess.Popen(CLI + ["run", "--config", str(served.config(tmp_path))], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        for line in proc.stdout:                       # wait for the first status line
+            lines.append(line)
+            if line.startswith("t "):
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "driver switched off" in out, "".join(lines) + out
+    finally:
+        served.stop()
