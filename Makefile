@@ -33,6 +33,7 @@ bench: build
 	$(PY) -m bench.phase
 	$(PY) -m bench.pushoff
 	$(PY) -m bench.faults
+	$(PY) -m bench.loop
 
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md

@@ -33,7 +33,8 @@ def realtime_spec(cfg: RunConfig) -> RealtimeSpec:
     """The tick process's real-time settings from ``[realtime]``."""
     r = cfg.realtime
     return RealtimeSpec(priority=r.priority, cpus=tuple(r.cpus), lock_memory=r.lock_memory,
-                        timer_slack_ns=r.timer_slack_ns, spin_ns=r.spin_ns, freeze_gc=r.freeze_gc)
+                        timer_slack_ns=r.timer_slack_ns, spin_ns=r.spin_ns, freeze_gc=r.freeze_gc,
+                        cpu_latency_us=r.cpu_latency_us)
 
 
 def load_params(cfg: RunConfig, say: Callable[[str], None]):

@@ -279,6 +279,8 @@ class RealtimeConfig:
     spin_ns: sleep until this long before each deadline, then poll the clock up to it [ns]:
     buys back a kernel's wake-up latency for that much CPU per period; 0 (the default, right on
     a PREEMPT_RT kernel) only sleeps.  Must be shorter than one period.
+    cpu_latency_us: while running, hold /dev/cpu_dma_latency at this (PM QoS): no CPU enters an
+    idle state slower to leave; 0 keeps idle CPUs polling (what cyclictest does); -1 leaves it.
     """
 
     priority: int = _checked(_integer(1, 99, " (SCHED_FIFO)", "to leave the scheduling alone"),
@@ -288,6 +290,7 @@ class RealtimeConfig:
     timer_slack_ns: int = _checked(_integer(1, 1_000_000_000, " ns", "to leave the default"), default=1)
     freeze_gc: bool = _checked(_boolean, default=True)
     spin_ns: int = _checked(_integer(1, 9_000_000, " ns", "to sleep only"), default=0)
+    cpu_latency_us: int = _checked(_integer(-1, 100_000, " us (-1 leaves it)"), default=-1)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ["atomic_write_text", "read_columns", "format_value", "rows_to_csv", "CsvError"]
+__all__ = ["atomic_write_text", "fsync_directory", "read_columns", "format_value", "rows_to_csv", "CsvError"]
 
 
 class CsvError(ValueError):
@@ -46,7 +46,13 @@ def atomic_write_text(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    with contextlib.suppress(OSError):   # directory fsync is not possible everywhere
+    fsync_directory(directory)
+
+
+def fsync_directory(directory: Path) -> None:
+    """fsync a directory, so a file created or renamed in it survives a power cut (where the file
+    system allows it; not possible everywhere, so a refusal is ignored)."""
+    with contextlib.suppress(OSError):
         dir_fd = os.open(directory, os.O_RDONLY)
         try:
             os.fsync(dir_fd)

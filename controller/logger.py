@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import can
 import numpy as np
 
+from controller.csvlog import fsync_directory
 from hal.bus import BusConfig, open_bus
 
 __all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "CanTrafficLog"]
@@ -80,7 +81,7 @@ class CsvSessionLog:
         self._synced_at = time.monotonic()
         self._write_all((",".join(self.columns) + "\n").encode("ascii"))
         self.sync()
-        _fsync_dir(self.path.parent)   # so the new file's name survives a power cut too
+        fsync_directory(self.path.parent)   # so the new file's name survives a power cut too
 
     def write(self, rows: np.ndarray) -> None:
         """Append ``rows`` (shape (n, len(columns)), in the constructor's column order)."""
@@ -141,15 +142,6 @@ class CsvSessionLog:
                 os.ftruncate(self._fd, self._size)
             raise
         self._size += len(data)
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):   # not possible on every file system
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 _CAN_WRITERS = {"blf": (can.BLFWriter, "wb"), "asc": (can.ASCWriter, "w")}

@@ -94,6 +94,7 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
     from hal.errors import HalError
     from hal.links import open_link
 
+    _rt.set_thread_name("ankle-tick")          # ps / top / journal show which process ticks
     shared = SharedChannels(shm_path, capacity=capacity)
     bus = driver = None
     # python-can's socketcand client warns about every frame split across TCP reads, which

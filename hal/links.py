@@ -17,6 +17,9 @@ from hal.errors import ConfigError, HalError
 
 __all__ = ["open_link", "LINK_INTERFACES", "FrameLink"]
 
+_CAN_RAW_ERR_FILTER = 2
+_CAN_ERR_MASK = 0x1FFFFFFF
+
 #: Interfaces with a GIL-free link; others run the tick's I/O through python-can.
 LINK_INTERFACES = ("socketcan", "socketcand")
 
@@ -43,8 +46,10 @@ def _open_socketcan(cfg: BusConfig) -> SocketCanLink:
     try:
         if cfg.receive_own_messages:
             sock.setsockopt(socket.SOL_CAN_RAW, socket.CAN_RAW_RECV_OWN_MSGS, 1)
-        # error frames are reported to the tick, which counts bus errors
-        sock.setsockopt(socket.SOL_CAN_RAW, socket.CAN_RAW_ERR_FILTER, 0x1FFFFFFF)
+        # error frames are reported to the tick, which counts bus errors (Python's socket module
+        # does not name CAN_RAW_ERR_FILTER; linux/can/raw.h gives it 2, CAN_ERR_MASK 0x1FFFFFFF)
+        sock.setsockopt(socket.SOL_CAN_RAW, getattr(socket, "CAN_RAW_ERR_FILTER", _CAN_RAW_ERR_FILTER),
+                        _CAN_ERR_MASK)
         sock.bind((cfg.channel,))
         sock.setblocking(False)
     except OSError as e:

@@ -78,8 +78,10 @@ def _device_process(spec: DeviceSpec, conn) -> None:
     from sim.harness import TRUTH_COLUMNS
     from sim.socketcand import SocketcandServerBus
 
-    bus = SocketcandServerBus(channel=_CHANNEL, host=spec.host, port=spec.port)
+    _rt.set_thread_name("ankle-sim")
+    bus = None
     try:
+        bus = SocketcandServerBus(channel=_CHANNEL, host=spec.host, port=spec.port)
         plant, wearer, sim = _build(spec, bus)
         warnings = spec.realtime.apply()
         period_ns = int(round(1e9 / spec.rate_Hz))
@@ -114,7 +116,8 @@ def _device_process(spec: DeviceSpec, conn) -> None:
         except OSError:
             pass
     finally:
-        bus.shutdown()
+        if bus is not None:
+            bus.shutdown()
 
 
 class DeviceProcess:
@@ -132,7 +135,10 @@ class DeviceProcess:
     def _receive(self, timeout_s: float, expect: str):
         if not self._conn.poll(timeout_s):
             raise RuntimeFailure(f"the simulated devices did not answer within {timeout_s:g} s")
-        kind, payload = self._conn.recv()
+        try:
+            kind, payload = self._conn.recv()
+        except EOFError:
+            raise RuntimeFailure(f"the simulated devices exited (code {self.process.exitcode})") from None
         if kind == "error":
             raise RuntimeFailure(f"simulated devices: {payload}")
         if kind != expect:

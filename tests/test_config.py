@@ -251,6 +251,8 @@ BAD = [
     ("realtime.timer_slack_ns", {"realtime.timer_slack_ns": -5}, "realtime.timer_slack_ns: must be an integer"),
     ("realtime.freeze_gc", {"realtime.freeze_gc": "yes"}, "realtime.freeze_gc: must be true or false, got 'yes'"),
     ("realtime.spin_ns", {"realtime.spin_ns": -1}, "realtime.spin_ns: must be an integer in 1..9000000 ns"),
+    ("realtime.cpu_latency_us", {"realtime.cpu_latency_us": -2},
+     "realtime.cpu_latency_us: must be an integer in -1..100000 us (-1 leaves it), got -2"),
     ("realtime.spin_ns", {"realtime.spin_ns": 1_000_000},
      "realtime.spin_ns: must be shorter than one period (1000000 ns at loop.rate_Hz = 1000)"),
     ("params.file", {"params.file": 5}, "params.file: must be a string, got 5"),
@@ -326,7 +328,7 @@ def test_unknown_key_is_named_with_the_known_ones():
         parse(with_field("realtime.prority", 50))
     msg = str(info.value)
     assert msg.startswith("realtime.prority: unknown key (known: priority, cpus, lock_memory, "
-                          "timer_slack_ns, freeze_gc, spin_ns)"), msg
+                          "timer_slack_ns, freeze_gc, spin_ns, cpu_latency_us)"), msg
     assert "did you mean 'priority'?" in msg
 
 
@@ -412,7 +414,8 @@ def test_absolute_paths_are_kept_and_labels_resolve_against_cwd(tmp_path, monkey
 SECTIONS = ["bus", "driver", "sensor_node", "loop", "realtime", "params", "console", "log"]
 KEYS = ["interface", "channel", "bitrate", "receive_own_messages", "host", "port", "model", "id",
         "reply_id", "timeout_s", "range_overrides", "status_period_s", "rate_Hz", "duration_s",
-        "priority", "cpus", "lock_memory", "timer_slack_ns", "freeze_gc", "spin_ns", "file", "baudrate",
+        "priority", "cpus", "lock_memory", "timer_slack_ns", "freeze_gc", "spin_ns", "cpu_latency_us", "file",
+        "baudrate",
         "directory", "csv", "can", "t_max", "t_min"]
 
 names = st.one_of(st.sampled_from(SECTIONS + KEYS), st.text(min_size=1, max_size=12))
