@@ -9,6 +9,7 @@ a new snapshot arrived (rare, and after the tick's work); the runtime runs this
 in a process of its own (:mod:`controller.runtime`), so no other thread holds it.
 """
 from libc.stdint cimport int64_t
+from posix.unistd cimport getppid
 from controller._rt cimport Cadence, monotonic_ns
 from controller._ring cimport TelemetryRing, ParamSnapshot
 from controller._tick cimport Tick
@@ -28,11 +29,12 @@ DEF W_MISSED = 1
 DEF W_SKIPPED = 2
 DEF W_OVERRUNS = 3
 DEF W_MAX_LATE = 4
+DEF PARENT_CHECK_TICKS = 128     # ~0.1 s at 1 kHz: how soon an orphaned loop notices
 
 
 def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamSnapshot snapshot,
              double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune):
-    """Tick until ``stats[stop_word]`` becomes non-zero.
+    """Tick until ``stats[stop_word]`` becomes non-zero, or the process that started this one dies.
 
     ``retune(values)`` is called (with the GIL, between ticks) when a new
     parameter snapshot was taken into ``values``; it must not raise.
@@ -45,8 +47,13 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
     cdef double now_s
     cdef Py_ssize_t slot
     cdef int64_t* words = &stats[0]
+    cdef int parent = getppid()
     with nogil:
         while rtloop_load(&words[stop_word]) == 0:
+            # a supervisor that died cannot stop us: stop ourselves (the driver is then switched
+            # off), so a restarted service never finds a second controller on the bus
+            if cadence.ticks % PARENT_CHECK_TICKS == 0 and getppid() != parent:
+                break
             wake = cadence.sleep()
             cadence.wake(wake)
             now_s = (wake - t0_ns) * 1e-9

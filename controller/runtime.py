@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
 import traceback
@@ -95,6 +96,10 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
     from hal.links import open_link
 
     _rt.set_thread_name("ankle-tick")          # ps / top / journal show which process ticks
+    # Ctrl-C reaches the whole process group and systemd's stop the whole cgroup: only the
+    # supervisor decides, through shared memory, so the driver is always switched off in order
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     shared = SharedChannels(shm_path, capacity=capacity)
     bus = driver = None
     # python-can's socketcand client warns about every frame split across TCP reads, which
@@ -197,7 +202,10 @@ def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _
     read, update, write = host.read, tick.update, host.write
     note_timing, publish, slot, commit = tick.note_timing, tick.publish, ring.slot, ring.commit
     export, finish = cadence.export, cadence.finish
+    parent = os.getppid()
     while not stats[stop_at]:
+        if cadence.ticks % 128 == 0 and os.getppid() != parent:
+            break                       # the supervisor died: stop, the driver is switched off
         wake = wait()
         now_s = (wake - t0_ns) * 1e-9
         read(now_s)

@@ -15,7 +15,7 @@ Python by :mod:`hal.links`, which hands the connected socket's descriptor over.
   so the byte stream never tears.
 """
 from libc.errno cimport errno, EAGAIN, EINTR, ECONNRESET, EINVAL, ENOBUFS
-from libc.string cimport memcpy, memmove, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
 from posix.unistd cimport read, write, close
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -195,6 +195,9 @@ cdef class SocketcandLink(FrameLink):
         self.last_errno = errno
         return -errno
 
+    cdef bint word_at(self, Py_ssize_t i, Py_ssize_t end, const char* word, Py_ssize_t n) noexcept nogil:
+        return end - i >= n and memcmp(&self.rx[i], word, n) == 0
+
     cdef int parse(self, Py_ssize_t start, Py_ssize_t end, CanFrame* f) noexcept nogil:
         """Parse ``< frame ID SEC.USEC HEX >`` or ``< error ... >`` in rx[start:end+1]."""
         cdef Py_ssize_t i = start + 1, digits = 0, nibbles = 0
@@ -202,11 +205,10 @@ cdef class SocketcandLink(FrameLink):
         cdef int v
         while i < end and self.rx[i] == 32:
             i += 1
-        if end - i >= 5 and self.rx[i] == 101 and self.rx[i + 1] == 114 and self.rx[i + 2] == 114:  # "err"
+        if self.word_at(i, end, b"error", 5) and (i + 5 == end or self.rx[i + 5] == 32):
             f.can_id, f.dlc, f.flags = 0, 0, LINK_ERROR
             return 1
-        if not (end - i >= 6 and self.rx[i] == 102 and self.rx[i + 1] == 114 and self.rx[i + 2] == 97
-                and self.rx[i + 3] == 109 and self.rx[i + 4] == 101 and self.rx[i + 5] == 32):  # "frame "
+        if not self.word_at(i, end, b"frame ", 6):
             return 0
         i += 6
         while i < end:
@@ -216,7 +218,8 @@ cdef class SocketcandLink(FrameLink):
             can_id = (can_id << 4) | <unsigned int>v
             digits += 1
             i += 1
-        if digits == 0 or digits > 8 or i >= end or self.rx[i] != 32:
+        # socketcand writes 3 digits for a standard id and 8 for an extended one; nothing else
+        if (digits != 3 and digits != 8) or i >= end or self.rx[i] != 32:
             return 0
         i += 1
         while i < end and self.rx[i] != 32:          # the timestamp: not used, the tick stamps

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ def _device_process(spec: DeviceSpec, conn) -> None:
     from sim.socketcand import SocketcandServerBus
 
     _rt.set_thread_name("ankle-sim")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)    # Ctrl-C is the supervisor's to act on
     bus = None
     try:
         bus = SocketcandServerBus(channel=_CHANNEL, host=spec.host, port=spec.port)

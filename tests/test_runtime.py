@@ -353,3 +353,44 @@ def test_ankle_run_stops_on_sigterm_and_switches_the_driver_off(tmp_path):
         assert "driver switched off" in out, "".join(lines) + out
     finally:
         served.stop()
+
+
+def _tick_pid(supervisor_pid: int):
+    """The pid of the supervisor's child named ankle-tick, or None."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == supervisor_pid and comm == "ankle-tick":
+            return int(entry.name)
+    return None
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_the_tick_stops_itself_when_its_supervisor_dies(tmp_path):
+    served = _Served()
+    try:
+        proc = subprocess.Popen(CLI + ["run", "--config", str(served.config(tmp_path))], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stdout:                       # ticking
+            if line.startswith("t "):
+                break
+        tick = _tick_pid(proc.pid)
+        assert tick is not None
+        proc.kill()                                    # the supervisor dies without a word
+        proc.wait(10)
+        assert _wait_for(lambda: _gone(tick), timeout_s=10)
+    finally:
+        served.stop()
