@@ -9,7 +9,6 @@ runs the kernels without the GIL, ``command_payload`` packs the driver frame,
 ankle side here, once, with the transmission parameters.
 """
 from libc.math cimport NAN
-from libc.string cimport memcpy
 from controller._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE)
 from controller._estimator cimport Estimator
 from controller._pushoff cimport PushoffController
@@ -38,7 +37,7 @@ cdef int N_TELEMETRY = 33
 
 
 cdef class Tick:
-    """The host's per-tick kernel.  Build it with :func:`controller.core.build_tick`."""
+    """The host's per-tick kernel.  Build it with :func:`controller.loop.build_tick`."""
     def __cinit__(self):
         self.estimator = Estimator()
         self.controller = PushoffController()

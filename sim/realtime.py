@@ -22,20 +22,22 @@ import multiprocessing as mp
 import os
 import signal
 import time
-import uuid
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from controller import _rt
 from controller.params import ParamSet
 from controller.runtime import (RealtimeSpec, Runtime, RuntimeFailure, RuntimeSpec, TelemetryPump,
-                                TelemetryRecorder)
+                                TelemetryRecorder, wait_until_ns)
 from hal.bus import BusConfig
-from sim.faults import DEVICE_KINDS, Injection
+from sim.faults import Injection
 
-__all__ = ["DeviceSpec", "DeviceProcess", "RealtimeRun", "run", "serve", "as_sim_run", "timing_figures"]
+if TYPE_CHECKING:
+    from sim.harness import SimRun
+
+__all__ = ["DeviceSpec", "DeviceProcess", "RealtimeRun", "run", "as_sim_run", "timing_figures"]
 
 _CHANNEL = "can0"
 
@@ -227,7 +229,6 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         wall0 = time.perf_counter()
         if on_start is not None:
             on_start(runtime, devices)
-        from controller.runtime import wait_until_ns
         wait_until_ns(t0_ns + int(duration_s * 1e9))
         summary = runtime.stop()
         stats = runtime.stats()
@@ -249,13 +250,6 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         if runtime is not None and runtime.process.is_alive():
             runtime.process.kill()
         devices.kill()
-
-
-def serve(spec: DeviceSpec) -> DeviceProcess:
-    """Start the simulated devices alone, e.g. for ``ankle run --config deploy/sim.toml``."""
-    devices = DeviceProcess(spec)
-    devices.start()
-    return devices
 
 
 def as_sim_run(rt: RealtimeRun, params: ParamSet) -> "SimRun":

@@ -26,7 +26,7 @@ from controller._tick import TELEMETRY_COLUMNS
 from controller.faults import fault_bit
 from controller.loop import build_tick
 from controller.params import REGISTRY, ParamError, ParamSet
-from controller.runtime import RealtimeSpec, Runtime, RuntimeFailure, RuntimeSpec
+from controller.runtime import Runtime, RuntimeFailure, RuntimeSpec
 from hal.ak import mit_range
 from hal.bus import BusConfig
 from sim import realtime
