@@ -343,6 +343,8 @@ def _cmd_replay(args) -> int:
               f"{result['sample_rate_Hz']:g} Hz, {result['mass_kg']:g} kg): {result['heel_strikes']} heel "
               f"strikes, {result['toe_offs']} toe-offs, walking {100 * result['walking_fraction']:.1f} % "
               f"of the time -> {result['output']}")
+        for line in result["dropped"]:
+            print(f"note: {line}")
     return 0
 
 

@@ -46,7 +46,8 @@ def estimate(t_s, shank_gyro_rad_s, load_N, ankle_angle_rad, params: ParamSet,
 def replay_file(in_path: Path, out_path: Path, mass_kg: Optional[float] = None) -> Dict[str, object]:
     """Replay ``in_path`` into ``out_path`` (written atomically); returns a summary."""
     params = ParamSet() if mass_kg is None else ParamSet({"wearer.mass_kg": mass_kg})
-    header, rows, cols = read_columns(in_path, INPUT_COLUMNS)
+    torn: list = []             # a last line cut short by a crash or power cut is dropped, and said
+    header, rows, cols = read_columns(in_path, INPUT_COLUMNS, torn=torn)
     result = estimate(cols["t"], cols["shank_gyro"], cols["load"], cols["ankle_angle"], params)
     keep = [i for i, name in enumerate(header) if name not in OUTPUT_COLUMNS]
     out_header = [header[i] for i in keep] + list(OUTPUT_COLUMNS)
@@ -68,4 +69,5 @@ def replay_file(in_path: Path, out_path: Path, mass_kg: Optional[float] = None) 
         "heel_strikes": hs,
         "toe_offs": int(result["toe_off"].sum()),
         "walking_fraction": round(float(result["walking"].mean()), 4),
+        "dropped": torn,
     }

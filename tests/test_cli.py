@@ -92,6 +92,16 @@ def test_replay_bad_input_gets_one_clear_line_and_writes_nothing(tmp_path, conte
     assert not out.exists()
 
 
+def test_replay_of_a_log_cut_short_drops_the_torn_line_and_says_so(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("t,shank_gyro,load,ankle_angle\n0,0,0,0\n0.001,0,0,0\n0.002,0,0,0\n0.003,0,0")
+    out = tmp_path / "out.csv"
+    text = ankle("replay", src, "--out", out).stdout
+    assert "replayed 3 samples" in text and "note: " in text and "torn last line" in text
+    result = json.loads(ankle("replay", src, "--out", tmp_path / "out2.csv", "--json").stdout)
+    assert result["samples"] == 3 and len(result["dropped"]) == 1
+
+
 def test_replay_does_not_touch_an_existing_output_on_error(tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("t,shank_gyro,load,ankle_angle\n0,0,nan?,0\n")
