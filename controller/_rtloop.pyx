@@ -3,8 +3,8 @@
 
 Per period: sleep to the deadline, read the link into the inputs, update the
 kernels, write the command frame, publish the telemetry row into the shared
-ring, export the cadence's counters, and only then, between ticks, look for a
-new parameter snapshot.  The GIL is taken for one thing only, the retune after
+ring, export the cadence's counters, and only then, at a stride boundary, look
+for a new parameter snapshot.  The GIL is taken for one thing only, the retune after
 a new snapshot arrived (rare, and after the tick's work); the runtime runs this
 in a process of its own (:mod:`controller.runtime`), so no other thread holds it.
 """
@@ -36,8 +36,10 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
              double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune):
     """Tick until ``stats[stop_word]`` becomes non-zero, or the process that started this one dies.
 
-    ``retune(values)`` is called (with the GIL, between ticks) when a new
-    parameter snapshot was taken into ``values``; it must not raise.
+    At a stride boundary (or any tick while not walking), ``retune(values)`` is called
+    with the GIL, after the tick's work, when a new parameter snapshot was taken into
+    ``values``, and ``retune(None)`` while it last returned True (a ramp in progress).
+    It must not raise.
     """
     if values.shape[0] != snapshot.n:
         raise ValueError(f"values holds {values.shape[0]}, the snapshot {snapshot.n}")
@@ -48,6 +50,7 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
     cdef Py_ssize_t slot
     cdef int64_t* words = &stats[0]
     cdef int parent = getppid()
+    cdef bint ramping = False
     with nogil:
         while rtloop_load(&words[stop_word]) == 0:
             # a supervisor that died cannot stop us: stop ourselves (the driver is then switched
@@ -76,7 +79,13 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
             rtloop_store(&words[W_SKIPPED], cadence.skipped)
             rtloop_store(&words[W_OVERRUNS], cadence.overruns)
             rtloop_store(&words[W_MAX_LATE], cadence.max_late_ns)
-            if snapshot.take(&values[0]):
-                with gil:
-                    retune(values)
+            # parameter edits take effect at a stride boundary (a heel strike), or at once while
+            # not walking; a change in progress moves one step per boundary (the ramp)
+            if tick.estimator.state.heel_strike != 0 or tick.estimator.state.walking == 0:
+                if snapshot.take(&values[0]):
+                    with gil:
+                        ramping = retune(values)
+                elif ramping:
+                    with gil:
+                        ramping = retune(None)
             cadence.advance(monotonic_ns())

@@ -61,32 +61,46 @@ cdef class Tick:
         self.controller.configure(params)
         self.safety.configure(params)
         self.params = params
-        self.ratio = params["actuator.ratio"]
-        self.efficiency = params["actuator.efficiency"]
-        self.direction = params["actuator.direction"]
-        self.motor_per_ankle_rad = self.direction * self.ratio
-        self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
+        self._set_transmission(params)
         # dict -> struct coercion: a missing key raises "No value specified for struct attribute"
         self.mit_range = mit_range
         self.driver_id = driver_id
         self.reply_id = reply_id
 
-    def retune(self, params):
-        """Take new values for the live parameters while running (between ticks, not in one).
-
-        What the kernels learned and measured is kept (stride template, push-off
-        corrections, thermal state, fault latches).  Parameters that are not ``live``
-        (see the registry) must not differ from the running set: ValueError names them.
-        """
+    def fixed_changes(self, params):
+        """Names of the parameters that are not ``live`` and differ between ``params`` and the set
+        in force: those may change only while the wearer stands."""
         from controller.params import REGISTRY
-        running = self.params
-        changed = [p.name for p in REGISTRY if not p.live and params[p.name] != running[p.name]]
-        if changed:
-            raise ValueError(f"cannot change while running: {', '.join(changed)}")
-        self.estimator.configure(params, self.estimator.use_shank, keep_state=True)
+        return [p.name for p in REGISTRY if not p.live and params[p.name] != self.params[p.name]]
+
+    def retune(self, params, bint allow_fixed=False):
+        """Take new parameter values while running (between ticks, not in one).
+
+        Live changes keep what the kernels learned and measured (stride template,
+        push-off corrections, thermal state, fault latches).  A change to a parameter
+        that is not ``live`` raises ValueError naming it, unless ``allow_fixed`` (the
+        wearer stands): then the estimator and the monitor start afresh, the thermal
+        model, the push-off corrections and the fault latches stay.
+        """
+        fixed = self.fixed_changes(params)
+        if fixed and not allow_fixed:
+            raise ValueError(f"cannot change while running: {', '.join(fixed)}")
+        keep = not fixed
+        self.estimator.configure(params, self.estimator.use_shank, keep_state=keep)
         self.controller.configure(params)
         self.safety.configure(params, keep_state=True)
         self.params = params
+        if fixed:
+            self.safety.monitor.configure(params, False)
+            self.safety.monitor.start(self.safety.last_now_s)
+            self._set_transmission(params)
+
+    def _set_transmission(self, params):
+        self.ratio = params["actuator.ratio"]
+        self.efficiency = params["actuator.efficiency"]
+        self.direction = params["actuator.direction"]
+        self.motor_per_ankle_rad = self.direction * self.ratio
+        self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
 
     def _reset_inputs(self):
         self.inp.shank_gyro_rad_s = 0.0

@@ -172,22 +172,63 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
             bus.shutdown()
 
 
-class _Retuner:
-    """Takes a parameter snapshot between ticks: validated again on this side, then applied.
+#: A parameter edit reaches its new value over this many stride boundaries (a third each).
+RAMP_STRIDES = 3
 
-    Never raises (it runs inside the loop): a refused snapshot is counted and the
-    running set stays.
+
+class _Retuner:
+    """Applies parameter snapshots in the tick's process, at stride boundaries (see run_loop).
+
+    A snapshot is validated again on this side.  Live changes ramp in over
+    :data:`RAMP_STRIDES` boundaries, each step a straight-line blend of the old and new sets
+    (still a valid set: every cross-parameter rule is linear in the live values).  A change
+    to a parameter that is not ``live`` is applied at once if the wearer is not walking, and
+    refused (counted) while walking.  Never raises (it runs inside the loop).
     """
 
-    def __init__(self, tick, shared: SharedChannels):
-        self.tick, self.shared = tick, shared
+    def __init__(self, tick, shared: SharedChannels, ramp_strides: int = RAMP_STRIDES):
+        self.tick, self.shared, self.ramp_strides = tick, shared, ramp_strides
+        self.start = self.target = None
+        self.step = 0
+        self.generation = 0
 
-    def __call__(self, values) -> None:
+    def __call__(self, values) -> bool:
+        """Take a new snapshot (``values``) or the next ramp step (None); True while ramping."""
         try:
-            self.tick.retune(ParamSet.from_vector(values))
-            self.shared.set_stat("params_applied", self.shared.snapshot.generation)
+            if values is not None:
+                target = ParamSet.from_vector(values)
+                self.generation = self.shared.snapshot.generation
+                fixed = self.tick.fixed_changes(target)
+                if fixed:
+                    if self.tick.gait["walking"]:
+                        raise ValueError(f"only while standing: {', '.join(fixed)}")
+                    self.tick.retune(target, allow_fixed=True)
+                    return self._done()
+                self.start, self.target, self.step = self.tick.params, target, 0
+            if self.target is None:
+                return False
+            self.step += 1
+            if self.step >= self.ramp_strides:
+                self.tick.retune(self.target)
+                return self._done()
+            self.tick.retune(_blend(self.start, self.target, self.step / self.ramp_strides))
+            return True
         except ValueError:
             self.shared.set_stat("params_rejected", self.shared.stat("params_rejected") + 1)
+            self.start = self.target = None
+            return False
+
+    def _done(self) -> bool:
+        self.shared.set_stat("params_applied", self.generation)
+        self.start = self.target = None
+        return False
+
+
+def _blend(a: ParamSet, b: ParamSet, share: float) -> ParamSet:
+    """``a`` moved ``share`` of the way to ``b`` (whole-number parameters move at the end)."""
+    from controller.params import REGISTRY
+    return ParamSet({p.name: (a[p.name] + share * (b[p.name] - a[p.name]) if p.kind is float else a[p.name])
+                     for p in REGISTRY})
 
 
 def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _Retuner) -> None:
@@ -203,6 +244,7 @@ def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _
     note_timing, publish, slot, commit = tick.note_timing, tick.publish, ring.slot, ring.commit
     export, finish = cadence.export, cadence.finish
     parent = os.getppid()
+    ramping = False
     while not stats[stop_at]:
         if cadence.ticks % 128 == 0 and os.getppid() != parent:
             break                       # the supervisor died: stop, the driver is switched off
@@ -220,8 +262,12 @@ def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _
             publish(rows, i)
             commit()
         export(counters)
-        if snapshot.poll(values):       # between ticks only
-            retune(values)
+        gait = tick.gait
+        if gait["heel_strike"] or not gait["walking"]:      # at a stride boundary only
+            if snapshot.poll(values):
+                ramping = retune(values)
+            elif ramping:
+                ramping = retune(None)
         finish(clock())
 
 

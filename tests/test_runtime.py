@@ -152,21 +152,71 @@ def test_realtime_session_as_a_sim_run_evaluates():
     assert summary["strides"] >= 1
 
 
-def test_snapshots_are_applied_between_ticks_or_refused():
+def test_snapshots_are_applied_at_stride_boundaries_or_refused():
     outcome = {}
 
     def on_start(runtime, devices):
         def edit():
+            _wait_for(lambda: runtime.stats()["ticks"] > 2500)          # the wearer is walking
             gen = runtime.retune(ParamSet({"pushoff.torque_Nm_kg": 0.6}))
-            outcome["applied"] = _wait_for(lambda: runtime.stats()["params_applied"] == gen)
-            runtime.retune(ParamSet({"wearer.mass_kg": 60.0}))      # not live: refused
-            outcome["rejected"] = _wait_for(lambda: runtime.stats()["params_rejected"] == 1)
+            outcome["applied"] = _wait_for(lambda: runtime.stats()["params_applied"] == gen, 15)
+            runtime.retune(ParamSet({"wearer.mass_kg": 60.0}))      # not live: refused while walking
+            outcome["rejected"] = _wait_for(lambda: runtime.stats()["params_rejected"] == 1, 15)
         threading.Thread(target=edit, daemon=True).start()
 
-    rt = _session(2.0, on_start=on_start)
+    rt = _session(9.0, on_start=on_start)
     assert outcome == {"applied": True, "rejected": True}
     # generation 1 was the start-up set, 2 the live edit, 3 the refused one
     assert (rt.stats["params_applied"], rt.stats["params_rejected"]) == (2, 1)
+
+
+def _retuner():
+    from controller.runtime import _Retuner
+    from controller.shm import SharedChannels
+    shared = SharedChannels.create(capacity=16)
+    shared.unlink()
+    tick = build_tick(ParamSet(), mit_range("AK80-9"), 1, 0)
+    return tick, shared, _Retuner(tick, shared)
+
+
+def test_a_live_edit_ramps_in_over_three_boundaries():
+    tick, shared, retune = _retuner()
+    before = tick.params["pushoff.torque_Nm_kg"]
+    after = 0.6
+    gen = shared.snapshot.publish(np.array(ParamSet({"pushoff.torque_Nm_kg": after}).vector()))
+    values = np.zeros(shared.n_params)
+    assert shared.snapshot.poll(values)
+    steps = [retune(values), retune(None), retune(None)]
+    assert steps == [True, True, False]
+    assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(after)
+    assert shared.stat("params_applied") == gen and shared.stat("params_rejected") == 0
+    assert retune(None) is False                      # nothing left to do
+    assert before != after
+
+
+def test_ramp_steps_are_thirds_of_the_change():
+    tick, shared, retune = _retuner()
+    before = tick.params["pushoff.torque_Nm_kg"]
+    shared.snapshot.publish(np.array(ParamSet({"pushoff.torque_Nm_kg": 0.6}).vector()))
+    values = np.zeros(shared.n_params)
+    shared.snapshot.poll(values)
+    retune(values)
+    assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(before + (0.6 - before) / 3)
+    retune(None)
+    assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(before + 2 * (0.6 - before) / 3)
+
+
+def test_a_fixed_parameter_changes_at_once_while_not_walking_and_a_bad_vector_is_refused():
+    tick, shared, retune = _retuner()
+    assert tick.gait["walking"] == 0
+    shared.snapshot.publish(np.array(ParamSet({"wearer.mass_kg": 60.0}).vector()))
+    values = np.zeros(shared.n_params)
+    shared.snapshot.poll(values)
+    assert retune(values) is False
+    assert tick.params["wearer.mass_kg"] == 60.0
+    values[0] = -1.0                                   # out of range: refused, nothing changes
+    assert retune(values) is False
+    assert shared.stat("params_rejected") == 1 and tick.params["wearer.mass_kg"] == 60.0
 
 
 def test_a_frozen_host_is_caught_by_the_driver_watchdog_and_the_overrun_check():
