@@ -22,12 +22,14 @@ cdef extern from *:
     static inline void ring_store_release(uint64_t* p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
     static inline void ring_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
     static inline void ring_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+    static inline void ring_fence_full(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
     """
     uint64_t ring_load_acquire(const uint64_t* p) nogil
     uint64_t ring_load_relaxed(const uint64_t* p) nogil
     void ring_store_release(uint64_t* p, uint64_t v) nogil
     void ring_fence_acquire() nogil
     void ring_fence_release() nogil
+    void ring_fence_full() nogil
 
 # Header words, each on its own cache line so producer and consumer do not share one.
 DEF LINE = 64
@@ -36,6 +38,12 @@ DEF TAIL = LINE       # rows read (consumer)
 DEF DROPPED = 2 * LINE   # rows the producer could not write (ring full)
 DEF RING_HEADER = 3 * LINE
 DEF SNAP_HEADER = LINE
+
+
+def memory_fence():
+    """A full memory barrier, for words written from Python that another process reads in order
+    (the console's request: its code and argument before its sequence number)."""
+    ring_fence_full()
 
 
 def ring_bytes(Py_ssize_t capacity, Py_ssize_t width):

@@ -33,17 +33,20 @@ DEF PARENT_CHECK_TICKS = 128     # ~0.1 s at 1 kHz: how soon an orphaned loop no
 
 
 def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamSnapshot snapshot,
-             double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune):
+             double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune,
+             requests, Py_ssize_t req_word, Py_ssize_t ack_word):
     """Tick until ``stats[stop_word]`` becomes non-zero, or the process that started this one dies.
 
     At a stride boundary (or any tick while not walking), ``retune(values)`` is called
     with the GIL, after the tick's work, when a new parameter snapshot was taken into
     ``values``, and ``retune(None)`` while it last returned True (a ramp in progress).
-    It must not raise.
+    It must not raise.  ``requests()`` (also with the GIL, after the tick's work) is called
+    while ``stats[req_word]`` differs from ``stats[ack_word]``: a request from the console
+    waits to be answered (it answers by setting the ack word).
     """
     if values.shape[0] != snapshot.n:
         raise ValueError(f"values holds {values.shape[0]}, the snapshot {snapshot.n}")
-    if stats.shape[0] <= max(stop_word, W_MAX_LATE):
+    if stats.shape[0] <= max(stop_word, W_MAX_LATE, req_word, ack_word):
         raise ValueError("stats is too short")
     cdef long long wake, t1, t2, t3
     cdef double now_s
@@ -88,4 +91,7 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
                 elif ramping:
                     with gil:
                         ramping = retune(None)
+            if rtloop_load(&words[req_word]) != rtloop_load(&words[ack_word]):
+                with gil:
+                    requests()
             cadence.advance(monotonic_ns())

@@ -99,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
                         "non-RT kernel's wake-up latency for that much CPU; default 0)")
     s.add_argument("--can-log", type=_writable, metavar="F.blf|F.asc",
                    help="with --realtime: also record the raw CAN traffic (python-can BLF or ASC)")
+    s.add_argument("--console", action="store_true",
+                   help="with --realtime: open the prosthetists' console on a new pseudo-terminal (its path is "
+                        "printed; attach with `python -m serial.tools.miniterm PATH` or `screen PATH`) while "
+                        "the simulated wearer walks")
+    s.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="with --console: where the parameter file, profiles, PIN and audit log live "
+                        "(default: a new temporary directory)")
+    s.add_argument("--pin", default="1234", metavar="PIN",
+                   help="with --console: the prosthetist PIN to install for this session (default 1234)")
     s.add_argument("--serve", action="store_true",
                    help="only serve the simulated devices on a socketcand bus (for `ankle run --config "
                         "deploy/sim.toml`); the wearer walks from the start; Ctrl-C stops")
@@ -142,7 +151,7 @@ REALTIME_MAX_S = 600.0
 def _cmd_sim(args) -> int:
     from sim import evaluation, harness, report
     if not args.realtime:
-        for flag, given in (("--spin-us", args.spin_us), ("--can-log", args.can_log)):
+        for flag, given in (("--spin-us", args.spin_us), ("--can-log", args.can_log), ("--console", args.console)):
             if given:
                 raise UsageError(f"{flag} needs --realtime")
     if args.serve:
@@ -236,17 +245,63 @@ def _realtime_run(args, params, boot_faults):
         sinks.append(csv_log.write)
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
                                  faults=tuple(args.inject), realtime=device_rt)
+    console = _SimConsole(args) if args.console else None
+    if console is not None:
+        sinks.append(console.watch)
     try:
         rt = realtime.run(duration_s=args.duration, params=params, device=device, realtime=tick_rt,
                           sinks=sinks, boot_faults=boot_faults,
-                          can_log=str(args.can_log) if args.can_log else None)
+                          can_log=str(args.can_log) if args.can_log else None,
+                          on_start=console.start if console is not None else None)
     finally:
         if csv_log is not None:
             csv_log.close()
+        if console is not None:
+            console.close()
     timing = realtime.timing_figures(rt)
     if args.can_log:
         timing["can_frames_logged"] = rt.device.get("can_frames_logged", 0)
     return realtime.as_sim_run(rt, params), timing
+
+
+class _SimConsole:
+    """``ankle sim --realtime --console``: the console on a pseudo-terminal for the session."""
+
+    def __init__(self, args):
+        import os
+        import tempfile
+        from controller.console_session import GaitWatch
+        self.state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="ankle-console-"))
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.pin = args.pin
+        self.watch = GaitWatch()
+        self.master, slave = os.openpty()
+        self.path = os.ttyname(slave)
+        import tty
+        tty.setraw(slave)                # bytes pass as typed: the console does its own line editing
+        self._slave = slave
+        self.session = None
+
+    def start(self, runtime, devices) -> None:
+        from controller.access import Access, PinFile
+        from controller.audit import AuditLog
+        from controller.console import Console
+        from controller.console_session import ConsoleSession, FdPort, RuntimeBackend
+        pins = PinFile(self.state / "pin")
+        pins.set(self.pin)
+        console = Console(RuntimeBackend(runtime, self.watch), Access(pins), AuditLog(self.state / "audit.log"),
+                          self.state / "ankle.params", self.state / "profiles")
+        self.session = ConsoleSession(FdPort(self.master), console,
+                                      banner="ankle console (simulated wearer); 'help' lists the commands").start()
+        print(f"console on {self.path} (PIN {self.pin}; files in {self.state}); attach with "
+              f"`python -m serial.tools.miniterm {self.path}`", flush=True)
+
+    def close(self) -> None:
+        import os
+        if self.session is not None:
+            self.session.stop()
+        os.close(self.master)
+        os.close(self._slave)
 
 
 def _cmd_serve(args) -> int:

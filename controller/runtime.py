@@ -26,11 +26,12 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from controller import _rt
+from controller._ring import memory_fence
 from controller._rtloop import run_loop
 from controller.loop import HostLoop, build_tick
 from controller.params import ParamSet
 from controller.rtsettings import apply_realtime, current_settings, freeze_gc
-from controller.shm import STAT, SharedChannels
+from controller.shm import REQUESTS, STAT, SharedChannels
 from hal.bus import BusConfig
 
 __all__ = ["RealtimeSpec", "RuntimeSpec", "Runtime", "RuntimeFailure", "TelemetryPump", "TelemetryRecorder"]
@@ -138,18 +139,19 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         period_ns = int(round(1e9 / params["loop.rate_Hz"]))
         cadence = _rt.Cadence(period_ns, t0_ns, spec.miss_ns, spec.realtime.spin_ns)
         retune = _Retuner(tick, shared)
+        requests = Requests(tick, shared)
         if spec.realtime.freeze_gc:
             freeze_gc()
         shared.set_stat("start_ns", t0_ns)
         shared.set_stat("state", 1)
         if link is not None:
             run_loop(tick, link, cadence, shared.ring, shared.snapshot, np.zeros(shared.n_params),
-                     shared.stats, STAT["stop"], t0_ns, retune)
+                     shared.stats, STAT["stop"], t0_ns, retune, requests, STAT["req_seq"], STAT["ack_seq"])
             link.close()
             bus = open_bus(spec.bus)
             driver.rebind(bus)
         else:
-            _loop(HostLoop(tick, bus), shared, cadence, t0_ns, retune)
+            _loop(HostLoop(tick, bus), shared, cadence, t0_ns, retune, requests)
         shared.set_stat("state", 2)
         summary = {"frames_sent": tick.frames_sent, "send_errors": tick.send_errors,
                    "error_frames": tick.error_frames, "frames_lost": tick.frames_lost,
@@ -224,6 +226,49 @@ class _Retuner:
         return False
 
 
+class Requests:
+    """Answers the console's requests in the tick's process, between ticks.
+
+    ``clear_faults`` is tried at every tick for up to :data:`CLEAR_WINDOW_S` (the wearer's
+    foot must be off the ground, which in walking is each swing); the answer is "" or the
+    last reason it was refused.  ``select_passive`` (arg 1: passive, 0: walk) takes at once.
+    Never raises (it runs inside the loop).
+    """
+
+    CLEAR_WINDOW_S = 2.0
+
+    def __init__(self, tick, shared: SharedChannels):
+        self.tick, self.shared = tick, shared
+        self._clear_until = None
+
+    def __call__(self) -> None:
+        shared = self.shared
+        memory_fence()                                  # the number was seen: now read what it covers
+        code, arg = shared.stat("req_code"), shared.stat("req_arg")
+        try:
+            if code == REQUESTS["clear_faults"]:
+                now = self.tick.safety.last_now_s
+                if self._clear_until is None:
+                    self._clear_until = now + self.CLEAR_WINDOW_S
+                reason = self.tick.clear_faults()
+                if reason and now < self._clear_until:
+                    return                              # try again next tick
+                self._answer(reason)
+            elif code == REQUESTS["select_passive"]:
+                self.tick.safety.select_passive(bool(arg))
+                self._answer("")
+            else:
+                self._answer(f"unknown request {code}")
+        except Exception as e:       # the loop must go on; the console hears what went wrong
+            self._answer(f"{type(e).__name__}: {e}")
+
+    def _answer(self, text: str) -> None:
+        self._clear_until = None
+        self.shared.set_reply(text)
+        memory_fence()                                  # the reply lands before the acknowledgement
+        self.shared.set_stat("ack_seq", self.shared.stat("req_seq"))
+
+
 def _blend(a: ParamSet, b: ParamSet, share: float) -> ParamSet:
     """``a`` moved ``share`` of the way to ``b`` (whole-number parameters move at the end)."""
     from controller.params import REGISTRY
@@ -231,13 +276,14 @@ def _blend(a: ParamSet, b: ParamSet, share: float) -> ParamSet:
                      for p in REGISTRY})
 
 
-def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _Retuner) -> None:
+def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _Retuner,
+          requests: "Requests") -> None:
     """The loop on a python-can bus (interfaces without a GIL-free link): the same steps as
     :func:`controller._rtloop.run_loop`, with the bus's I/O in Python."""
     tick = host.kernel
     ring, rows, stats = shared.ring, shared.ring.rows, shared.stats
     counters = stats[0:5]               # Cadence.export's words
-    stop_at = STAT["stop"]
+    stop_at, req_at, ack_at = STAT["stop"], STAT["req_seq"], STAT["ack_seq"]
     snapshot, values = shared.snapshot, np.zeros(shared.n_params)
     clock, wait = _rt.now_ns, cadence.wait
     read, update, write = host.read, tick.update, host.write
@@ -268,6 +314,8 @@ def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _
                 ramping = retune(values)
             elif ramping:
                 ramping = retune(None)
+        if stats[req_at] != stats[ack_at]:
+            requests()
         finish(clock())
 
 
@@ -343,9 +391,29 @@ class Runtime:
             raise TypeError("params must be a validated controller.params.ParamSet")
         return self.shared.snapshot.publish(np.array(params.vector()))
 
+    def request(self, name: str, arg: int = 0, timeout_s: float = 5.0) -> str:
+        """Ask the tick to ``clear_faults`` or ``select_passive`` (arg 1/0) between ticks; returns
+        its answer ("" when done, else why not).  One request at a time (one console)."""
+        shared = self.shared
+        if shared.state != "running":
+            return f"the controller is not running ({shared.state})"
+        seq = shared.stat("req_seq") + 1
+        shared.set_stat("req_code", REQUESTS[name])
+        shared.set_stat("req_arg", int(arg))
+        memory_fence()                                  # code and argument land before the number
+        shared.set_stat("req_seq", seq)
+        end = time.monotonic() + timeout_s
+        while shared.stat("ack_seq") != seq:
+            if time.monotonic() > end or shared.state != "running":
+                return "no answer from the controller"
+            time.sleep(0.002)
+        memory_fence()
+        return shared.get_reply()
+
     def stats(self) -> dict:
         """The loop's counters now, and the ring's."""
-        out = {name: self.shared.stat(name) for name in STAT if name != "stop"}
+        out = {name: self.shared.stat(name) for name in STAT
+               if name not in ("stop", "req_seq", "req_code", "req_arg", "ack_seq")}
         out["state"] = self.shared.state
         out["ring_dropped"] = self.shared.ring.dropped
         out["rows_published"] = self.shared.ring.written

@@ -21,16 +21,20 @@ from controller._ring import ParamSnapshot, TelemetryRing, ring_bytes, snapshot_
 from controller._tick import TELEMETRY_COLUMNS
 from controller.params import REGISTRY
 
-__all__ = ["SharedChannels", "STAT", "RUN_STATES"]
+__all__ = ["SharedChannels", "STAT", "RUN_STATES", "REQUESTS"]
 
 #: Index of each word in ``stats``.  ticks .. max_late_ns are Cadence.export's order.
 STAT = {name: i for i, name in enumerate((
     "ticks", "missed", "skipped", "overruns", "max_late_ns",
     "state", "stop", "start_ns", "params_applied", "params_rejected", "ring_dropped",
+    "req_seq", "req_code", "req_arg", "ack_seq",
 ))}
+#: Requests to the tick (``req_code``), answered between ticks (see controller.runtime.Requests).
+REQUESTS = {"clear_faults": 1, "select_passive": 2}
 #: Values of ``stats[STAT["state"]]``.
 RUN_STATES = ("starting", "running", "stopped", "failed")
 _STATS_BYTES = 256
+_REPLY_BYTES = 256             # the tick's answer to the last request, UTF-8, NUL-padded
 _ALIGN = 64
 _SHM_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
@@ -47,7 +51,7 @@ class SharedChannels:
         self.capacity = capacity
         self.width = len(TELEMETRY_COLUMNS)
         self.n_params = len(REGISTRY)
-        snap_at = _STATS_BYTES
+        snap_at = _STATS_BYTES + _REPLY_BYTES
         ring_at = snap_at + _aligned(snapshot_bytes(self.n_params))
         size = ring_at + _aligned(ring_bytes(capacity, self.width))
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
@@ -62,10 +66,12 @@ class SharedChannels:
             os.close(fd)
         view = memoryview(self._map)
         self.stats = np.frombuffer(self._map, dtype=np.int64, count=_STATS_BYTES // 8)
+        self.reply = np.frombuffer(self._map, dtype=np.uint8, count=_REPLY_BYTES, offset=_STATS_BYTES)
         self.snapshot = ParamSnapshot(view[snap_at:ring_at], self.n_params, reset=create)
         self.ring = TelemetryRing(view[ring_at:size], capacity, self.width, reset=create)
         if create:
             self.stats[:] = 0
+            self.reply[:] = 0
 
     @classmethod
     def create(cls, capacity: int = 4096) -> "SharedChannels":
@@ -85,12 +91,22 @@ class SharedChannels:
     def set_stat(self, name: str, value: int) -> None:
         self.stats[STAT[name]] = value
 
+    def set_reply(self, text: str) -> None:
+        """The tick's answer (cut to fit)."""
+        raw = text.encode("utf-8")[:_REPLY_BYTES - 1]
+        self.reply[:] = 0
+        self.reply[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+
+    def get_reply(self) -> str:
+        raw = self.reply.tobytes()
+        return raw[:raw.index(0) if 0 in raw else len(raw)].decode("utf-8", "replace")
+
     @property
     def state(self) -> str:
         return RUN_STATES[self.stat("state")]
 
     def close(self) -> None:
         """Drop the views and unmap (views still held elsewhere keep the mapping alive)."""
-        self.stats = self.snapshot = self.ring = None
+        self.stats = self.reply = self.snapshot = self.ring = None
         with contextlib.suppress(BufferError):
             self._map.close()

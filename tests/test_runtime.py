@@ -444,3 +444,31 @@ def test_the_tick_stops_itself_when_its_supervisor_dies(tmp_path):
         assert _wait_for(lambda: _gone(tick), timeout_s=10)
     finally:
         served.stop()
+
+
+def test_requests_clear_a_latched_fault_and_select_passive_between_ticks():
+    from controller.faults import MODES
+    answers = {}
+
+    def on_start(runtime, devices):
+        def ask():
+            _wait_for(lambda: runtime.stats()["ticks"] > 2500)        # walking
+            os.kill(runtime.process.pid, signal.SIGSTOP)             # a 30 ms hang: overrun latched
+            time.sleep(0.03)
+            os.kill(runtime.process.pid, signal.SIGCONT)
+            time.sleep(0.2)
+            answers["clear"] = runtime.request("clear_faults")
+            answers["passive"] = runtime.request("select_passive", 1)
+            time.sleep(0.3)
+            answers["walk"] = runtime.request("select_passive", 0)
+        threading.Thread(target=ask, daemon=True).start()
+
+    rt = _session(6.0, on_start=on_start)
+    assert answers == {"clear": "", "passive": "", "walk": ""}
+    tel = rt.telemetry
+    faults = tel[:, COL["faults"]].astype(np.int64)
+    latched = np.flatnonzero(faults & fault_bit("overrun"))
+    assert len(latched)
+    cleared = latched[0] + np.flatnonzero(faults[latched[0]:] == 0)[0]       # the latch let go
+    modes = [MODES[int(m)] for m in tel[cleared:, COL["mode"]]]
+    assert "passive" in modes and "walk" in modes[modes.index("passive"):]

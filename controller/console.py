@@ -1,0 +1,381 @@
+"""The prosthetists' console: one command line in, one reply out, over any serial terminal.
+
+:class:`Console` interprets a line and answers in plain words with units; it
+never raises on input and changes nothing unless the whole command is valid.
+Everything about parameters comes from the registry (:mod:`controller.params`):
+names, units, ranges, steps, groups, which may change while walking.  Edits
+need the prosthetist's PIN (:mod:`controller.access`), go to the running
+controller through its :class:`Backend` (they take effect at the next stride
+boundary and ramp in over 3 strides, see :mod:`controller.runtime`), and are
+recorded in the append-only audit log (:mod:`controller.audit`).  ``save``
+writes the checksummed two-copy parameter file (:mod:`controller.paramstore`).
+"""
+from __future__ import annotations
+
+import math
+import re
+import shlex
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Protocol, Tuple
+
+from controller import paramstore
+from controller.faults import GAIT_SOURCES, MODES, fault_names, warning_names
+from controller.params import REGISTRY, Param, ParamError, ParamSet, by_name, groups
+
+__all__ = ["Backend", "Console", "PROFILE_NAME"]
+
+#: Profile names: what a prosthetist would type (level-walking, slow_1), nothing a path could hide in.
+PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_EOL = "\r\n"
+
+
+class Backend(Protocol):
+    """What the console needs from the running controller."""
+
+    def params(self) -> ParamSet:
+        """The set last sent to the controller (in force, or ramping in)."""
+
+    def send(self, params: ParamSet) -> None:
+        """Hand ``params`` to the controller (applied at the next stride boundary, ramped)."""
+
+    def walking(self) -> bool:
+        """Whether the wearer is walking now (changes to fixed parameters wait for standing)."""
+
+    def latest(self) -> Optional[Dict[str, float]]:
+        """The newest telemetry row, by column name; None before the first tick."""
+
+    def stats(self) -> Dict[str, object]:
+        """The loop's counters (ticks, missed, params_applied, ...)."""
+
+    def request(self, name: str, arg: int = 0) -> str:
+        """Ask the controller to ``clear_faults`` or ``select_passive``; "" when done, else why not."""
+
+
+def _fmt(p: Param, value: float) -> str:
+    return f"{value:g} {p.unit}" if p.unit != "1" else f"{value:g}"
+
+
+class Console:
+    """Interprets console lines for one session (one serial port, one person at a time)."""
+
+    def __init__(self, backend: Backend, access, audit, store: Path, profiles_dir: Path):
+        self.backend = backend
+        self.access = access
+        self.audit = audit
+        self.store = Path(store)
+        self.profiles_dir = Path(profiles_dir)
+        self._undo: List[Tuple[str, ParamSet]] = []
+        self._commands: Dict[str, Tuple[Callable[[List[str]], str], str, str]] = {
+            "help": (self._help, "help [COMMAND]", "list the commands, or explain one"),
+            "params": (self._params, "params [GROUP]", "every parameter (of one group) with unit and range; "
+                       f"groups: {', '.join(groups())}"),
+            "get": (self._get, "get NAME", "one parameter: value, unit, default, saved value, range, meaning"),
+            "set": (self._set, "set NAME VALUE", "change a parameter (PIN needed); it takes effect at the next "
+                    "heel strike and ramps in over 3 strides"),
+            "default": (self._default, "default NAME|all", "back to the factory value (PIN needed)"),
+            "diff": (self._diff, "diff", "what differs from the saved file and from the factory values"),
+            "undo": (self._undo_cmd, "undo", "take back the last change (PIN needed)"),
+            "save": (self._save, "save", "save the running values to the parameter file (PIN needed)"),
+            "load": (self._load, "load", "go back to the values in the parameter file (PIN needed)"),
+            "profile": (self._profile, "profile save|load|list [NAME]",
+                        "named sets, e.g. level-walking, slow-walking (save/load need the PIN)"),
+            "status": (self._status, "status", "mode, faults, temperatures, battery, cadence, speed, "
+                       "stance share, push-off work of the last stride"),
+            "faults": (self._faults, "faults", "the faults and warnings now, in words"),
+            "clear": (self._clear, "clear", "clear the latched faults (PIN needed); only with the foot off "
+                      "the ground and the causes gone: tried for 2 s, i.e. through the next swing"),
+            "mode": (self._mode, "mode walk|passive", "walk: powered push-off; passive: the ankle behaves "
+                     "like a passive foot (PIN needed)"),
+            "login": (self._login, "login PIN", "enter the prosthetist PIN to allow changes"),
+            "logout": (self._logout, "logout", "back to read-only"),
+        }
+
+    # ------------------------------------------------------------------ entry point
+    def handle(self, line: str) -> str:
+        """The reply to one line (ends with a line break; empty for an empty line)."""
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        if not words:
+            return ""
+        name, args = words[0].lower(), words[1:]
+        entry = self._commands.get(name)
+        if entry is None:
+            return (f"unknown command {words[0]!r}; commands: {', '.join(self._commands)}; "
+                    f"'help COMMAND' explains one{_EOL}")
+        note = self.access.touch()     # a prosthetist idle too long is back to read-only
+        if note:
+            return note + _EOL + "(the command was not run; type it again)" + _EOL
+        try:
+            reply = entry[0](args)
+        except ParamError as e:
+            reply = str(e)
+        except OSError as e:             # a full or read-only disk: say so, change nothing else
+            reply = f"could not write: {e.strerror or e}"
+        return reply.rstrip("\r\n").replace("\n", _EOL) + _EOL
+
+    def command_names(self) -> List[str]:
+        return list(self._commands)
+
+    # ------------------------------------------------------------------ helpers
+    def _need(self, args: List[str], low: int, high: int, usage: str) -> Optional[str]:
+        if not low <= len(args) <= high:
+            return f"usage: {usage}"
+        return None
+
+    def _may_change(self) -> Optional[str]:
+        if not self.access.can_change:
+            return "read-only: enter the prosthetist PIN first ('login PIN')"
+        return None
+
+    def _saved(self) -> Optional[ParamSet]:
+        loaded = paramstore.load(self.store)
+        return None if loaded.source == "defaults" else loaded.params
+
+    def _apply(self, new: ParamSet, action: str, what: str) -> str:
+        """Send ``new`` (already a valid set) if the wearer's state allows it; record it for undo."""
+        sent, reply = self._send_set(new, action)
+        if sent is not None:
+            self._undo.append((what, sent))
+        return reply
+
+    def _send_set(self, new: ParamSet, action: str) -> Tuple[Optional[ParamSet], str]:
+        """(the set replaced, or None if nothing was sent; the reply)."""
+        running = self.backend.params()
+        changed = [p for p in REGISTRY if new[p.name] != running[p.name]]
+        if not changed:
+            return None, "nothing changes"
+        fixed = [p.name for p in changed if not p.live]
+        if fixed and self.backend.walking():
+            return None, (f"{', '.join(fixed)} can only change while the wearer stands still; the wearer "
+                          f"is walking, nothing was changed")
+        role = self.access.role
+        for p in changed:              # recorded first: a change that cannot be recorded is not made
+            self.audit.record(role, action, p.name, repr(running[p.name]), repr(new[p.name]))
+        self.backend.send(new)
+        when = "now (the wearer is not walking)" if not self.backend.walking() else \
+            "at the next heel strike, ramped over 3 strides"
+        lines = [f"{p.name} = {_fmt(p, new[p.name])} (was {running[p.name]:g})" for p in changed[:8]]
+        if len(changed) > 8:
+            lines.append(f"... and {len(changed) - 8} more")
+        return running, "\n".join(lines) + f"\ntakes effect {when}"
+
+    @staticmethod
+    def _value(p: Param, args: List[str]) -> float:
+        text = args[0]
+        if len(args) == 2 and args[1] not in (p.unit, f"[{p.unit}]"):
+            raise ParamError(f"{p.name} is in {p.unit}, got unit {args[1]!r}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise ParamError(f"{p.name} needs a number in [{p.min:g}, {p.max:g}] {p.unit}, "
+                             f"got {text!r}") from None
+        if not math.isfinite(value):
+            raise ParamError(f"{p.name} needs a finite number, got {text!r}")
+        return p.check(int(value) if p.kind is int and value.is_integer() else value)
+
+    # ------------------------------------------------------------------ commands
+    def _help(self, args: List[str]) -> str:
+        if args:
+            entry = self._commands.get(args[0].lower())
+            if entry is None:
+                return f"no command {args[0]!r}; commands: {', '.join(self._commands)}"
+            return f"{entry[1]}: {entry[2]}"
+        width = max(len(e[1]) for e in self._commands.values())
+        return "\n".join(f"{e[1]:<{width}}  {e[2]}" for e in self._commands.values())
+
+    def _params(self, args: List[str]) -> str:
+        bad = self._need(args, 0, 1, "params [GROUP]")
+        if bad:
+            return bad
+        if args and args[0] not in groups():
+            return f"no group {args[0]!r}; groups: {', '.join(groups())}"
+        running = self.backend.params()
+        rows = [p for p in REGISTRY if not args or p.group == args[0]]
+        width = max(len(p.name) for p in rows)
+        return "\n".join(f"{p.name:<{width}} = {_fmt(p, running[p.name]):<16} [{p.min:g} .. {p.max:g}]"
+                         f"{'' if p.live else '  (only while standing)'}" for p in rows)
+
+    def _get(self, args: List[str]) -> str:
+        bad = self._need(args, 1, 1, "get NAME")
+        if bad:
+            return bad
+        p = by_name(args[0])
+        saved = self._saved()
+        return (f"{p.name} = {_fmt(p, self.backend.params()[p.name])} (factory {p.default:g}, saved "
+                f"{'-' if saved is None else format(saved[p.name], 'g')}); range [{p.min:g} .. {p.max:g}] "
+                f"{p.unit}, step {p.step:g}; {'may change while walking' if p.live else 'only while standing'}"
+                f"\n{p.description}")
+
+    def _set(self, args: List[str]) -> str:
+        bad = self._need(args, 2, 3, "set NAME VALUE [UNIT]") or self._may_change()
+        if bad:
+            return bad
+        p = by_name(args[0])
+        value = self._value(p, args[1:])
+        new = self.backend.params().with_values({p.name: value})   # cross-parameter rules checked here
+        return self._apply(new, "set", f"set {p.name}")
+
+    def _default(self, args: List[str]) -> str:
+        bad = self._need(args, 1, 1, "default NAME|all") or self._may_change()
+        if bad:
+            return bad
+        if args[0] == "all":
+            return self._apply(ParamSet({"wearer.mass_kg": self.backend.params()["wearer.mass_kg"]}),
+                               "default", "default all (body mass kept)")
+        p = by_name(args[0])
+        return self._apply(self.backend.params().with_values({p.name: p.default}), "default",
+                           f"default {p.name}")
+
+    def _diff(self, args: List[str]) -> str:
+        bad = self._need(args, 0, 0, "diff")
+        if bad:
+            return bad
+        running, saved = self.backend.params(), self._saved()
+        rows = [p for p in REGISTRY if running[p.name] != p.default
+                or (saved is not None and running[p.name] != saved[p.name])]
+        if not rows:
+            return "no differences: running = saved = factory" if saved is not None else \
+                "no differences from the factory values; nothing saved yet"
+        out = [f"{'parameter':<40} {'now':>10} {'saved':>10} {'factory':>10}  unit"]
+        for p in rows:
+            out.append(f"{p.name:<40} {running[p.name]:>10g} "
+                       f"{('-' if saved is None else format(saved[p.name], 'g')):>10} {p.default:>10g}  {p.unit}")
+        return "\n".join(out)
+
+    def _undo_cmd(self, args: List[str]) -> str:
+        bad = self._need(args, 0, 0, "undo") or self._may_change()
+        if bad:
+            return bad
+        if not self._undo:
+            return "nothing to undo"
+        what, before = self._undo[-1]
+        sent, reply = self._send_set(before, "undo")
+        if sent is None:
+            return reply
+        self._undo.pop()
+        return f"undone: {what}\n{reply}"
+
+    def _save(self, args: List[str]) -> str:
+        bad = self._need(args, 0, 0, "save") or self._may_change()
+        if bad:
+            return bad
+        params = self.backend.params()
+        paramstore.save(params, self.store)
+        self.audit.record(self.access.role, "save", detail=str(self.store))
+        return f"saved to {self.store} (and its backup copy)"
+
+    def _load(self, args: List[str]) -> str:
+        bad = self._need(args, 0, 0, "load") or self._may_change()
+        if bad:
+            return bad
+        loaded = paramstore.load(self.store)
+        if loaded.source == "defaults":
+            return f"nothing to load: {'; '.join(loaded.problems) or 'no saved file'}"
+        note = "" if not loaded.corrupt else f"\nnote: {'; '.join(loaded.problems)}"
+        return self._apply(loaded.params, "load", f"load ({loaded.source} copy)") + note
+
+    def _profile(self, args: List[str]) -> str:
+        usage = "profile save NAME | profile load NAME | profile list"
+        if not args or args[0] not in ("save", "load", "list"):
+            return f"usage: {usage}"
+        if args[0] == "list":
+            names = sorted(f.name[:-len(".params")] for f in self.profiles_dir.glob("*.params")) \
+                if self.profiles_dir.is_dir() else []
+            return "profiles: " + (", ".join(names) if names else "none saved yet")
+        if len(args) != 2 or not PROFILE_NAME.fullmatch(args[1]):
+            return (f"usage: {usage}; NAME is 1-32 of a-z, 0-9, '-' and '_', starting with a letter or "
+                    f"digit")
+        bad = self._may_change()
+        if bad:
+            return bad
+        path = self.profiles_dir / f"{args[1]}.params"
+        if args[0] == "save":
+            self.profiles_dir.mkdir(parents=True, exist_ok=True)
+            paramstore.save(self.backend.params(), path)
+            self.audit.record(self.access.role, "profile save", detail=args[1])
+            return f"profile {args[1]} saved"
+        loaded = paramstore.load(path)
+        if loaded.source == "defaults":
+            return f"no profile {args[1]!r}; 'profile list' shows them"
+        return self._apply(loaded.params, "profile load", f"profile load {args[1]}")
+
+    def _status(self, args: List[str]) -> str:
+        row = self.backend.latest()
+        if row is None:
+            return "the controller has not ticked yet"
+        stats = self.backend.stats()
+        stride = row.get("stride_time_s", math.nan)
+        cadence = 120.0 / stride if stride and stride > 0 else math.nan
+        stance_pct = row.get("stance_pct", math.nan)
+        return "\n".join([
+            f"mode {MODES.get(int(row['mode']), '?')}; faults: {', '.join(fault_names(int(row['faults']))) or 'none'}"
+            f"; warnings: {', '.join(warning_names(int(row['warnings']))) or 'none'}",
+            f"motor winding {row['winding_temp_C']:.1f} degC (model), case {row['motor_temp_C']:.1f} degC; "
+            f"battery {row['supply_V']:.1f} V; torque limit {row['torque_limit_Nm']:.0f} N*m",
+            f"cadence {cadence:.0f} steps/min; stride {stride:.3f} s; stance {stance_pct:.1f} % of the "
+            f"last stride; speed {row['speed_m_s']:.2f} m/s; phase from "
+            f"{GAIT_SOURCES.get(int(row['gait_source']), '?')}",
+            f"push-off work of the last stance {row['stance_work_J_kg']:+.3f} J/kg; push-off share "
+            f"{100 * row['assist']:.0f} %",
+            f"loop: {stats.get('ticks', 0)} ticks, {stats.get('missed', 0)} missed deadlines",
+        ]).replace("nan", "--")
+
+    def status_line(self) -> str:
+        """One short line for ``watch`` (refreshed in place)."""
+        row = self.backend.latest()
+        if row is None:
+            return "waiting for the first tick"
+        phase = row["phase"]
+        return (f"t {row['t']:8.2f} s  {MODES.get(int(row['mode']), '?'):<7}  phase "
+                f"{('  --' if not phase >= 0 else f'{100 * phase:3.0f} %')}  torque {row['torque_cmd_Nm']:+6.1f} N*m"
+                f"  load {row['load']:6.0f} N  speed {row['speed_m_s']:4.2f} m/s  faults "
+                f"{', '.join(fault_names(int(row['faults']))) or 'none'}").replace("nan", "--")
+
+    def _faults(self, args: List[str]) -> str:
+        row = self.backend.latest()
+        if row is None:
+            return "the controller has not ticked yet"
+        faults = fault_names(int(row["faults"]))
+        warnings = warning_names(int(row["warnings"]))
+        return (f"faults: {', '.join(faults) or 'none'}\nwarnings: {', '.join(warnings) or 'none'}\n"
+                f"mode {MODES.get(int(row['mode']), '?')}")
+
+    def _clear(self, args: List[str]) -> str:
+        bad = self._need(args, 0, 0, "clear") or self._may_change()
+        if bad:
+            return bad
+        before = self.backend.latest()
+        reason = self.backend.request("clear_faults")
+        faults = ", ".join(fault_names(int(before["faults"]))) if before else "?"
+        self.audit.record(self.access.role, "clear", detail=reason or f"cleared: {faults}")
+        return reason or f"cleared: {faults or 'there were none'}"
+
+    def _mode(self, args: List[str]) -> str:
+        if len(args) != 1 or args[0] not in ("walk", "passive"):
+            return "usage: mode walk|passive"
+        bad = self._may_change()
+        if bad:
+            return bad
+        reason = self.backend.request("select_passive", 1 if args[0] == "passive" else 0)
+        self.audit.record(self.access.role, "mode", new=args[0], detail=reason)
+        if reason:
+            return reason
+        row = self.backend.latest()
+        faults = fault_names(int(row["faults"])) if row else []
+        return f"mode {args[0]} selected" + (f"; faults keep the ankle safe until cleared: {', '.join(faults)}"
+                                             if faults else "")
+
+    def _login(self, args: List[str]) -> str:
+        bad = self._need(args, 1, 1, "login PIN")
+        if bad:
+            return bad
+        reply = self.access.login(args[0])
+        self.audit.record(self.access.role, "login", detail=reply)
+        return reply
+
+    def _logout(self, args: List[str]) -> str:
+        self.access.logout()
+        self.audit.record("viewer", "logout")
+        return "read-only"

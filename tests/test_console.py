@@ -1,0 +1,227 @@
+"""The prosthetists' console as a prosthetist meets it: `ankle sim --realtime --console`, a real
+pseudo-terminal, pyserial on the other end, the simulated wearer walking in real time."""
+from __future__ import annotations
+
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+from controller import paramstore
+from controller.audit import read as read_audit
+from controller.params import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+PIN = "2468"
+PROMPT = re.compile(rb"ankle[>#] $")
+
+
+class Terminal:
+    """pyserial on the console's pty: type a line, read until the next prompt."""
+
+    def __init__(self, path: str):
+        self.port = serial.Serial(path, timeout=0.05)
+
+    def read_until_prompt(self, timeout_s: float = 10.0) -> str:
+        out = b""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            out += self.port.read(4096)
+            if PROMPT.search(out):
+                return out.decode("utf-8", "replace")
+        raise AssertionError(f"no prompt within {timeout_s} s; got {out[-500:]!r}")
+
+    def send(self, data: bytes) -> str:
+        self.port.write(data)
+        return self.read_until_prompt()
+
+    def cmd(self, line: str, end: bytes = b"\r") -> str:
+        """The reply to ``line`` (without the echo and the prompt)."""
+        out = self.send(line.encode() + end)
+        body = out.split("\r\n", 1)[1] if "\r\n" in out else out
+        return PROMPT.sub(b"", body.encode()).decode().strip()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    state = tmp_path_factory.mktemp("console")
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--realtime", "--console",
+                             "--duration", "300", "--state-dir", str(state), "--pin", PIN],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = None
+    for line in proc.stdout:
+        m = re.search(r"console on (\S+)", line)
+        if m:
+            path = m.group(1)
+            break
+    assert path, proc.stderr.read()
+    term = Terminal(path)
+    term.send(b"\r")            # pyserial flushes what waited before it opened: ask for a prompt
+    yield term, state
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _walking(term) -> bool:
+    return "cadence --" not in term.cmd("status")
+
+
+def test_help_lists_every_command_and_explains_one(console):
+    term, _ = console
+    out = term.cmd("help")
+    for name in ("params", "get", "set", "diff", "undo", "save", "load", "default", "profile", "status",
+                 "faults", "clear", "mode", "login", "logout"):
+        assert re.search(rf"^{name}\b", out, re.M), name
+    assert term.cmd("help set").startswith("set NAME VALUE")
+
+
+def test_read_only_until_the_pin_then_changes_are_audited(console):
+    term, state = console
+    term.cmd("logout")
+    assert "read-only" in term.cmd("set pushoff.torque_Nm_kg 0.6")
+    assert "wrong PIN" in term.cmd("login 9999")
+    assert term.cmd(f"login {PIN}").startswith("prosthetist")
+    out = term.cmd("set pushoff.torque_Nm_kg 0.6")
+    assert "pushoff.torque_Nm_kg = 0.6 N*m/kg (was 0.54)" in out
+    records = [r for r in read_audit(state / "audit.log") if r["action"] == "set"]
+    assert records[-1]["parameter"] == "pushoff.torque_Nm_kg"
+    assert (records[-1]["old"], records[-1]["new"], records[-1]["role"]) == ("0.54", "0.6", "prosthetist")
+    assert "pushoff.torque_Nm_kg" in term.cmd("undo")
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("set pushoff.torque_Nm_kg 9", "is out of range [0, 1.5] N*m/kg"),
+    ("set pushoff.torque_Nm_kg abc", "needs a number in [0, 1.5] N*m/kg"),
+    ("set pushoff.torque_Nm_kg nan", "needs a finite number"),
+    ("set pushoff.torque_Nm_kg 0.6 rad", "is in N*m/kg"),
+    ("set no.such_thing 1", "unknown parameter 'no.such_thing'"),
+    ("set pushoff.torque_Nm_kg", "usage: set NAME VALUE"),
+    ("frobnicate", "unknown command 'frobnicate'"),
+    ("params nogroup", "no group 'nogroup'"),
+    ("profile load ../../etc/passwd", "usage: profile"),
+])
+def test_bad_input_gets_one_clear_line_and_changes_nothing(console, line, expected):
+    term, _ = console
+    term.cmd(f"login {PIN}")
+    before = term.cmd("diff")
+    out = term.cmd(line)
+    assert expected in out and out.count("\n") == 0, out
+    assert term.cmd("diff") == before
+
+
+def test_a_fixed_parameter_is_refused_while_walking(console):
+    term, _ = console
+    term.cmd(f"login {PIN}")
+    deadline = time.monotonic() + 20
+    while not _walking(term) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    out = term.cmd("set wearer.mass_kg 70")
+    assert "only change while the wearer stands still" in out and "nothing was changed" in out
+
+
+def test_undo_takes_back_the_last_change_only(console):
+    term, _ = console
+    term.cmd(f"login {PIN}")
+    term.cmd("set swing.stiffness_Nm_rad 25")
+    term.cmd("set swing.stiffness_Nm_rad 30")
+    assert "(was 30)" in term.cmd("undo")
+    assert term.cmd("get swing.stiffness_Nm_rad").startswith("swing.stiffness_Nm_rad = 25 ")
+    assert "(was 25)" in term.cmd("undo")
+
+
+def test_save_writes_both_checksummed_copies_and_diff_shows_it(console):
+    term, state = console
+    term.cmd(f"login {PIN}")
+    term.cmd("set swing.target_rad 0.06")
+    assert "saved to" in term.cmd("save")
+    loaded = paramstore.load(state / "ankle.params")
+    assert loaded.source == "primary" and not loaded.problems
+    assert loaded.params["swing.target_rad"] == 0.06
+    assert re.search(r"swing\.target_rad\s+0\.06\s+0\.06\s+0\.05", term.cmd("diff"))
+
+
+def test_profiles_save_list_load(console):
+    term, state = console
+    term.cmd(f"login {PIN}")
+    assert "saved" in term.cmd("profile save slow-walking")
+    assert "slow-walking" in term.cmd("profile list")
+    assert (state / "profiles" / "slow-walking.params").exists()
+    out = term.cmd("profile load no-such")
+    assert "no profile 'no-such'" in out
+
+
+@pytest.mark.parametrize("end", [b"\r", b"\n", b"\r\n"])
+def test_cr_lf_and_crlf_all_end_a_line(console, end):
+    term, _ = console
+    assert term.cmd("get swing.target_rad", end=end).startswith("swing.target_rad = ")
+
+
+def test_backspace_edits_the_line(console):
+    term, _ = console
+    out = term.send(b"get swing.taXY\x7f\x08rget_rad\r")      # two typos erased, DEL and BS
+    assert "swing.target_rad = " in out
+
+
+def test_non_utf8_and_overlong_lines_are_refused(console):
+    term, _ = console
+    assert "not text" in term.send(b"get \xff\xfe\r")
+    assert "line too long" in term.send(b"x" * 500 + b"\r")
+    assert term.cmd("get swing.target_rad").startswith("swing.target_rad")
+
+
+def test_status_has_units(console):
+    term, _ = console
+    out = term.cmd("status")
+    for unit in ("degC", " V", "steps/min", "m/s", "J/kg", "%"):
+        assert unit in out, unit
+
+
+def test_watch_refreshes_until_a_key(console):
+    term, _ = console
+    term.port.write(b"watch\r")
+    time.sleep(1.2)
+    seen = term.port.read(65536)
+    out = term.send(b"q")
+    assert seen.count(b"\r") >= 4 and b" s  " in seen     # several refreshes of the live line
+    assert PROMPT.search(out.encode())
+
+
+def test_a_random_byte_stream_breaks_nothing(console):
+    term, state = console
+    rng = random.Random(5)
+    stream = bytes(rng.getrandbits(8) for _ in range(100_000))
+    for i in range(0, len(stream), 4096):
+        term.port.write(stream[i:i + 4096])
+        term.port.read(65536)
+    term.port.write(b"\x03\r")                 # end whatever line the noise left open
+    term.read_until_prompt()
+    out = term.cmd("params")                   # still answering, and every value inside its range
+    values = dict(re.findall(r"^(\S+)\s+= (\S+)", out, re.M))
+    assert len(values) == len(REGISTRY)
+    for p in REGISTRY:
+        assert p.min <= float(values[p.name]) <= p.max, p.name
+
+
+def test_mode_passive_and_walk_and_clear(console):
+    term, state = console
+    term.cmd(f"login {PIN}")
+    assert term.cmd("mode passive").startswith("mode passive selected")
+    deadline = time.monotonic() + 5
+    while "mode passive" not in term.cmd("faults") and "mode safe" not in term.cmd("faults"):
+        assert time.monotonic() < deadline, "the ankle never went passive"
+        time.sleep(0.1)
+    assert term.cmd("mode walk").startswith("mode walk selected")
+    out = term.cmd("clear")                        # tried through the next swing
+    assert out.startswith("cleared") or out.startswith("refused: still present"), out
+    assert "usage: mode walk|passive" in term.cmd("mode fly")
+    actions = [r["action"] for r in read_audit(state / "audit.log")]
+    assert actions.count("mode") >= 2 and "clear" in actions
