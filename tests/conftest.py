@@ -23,3 +23,23 @@ def command(**over):
              torque_expected_Nm=0.0, pushoff_Nm=0.0)
     d.update(over)
     return d
+
+
+def kill_when_ready(args, rng, max_delay_s, **popen):
+    """Start ``args`` (a child that prints "ready" when it has begun its work), SIGKILL it after a
+    random delay up to ``max_delay_s``, and wait for it; a real crash at a random moment."""
+    import signal
+    import subprocess
+    import time
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+    try:
+        assert proc.stdout.readline() == b"ready\n", proc.stderr.read().decode()
+        time.sleep(rng.uniform(0.0, max_delay_s))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

@@ -3,14 +3,12 @@ import hashlib
 import os
 import random
 import re
-import signal
 import stat
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_when_ready
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from controller.access import (PROSTHETIST, SET_PIN_HINT, VIEWER, Access, PinError, PinFile, check_pin,
@@ -260,19 +258,7 @@ def test_killed_while_setting_the_pin_leaves_the_old_or_the_new_one(tmp_path):
     rng = random.Random(seed)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     for kill in range(6):
-        proc = subprocess.Popen([sys.executable, "-c", _SETTER, str(path)], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            assert proc.stdout.readline() == b"ready\n", proc.stderr.read().decode()
-            time.sleep(rng.uniform(0.0, 0.2))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
+        kill_when_ready([sys.executable, "-c", _SETTER, str(path)], rng, 0.2, cwd=ROOT, env=env)
         pins = PinFile(path)
         assert pins.problem is None, (seed, kill, pins.problem)
         assert pins.verify("1111") != pins.verify("2222"), (seed, kill)

@@ -1,13 +1,12 @@
 """The audit log: exact round trips, hostile values, reopening, torn lines, killed writers."""
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_when_ready
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from controller.audit import FIELDS, HEADER_LINE, AuditError, AuditLog, escape, read, unescape
@@ -330,19 +329,8 @@ def test_sigkill_while_recording_leaves_only_whole_records(tmp_path):
     rng = random.Random(seed)
     size = 0
     for kill in range(20):
-        proc = subprocess.Popen([sys.executable, "-c", _RECORDER, str(path), str(kill)], cwd=ROOT,
-                                env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            assert proc.stdout.readline() == b"ready\n", proc.stderr.read().decode()
-            time.sleep(rng.uniform(0.0, 0.05))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
+        kill_when_ready([sys.executable, "-c", _RECORDER, str(path), str(kill)], rng, 0.05, cwd=ROOT,
+                        env=child_env())
         assert path.stat().st_size >= size, (seed, kill)
         size = path.stat().st_size
         problems = []

@@ -2,13 +2,11 @@
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_when_ready
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from controller.params import REGISTRY, ParamSet, by_name
@@ -344,20 +342,7 @@ def test_kill_during_saves_leaves_the_old_or_the_new_set(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     seen = set()
     for kill in range(12):
-        proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            line = proc.stdout.readline()
-            assert line == b"ready\n", proc.stderr.read().decode()
-            time.sleep(rng.uniform(0.0, 0.03))
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-            proc.stderr.close()
+        kill_when_ready([sys.executable, "-c", code, str(path)], rng, 0.03, cwd=ROOT, env=env)
         result = load(path)
         got = exact(result.params)
         assert got in (exact(A), exact(B)), f"seed {seed}, kill {kill}: neither A nor B"
