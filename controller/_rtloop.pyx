@@ -84,7 +84,7 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
             rtloop_store(&words[W_MAX_LATE], cadence.max_late_ns)
             # parameter edits take effect at a stride boundary (a heel strike), or at once while
             # not walking; a change in progress moves one step per boundary (the ramp)
-            if tick.estimator.state.heel_strike != 0 or tick.estimator.state.walking == 0:
+            if tick.at_stride_boundary():
                 if snapshot.take(&values[0]):
                     with gil:
                         ramping = retune(values)

@@ -38,5 +38,6 @@ cdef class Tick:
     cdef void write_link(self, FrameLink link) noexcept nogil
     cdef int pack_command(self, unsigned char* out) noexcept nogil
     cdef void _update(self, double now_s) noexcept nogil
+    cdef bint at_stride_boundary(self) noexcept nogil
     cdef void publish_row(self, double* r) noexcept nogil
     cdef void _count_gap(self, int* last, int seq) noexcept nogil

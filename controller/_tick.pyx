@@ -238,6 +238,14 @@ cdef class Tick:
         f.flags = 0
         self.note_send(link.send(&f) > 0)
 
+    cdef bint at_stride_boundary(self) noexcept nogil:
+        """A heel strike now, or not walking: where parameter edits may take effect."""
+        return self.estimator.state.heel_strike != 0 or self.estimator.state.walking == 0
+
+    def stride_boundary(self):
+        """:meth:`at_stride_boundary` for the Python loop (no dict of the gait state per tick)."""
+        return self.at_stride_boundary()
+
     cdef void _update(self, double now_s) noexcept nogil:
         self.safety.check(&self.inp, now_s)
         self.estimator.step(&self.inp, now_s)

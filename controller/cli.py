@@ -50,6 +50,23 @@ def _writable(text: str) -> Path:
     return path
 
 
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a directory")
+    if not path.exists() and not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"directory {str(path.parent)!r} does not exist")
+    return path
+
+
+def _pin(text: str) -> str:
+    from controller.access import PinError, check_pin
+    try:
+        return check_pin(text)
+    except PinError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _injection(text: str):
     from sim.faults import Injection
     kind, at, rest = text.partition("@")
@@ -103,10 +120,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --realtime: open the prosthetists' console on a new pseudo-terminal (its path is "
                         "printed; attach with `python -m serial.tools.miniterm PATH` or `screen PATH`) while "
                         "the simulated wearer walks")
-    s.add_argument("--state-dir", type=Path, metavar="DIR",
+    s.add_argument("--state-dir", type=_directory, metavar="DIR",
                    help="with --console: where the parameter file, profiles, PIN and audit log live "
                         "(default: a new temporary directory)")
-    s.add_argument("--pin", default="1234", metavar="PIN",
+    s.add_argument("--pin", type=_pin, default="1234", metavar="PIN",
                    help="with --console: the prosthetist PIN to install for this session (default 1234)")
     s.add_argument("--serve", action="store_true",
                    help="only serve the simulated devices on a socketcand bus (for `ankle run --config "

@@ -168,7 +168,7 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         try:
             conn.send(("error", detail))
         except OSError:
-            pass
+            pass                        # the supervisor is gone: there is nobody left to tell
     finally:
         if bus is not None:
             bus.shutdown()
@@ -288,7 +288,7 @@ def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _
     clock, wait = _rt.now_ns, cadence.wait
     read, update, write = host.read, tick.update, host.write
     note_timing, publish, slot, commit = tick.note_timing, tick.publish, ring.slot, ring.commit
-    export, finish = cadence.export, cadence.finish
+    export, finish, boundary = cadence.export, cadence.finish, tick.stride_boundary
     parent = os.getppid()
     ramping = False
     while not stats[stop_at]:
@@ -308,8 +308,7 @@ def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _
             publish(rows, i)
             commit()
         export(counters)
-        gait = tick.gait
-        if gait["heel_strike"] or not gait["walking"]:      # at a stride boundary only
+        if boundary():                  # edits take effect at a stride boundary only
             if snapshot.poll(values):
                 ramping = retune(values)
             elif ramping:
@@ -394,6 +393,8 @@ class Runtime:
     def request(self, name: str, arg: int = 0, timeout_s: float = 5.0) -> str:
         """Ask the tick to ``clear_faults`` or ``select_passive`` (arg 1/0) between ticks; returns
         its answer ("" when done, else why not).  One request at a time (one console)."""
+        if name not in REQUESTS:
+            raise ValueError(f"unknown request {name!r}; known: {', '.join(REQUESTS)}")
         shared = self.shared
         if shared.state != "running":
             return f"the controller is not running ({shared.state})"

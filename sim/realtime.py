@@ -118,7 +118,7 @@ def _device_process(spec: DeviceSpec, conn) -> None:
         try:
             conn.send(("error", f"{type(e).__name__}: {e}"))
         except OSError:
-            pass
+            pass                        # the supervisor is gone: there is nobody left to tell
     finally:
         if bus is not None:
             bus.shutdown()

@@ -296,6 +296,8 @@ def _cli(*args, timeout=120, **kw):
     (["sim", "--realtime", "--duration", "700"], "at most 600 s"),
     (["sim", "--realtime", "--inject", "host_hang@1"], "host-side faults"),
     (["run", "--config", "no/such.toml"], "no/such.toml: config file not found"),
+    (["sim", "--realtime", "--console", "--pin", "12ab"], "--pin"),
+    (["sim", "--realtime", "--console", "--state-dir", "README.md"], "is a file, not a directory"),
 ])
 def test_cli_refuses_with_one_clear_line(args, message):
     out = _cli(*args)
