@@ -34,6 +34,7 @@ bench: build
 	$(PY) -m bench.pushoff
 	$(PY) -m bench.faults
 	$(PY) -m bench.loop
+	$(PY) -m bench.console
 
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md

@@ -26,11 +26,11 @@ cdef class Safety:
     cdef public uint32_t faults           # latched fault word (ANKLE_FAULT_*)
     cdef readonly uint32_t warnings       # ANKLE_WARN_* this tick
     cdef readonly int mode                # ANKLE_MODE_*
-    cdef public bint passive_selected     # the prosthetist chose passive mode
+    cdef public int chosen_mode           # what the prosthetist chose: ANKLE_MODE_WALK, _PASSIVE or _STANDBY
     cdef readonly double assist           # 0..1 share of the push-off torque let through
     cdef readonly double torque_limit_Nm  # limit in force this tick (after thermal derating)
     cdef readonly uint32_t present        # fault conditions present this tick (clear_faults)
-    cdef readonly double t_safe_s         # when the safe state began
+    cdef readonly double t_safe_s         # when the safe state (or chosen standby) began
     cdef double torque_at_safe_Nm         # feed-forward torque being ramped out
     cdef double loaded_share              # safe state: 1 = passive foot (loaded), 0 = swing hold
     cdef readonly double last_torque_Nm   # last feed-forward torque sent (slew reference)

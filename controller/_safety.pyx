@@ -72,7 +72,7 @@ cdef class Safety:
         self.faults = 0
         self.warnings = 0
         self.mode = ANKLE_MODE_STANDBY
-        self.passive_selected = False
+        self.chosen_mode = ANKLE_MODE_WALK
         self.assist = 0.0
         self.torque_limit_Nm = self.max_torque_Nm
         self.present = 0
@@ -124,13 +124,15 @@ cdef class Safety:
         cdef int mode
         if self.faults & ~ANKLE_FAULTS_DEGRADING:
             mode = ANKLE_MODE_SAFE
-        elif not self.started:
+        elif not self.started or self.chosen_mode == ANKLE_MODE_STANDBY:
             mode = ANKLE_MODE_STANDBY
-        elif self.faults or self.passive_selected:
+        elif self.faults or self.chosen_mode == ANKLE_MODE_PASSIVE:
             mode = ANKLE_MODE_PASSIVE
         else:
             mode = ANKLE_MODE_WALK
-        if mode == ANKLE_MODE_SAFE and self.mode != ANKLE_MODE_SAFE:
+        # entering a held state (safe, or standby chosen while running): the feed-forward torque
+        # in force is ramped out from here, never dropped
+        if (mode == ANKLE_MODE_SAFE or (mode == ANKLE_MODE_STANDBY and self.started)) and mode != self.mode:
             self.t_safe_s = now_s
             self.torque_at_safe_Nm = self.last_torque_Nm
             self.loaded_share = 1.0      # until known otherwise, the wearer may be standing on it
@@ -184,19 +186,26 @@ cdef class Safety:
         angle_ok = isfinite(inp.motor_angle_rad) and isfinite(inp.motor_vel_rad_s)
 
         # ---- 1. safe state / standby --------------------------------------------------------
-        if self.mode == ANKLE_MODE_SAFE:
+        if self.mode == ANKLE_MODE_SAFE or (self.mode == ANKLE_MODE_STANDBY and self.started):
             alpha = clamp((now_s - self.t_safe_s) / self.ramp_s, 0.0, 1.0)
             # Unknown load (lost or NaN) counts as loaded: the stiffer passive foot is the
             # safe guess when the wearer might be standing on it.
             loaded = gait.stance or not (inp.load_N <= self.stance_load_N) or not inp.load_valid
-            # between the passive foot and the swing hold the gains move over safety.ramp_s, so
-            # lifting or loading the foot never steps the torque (k x angle can be tens of N*m)
+            # between the passive foot and the unloaded behaviour the gains move over
+            # safety.ramp_s, so lifting or loading the foot never steps the torque (k x angle can
+            # be tens of N*m)
             if loaded:
                 self.loaded_share = min(1.0, self.loaded_share + dt / self.ramp_s)
             else:
                 self.loaded_share = max(0.0, self.loaded_share - dt / self.ramp_s)
-            k = self.hold_k + (self.passive_k - self.hold_k) * self.loaded_share
-            b = self.hold_b + (self.passive_b - self.hold_b) * self.loaded_share
+            if self.mode == ANKLE_MODE_SAFE:
+                # unloaded: a gentle hold near neutral for toe clearance
+                k = self.hold_k + (self.passive_k - self.hold_k) * self.loaded_share
+                b = self.hold_b + (self.passive_b - self.hold_b) * self.loaded_share
+            else:
+                # standby: free when unloaded (donning, sitting), a passive foot when loaded
+                k = self.passive_k * self.loaded_share
+                b = self.passive_b * self.loaded_share
             if self.faults & ANKLE_FAULT_ENCODER:
                 k = 0.0
                 b = self.passive_b
@@ -207,6 +216,7 @@ cdef class Safety:
             cmd.kp_Nm_rad = alpha * k
             cmd.kd_Nms_rad = alpha * b
         elif self.mode == ANKLE_MODE_STANDBY:
+            # before arming: nothing at all (the driver is not yet active)
             cmd.torque_ff_Nm = 0.0
             cmd.pushoff_Nm = 0.0
             cmd.p_des_rad = 0.0
@@ -227,7 +237,7 @@ cdef class Safety:
         # ---- 3. limits (every mode) ---------------------------------------------------------
         limit = self.max_torque_Nm * self.thermal.derate
         self.torque_limit_Nm = limit
-        if angle_ok and self.mode != ANKLE_MODE_STANDBY:
+        if angle_ok and self.started:
             # soft end stops: a virtual spring (and a damper while moving further in)
             if inp.motor_angle_rad > self.soft_dorsi_rad:
                 cmd.torque_ff_Nm += (self.soft_k * (inp.motor_angle_rad - self.soft_dorsi_rad)
@@ -291,7 +301,7 @@ cdef class Safety:
         """
         if self.faults == 0:
             return ""
-        if not self.monitor.load_fresh or not (self.last_load_N < self.stance_load_N):
+        if not self.unloaded():
             return "refused: the foot is loaded or the load is unknown; clear with the foot off the ground"
         if self.present:
             from controller.faults import fault_names
@@ -300,14 +310,25 @@ cdef class Safety:
         self._set_mode(self.last_now_s)
         return ""
 
+    def unloaded(self):
+        """Whether the foot is known to be off the ground: a fresh load reading below the
+        heel-strike level (a lost or NaN reading is not known to be unloaded)."""
+        return bool(self.monitor.load_fresh and self.last_load_N < self.stance_load_N)
+
     def latch(self, unsigned int bits, double now_s):
         """Latch fault ``bits`` from outside the tick (e.g. a corrupt parameter file at boot)."""
         self.faults |= bits
         self._set_mode(now_s)
 
-    def select_passive(self, bint passive):
-        """Choose passive mode (no powered push-off) or walk mode; faults still take precedence."""
-        self.passive_selected = passive
+    def select_mode(self, int mode):
+        """Choose walk (powered push-off), passive (a passive foot that tracks the gait) or
+        standby (free while unloaded, a passive foot while loaded; no powered action).
+        Faults still take precedence.  The caller checks when a choice is allowed
+        (:meth:`controller._tick.Tick.select_mode`)."""
+        if mode not in (ANKLE_MODE_WALK, ANKLE_MODE_PASSIVE, ANKLE_MODE_STANDBY):
+            raise ValueError(f"mode {mode}: choose walk ({ANKLE_MODE_WALK}), passive "
+                             f"({ANKLE_MODE_PASSIVE}) or standby ({ANKLE_MODE_STANDBY})")
+        self.chosen_mode = mode
         self._set_mode(self.last_now_s)
 
     def apply(self, dict command, dict inputs, dict gait, double now_s):

@@ -21,6 +21,10 @@ cdef class Tick:
     cdef double direction
     cdef double motor_per_ankle_rad          # direction * ratio
     cdef double motor_gain_per_ankle_gain    # 1 / (efficiency * ratio^2)
+    cdef double ankle_zero_rad               # calibration offsets, subtracted from the readings
+    cdef double motor_zero_rad
+    cdef double gyro_bias_rad_s
+    cdef double load_offset_N
     cdef public long frames_lost
     cdef int last_imu_seq
     cdef int last_load_seq
@@ -29,6 +33,7 @@ cdef class Tick:
     cdef public long long frames_sent, send_errors, error_frames
     cdef int send_failures_run      # consecutive failed sends
     cdef int error_ticks_run        # consecutive ticks that brought error frames
+    cdef double moved_s             # last tick at which the wearer walked or the shank turned
 
     cdef bint ingest_frame(self, unsigned int can_id, const unsigned char* data, int dlc,
                            double now_s) noexcept nogil

@@ -8,8 +8,8 @@ runs the kernels without the GIL, ``command_payload`` packs the driver frame,
 ``publish`` writes one telemetry row.  Motor-side values are converted to the
 ankle side here, once, with the transmission parameters.
 """
-from libc.math cimport NAN
-from controller._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE)
+from libc.math cimport NAN, fabs
+from controller._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE, ANKLE_MODE_STANDBY)
 from controller._estimator cimport Estimator
 from controller._pushoff cimport PushoffController
 from controller._safety cimport Safety
@@ -34,6 +34,12 @@ TELEMETRY_COLUMNS = (
     "stance_work_J_kg", "supply_V", "late_s", "read_s", "update_s", "write_s",
 )
 cdef int N_TELEMETRY = 33
+#: Standing still, for changes that must not happen while the wearer moves (parameters that are
+#: not live, and calibration): not walking, and the shank slower than STILL_GYRO_RAD_S for STILL_S.
+#: Quiet standing sways the shank at a few hundredths of rad/s; a step turns it at several rad/s.
+STILL_GYRO_RAD_S = 1.0
+STILL_S = 1.0
+cdef double _STILL_GYRO_RAD_S = STILL_GYRO_RAD_S
 
 
 cdef class Tick:
@@ -48,6 +54,7 @@ cdef class Tick:
         self.poison_command = False
         self.frames_sent = self.send_errors = self.error_frames = 0
         self.send_failures_run = self.error_ticks_run = 0
+        self.moved_s = 0.0
         self.timing[0] = self.timing[1] = self.timing[2] = self.timing[3] = NAN
         self._reset_inputs()
 
@@ -85,6 +92,9 @@ cdef class Tick:
         fixed = self.fixed_changes(params)
         if fixed and not allow_fixed:
             raise ValueError(f"cannot change while running: {', '.join(fixed)}")
+        if params["actuator.max_torque_Nm"] > self.mit_range.t_max:
+            raise ValueError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond "
+                             f"the driver's MIT torque range {self.mit_range.t_max:g} N*m")
         keep = not fixed
         self.estimator.configure(params, self.estimator.use_shank, keep_state=keep)
         self.controller.configure(params)
@@ -96,6 +106,11 @@ cdef class Tick:
             self._set_transmission(params)
 
     def _set_transmission(self, params):
+        """Transmission and sensor calibration: how readings and set-points map to the ankle."""
+        self.ankle_zero_rad = params["calibration.ankle_zero_rad"]
+        self.motor_zero_rad = params["calibration.motor_zero_rad"]
+        self.gyro_bias_rad_s = params["calibration.gyro_bias_rad_s"]
+        self.load_offset_N = params["calibration.load_offset_N"]
         self.ratio = params["actuator.ratio"]
         self.efficiency = params["actuator.efficiency"]
         self.direction = params["actuator.direction"]
@@ -127,8 +142,14 @@ cdef class Tick:
         self.inp.load_valid = 0
 
     def start(self, double now_s):
-        """Begin supervised control at ``now_s``; the driver's activation reply counts as heard."""
+        """Begin supervised control at ``now_s``; the driver's activation reply counts as heard.
+        Until :data:`STILL_S` has passed, the wearer counts as moving (nothing is known yet)."""
         self.safety.arm(now_s)
+        self.moved_s = now_s
+
+    def still_for_s(self):
+        """How long the wearer has stood still (see :data:`STILL_S`), as of the last tick [s]."""
+        return self.safety.last_now_s - self.moved_s
 
     cdef void _count_gap(self, int* last, int seq) noexcept nogil:
         if last[0] >= 0:
@@ -157,7 +178,7 @@ cdef class Tick:
         if can_id == <unsigned int>self.reply_id:
             if mit_unpack_reply(data, dlc, &self.mit_range, &rep) != 0 or rep.driver_id != self.driver_id:
                 return False
-            self.inp.motor_angle_rad = rep.p_rad / self.motor_per_ankle_rad
+            self.inp.motor_angle_rad = rep.p_rad / self.motor_per_ankle_rad - self.motor_zero_rad
             self.inp.motor_vel_rad_s = rep.v_rad_s / self.motor_per_ankle_rad
             # + motor torque turns the driver positive; plantar-flexor torque is + at the ankle.
             self.inp.motor_torque_Nm = -self.direction * self.ratio * self.efficiency * rep.t_Nm
@@ -170,7 +191,7 @@ cdef class Tick:
         if can_id == SENSOR_IMU_ID:
             if decode_imu(data, dlc, &imu) != 0 or imu.status != 0:
                 return False
-            self.inp.shank_gyro_rad_s = imu.gyro_z_rad_s
+            self.inp.shank_gyro_rad_s = imu.gyro_z_rad_s - self.gyro_bias_rad_s
             self.inp.accel_x_m_s2 = imu.accel_x_m_s2
             self.inp.accel_y_m_s2 = imu.accel_y_m_s2
             self._count_gap(&self.last_imu_seq, imu.seq)
@@ -180,8 +201,8 @@ cdef class Tick:
         if can_id == SENSOR_LOAD_ID:
             if decode_load(data, dlc, &load) != 0 or load.status != 0:
                 return False
-            self.inp.load_N = load.load_N
-            self.inp.ankle_angle_rad = load.ankle_angle_rad
+            self.inp.load_N = load.load_N - self.load_offset_N
+            self.inp.ankle_angle_rad = load.ankle_angle_rad - self.ankle_zero_rad
             self._count_gap(&self.last_load_seq, load.seq)
             self.inp.load_seq = load.seq
             self.inp.load_rx_s = now_s
@@ -253,6 +274,8 @@ cdef class Tick:
         if self.poison_command:
             self.cmd.torque_ff_Nm = NAN
         self.safety.step(&self.cmd, &self.inp, &self.estimator.state, now_s)
+        if self.estimator.state.walking or not (fabs(self.inp.shank_gyro_rad_s) < _STILL_GYRO_RAD_S):
+            self.moved_s = now_s
 
     def update(self, double now_s):
         """Monitor -> estimator -> controller -> safety for the tick at ``now_s`` (without the GIL)."""
@@ -278,6 +301,25 @@ cdef class Tick:
         """Clear latched faults if safe (foot unloaded, causes gone); "" or the reason refused."""
         return self.safety.clear_faults()
 
+    def select_mode(self, int mode):
+        """The prosthetist's choice of mode (``controller.faults.MODES``: walk, passive or
+        standby; between ticks).  Returns "" when done, else why not (nothing changed).
+
+        Standby only while the wearer is not walking: unloaded it leaves the ankle free, which
+        in swing would drop the toe.  Standby is left only with the foot off the ground: its
+        passive spring sits on the driver, the other modes' law does not, so the switch must
+        not happen under load.  Faults still take precedence over any choice.
+        """
+        if mode == self.safety.chosen_mode:
+            return ""
+        if mode == ANKLE_MODE_STANDBY and self.estimator.state.walking:
+            return "refused: standby only while the wearer stands still; nothing changed"
+        if self.safety.chosen_mode == ANKLE_MODE_STANDBY and not self.safety.unloaded():
+            return ("refused: standby ends only with the foot off the ground (or the load is "
+                    "unknown); lift the foot and try again")
+        self.safety.select_mode(mode)
+        return ""
+
     def command_payload(self, unsigned char[::1] out):
         """Pack the bounded command as the driver's 8-byte MIT frame into ``out``.
 
@@ -291,7 +333,7 @@ cdef class Tick:
     cdef int pack_command(self, unsigned char* out) noexcept nogil:
         cdef MitCommand m
         cdef double g = self.motor_gain_per_ankle_gain
-        m.p_rad = self.cmd.p_des_rad * self.motor_per_ankle_rad
+        m.p_rad = (self.cmd.p_des_rad + self.motor_zero_rad) * self.motor_per_ankle_rad
         m.v_rad_s = self.cmd.v_des_rad_s * self.motor_per_ankle_rad
         m.kp_Nm_rad = self.cmd.kp_Nm_rad * g
         m.kd_Nms_rad = self.cmd.kd_Nms_rad * g

@@ -84,6 +84,51 @@ def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]
     return sinks, closers
 
 
+class _BoardConsole:
+    """The prosthetists' console on ``[console] port``, if configured and it opens.
+
+    A port that cannot be opened is reported and the controller runs without a console:
+    the wearer's ankle matters more than the tuning session.
+    """
+
+    def __init__(self, cfg: RunConfig, say: Callable[[str], None]):
+        self.cfg, self.say = cfg, say
+        self.port = self.session = None
+        self.sinks: List[Callable[[np.ndarray], None]] = []
+        if cfg.console.port is None:
+            return
+        import serial
+        from controller.console_session import GaitWatch
+        from controller.logger import LogSwitch
+        try:
+            self.port = serial.serial_for_url(cfg.console.port, baudrate=cfg.console.baudrate, timeout=0.05)
+        except (serial.SerialException, ValueError, OSError) as e:
+            say(f"console: cannot open {cfg.console.port} ({e}); running without a console")
+            return
+        self.watch = GaitWatch()
+        log_dir = cfg.log.directory or cfg.console.state_directory / "logs"
+        self.logs = LogSwitch(log_dir, TELEMETRY_COLUMNS)
+        self.sinks = [self.watch, self.logs]
+
+    def start(self, runtime) -> None:
+        if self.port is None:
+            return
+        from controller.console_session import open_console
+        state = self.cfg.console.state_directory
+        state.mkdir(parents=True, exist_ok=True)
+        self.session = open_console(runtime, self.watch, self.port, state, self.cfg.params.file, logs=self.logs,
+                                    banner="ankle console")
+        self.say(f"console: {self.cfg.console.port} at {self.cfg.console.baudrate} bit/s; PIN, audit log and "
+                 f"profiles in {state}")
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+        if self.port is not None:
+            self.logs.stop()
+            self.port.close()
+
+
 class LatestRow:
     """A telemetry sink keeping the newest row (for status lines)."""
 
@@ -118,11 +163,11 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
                        reply_id=cfg.driver.reply_id, setup_timeout_s=cfg.driver.timeout_s,
                        range_overrides=dict(cfg.driver.range_overrides), realtime=realtime_spec(cfg),
                        boot_faults=boot_faults)
-    if cfg.console.port is not None:
-        say(f"console: {cfg.console.port} is configured; the serial console is not part of this "
-            f"version yet, so it is not opened")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     sinks, closers = open_logs(cfg, cfg.bus, stamp, say)
+    console = _BoardConsole(cfg, say)
+    sinks += console.sinks
+    closers.append(console.close)
     latest = LatestRow()
     runtime = Runtime(spec, params)
     previous = {}
@@ -138,6 +183,7 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
             f"I/O {ready['io']}, {params['loop.rate_Hz']:g} Hz")
         pump = TelemetryPump(runtime, [latest, *sinks])
         pump.start()
+        console.start(runtime)
         t0_ns = _rt.now_ns() + 100_000_000
         runtime.begin(t0_ns)
         end = None if duration_s is None else time.monotonic() + 0.1 + duration_s

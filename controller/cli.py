@@ -155,6 +155,30 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--check-config", action="store_true",
                    help="check the configuration, print it as JSON and exit")
 
+    c = sub.add_parser("console", help="the service console, with no controller running",
+                       description="The prosthetists' console without a running controller: check, edit, save "
+                                   "and load the parameter file and the profiles (the same commands, PIN and "
+                                   "audit log as on the running ankle).  On this terminal, or on --port.  "
+                                   "'quit' ends it.")
+    where = c.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, metavar="FILE",
+                       help="the run configuration: its [params] file and [console] state_directory")
+    where.add_argument("--state-dir", type=Path, metavar="DIR",
+                       help="a state directory (ankle.params, pin, audit.log, profiles/), as ankle sim uses")
+    c.add_argument("--port", metavar="PATH", help="a serial device or pseudo-terminal (default: this terminal)")
+    c.add_argument("--baudrate", type=int, default=115200, metavar="BIT_S",
+                   help="with --port on a UART (default 115200)")
+
+    n = sub.add_parser("pin", help="set the prosthetist PIN of the console (at install)",
+                       description="Store the prosthetist PIN (4 to 12 digits), salted and hashed with scrypt, "
+                                   "in the file 'pin' of the console's state directory (mode 0600).  The PIN is "
+                                   "asked for twice without echo; from a pipe, one line is read.")
+    n.add_argument("action", choices=("set",), help="set (or replace) the PIN")
+    where = n.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", type=Path, metavar="FILE",
+                       help="the run configuration: its [console] state_directory")
+    where.add_argument("--state-dir", type=Path, metavar="DIR", help="the console's state directory")
+
     q = sub.add_parser("params", help="list every parameter with its unit, range and meaning")
     q.add_argument("group", nargs="?", choices=groups(), help="only this group")
     q.add_argument("--markdown", action="store_true", help="the generated parameter reference")
@@ -192,6 +216,10 @@ def _cmd_sim(args) -> int:
             print(f"standing   {stride.t_heel_strike_s:8.2f} s .. {stride.t_end_s:8.2f} s", flush=True)
 
     params, boot_faults, param_problems = None, 0, ()
+    if args.console and args.state_dir is not None and args.params is None:
+        saved = Path(args.state_dir) / "ankle.params"        # what the console saved last time
+        if saved.exists() or saved.with_name(saved.name + ".bak").exists():
+            args.params = saved
     if args.params is not None:
         from controller import paramstore
         from controller.faults import fault_bit
@@ -264,7 +292,7 @@ def _realtime_run(args, params, boot_faults):
                                  faults=tuple(args.inject), realtime=device_rt)
     console = _SimConsole(args) if args.console else None
     if console is not None:
-        sinks.append(console.watch)
+        sinks.extend(console.sinks)
     try:
         rt = realtime.run(duration_s=args.duration, params=params, device=device, realtime=tick_rt,
                           sinks=sinks, boot_faults=boot_faults,
@@ -287,11 +315,15 @@ class _SimConsole:
     def __init__(self, args):
         import os
         import tempfile
+        from controller._tick import TELEMETRY_COLUMNS
         from controller.console_session import GaitWatch
+        from controller.logger import LogSwitch
         self.state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="ankle-console-"))
         self.state.mkdir(parents=True, exist_ok=True)
         self.pin = args.pin
         self.watch = GaitWatch()
+        self.logs = LogSwitch(self.state / "logs", TELEMETRY_COLUMNS)
+        self.sinks = [self.watch, self.logs]
         self.master, slave = os.openpty()
         self.path = os.ttyname(slave)
         import tty
@@ -300,16 +332,11 @@ class _SimConsole:
         self.session = None
 
     def start(self, runtime, devices) -> None:
-        from controller.access import Access, PinFile
-        from controller.audit import AuditLog
-        from controller.console import Console
-        from controller.console_session import ConsoleSession, FdPort, RuntimeBackend
-        pins = PinFile(self.state / "pin")
-        pins.set(self.pin)
-        console = Console(RuntimeBackend(runtime, self.watch), Access(pins), AuditLog(self.state / "audit.log"),
-                          self.state / "ankle.params", self.state / "profiles")
-        self.session = ConsoleSession(FdPort(self.master), console,
-                                      banner="ankle console (simulated wearer); 'help' lists the commands").start()
+        from controller.access import PinFile
+        from controller.console_session import FdPort, open_console
+        PinFile(self.state / "pin").set(self.pin)
+        self.session = open_console(runtime, self.watch, FdPort(self.master), self.state, self.state / "ankle.params",
+                                    logs=self.logs, banner="ankle console (simulated wearer)")
         print(f"console on {self.path} (PIN {self.pin}; files in {self.state}); attach with "
               f"`python -m serial.tools.miniterm {self.path}`", flush=True)
 
@@ -317,6 +344,7 @@ class _SimConsole:
         import os
         if self.session is not None:
             self.session.stop()
+        self.logs.stop()
         os.close(self.master)
         os.close(self._slave)
 
@@ -436,11 +464,77 @@ def _cmd_params(args) -> int:
     return 0
 
 
+def _console_state(args):
+    """(state directory, parameter file) from ``--config`` or ``--state-dir``."""
+    if args.config is None:
+        return args.state_dir, args.state_dir / "ankle.params"
+    from controller.config import load_config
+    cfg = load_config(args.config)
+    if cfg.console.port is None:
+        raise UsageError(f"{args.config}: no [console] port is configured, so there is no console state")
+    return cfg.console.state_directory, cfg.params.file
+
+
+def _cmd_console(args) -> int:
+    """``ankle console``: the service console on this terminal or ``--port``."""
+    import os
+    import termios
+    import tty
+    from controller.console_session import FdPort, service_console
+    state, store = _console_state(args)
+    if args.port is not None:
+        import serial
+        try:
+            port = serial.serial_for_url(args.port, baudrate=args.baudrate, timeout=0.05)
+        except (serial.SerialException, ValueError) as e:
+            raise UsageError(f"--port {args.port}: cannot open it ({e})") from None
+        try:
+            service_console(port, state, store).serve()
+        finally:
+            port.close()
+        return 0
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal: run it in a terminal, or give --port PATH")
+    fd = os.open(os.ttyname(sys.stdin.fileno()), os.O_RDWR | os.O_NOCTTY)
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)                   # the console does its own line editing and echo
+        service_console(FdPort(fd), state, store).serve()
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        os.close(fd)
+    return 0
+
+
+def _cmd_pin(args) -> int:
+    """``ankle pin set``: store the prosthetist PIN where the console will look for it."""
+    import getpass
+    from controller.access import PinError, PinFile, check_pin
+    state, _ = _console_state(args)
+    if sys.stdin.isatty():
+        pin = getpass.getpass("new prosthetist PIN (4-12 digits): ")
+        if getpass.getpass("the same PIN again: ") != pin:
+            raise UsageError("the two PINs differ; nothing was changed")
+    else:
+        pin = sys.stdin.readline().rstrip("\r\n")
+    try:
+        check_pin(pin)
+        state.mkdir(parents=True, exist_ok=True)
+        PinFile(state / "pin").set(pin)
+    except PinError as e:
+        raise UsageError(f"{e}; nothing was changed") from None
+    except OSError as e:
+        raise UsageError(f"cannot write {state / 'pin'}: {e.strerror or e}; nothing was changed") from None
+    print(f"PIN set in {state / 'pin'} (mode 0600); a console already running reads it at the next login")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``ankle`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params, "run": _cmd_run}
+    handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params, "run": _cmd_run, "pin": _cmd_pin,
+                "console": _cmd_console}
     from controller.csvlog import CsvError
     from hal.errors import HalError
     try:

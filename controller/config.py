@@ -35,7 +35,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
@@ -310,12 +310,17 @@ class ConsoleConfig:
     """``[console]``: the prosthetists' serial console.
 
     port: the serial device (``/dev/ttyGS0`` for a USB gadget, ``/dev/ttyAMA0`` for a UART), or a
-    pyserial URL; ``None`` ("" in the file): no console.
+    pyserial URL; ``None`` ("" in the file): no console.  A console needs a ``[params] file``
+    (where ``save`` writes).
     baudrate: [bit/s], one of :data:`BAUDRATES` (ignored by a USB gadget port).
+    state_directory: where the PIN (``pin``, set with ``ankle pin set``), the audit log
+    (``audit.log``) and the profiles (``profiles/``) live; absolute after loading.  Left out:
+    the directory of the ``[params] file``.
     """
 
     port: Optional[str] = _checked(_serial_port, default=None)
     baudrate: int = _checked(_choice(BAUDRATES), default=115200)
+    state_directory: Optional[Path] = _checked(_path, default=None)
 
 
 @dataclass(frozen=True)
@@ -451,6 +456,12 @@ def _build(doc: Mapping[str, Any], source: str, base: Path) -> RunConfig:
         if name != "bus":
             sections[name] = _section(cls, name, _table(doc, name), base)
     _check_driver(sections["driver"])
+    console = sections["console"]
+    if console.port is not None:
+        if sections["params"].file is None:
+            raise ConfigError("console.port: the console needs a parameter file to save to; set [params] file")
+        if console.state_directory is None:
+            sections["console"] = replace(console, state_directory=sections["params"].file.parent)
     period_ns = 1e9 / sections["loop"].rate_Hz
     if sections["realtime"].spin_ns >= period_ns:
         raise ConfigError(f"realtime.spin_ns: must be shorter than one period ({period_ns:.0f} ns at "

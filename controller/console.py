@@ -18,7 +18,10 @@ import shlex
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
-from controller import paramstore
+import numpy as np
+
+from controller import calibration, paramstore
+from controller._tick import STILL_S
 from controller.faults import GAIT_SOURCES, MODES, fault_names, warning_names
 from controller.params import REGISTRY, Param, ParamError, ParamSet, by_name, groups
 
@@ -27,10 +30,20 @@ __all__ = ["Backend", "Console", "PROFILE_NAME"]
 #: Profile names: what a prosthetist would type (level-walking, slow_1), nothing a path could hide in.
 PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _EOL = "\r\n"
+#: A number as a prosthetist types it: ASCII decimal, optional sign and exponent.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: The modes a prosthetist may choose (name -> mode number); "safe" is the controller's alone.
+_CHOSEN_MODES = {name: next(n for n, known in MODES.items() if known == name)
+                 for name in ("walk", "passive", "standby")}
 
 
 class Backend(Protocol):
-    """What the console needs from the running controller."""
+    """What the console needs from the running controller.
+
+    ``running`` is False for :class:`controller.console_session.OfflineBackend` (no controller:
+    edits only change what ``save`` writes)."""
+
+    running: bool
 
     def params(self) -> ParamSet:
         """The set last sent to the controller (in force, or ramping in)."""
@@ -38,8 +51,9 @@ class Backend(Protocol):
     def send(self, params: ParamSet) -> None:
         """Hand ``params`` to the controller (applied at the next stride boundary, ramped)."""
 
-    def walking(self) -> bool:
-        """Whether the wearer is walking now (changes to fixed parameters wait for standing)."""
+    def moving(self) -> bool:
+        """Whether the wearer walks, or moved within ``controller._tick.STILL_S``: parameters that
+        are not live, calibration and standby wait for standing still."""
 
     def latest(self) -> Optional[Dict[str, float]]:
         """The newest telemetry row, by column name; None before the first tick."""
@@ -48,7 +62,16 @@ class Backend(Protocol):
         """The loop's counters (ticks, missed, params_applied, ...)."""
 
     def request(self, name: str, arg: int = 0) -> str:
-        """Ask the controller to ``clear_faults`` or ``select_passive``; "" when done, else why not."""
+        """Ask the controller to ``clear_faults`` or ``select_mode`` (arg: the mode's number in
+        ``controller.faults.MODES``); "" when done, else why not."""
+
+    def record(self, seconds: float) -> "np.ndarray":
+        """The telemetry rows of the next ``seconds`` (waits for them)."""
+
+
+def _num(value: float, spec: str) -> str:
+    """``value`` formatted, or ``--`` when there is none yet (NaN)."""
+    return format(value, spec) if math.isfinite(value) else "--"
 
 
 def _fmt(p: Param, value: float) -> str:
@@ -58,13 +81,15 @@ def _fmt(p: Param, value: float) -> str:
 class Console:
     """Interprets console lines for one session (one serial port, one person at a time)."""
 
-    def __init__(self, backend: Backend, access, audit, store: Path, profiles_dir: Path):
+    def __init__(self, backend: Backend, access, audit, store: Path, profiles_dir: Path, logs=None):
         self.backend = backend
+        self.logs = logs                  # a controller.logger.LogSwitch, or None: no `log start`
         self.access = access
         self.audit = audit
         self.store = Path(store)
         self.profiles_dir = Path(profiles_dir)
         self._undo: List[Tuple[str, ParamSet]] = []
+        self._chosen = "walk"             # the mode last chosen here and taken by the controller
         self._commands: Dict[str, Tuple[Callable[[List[str]], str], str, str]] = {
             "help": (self._help, "help [COMMAND]", "list the commands, or explain one"),
             "params": (self._params, "params [GROUP]", "every parameter (of one group) with unit and range; "
@@ -81,11 +106,23 @@ class Console:
                         "named sets, e.g. level-walking, slow-walking (save/load need the PIN)"),
             "status": (self._status, "status", "mode, faults, temperatures, battery, cadence, speed, "
                        "stance share, push-off work of the last stride"),
+            "watch": (lambda args: self.status_line(), "watch",
+                      "one live line (time, mode, phase, torque, load, speed, faults) refreshed 5 times a "
+                      "second until any key"),
             "faults": (self._faults, "faults", "the faults and warnings now, in words"),
             "clear": (self._clear, "clear", "clear the latched faults (PIN needed); only with the foot off "
                       "the ground and the causes gone: tried for 2 s, i.e. through the next swing"),
-            "mode": (self._mode, "mode walk|passive", "walk: powered push-off; passive: the ankle behaves "
-                     "like a passive foot (PIN needed)"),
+            "mode": (self._mode, "mode walk|passive|standby", "walk: powered push-off; passive: the ankle "
+                     "behaves like a passive foot; standby: no powered action, the ankle free with the foot "
+                     "off the ground and a passive foot under load (only while the wearer stands; to leave "
+                     "it, lift the foot); PIN needed"),
+            "calibrate": (self._calibrate, "calibrate [angle|imu|load]",
+                          f"hold still for {calibration.WINDOW_S:g} s and set a sensor zero: angle (standing, "
+                          f"weight on the prosthesis, foot flat, shank upright), imu (the shank still), load "
+                          f"(the foot off the ground); only while not walking; alone: the values in force "
+                          f"(PIN needed to set)"),
+            "log": (self._log, "log [start|stop]", "start or stop a session log (CSV) in the log folder; "
+                    "alone: what is being logged (PIN needed to start or stop)"),
             "login": (self._login, "login PIN", "enter the prosthetist PIN to allow changes"),
             "logout": (self._logout, "logout", "back to read-only"),
         }
@@ -119,6 +156,16 @@ class Console:
         return list(self._commands)
 
     # ------------------------------------------------------------------ helpers
+    def _mode_words(self, row) -> str:
+        """The mode in force, and the one chosen when a fault overrides it."""
+        mode = MODES.get(int(row["mode"]), "?")
+        return f"mode {mode}" + (f" (chosen: {self._chosen}, once the faults are cleared)"
+                                 if mode == "safe" and self._chosen != "walk" else "")
+
+    def _no_telemetry(self) -> str:
+        return "the controller has not ticked yet" if self.backend.running else \
+            "no controller is running (service console): parameters and profiles only"
+
     def _need(self, args: List[str], low: int, high: int, usage: str) -> Optional[str]:
         if not low <= len(args) <= high:
             return f"usage: {usage}"
@@ -147,15 +194,19 @@ class Console:
         if not changed:
             return None, "nothing changes"
         fixed = [p.name for p in changed if not p.live]
-        if fixed and self.backend.walking():
+        if fixed and self.backend.moving():
             return None, (f"{', '.join(fixed)} can only change while the wearer stands still; the wearer "
-                          f"is walking, nothing was changed")
+                          f"is walking or moved within the last {STILL_S:g} s, nothing was changed")
         role = self.access.role
         for p in changed:              # recorded first: a change that cannot be recorded is not made
             self.audit.record(role, action, p.name, repr(running[p.name]), repr(new[p.name]))
         self.backend.send(new)
-        when = "now (the wearer is not walking)" if not self.backend.walking() else \
-            "at the next heel strike, ramped over 3 strides"
+        if not self.backend.running:
+            when = "when the controller next starts from the saved file ('save' to keep it)"
+        elif self.backend.moving():
+            when = "at the next heel strike, ramped over 3 strides"
+        else:
+            when = "now (the wearer is not walking)"
         lines = [f"{p.name} = {_fmt(p, new[p.name])} (was {running[p.name]:g})" for p in changed[:8]]
         if len(changed) > 8:
             lines.append(f"... and {len(changed) - 8} more")
@@ -166,11 +217,12 @@ class Console:
         text = args[0]
         if len(args) == 2 and args[1] not in (p.unit, f"[{p.unit}]"):
             raise ParamError(f"{p.name} is in {p.unit}, got unit {args[1]!r}")
-        try:
-            value = float(text)
-        except ValueError:
+        if text.lower() in ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
+            raise ParamError(f"{p.name} needs a finite number, got {text!r}")
+        if not _NUMBER.fullmatch(text):      # plain decimal only: not 1_0, 0x10 or other scripts' digits
             raise ParamError(f"{p.name} needs a number in [{p.min:g}, {p.max:g}] {p.unit}, "
-                             f"got {text!r}") from None
+                             f"got {text!r}")
+        value = float(text)
         if not math.isfinite(value):
             raise ParamError(f"{p.name} needs a finite number, got {text!r}")
         return p.check(int(value) if p.kind is int and value.is_integer() else value)
@@ -304,43 +356,46 @@ class Console:
     def _status(self, args: List[str]) -> str:
         row = self.backend.latest()
         if row is None:
-            return "the controller has not ticked yet"
+            return self._no_telemetry()
         stats = self.backend.stats()
         stride = row.get("stride_time_s", math.nan)
-        cadence = 120.0 / stride if stride and stride > 0 else math.nan
-        stance_pct = row.get("stance_pct", math.nan)
+        stride = stride if stride > 0 else math.nan          # 0 before the first whole stride
+        cadence = 120.0 / stride
+        gait = ("walking" if row["walking"] == 1 else "standing" if row["standing"] == 1
+                else "not walking")
         return "\n".join([
-            f"mode {MODES.get(int(row['mode']), '?')}; faults: {', '.join(fault_names(int(row['faults']))) or 'none'}"
+            f"{self._mode_words(row)}; faults: {', '.join(fault_names(int(row['faults']))) or 'none'}"
             f"; warnings: {', '.join(warning_names(int(row['warnings']))) or 'none'}",
-            f"motor winding {row['winding_temp_C']:.1f} degC (model), case {row['motor_temp_C']:.1f} degC; "
-            f"battery {row['supply_V']:.1f} V; torque limit {row['torque_limit_Nm']:.0f} N*m",
-            f"cadence {cadence:.0f} steps/min; stride {stride:.3f} s; stance {stance_pct:.1f} % of the "
-            f"last stride; speed {row['speed_m_s']:.2f} m/s; phase from "
-            f"{GAIT_SOURCES.get(int(row['gait_source']), '?')}",
-            f"push-off work of the last stance {row['stance_work_J_kg']:+.3f} J/kg; push-off share "
-            f"{100 * row['assist']:.0f} %",
+            f"motor winding {_num(row['winding_temp_C'], '.1f')} degC (model), case "
+            f"{_num(row['motor_temp_C'], '.1f')} degC; battery {_num(row['supply_V'], '.1f')} V; torque limit "
+            f"{_num(row['torque_limit_Nm'], '.0f')} N*m",
+            f"{gait}; cadence {_num(cadence, '.0f')} steps/min; stride {_num(stride, '.3f')} s; stance "
+            f"{_num(row.get('stance_pct', math.nan), '.1f')} % of the last stride; speed "
+            f"{_num(row['speed_m_s'], '.2f')} m/s; phase from {GAIT_SOURCES.get(int(row['gait_source']), '?')}",
+            f"push-off work of the last stance {_num(row['stance_work_J_kg'], '+.3f')} J/kg; push-off share "
+            f"{_num(100 * row['assist'], '.0f')} %",
             f"loop: {stats.get('ticks', 0)} ticks, {stats.get('missed', 0)} missed deadlines",
-        ]).replace("nan", "--")
+        ])
 
     def status_line(self) -> str:
         """One short line for ``watch`` (refreshed in place)."""
         row = self.backend.latest()
         if row is None:
-            return "waiting for the first tick"
+            return "waiting for the first tick" if self.backend.running else "no controller is running"
         phase = row["phase"]
         return (f"t {row['t']:8.2f} s  {MODES.get(int(row['mode']), '?'):<7}  phase "
-                f"{('  --' if not phase >= 0 else f'{100 * phase:3.0f} %')}  torque {row['torque_cmd_Nm']:+6.1f} N*m"
-                f"  load {row['load']:6.0f} N  speed {row['speed_m_s']:4.2f} m/s  faults "
-                f"{', '.join(fault_names(int(row['faults']))) or 'none'}").replace("nan", "--")
+                f"{('  --' if not phase >= 0 else f'{100 * phase:3.0f} %')}  torque "
+                f"{_num(row['torque_cmd_Nm'], '+6.1f')} N*m  load {_num(row['load'], '6.0f')} N  speed "
+                f"{_num(row['speed_m_s'], '4.2f')} m/s  faults {', '.join(fault_names(int(row['faults']))) or 'none'}")
 
     def _faults(self, args: List[str]) -> str:
         row = self.backend.latest()
         if row is None:
-            return "the controller has not ticked yet"
+            return self._no_telemetry()
         faults = fault_names(int(row["faults"]))
         warnings = warning_names(int(row["warnings"]))
         return (f"faults: {', '.join(faults) or 'none'}\nwarnings: {', '.join(warnings) or 'none'}\n"
-                f"mode {MODES.get(int(row['mode']), '?')}")
+                f"{self._mode_words(row)}")
 
     def _clear(self, args: List[str]) -> str:
         bad = self._need(args, 0, 0, "clear") or self._may_change()
@@ -353,19 +408,71 @@ class Console:
         return reason or f"cleared: {faults or 'there were none'}"
 
     def _mode(self, args: List[str]) -> str:
-        if len(args) != 1 or args[0] not in ("walk", "passive"):
-            return "usage: mode walk|passive"
+        if len(args) != 1 or args[0] not in _CHOSEN_MODES:
+            return f"usage: mode {'|'.join(_CHOSEN_MODES)}"
         bad = self._may_change()
         if bad:
             return bad
-        reason = self.backend.request("select_passive", 1 if args[0] == "passive" else 0)
+        reason = self.backend.request("select_mode", _CHOSEN_MODES[args[0]])
         self.audit.record(self.access.role, "mode", new=args[0], detail=reason)
         if reason:
             return reason
+        self._chosen = args[0]
         row = self.backend.latest()
         faults = fault_names(int(row["faults"])) if row else []
         return f"mode {args[0]} selected" + (f"; faults keep the ankle safe until cleared: {', '.join(faults)}"
                                              if faults else "")
+
+    def _calibrate(self, args: List[str]) -> str:
+        usage = f"usage: calibrate [{'|'.join(calibration.KINDS)}]"
+        if not args:
+            return calibration.describe(self.backend.params()) + "\n" + usage
+        bad = self._need(args, 1, 1, usage[7:]) or self._may_change()
+        if bad:
+            return bad
+        kind = args[0].lower()
+        if kind not in calibration.KINDS:
+            return f"no calibration {args[0]!r}; {usage}"
+        if self.backend.moving():
+            return "refused: calibrate only while the wearer stands still; nothing changed"
+        result = calibration.measure(kind, self.backend.record(calibration.WINDOW_S), self.backend.params())
+        if result.refused:
+            return result.message
+        try:
+            new = self.backend.params().with_values(result.values)
+        except ParamError as e:
+            return f"refused: {e}: check the sensor and its mounting; nothing changed"
+        return self._apply(new, "calibrate", f"calibrate {kind}") + "\n" + result.message
+
+    def _log(self, args: List[str]) -> str:
+        if self.logs is None:
+            return "session logs are not available here"
+        bad = self._need(args, 0, 1, "log [start|stop]")
+        if bad:
+            return bad
+        if not args:
+            log = self.logs.log
+            note = f"\nlast log stopped: {self.logs.error}" if self.logs.error else ""
+            if log is None:
+                return f"not logging; 'log start' writes one in {self.logs.directory}" + note
+            return f"logging to {log.path}: {log.rows_written} rows" + note
+        if args[0] not in ("start", "stop"):
+            return "usage: log [start|stop]"
+        bad = self._may_change()
+        if bad:
+            return bad
+        if args[0] == "start":
+            try:
+                path = self.logs.start()
+            except FileExistsError as e:
+                return str(e)
+            self.audit.record(self.access.role, "log start", detail=str(path))
+            return f"logging to {path}"
+        log = self.logs.stop()
+        if log is None:
+            return "not logging"
+        self.audit.record(self.access.role, "log stop", detail=str(log.path))
+        return f"log stopped: {log.path}, {log.rows_written} rows"
 
     def _login(self, args: List[str]) -> str:
         bad = self._need(args, 1, 1, "login PIN")

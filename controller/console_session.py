@@ -8,34 +8,48 @@ supervisor's process, never in the tick's: a slow terminal delays only itself.
 """
 from __future__ import annotations
 
+import fcntl
 import math
 import os
+import re
 import select
+import struct
+import termios
 import threading
 import time
+from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 
-from controller._tick import TELEMETRY_COLUMNS
+from controller._tick import STILL_GYRO_RAD_S, STILL_S, TELEMETRY_COLUMNS
 from controller.lineedit import LineEditor
 from controller.params import ParamSet
 
-__all__ = ["ConsoleSession", "RuntimeBackend", "GaitWatch", "FdPort"]
+__all__ = ["ConsoleSession", "RuntimeBackend", "OfflineBackend", "GaitWatch", "FdPort", "open_console",
+           "service_console"]
 
 _COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 WATCH_PERIOD_S = 0.2           # the live line: about 5 times a second
+AUTO_LOGOUT_S = 900.0          # a prosthetist idle this long is back to read-only (a laptop left open)
 _CLEAR_TO_EOL = "\x1b[K"
+_LINE_ENDS = re.compile(rb"(?<=[\r\n\x03])")     # split after CR, LF and Ctrl-C, keeping them
 
 
 class GaitWatch:
-    """A telemetry sink: the newest row, and the stance share of the last whole stride."""
+    """A telemetry sink: the newest row, the stance share of the last whole stride, and the
+    last :data:`HISTORY_ROWS` rows (``since``, for calibration)."""
+
+    HISTORY_ROWS = 8192          # > 4 s at 2 kHz, the highest loop rate
 
     def __init__(self):
         self._row: Optional[np.ndarray] = None
         self._hs_s = self._to_s = math.nan
         self.stance_pct = math.nan
         self._lock = threading.Lock()
+        self._history = np.full((self.HISTORY_ROWS, len(TELEMETRY_COLUMNS)), np.nan)
+        self._written = 0
+        self.moved_t = math.inf          # last row in which the wearer walked or the shank turned
 
     def __call__(self, batch: np.ndarray) -> None:
         hs = np.flatnonzero(batch[:, _COL["heel_strike"]] == 1)
@@ -51,6 +65,29 @@ class GaitWatch:
                     self._hs_s = t
             if len(batch):
                 self._row = batch[-1].copy()
+                moving = np.flatnonzero((batch[:, _COL["walking"]] == 1)
+                                        | ~(np.abs(batch[:, _COL["shank_gyro"]]) < STILL_GYRO_RAD_S))
+                if len(moving) or self.moved_t == math.inf:
+                    self.moved_t = batch[moving[-1] if len(moving) else 0, 0]
+            kept = batch[-self.HISTORY_ROWS:]
+            self._history[(self._written + np.arange(len(kept))) % self.HISTORY_ROWS] = kept
+            self._written += len(kept)
+
+    def moving(self) -> bool:
+        """Walking, or moved within ``STILL_S`` (the tick's own rule, seen from the telemetry);
+        True before any telemetry."""
+        with self._lock:
+            if self._row is None:
+                return True
+            return bool(self._row[0] - self.moved_t < STILL_S)
+
+    def since(self, t0_s: float) -> np.ndarray:
+        """The kept rows with ``t`` after ``t0_s``, oldest first (a copy)."""
+        with self._lock:
+            n = min(self._written, self.HISTORY_ROWS)
+            order = (np.arange(self._written - n, self._written)) % self.HISTORY_ROWS
+            rows = self._history[order]
+        return rows[rows[:, 0] > t0_s]
 
     def latest(self) -> Optional[Dict[str, float]]:
         with self._lock:
@@ -64,6 +101,8 @@ class GaitWatch:
 class RuntimeBackend:
     """The console's view of a :class:`controller.runtime.Runtime` (see console.Backend)."""
 
+    running = True
+
     def __init__(self, runtime, watch: GaitWatch):
         self.runtime = runtime
         self.watch = watch
@@ -76,9 +115,8 @@ class RuntimeBackend:
         self.runtime.retune(params)
         self._params = params
 
-    def walking(self) -> bool:
-        row = self.watch.latest()
-        return bool(row and row["walking"] == 1)
+    def moving(self) -> bool:
+        return self.watch.moving()
 
     def latest(self):
         return self.watch.latest()
@@ -89,6 +127,51 @@ class RuntimeBackend:
     def request(self, name: str, arg: int = 0) -> str:
         return self.runtime.request(name, arg)
 
+    def record(self, seconds: float) -> np.ndarray:
+        """The telemetry of the next ``seconds`` (waits for it; fewer rows if the loop stalls)."""
+        first = self.watch.latest()
+        t0 = first["t"] if first else -math.inf
+        end = time.monotonic() + seconds + 1.0
+        while time.monotonic() < end:
+            row = self.watch.latest()
+            if row is not None and row["t"] >= t0 + seconds:
+                break
+            time.sleep(0.02)
+        rows = self.watch.since(t0)
+        return rows[rows[:, 0] <= t0 + seconds]
+
+
+class OfflineBackend:
+    """No controller behind the console (``ankle console``, the service console): the parameter
+    file and the profiles can be checked, edited and saved while the ankle is not running;
+    requests, telemetry and calibration say that nothing runs."""
+
+    running = False
+
+    def __init__(self, params: ParamSet):
+        self._params = params
+
+    def params(self) -> ParamSet:
+        return self._params
+
+    def send(self, params: ParamSet) -> None:
+        self._params = params
+
+    def moving(self) -> bool:
+        return False
+
+    def latest(self):
+        return None
+
+    def stats(self):
+        return {}
+
+    def request(self, name: str, arg: int = 0) -> str:
+        return "no controller is running (service console); nothing changed"
+
+    def record(self, seconds: float) -> np.ndarray:
+        return np.empty((0, len(TELEMETRY_COLUMNS)))
+
 
 class FdPort:
     """pyserial's read/write on a file descriptor (the master side of a pseudo-terminal)."""
@@ -96,6 +179,14 @@ class FdPort:
     def __init__(self, fd: int, timeout: float = 0.05):
         self.fd = fd
         self.timeout = timeout
+
+    @property
+    def in_waiting(self) -> int:
+        """Bytes ready to read now (as pyserial's ``in_waiting``)."""
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return 0
 
     def read(self, n: int) -> bytes:
         ready, _, _ = select.select([self.fd], [], [], self.timeout)
@@ -122,11 +213,12 @@ class FdPort:
 class ConsoleSession:
     """Runs a console on ``port`` until :meth:`stop`."""
 
-    def __init__(self, port, console, banner: str = ""):
+    def __init__(self, port, console, banner: str = "", quit_allowed: bool = False):
         self.port = port
         self.console = console
         self.editor = LineEditor()
         self.banner = banner
+        self.quit_allowed = quit_allowed       # `quit` ends the session (the service console only)
         self._halt = threading.Event()
         self.thread: Optional[threading.Thread] = None
 
@@ -159,21 +251,35 @@ class ConsoleSession:
             data = self.port.read(256)
             if not data:
                 continue
-            events = self.editor.feed(data)
-            echo = self.editor.take_echo()
-            if echo:
-                self.port.write(echo)
-            for event in events:
-                if event.kind == "line":
-                    if event.text.strip().lower() == "watch":
-                        self._watch()
-                    else:
-                        self._send(self.console.handle(event.text))
-                    self._send(self._prompt())
-                elif event.kind == "error":
-                    self._send(event.text + "\r\n" + self._prompt())
-                elif event.kind == "cancel":
-                    self._send("^C\r\n" + self._prompt())
+            # one line at a time: the echo of a line typed ahead (or pasted) must come after the
+            # reply to the line before it, as on any terminal
+            for segment in _LINE_ENDS.split(data):
+                if segment and not self._take(segment):
+                    return
+
+    def _take(self, data: bytes) -> bool:
+        """Feed ``data`` to the line editor, echo it and answer its lines; False after `quit`."""
+        events = self.editor.feed(data)
+        echo = self.editor.take_echo()
+        if echo:
+            self.port.write(echo)
+        for event in events:
+            if event.kind == "line":
+                word = event.text.strip().lower()
+                if word == "quit" and self.quit_allowed:
+                    self._send("bye\r\n")
+                    self._halt.set()
+                    return False
+                if word == "watch":
+                    self._watch()
+                else:
+                    self._send(self.console.handle(event.text))
+                self._send(self._prompt())
+            elif event.kind == "error":
+                self._send(event.text + "\r\n" + self._prompt())
+            elif event.kind == "cancel":          # the editor echoed "^C" and the line end
+                self._send(self._prompt())
+        return True
 
     def start(self) -> "ConsoleSession":
         self.thread = threading.Thread(target=self.serve, name="console", daemon=True)
@@ -184,3 +290,47 @@ class ConsoleSession:
         self._halt.set()
         if self.thread is not None:
             self.thread.join(5)
+
+
+def _console(backend, state_dir: Path, store: Path, logs):
+    from controller.access import Access, PinFile
+    from controller.audit import AuditLog
+    from controller.console import Console
+    state_dir = Path(state_dir)
+    pins = PinFile(state_dir / "pin")
+    console = Console(backend, Access(pins, auto_logout_s=AUTO_LOGOUT_S), AuditLog(state_dir / "audit.log"), Path(store),
+                      state_dir / "profiles", logs=logs)
+    return console, pins.problem
+
+
+def open_console(runtime, watch: GaitWatch, port, state_dir: Path, store: Path, *, logs=None,
+                 banner: str = "ankle console") -> ConsoleSession:
+    """Start the console for a running controller on ``port`` (pyserial's read/write).
+
+    ``state_dir`` holds the PIN (``pin``, set with ``ankle pin set``), the audit log
+    (``audit.log``) and the profiles (``profiles/``); ``store`` is the parameter file
+    ``save`` writes; ``logs`` a :class:`controller.logger.LogSwitch` for ``log start|stop``.
+    ``watch`` must be among the runtime's telemetry sinks.  Without a PIN the console is
+    read-only, and says so.
+    """
+    console, problem = _console(RuntimeBackend(runtime, watch), state_dir, store, logs)
+    lines = [banner + "; 'help' lists the commands"]
+    if problem:
+        lines.append(f"read-only: {problem}")
+    return ConsoleSession(port, console, banner="\n".join(lines)).start()
+
+
+def service_console(port, state_dir: Path, store: Path) -> ConsoleSession:
+    """The console with no controller running (``ankle console``), on ``port``; not started
+    (call :meth:`ConsoleSession.serve` or :meth:`ConsoleSession.start`).  It boots from ``store``
+    as the controller would: a damaged file falls back to its backup or the defaults, and the
+    banner says so."""
+    from controller import paramstore
+    loaded = paramstore.load(store)
+    console, problem = _console(OfflineBackend(loaded.params), state_dir, store, None)
+    lines = [f"ankle service console: no controller is running; parameters from {loaded.source} ({store})"]
+    lines += [f"  {line}" for line in loaded.problems]
+    if problem:
+        lines.append(f"read-only: {problem}")
+    lines.append("'help' lists the commands; 'quit' ends")
+    return ConsoleSession(port, console, banner="\n".join(lines), quit_allowed=True)

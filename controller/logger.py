@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 from controller.csvlog import fsync_directory
 from hal.bus import BusConfig, open_bus
 
-__all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "CanTrafficLog"]
+__all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "LogSwitch", "CanTrafficLog"]
 
 #: DESIGN.md's replay columns, then the torques, faults and mode; every other column follows.
 FIRST_COLUMNS = ("t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
@@ -145,6 +146,64 @@ class CsvSessionLog:
 
 
 _CAN_WRITERS = {"blf": (can.BLFWriter, "wb"), "asc": (can.ASCWriter, "w")}
+
+
+class LogSwitch:
+    """A telemetry sink the console turns on and off: each ``start`` opens a new
+    :class:`CsvSessionLog` in ``directory``, named by the local time, and ``stop`` closes it.
+
+    The sink runs on the telemetry thread, ``start``/``stop`` on the console's; a lock keeps a
+    batch from landing in a closing file.  A log that fails to write (a full disk) is closed
+    and the error kept for :meth:`status`; the controller is never affected.
+    """
+
+    def __init__(self, directory, columns: Sequence[str]):
+        self.directory = Path(directory)
+        self.columns = tuple(columns)
+        self.log: Optional[CsvSessionLog] = None
+        self.error: Optional[str] = None
+        self._lock = threading.Lock()
+
+    def __call__(self, rows: np.ndarray) -> None:
+        with self._lock:
+            if self.log is None:
+                return
+            try:
+                self.log.write(rows)
+            except OSError as e:
+                self.error = f"{self.log.path}: {e.strerror or e}; the log was stopped"
+                self._close()
+
+    def start(self) -> Path:
+        """Open a new log; returns its path.  FileExistsError if one is already running."""
+        with self._lock:
+            if self.log is not None:
+                raise FileExistsError(f"already logging to {self.log.path}")
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = self.directory / f"ankle-{stamp}.csv"
+            for n in range(2, 100):              # two starts in one second: a new name, never reuse
+                if not path.exists():
+                    break
+                path = self.directory / f"ankle-{stamp}-{n}.csv"
+            self.log = CsvSessionLog(path, self.columns)
+            self.error = None
+            return path
+
+    def stop(self) -> Optional[CsvSessionLog]:
+        """Close the running log (returned, for its path and row count); None if none ran."""
+        with self._lock:
+            log = self.log
+            self._close()
+            return log
+
+    def _close(self) -> None:
+        if self.log is not None:
+            try:
+                self.log.close()
+            except OSError as e:
+                self.error = f"{self.log.path}: {e.strerror or e}"
+            self.log = None
 
 
 class _CountingListener(can.Listener):

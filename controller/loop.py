@@ -16,6 +16,7 @@ import numpy as np
 from controller._tick import TELEMETRY_COLUMNS, Tick
 from controller.params import ParamSet
 from hal.ak import check_mit_range
+from hal.errors import ConfigError
 
 __all__ = ["HostLoop", "build_tick", "TELEMETRY_COLUMNS", "telemetry_table"]
 
@@ -29,8 +30,12 @@ def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
     """
     if not isinstance(params, ParamSet):
         raise TypeError("params must be a validated controller.params.ParamSet")
+    checked = check_mit_range(mit_range)
+    if params["actuator.max_torque_Nm"] > checked["t_max"]:
+        raise ConfigError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond the "
+                          f"driver's MIT torque range t_max = {checked['t_max']:g} N*m")
     tick = Tick()
-    tick.configure(params, check_mit_range(mit_range), driver_id, reply_id)
+    tick.configure(params, checked, driver_id, reply_id)
     return tick
 
 

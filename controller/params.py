@@ -243,6 +243,21 @@ REGISTRY: Tuple[Param, ...] = (
     _p("actuator.direction", "1", -1, -1, 1, 2,
        "+1 if the driver turns positive with dorsiflexion, -1 if with plantarflexion.",
        live=False, kind=int),
+    _p("actuator.max_torque_Nm", "N*m", 18.0, 1.0, 200.0, 0.1,
+       "Peak torque of the driver's output shaft (AK80-9: 18 N*m); safety.max_torque_Nm must fit "
+       "within it x actuator.ratio x actuator.efficiency, and the driver's MIT range must cover it.",
+       live=False),
+    # --- sensor calibration (set by the console's `calibrate`, standing still) ------------------
+    _p("calibration.ankle_zero_rad", "rad", 0.0, -0.35, 0.35, 0.001,
+       "Joint-encoder reading at the neutral ankle (foot flat, shank upright); subtracted from it.",
+       live=False),
+    _p("calibration.motor_zero_rad", "rad", 0.0, -0.35, 0.35, 0.001,
+       "Driver angle (ankle side) at the neutral ankle; subtracted from readings, added to set-points.",
+       live=False),
+    _p("calibration.gyro_bias_rad_s", "rad/s", 0.0, -0.3, 0.3, 0.0005,
+       "Shank gyro reading at rest; subtracted from it.", live=False),
+    _p("calibration.load_offset_N", "N", 0.0, -300.0, 300.0, 0.5,
+       "Load-cell reading with the foot off the ground; subtracted from it.", live=False),
     # --- loop ---------------------------------------------------------------------------
     _p("loop.rate_Hz", "Hz", 1000.0, 100.0, 2000.0, 100.0,
        "Control loop rate.", live=False),
@@ -328,6 +343,11 @@ def _check_cross(v: Mapping[str, float]) -> None:
         raise ParamError("thermal thresholds must satisfy derate_start_degC < alert_degC <= limit_degC")
     if v["actuator.direction"] not in (-1, 1):
         raise ParamError("actuator.direction must be -1 or +1")
+    capacity = v["actuator.max_torque_Nm"] * v["actuator.ratio"] * v["actuator.efficiency"]
+    if v["safety.max_torque_Nm"] > capacity:
+        raise ParamError(
+            f"safety.max_torque_Nm = {v['safety.max_torque_Nm']:.0f} N*m exceeds what the actuator can give: "
+            f"{capacity:.1f} N*m (actuator.max_torque_Nm x actuator.ratio x actuator.efficiency)")
     peak = v["pushoff.torque_Nm_kg"] * v["wearer.mass_kg"]
     if peak > v["safety.max_torque_Nm"]:
         raise ParamError(

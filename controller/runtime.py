@@ -27,6 +27,7 @@ import numpy as np
 
 from controller import _rt
 from controller._ring import memory_fence
+from controller._tick import STILL_S
 from controller._rtloop import run_loop
 from controller.loop import HostLoop, build_tick
 from controller.params import ParamSet
@@ -202,8 +203,8 @@ class _Retuner:
                 self.generation = self.shared.snapshot.generation
                 fixed = self.tick.fixed_changes(target)
                 if fixed:
-                    if self.tick.gait["walking"]:
-                        raise ValueError(f"only while standing: {', '.join(fixed)}")
+                    if self.tick.gait["walking"] or self.tick.still_for_s() < STILL_S:
+                        raise ValueError(f"only while standing still: {', '.join(fixed)}")
                     self.tick.retune(target, allow_fixed=True)
                     return self._done()
                 self.start, self.target, self.step = self.tick.params, target, 0
@@ -229,17 +230,17 @@ class _Retuner:
 class Requests:
     """Answers the console's requests in the tick's process, between ticks.
 
-    ``clear_faults`` is tried at every tick for up to :data:`CLEAR_WINDOW_S` (the wearer's
-    foot must be off the ground, which in walking is each swing); the answer is "" or the
-    last reason it was refused.  ``select_passive`` (arg 1: passive, 0: walk) takes at once.
-    Never raises (it runs inside the loop).
+    ``clear_faults`` and ``select_mode`` (arg: a mode number of ``controller.faults.MODES``)
+    are tried at every tick for up to :data:`RETRY_WINDOW_S`: some need the wearer's foot
+    off the ground, which in walking is each swing.  The answer is "" or the last reason it
+    was refused.  Never raises (it runs inside the loop).
     """
 
-    CLEAR_WINDOW_S = 2.0
+    RETRY_WINDOW_S = 2.0
 
     def __init__(self, tick, shared: SharedChannels):
         self.tick, self.shared = tick, shared
-        self._clear_until = None
+        self._retry_until = None
 
     def __call__(self) -> None:
         shared = self.shared
@@ -247,23 +248,23 @@ class Requests:
         code, arg = shared.stat("req_code"), shared.stat("req_arg")
         try:
             if code == REQUESTS["clear_faults"]:
-                now = self.tick.safety.last_now_s
-                if self._clear_until is None:
-                    self._clear_until = now + self.CLEAR_WINDOW_S
                 reason = self.tick.clear_faults()
-                if reason and now < self._clear_until:
-                    return                              # try again next tick
-                self._answer(reason)
-            elif code == REQUESTS["select_passive"]:
-                self.tick.safety.select_passive(bool(arg))
-                self._answer("")
+            elif code == REQUESTS["select_mode"]:
+                reason = self.tick.select_mode(arg)
             else:
                 self._answer(f"unknown request {code}")
+                return
+            now = self.tick.safety.last_now_s
+            if self._retry_until is None:
+                self._retry_until = now + self.RETRY_WINDOW_S
+            if reason and now < self._retry_until:
+                return                                  # try again next tick
+            self._answer(reason)
         except Exception as e:       # the loop must go on; the console hears what went wrong
             self._answer(f"{type(e).__name__}: {e}")
 
     def _answer(self, text: str) -> None:
-        self._clear_until = None
+        self._retry_until = None
         self.shared.set_reply(text)
         memory_fence()                                  # the reply lands before the acknowledgement
         self.shared.set_stat("ack_seq", self.shared.stat("req_seq"))
@@ -391,7 +392,7 @@ class Runtime:
         return self.shared.snapshot.publish(np.array(params.vector()))
 
     def request(self, name: str, arg: int = 0, timeout_s: float = 5.0) -> str:
-        """Ask the tick to ``clear_faults`` or ``select_passive`` (arg 1/0) between ticks; returns
+        """Ask the tick to ``clear_faults`` or ``select_mode`` (arg: a mode number) between ticks; returns
         its answer ("" when done, else why not).  One request at a time (one console)."""
         if name not in REQUESTS:
             raise ValueError(f"unknown request {name!r}; known: {', '.join(REQUESTS)}")

@@ -30,7 +30,7 @@ STAT = {name: i for i, name in enumerate((
     "req_seq", "req_code", "req_arg", "ack_seq",
 ))}
 #: Requests to the tick (``req_code``), answered between ticks (see controller.runtime.Requests).
-REQUESTS = {"clear_faults": 1, "select_passive": 2}
+REQUESTS = {"clear_faults": 1, "select_mode": 2}
 #: Values of ``stats[STAT["state"]]``.
 RUN_STATES = ("starting", "running", "stopped", "failed")
 _STATS_BYTES = 256

@@ -43,3 +43,87 @@ def kill_when_ready(args, rng, max_delay_s, **popen):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+# --- the console over a real pseudo-terminal ---------------------------------------------------
+
+import contextlib  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+CONSOLE_PROMPT = re.compile(rb"ankle[>#] $")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Terminal:
+    """pyserial on the console's pty: type a line, read until the next prompt."""
+
+    def __init__(self, path):
+        """``path``: a tty's path (opened with pyserial), or a port object with pyserial's
+        read/write/in_waiting (controller.console_session.FdPort on a pty's master)."""
+        import serial
+        self.port = serial.Serial(path, timeout=0.05) if isinstance(path, str) else path
+
+    def read_until(self, done, timeout_s: float = 10.0, on_data=None) -> bytes:
+        """Bytes until ``done(bytes so far)``; AssertionError (a hang) if not within ``timeout_s``.
+        ``on_data(bytes so far)`` sees every arrival (e.g. to answer a `watch` with a key)."""
+        import time
+        out = b""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            out += self.port.read(self.port.in_waiting or 1)    # back as soon as anything arrives
+            if on_data is not None:
+                on_data(out)
+            if done(out):
+                return out
+        raise AssertionError(f"no prompt within {timeout_s} s (a hang); got {out[-500:]!r}")
+
+    def read_until_prompt(self, timeout_s: float = 10.0, after: bytes = b"") -> str:
+        """What arrives up to a prompt that follows ``after`` (an earlier prompt still queued,
+        e.g. the banner's, is read past)."""
+        def done(out: bytes) -> bool:
+            start = out.find(after)
+            return start >= 0 and CONSOLE_PROMPT.search(out, start + len(after)) is not None
+        out = self.read_until(done, timeout_s)
+        return out[out.find(after):].decode("utf-8", "replace")
+
+    def send(self, data: bytes, timeout_s: float = 10.0) -> str:
+        self.port.write(data)
+        return self.read_until_prompt(timeout_s)
+
+    def cmd(self, line: str, end: bytes = b"\r", timeout_s: float = 10.0) -> str:
+        """The reply to ``line`` (without the echo and the prompt)."""
+        self.port.write(line.encode() + end)
+        out = self.read_until_prompt(timeout_s, after=line.encode() + b"\r\n")
+        body = out.split("\r\n", 1)[1]
+        return CONSOLE_PROMPT.sub(b"", body.encode()).decode().strip()
+
+
+@contextlib.contextmanager
+def sim_console(state, pin: str, *args: str):
+    """``ankle sim --realtime --console`` in ``state`` (extra ``args``: scenario, duration, ...):
+    yields (a Terminal at the first prompt, the process); stops it with SIGINT afterwards."""
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--realtime", "--console",
+                             "--state-dir", str(state), "--pin", pin, *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        path = None
+        for line in proc.stdout:
+            m = re.search(r"console on (\S+)", line)
+            if m:
+                path = m.group(1)
+                break
+        assert path, proc.stderr.read()
+        term = Terminal(path)
+        term.send(b"\r")            # pyserial flushes what waited before it opened: ask for a prompt
+        yield term, proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

@@ -106,6 +106,7 @@ def test_board_example_parses(monkeypatch):
     assert cfg.realtime.priority == 80 and cfg.realtime.cpus == (3,) and cfg.realtime.lock_memory
     assert cfg.params.file == Path("/var/lib/ankle/ankle.params")
     assert cfg.console.port == "/dev/ttyGS0" and cfg.console.baudrate == 115200
+    assert cfg.console.state_directory == Path("/var/lib/ankle")        # beside the parameter file
     assert cfg.log.directory == Path("/var/log/ankle")
     assert cfg.loop.duration_s is None
     json.dumps(cfg.to_dict())
@@ -262,6 +263,7 @@ BAD = [
     ("console.port", {"console.port": 0}, "console.port: must be a string"),
     ("console.baudrate", {"console.baudrate": 12345}, "console.baudrate: must be one of 9600, 19200"),
     ("console.baudrate", {"console.baudrate": 115200.0}, "console.baudrate: must be one of"),
+    ("console.state_directory", {"console.state_directory": 7}, "console.state_directory: must be a string"),
     ("log.directory", {"log.directory": []}, "log.directory: must be a string, got []"),
     ("log.csv", {"log.csv": "true"}, "log.csv: must be true or false"),
     ("log.can", {"log.can": "csv"}, "log.can: must be one of '', 'blf', 'asc', got 'csv'"),
@@ -294,6 +296,16 @@ def test_every_field_has_a_row():
     names = {f"{section}.{key}" for section, table in cfg.to_dict().items() if section != "source"
              for key in table}
     assert names == {row[0] for row in BAD}
+
+
+def test_a_console_needs_a_parameter_file_and_keeps_its_state_beside_it():
+    with pytest.raises(ConfigError, match=r"^console\.port: the console needs a parameter file"):
+        parse(_apply({"console.port": "/dev/ttyGS0"}))
+    cfg = parse(_apply({"console.port": "/dev/ttyGS0", "params.file": "/data/ankle.params"}))
+    assert cfg.console.state_directory == Path("/data")
+    cfg = parse(_apply({"console.port": "/dev/ttyGS0", "params.file": "/data/ankle.params",
+                        "console.state_directory": "/secure"}))
+    assert cfg.console.state_directory == Path("/secure")
 
 
 def test_missing_required_sections_name_their_first_field():

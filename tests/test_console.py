@@ -4,82 +4,35 @@ from __future__ import annotations
 
 import random
 import re
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import serial
 
 from controller import paramstore
 from controller.audit import read as read_audit
 from controller.params import REGISTRY
+from conftest import CONSOLE_PROMPT, sim_console
 
-ROOT = Path(__file__).resolve().parent.parent
 PIN = "2468"
-PROMPT = re.compile(rb"ankle[>#] $")
-
-
-class Terminal:
-    """pyserial on the console's pty: type a line, read until the next prompt."""
-
-    def __init__(self, path: str):
-        self.port = serial.Serial(path, timeout=0.05)
-
-    def read_until_prompt(self, timeout_s: float = 10.0) -> str:
-        out = b""
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            out += self.port.read(4096)
-            if PROMPT.search(out):
-                return out.decode("utf-8", "replace")
-        raise AssertionError(f"no prompt within {timeout_s} s; got {out[-500:]!r}")
-
-    def send(self, data: bytes) -> str:
-        self.port.write(data)
-        return self.read_until_prompt()
-
-    def cmd(self, line: str, end: bytes = b"\r") -> str:
-        """The reply to ``line`` (without the echo and the prompt)."""
-        out = self.send(line.encode() + end)
-        body = out.split("\r\n", 1)[1] if "\r\n" in out else out
-        return PROMPT.sub(b"", body.encode()).decode().strip()
+PROMPT = CONSOLE_PROMPT
 
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory):
     state = tmp_path_factory.mktemp("console")
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--realtime", "--console",
-                             "--duration", "300", "--state-dir", str(state), "--pin", PIN],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    path = None
-    for line in proc.stdout:
-        m = re.search(r"console on (\S+)", line)
-        if m:
-            path = m.group(1)
-            break
-    assert path, proc.stderr.read()
-    term = Terminal(path)
-    term.send(b"\r")            # pyserial flushes what waited before it opened: ask for a prompt
-    yield term, state
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with sim_console(state, PIN, "--duration", "300") as (term, _):
+        yield term, state
 
 
 def _walking(term) -> bool:
-    return "cadence --" not in term.cmd("status")
+    return "\nwalking; cadence" in "\n" + term.cmd("status")
 
 
 def test_help_lists_every_command_and_explains_one(console):
     term, _ = console
     out = term.cmd("help")
     for name in ("params", "get", "set", "diff", "undo", "save", "load", "default", "profile", "status",
-                 "faults", "clear", "mode", "login", "logout"):
+                 "watch", "faults", "clear", "mode", "calibrate", "log", "login", "logout"):
         assert re.search(rf"^{name}\b", out, re.M), name
     assert term.cmd("help set").startswith("set NAME VALUE")
 
@@ -126,6 +79,29 @@ def test_a_fixed_parameter_is_refused_while_walking(console):
         time.sleep(0.5)
     out = term.cmd("set wearer.mass_kg 70")
     assert "only change while the wearer stands still" in out and "nothing was changed" in out
+
+
+def test_calibration_and_standby_are_refused_while_walking(console):
+    term, _ = console
+    term.cmd(f"login {PIN}")
+    deadline = time.monotonic() + 20
+    while not _walking(term) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    before = term.cmd("calibrate")
+    assert "calibrate only while the wearer stands still" in term.cmd("calibrate imu")
+    assert term.cmd("calibrate") == before
+    assert term.cmd("mode standby", timeout_s=15) == \
+        "refused: standby only while the wearer stands still; nothing changed"
+    assert "no calibration 'knee'" in term.cmd("calibrate knee")
+
+
+def test_a_cross_parameter_rule_is_checked(console):
+    term, _ = console
+    term.cmd(f"login {PIN}")
+    out = term.cmd("set safety.max_torque_Nm 120")
+    assert "exceeds what the actuator can give: 119.7 N*m" in out and out.count("\n") == 0
+    out = term.cmd("set pushoff.torque_Nm_kg 1.5")
+    assert "exceeds safety.max_torque_Nm" in out
 
 
 def test_undo_takes_back_the_last_change_only(console):
@@ -222,6 +198,6 @@ def test_mode_passive_and_walk_and_clear(console):
     assert term.cmd("mode walk").startswith("mode walk selected")
     out = term.cmd("clear")                        # tried through the next swing
     assert out.startswith("cleared") or out.startswith("refused: still present"), out
-    assert "usage: mode walk|passive" in term.cmd("mode fly")
+    assert "usage: mode walk|passive|standby" in term.cmd("mode fly")
     actions = [r["action"] for r in read_audit(state / "audit.log")]
     assert actions.count("mode") >= 2 and "clear" in actions

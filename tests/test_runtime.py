@@ -206,17 +206,32 @@ def test_ramp_steps_are_thirds_of_the_change():
     assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(before + 2 * (0.6 - before) / 3)
 
 
-def test_a_fixed_parameter_changes_at_once_while_not_walking_and_a_bad_vector_is_refused():
+def test_a_fixed_parameter_changes_at_once_only_standing_still_and_a_bad_vector_is_refused():
+    from conftest import inputs
     tick, shared, retune = _retuner()
-    assert tick.gait["walking"] == 0
+    tick.start(0.0)
+
+    def tick_at(now_s, gyro_rad_s):
+        tick.set_inputs(inputs(shank_gyro_rad_s=gyro_rad_s, motor_rx_s=now_s, imu_rx_s=now_s, load_rx_s=now_s,
+                               node_status_rx_s=now_s))
+        tick.update(now_s)
+
     shared.snapshot.publish(np.array(ParamSet({"wearer.mass_kg": 60.0}).vector()))
     values = np.zeros(shared.n_params)
     shared.snapshot.poll(values)
+    tick_at(0.5, 0.0)                     # just started: nothing known yet, counts as moving
+    assert retune(values) is False and shared.stat("params_rejected") == 1
+    tick_at(1.6, 2.0)                     # the shank turns: moving
+    assert retune(values) is False and shared.stat("params_rejected") == 2
+    tick_at(2.4, 0.05)                    # quiet since 1.6 s: not yet still for 1 s
+    assert retune(values) is False and shared.stat("params_rejected") == 3
+    tick_at(2.7, 0.05)
+    assert tick.gait["walking"] == 0 and tick.still_for_s() == pytest.approx(1.1)
     assert retune(values) is False
-    assert tick.params["wearer.mass_kg"] == 60.0
+    assert tick.params["wearer.mass_kg"] == 60.0 and shared.stat("params_rejected") == 3
     values[0] = -1.0                                   # out of range: refused, nothing changes
     assert retune(values) is False
-    assert shared.stat("params_rejected") == 1 and tick.params["wearer.mass_kg"] == 60.0
+    assert shared.stat("params_rejected") == 4 and tick.params["wearer.mass_kg"] == 60.0
 
 
 def test_a_frozen_host_is_caught_by_the_driver_watchdog_and_the_overrun_check():
@@ -407,6 +422,52 @@ def test_ankle_run_stops_on_sigterm_and_switches_the_driver_off(tmp_path):
         served.stop()
 
 
+def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
+    from conftest import Terminal
+    from controller.console_session import FdPort
+    master, slave = os.openpty()                        # the board's UART, seen from the laptop
+    port_path = os.ttyname(slave)
+    state = tmp_path / "state"
+    pin = subprocess.run(CLI + ["pin", "set", "--state-dir", str(state)], input="97531\n", cwd=ROOT,
+                         capture_output=True, text=True)
+    assert pin.returncode == 0 and (state / "pin").stat().st_mode & 0o077 == 0, pin.stderr
+    served = _Served()
+    try:
+        cfg = served.config(tmp_path, f"""
+            [params]
+            file = "{tmp_path / 'ankle.params'}"
+            [console]
+            port = "{port_path}"
+            state_directory = "{state}"
+        """)
+        proc = subprocess.Popen(CLI + ["run", "--config", str(cfg), "--duration", "60"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in proc.stdout:
+                if line.startswith("console: "):
+                    assert port_path in line, line
+                    break
+            term = Terminal(FdPort(master))
+            term.send(b"\r")
+            assert term.cmd("login 97531").startswith("prosthetist")
+            assert "takes effect" in term.cmd("set swing.target_rad 0.06")
+            assert "saved to" in term.cmd("save")
+            assert "battery" in term.cmd("status")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "driver switched off" in out
+    finally:
+        served.stop()
+        os.close(master)
+        os.close(slave)
+    from controller import paramstore
+    from controller.audit import read as read_audit
+    assert paramstore.load(tmp_path / "ankle.params").params["swing.target_rad"] == 0.06
+    assert [r["action"] for r in read_audit(state / "audit.log")] == ["login", "set", "save"]
+
+
 def _tick_pid(supervisor_pid: int):
     """The pid of the supervisor's child named ankle-tick, or None."""
     for entry in Path("/proc").iterdir():
@@ -448,7 +509,7 @@ def test_the_tick_stops_itself_when_its_supervisor_dies(tmp_path):
         served.stop()
 
 
-def test_requests_clear_a_latched_fault_and_select_passive_between_ticks():
+def test_requests_clear_a_latched_fault_and_select_modes_between_ticks():
     from controller.faults import MODES
     answers = {}
 
@@ -460,13 +521,15 @@ def test_requests_clear_a_latched_fault_and_select_passive_between_ticks():
             os.kill(runtime.process.pid, signal.SIGCONT)
             time.sleep(0.2)
             answers["clear"] = runtime.request("clear_faults")
-            answers["passive"] = runtime.request("select_passive", 1)
+            answers["passive"] = runtime.request("select_mode", 3)
             time.sleep(0.3)
-            answers["walk"] = runtime.request("select_passive", 0)
+            answers["walk"] = runtime.request("select_mode", 1)
+            answers["standby"] = runtime.request("select_mode", 0)        # tried for 2 s, walking all along
         threading.Thread(target=ask, daemon=True).start()
 
-    rt = _session(6.0, on_start=on_start)
-    assert answers == {"clear": "", "passive": "", "walk": ""}
+    rt = _session(8.0, on_start=on_start)
+    assert answers == {"clear": "", "passive": "", "walk": "",
+                       "standby": "refused: standby only while the wearer stands still; nothing changed"}
     tel = rt.telemetry
     faults = tel[:, COL["faults"]].astype(np.int64)
     latched = np.flatnonzero(faults & fault_bit("overrun"))

@@ -15,7 +15,7 @@ P = ParamSet()
 MAX = P["safety.max_torque_Nm"]
 SLEW = P["safety.max_slew_Nm_s"]
 DT = 1e-3
-WALK, SAFE, PASSIVE = 1, 2, 3
+STANDBY, WALK, SAFE, PASSIVE = 0, 1, 2, 3
 
 
 def safety(now=1.0):
@@ -234,10 +234,66 @@ def test_a_corrupt_parameter_file_refuses_powered_mode():
 
 def test_passive_mode_chosen_gives_no_pushoff():
     s = safety()
-    s.select_passive(True)
+    s.select_mode(PASSIVE)
     _, out = ticks(s, 200, cmd=dict(torque_ff_Nm=50.0, pushoff_Nm=40.0), g=dict(stance=0))
     assert s.mode == PASSIVE and out["torque_ff_Nm"] == pytest.approx(10.0) and out["pushoff_Nm"] == 0.0
     assert DEGRADING & s.faults == 0
+
+
+def test_standby_ramps_the_torque_out_is_free_unloaded_and_a_passive_foot_loaded():
+    s = safety()
+    now, out = ticks(s, 40, cmd=dict(torque_ff_Nm=30.0), g=dict(stance=1), load_N=700.0)
+    assert out["torque_ff_Nm"] == pytest.approx(30.0)
+    s.select_mode(STANDBY)
+    now, first = ticks(s, 1, t0=now, cmd=dict(torque_ff_Nm=30.0), g=dict(stance=1), load_N=700.0)
+    assert s.mode == STANDBY and first["torque_ff_Nm"] > 25.0, "the torque stepped on entering standby"
+    now, out = ticks(s, int(P["safety.ramp_s"] / DT) + 5, t0=now, cmd=dict(torque_ff_Nm=30.0),
+                     g=dict(stance=1), load_N=700.0)
+    assert out["torque_ff_Nm"] == pytest.approx(0.0, abs=1e-9) and out["pushoff_Nm"] == 0.0
+    assert out["kp_Nm_rad"] == pytest.approx(P["safety.passive_stiffness_Nm_rad"])
+    # the foot lifted: the spring fades out over safety.ramp_s, never a step
+    previous = out["kp_Nm_rad"]
+    for _ in range(int(P["safety.ramp_s"] / DT) + 5):
+        now, out = ticks(s, 1, t0=now, g=dict(stance=0), load_N=0.0)
+        assert previous - out["kp_Nm_rad"] <= P["safety.passive_stiffness_Nm_rad"] * DT / P["safety.ramp_s"] + 1e-6
+        previous = out["kp_Nm_rad"]
+    assert out["kp_Nm_rad"] == 0.0 and out["kd_Nms_rad"] == 0.0 and out["torque_ff_Nm"] == 0.0
+    # a fault still takes precedence over the choice
+    ticks(s, 1, t0=now, motor_error=1)
+    assert s.mode == SAFE
+
+
+def test_standby_is_left_only_with_the_foot_off_the_ground():
+    tick = build_tick(P, mit_range("AK80-9"), 1)
+    tick.start(1.0)
+    now = 1.0
+
+    def step(load_N):
+        nonlocal now
+        now += DT
+        tick.set_inputs(fresh(now, load_N=load_N, supply_V=24.0))
+        tick.update(now)
+
+    step(700.0)
+    assert not tick.gait["walking"]
+    assert tick.select_mode(STANDBY) == ""          # standing: allowed, even loaded
+    step(700.0)
+    assert tick.safety.mode == STANDBY
+    reason = tick.select_mode(WALK)
+    assert reason.startswith("refused: standby ends only with the foot off the ground")
+    step(700.0)
+    assert tick.safety.mode == STANDBY
+    step(0.0)
+    assert tick.select_mode(WALK) == "" and tick.select_mode(WALK) == ""
+    step(0.0)
+    assert tick.safety.mode == WALK
+
+
+def test_select_mode_refuses_an_unknown_mode_and_changes_nothing():
+    s = safety()
+    with pytest.raises(ValueError, match="walk"):
+        s.select_mode(SAFE)
+    assert s.mode == WALK
 
 
 finite = st.floats(min_value=-1e4, max_value=1e4)
@@ -246,14 +302,18 @@ wild = st.one_of(finite, st.sampled_from([float("nan"), float("inf"), -float("in
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(wild, wild, wild, wild, wild, wild, st.booleans(), st.booleans(),
-                          st.integers(-5, 300), wild), min_size=1, max_size=80))
+                          st.integers(-5, 300), wild, st.sampled_from([WALK, WALK, WALK, PASSIVE, STANDBY])),
+                min_size=1, max_size=80))
 def test_any_input_sequence_through_the_whole_kernel_gives_a_finite_bounded_command(seq):
-    """Monitor, estimator, controller and safety on any inputs (NaN, Inf, extremes, stale data)."""
+    """Monitor, estimator, controller and safety on any inputs (NaN, Inf, extremes, stale data)
+    and any mode the prosthetist may choose, refused or not."""
     tick = build_tick(P, mit_range("AK80-9"), 1)
     tick.start(1.0)
     last_ff = 0.0
     now = 1.0
-    for angle, vel, load, gyro, torque, supply, stale, late, error, temp in seq:
+    for angle, vel, load, gyro, torque, supply, stale, late, error, temp, mode in seq:
+        answer = tick.select_mode(mode)
+        assert answer == "" or answer.startswith("refused"), answer
         now += 2.5 * DT if late else DT
         rx = now - 0.5 if stale else now
         tick.set_inputs(inputs(motor_angle_rad=angle, motor_vel_rad_s=vel, load_N=load, shank_gyro_rad_s=gyro,
