@@ -28,6 +28,14 @@ def _walking(term) -> bool:
     return "\nwalking; cadence" in "\n" + term.cmd("status")
 
 
+def _logged_in_and_walking(term) -> None:
+    term.cmd(f"login {PIN}")
+    deadline = time.monotonic() + 20
+    while not _walking(term):
+        assert time.monotonic() < deadline, "the simulated wearer never walked"
+        time.sleep(0.5)
+
+
 def test_help_lists_every_command_and_explains_one(console):
     term, _ = console
     out = term.cmd("help")
@@ -55,6 +63,9 @@ def test_read_only_until_the_pin_then_changes_are_audited(console):
     ("set pushoff.torque_Nm_kg 9", "is out of range [0, 1.5] N*m/kg"),
     ("set pushoff.torque_Nm_kg abc", "needs a number in [0, 1.5] N*m/kg"),
     ("set pushoff.torque_Nm_kg nan", "needs a finite number"),
+    ("set pushoff.torque_Nm_kg 0_6", "needs a number in [0, 1.5] N*m/kg"),
+    ("set pushoff.torque_Nm_kg ０.６", "needs a number in [0, 1.5] N*m/kg"),
+    ("set pushoff.torque_Nm_kg 0x1", "needs a number in [0, 1.5] N*m/kg"),
     ("set pushoff.torque_Nm_kg 0.6 rad", "is in N*m/kg"),
     ("set no.such_thing 1", "unknown parameter 'no.such_thing'"),
     ("set pushoff.torque_Nm_kg", "usage: set NAME VALUE"),
@@ -73,20 +84,14 @@ def test_bad_input_gets_one_clear_line_and_changes_nothing(console, line, expect
 
 def test_a_fixed_parameter_is_refused_while_walking(console):
     term, _ = console
-    term.cmd(f"login {PIN}")
-    deadline = time.monotonic() + 20
-    while not _walking(term) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    _logged_in_and_walking(term)
     out = term.cmd("set wearer.mass_kg 70")
     assert "only change while the wearer stands still" in out and "nothing was changed" in out
 
 
 def test_calibration_and_standby_are_refused_while_walking(console):
     term, _ = console
-    term.cmd(f"login {PIN}")
-    deadline = time.monotonic() + 20
-    while not _walking(term) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    _logged_in_and_walking(term)
     before = term.cmd("calibrate")
     assert "calibrate only while the wearer stands still" in term.cmd("calibrate imu")
     assert term.cmd("calibrate") == before
@@ -145,6 +150,17 @@ def test_backspace_edits_the_line(console):
     term, _ = console
     out = term.send(b"get swing.taXY\x7f\x08rget_rad\r")      # two typos erased, DEL and BS
     assert "swing.target_rad = " in out
+
+
+def test_ctrl_c_drops_the_line_once_and_typed_ahead_lines_are_answered_in_order(console):
+    term, _ = console
+    out = term.send(b"get swing\x03")
+    assert out.count("^C") == 1 and out.endswith(("^C\r\nankle> ", "^C\r\nankle# ")), out
+    term.port.write(b"get swing.target_rad\rget wearer.mass_kg\r")       # pasted: both in one read
+    out = term.read_until(lambda b: b.count(b"\r\nankle") >= 2 and CONSOLE_PROMPT.search(b) is not None
+                          and b.rstrip().endswith((b"ankle>", b"ankle#")) and b"wearer.mass_kg = " in b)
+    first, second = out.index(b"swing.target_rad = "), out.index(b"get wearer.mass_kg\r\n")
+    assert first < second < out.index(b"wearer.mass_kg = "), out      # echo 2 after reply 1
 
 
 def test_non_utf8_and_overlong_lines_are_refused(console):
