@@ -95,8 +95,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="walking scenario (default: steady)")
     s.add_argument("--speed", type=_bounded(float, *SPEED_RANGE_M_S, "m/s"), default=1.25, metavar="M_S",
                    help="walking speed in m/s (default 1.25)")
-    s.add_argument("--duration", type=_bounded(float, *DURATION_RANGE_S, "s"), default=30.0, metavar="S",
-                   help="simulated seconds (default 30)")
+    s.add_argument("--duration", type=_bounded(float, *DURATION_RANGE_S, "s"), default=None, metavar="S",
+                   help="simulated seconds (default 30; with --console 600, the real-time limit)")
     s.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), default=80.0, metavar="KG",
                    help="body mass in kg (default 80)")
     s.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1, ""), default=0, metavar="N",
@@ -117,9 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--can-log", type=_writable, metavar="F.blf|F.asc",
                    help="with --realtime: also record the raw CAN traffic (python-can BLF or ASC)")
     s.add_argument("--console", action="store_true",
-                   help="with --realtime: open the prosthetists' console on a new pseudo-terminal (its path is "
-                        "printed; attach with `python -m serial.tools.miniterm PATH` or `screen PATH`) while "
-                        "the simulated wearer walks")
+                   help="open the prosthetists' console on a new pseudo-terminal (its path is printed; attach "
+                        "with `python -m serial.tools.miniterm PATH` or `screen PATH`) while the simulated "
+                        "wearer walks in real time (implies --realtime)")
     s.add_argument("--state-dir", type=_directory, metavar="DIR",
                    help="with --console: where the parameter file, profiles, PIN and audit log live "
                         "(default: a new temporary directory)")
@@ -191,8 +191,12 @@ REALTIME_MAX_S = 600.0
 
 def _cmd_sim(args) -> int:
     from sim import evaluation, harness, report
+    if args.console:
+        args.realtime = True             # a console needs a wearer walking in real time
+    if args.duration is None:
+        args.duration = REALTIME_MAX_S if args.console else 30.0
     if not args.realtime:
-        for flag, given in (("--spin-us", args.spin_us), ("--can-log", args.can_log), ("--console", args.console)):
+        for flag, given in (("--spin-us", args.spin_us), ("--can-log", args.can_log)):
             if given:
                 raise UsageError(f"{flag} needs --realtime")
     if args.serve:

@@ -101,12 +101,12 @@ class Terminal:
 
 @contextlib.contextmanager
 def sim_console(state, pin: str, *args: str):
-    """``ankle sim --realtime --console`` in ``state`` (extra ``args``: scenario, duration, ...):
+    """``ankle sim --console`` (real time implied) in ``state`` (extra ``args``: scenario, duration, ...):
     yields (a Terminal at the first prompt, the process); stops it with SIGINT afterwards."""
     import signal
     import subprocess
     import sys
-    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--realtime", "--console",
+    proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--console",
                              "--state-dir", str(state), "--pin", pin, *args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
