@@ -48,6 +48,10 @@ class Backend(Protocol):
     def params(self) -> ParamSet:
         """The set last sent to the controller (in force, or ramping in)."""
 
+    def check(self, params: ParamSet) -> None:
+        """Raise ParamError if ``params`` does not suit the hardware behind this console (the
+        driver's torque range); the registry's own rules are checked already."""
+
     def send(self, params: ParamSet) -> None:
         """Hand ``params`` to the controller (applied at the next stride boundary, ramped)."""
 
@@ -197,6 +201,7 @@ class Console:
         if fixed and self.backend.moving():
             return None, (f"{', '.join(fixed)} can only change while the wearer stands still; the wearer "
                           f"is walking or moved within the last {STILL_S:g} s, nothing was changed")
+        self.backend.check(new)
         role = self.access.role
         for p in changed:              # recorded first: a change that cannot be recorded is not made
             self.audit.record(role, action, p.name, repr(running[p.name]), repr(new[p.name]))

@@ -24,7 +24,7 @@ import numpy as np
 
 from controller._tick import STILL_GYRO_RAD_S, STILL_S, TELEMETRY_COLUMNS
 from controller.lineedit import LineEditor
-from controller.params import ParamSet
+from controller.params import ParamError, ParamSet
 
 __all__ = ["ConsoleSession", "RuntimeBackend", "OfflineBackend", "GaitWatch", "FdPort", "open_console",
            "service_console"]
@@ -104,9 +104,18 @@ class RuntimeBackend:
     running = True
 
     def __init__(self, runtime, watch: GaitWatch):
+        from hal.ak import mit_range
         self.runtime = runtime
         self.watch = watch
         self._params: ParamSet = runtime.params
+        spec = runtime.spec
+        self._t_max_Nm = mit_range(spec.driver_model, spec.range_overrides or None)["t_max"]
+
+    def check(self, params: ParamSet) -> None:
+        """The tick would refuse an actuator torque its driver's MIT range cannot carry: say so here."""
+        if params["actuator.max_torque_Nm"] > self._t_max_Nm:
+            raise ParamError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond the "
+                             f"driver's MIT torque range t_max = {self._t_max_Nm:g} N*m")
 
     def params(self) -> ParamSet:
         return self._params
@@ -153,6 +162,9 @@ class OfflineBackend:
 
     def params(self) -> ParamSet:
         return self._params
+
+    def check(self, params: ParamSet) -> None:
+        """No driver to ask: ``ankle run`` checks the driver's range when it starts."""
 
     def send(self, params: ParamSet) -> None:
         self._params = params
