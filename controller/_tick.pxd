@@ -34,6 +34,9 @@ cdef class Tick:
     cdef int send_failures_run      # consecutive failed sends
     cdef int error_ticks_run        # consecutive ticks that brought error frames
     cdef double moved_s             # last tick at which the wearer walked or the shank turned
+    cdef double sound_load_N        # optional sound-side node (0x113): insole force, shank gyro
+    cdef double sound_gyro_rad_s
+    cdef double sound_rx_s          # when its last good frame arrived (-1: never)
 
     cdef bint ingest_frame(self, unsigned int can_id, const unsigned char* data, int dlc,
                            double now_s) noexcept nogil

@@ -15,8 +15,8 @@ from controller._pushoff cimport PushoffController
 from controller._safety cimport Safety
 from hal._mit cimport (MitRange, MitCommand, MitReply, mit_pack_command, mit_unpack_reply)
 from hal._link cimport FrameLink, CanFrame, LINK_ERROR, LINK_EXTENDED, LINK_REMOTE
-from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, decode_imu, decode_load,
-    decode_status, SENSOR_IMU_ID, SENSOR_LOAD_ID, SENSOR_STATUS_ID)
+from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, SoundFrame, decode_imu, decode_load,
+    decode_status, decode_sound, SENSOR_IMU_ID, SENSOR_LOAD_ID, SENSOR_STATUS_ID, SENSOR_SOUND_ID)
 
 #: Columns of a telemetry row, in order (``publish``).  The first ones are DESIGN.md's replay
 #: columns; ``torque_Nm`` is the measured ankle torque, ``torque_cmd_Nm`` the commanded total.
@@ -25,15 +25,21 @@ from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, decode_imu, d
 #: lets through, ``speed_m_s`` the controller's speed estimate, ``stance_work_J_kg`` the net
 #: ankle work of the last completed stance.  The last four are the runner's timing of the tick
 #: (``note_timing``): how late it woke after its deadline, and the read / update / write phases;
-#: NaN where not measured (the lock-step simulator has no deadline).
+#: NaN where not measured (the lock-step simulator has no deadline).  ``sound_load`` and
+#: ``sound_gyro`` come from the optional sound-side node (insole force [N], shank gyro [rad/s]);
+#: NaN without one, or when its last frame is older than SOUND_TIMEOUT_S.  The tick does not
+#: control with them: they are there for the gait-symmetry analysis (controller.symmetry).
 TELEMETRY_COLUMNS = (
     "t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
     "stance", "torque_Nm", "torque_cmd_Nm", "motor_angle", "motor_vel", "motor_temp_C",
     "mode", "faults", "stride_time_s", "frames_lost", "standing", "gait_source", "confidence",
     "warnings", "winding_temp_C", "torque_limit_Nm", "pushoff_cmd_Nm", "assist", "speed_m_s",
     "stance_work_J_kg", "supply_V", "late_s", "read_s", "update_s", "write_s",
+    "sound_load", "sound_gyro",
 )
-cdef int N_TELEMETRY = 33
+cdef int N_TELEMETRY = 35
+SOUND_TIMEOUT_S = 0.02          # 10 frames of the 500 Hz sound-side node
+cdef double _SOUND_TIMEOUT_S = SOUND_TIMEOUT_S
 #: Standing still, for changes that must not happen while the wearer moves (parameters that are
 #: not live, and calibration): not walking, and the shank slower than STILL_GYRO_RAD_S for STILL_S.
 #: Quiet standing sways the shank at a few hundredths of rad/s; a step turns it at several rad/s.
@@ -55,6 +61,8 @@ cdef class Tick:
         self.frames_sent = self.send_errors = self.error_frames = 0
         self.send_failures_run = self.error_ticks_run = 0
         self.moved_s = 0.0
+        self.sound_load_N = self.sound_gyro_rad_s = NAN
+        self.sound_rx_s = -1.0
         self.timing[0] = self.timing[1] = self.timing[2] = self.timing[3] = NAN
         self._reset_inputs()
 
@@ -173,6 +181,7 @@ cdef class Tick:
         cdef ImuFrame imu
         cdef LoadFrame load
         cdef StatusFrame status
+        cdef SoundFrame sound
         if dlc == 0:
             return False
         if can_id == <unsigned int>self.reply_id:
@@ -206,6 +215,13 @@ cdef class Tick:
             self._count_gap(&self.last_load_seq, load.seq)
             self.inp.load_seq = load.seq
             self.inp.load_rx_s = now_s
+            return True
+        if can_id == SENSOR_SOUND_ID:
+            if decode_sound(data, dlc, &sound) != 0 or sound.status != 0:
+                return False
+            self.sound_load_N = sound.load_N
+            self.sound_gyro_rad_s = sound.gyro_z_rad_s
+            self.sound_rx_s = now_s
             return True
         if can_id == SENSOR_STATUS_ID:
             if decode_status(data, dlc, &status) != 0:
@@ -382,6 +398,12 @@ cdef class Tick:
         r[30] = self.timing[1]
         r[31] = self.timing[2]
         r[32] = self.timing[3]
+        if self.sound_rx_s >= 0.0 and self.safety.last_now_s - self.sound_rx_s <= _SOUND_TIMEOUT_S:
+            r[33] = self.sound_load_N
+            r[34] = self.sound_gyro_rad_s
+        else:
+            r[33] = NAN
+            r[34] = NAN
 
     # ---- read-only views for tools and tests ----
     @property

@@ -91,7 +91,7 @@ class _BoardConsole:
     the wearer's ankle matters more than the tuning session.
     """
 
-    def __init__(self, cfg: RunConfig, say: Callable[[str], None]):
+    def __init__(self, cfg: RunConfig, say: Callable[[str], None], mass_kg: float):
         self.cfg, self.say = cfg, say
         self.port = self.session = None
         self.sinks: List[Callable[[np.ndarray], None]] = []
@@ -105,7 +105,7 @@ class _BoardConsole:
         except (serial.SerialException, ValueError, OSError) as e:
             say(f"console: cannot open {cfg.console.port} ({e}); running without a console")
             return
-        self.watch = GaitWatch()
+        self.watch = GaitWatch(mass_kg)
         log_dir = cfg.log.directory or cfg.console.state_directory / "logs"
         self.logs = LogSwitch(log_dir, TELEMETRY_COLUMNS)
         self.sinks = [self.watch, self.logs]
@@ -165,7 +165,7 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
                        boot_faults=boot_faults)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     sinks, closers = open_logs(cfg, cfg.bus, stamp, say)
-    console = _BoardConsole(cfg, say)
+    console = _BoardConsole(cfg, say, params["wearer.mass_kg"])
     sinks += console.sinks
     closers.append(console.close)
     latest = LatestRow()

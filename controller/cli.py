@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -143,6 +144,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), metavar="KG",
                    help="body mass in kg (default: the parameter default)")
     r.add_argument("--json", action="store_true", help="print one JSON object")
+
+    y = sub.add_parser("report", help="gait symmetry and push-off of a session, from its log",
+                       description="Analyse a session log stride by stride (the device's, the console's "
+                                   "`log start`, or ankle sim --log): stance-time and step-time symmetry "
+                                   "indices, push-off work and peak power; a text summary, and with --out a "
+                                   "figure with the ankle torque and power beside the able-bodied reference.")
+    y.add_argument("log", type=Path, metavar="LOG.csv")
+    y.add_argument("--out", type=_writable, metavar="REPORT.png", help="write the figure (needs matplotlib)")
+    y.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), default=80.0, metavar="KG",
+                   help="the wearer's body mass in kg (default 80): work and power per kg")
+    y.add_argument("--json", action="store_true", help="print one JSON object (with every stride)")
 
     b = sub.add_parser("run", help="run the controller on the device, from a TOML run configuration",
                        description="Run the controller as configured (bus, driver, loop rate, real-time "
@@ -325,7 +337,7 @@ class _SimConsole:
         self.state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="ankle-console-"))
         self.state.mkdir(parents=True, exist_ok=True)
         self.pin = args.pin
-        self.watch = GaitWatch()
+        self.watch = GaitWatch(args.mass)
         self.logs = LogSwitch(self.state / "logs", TELEMETRY_COLUMNS)
         self.sinks = [self.watch, self.logs]
         self.master, slave = os.openpty()
@@ -452,6 +464,30 @@ def _cmd_replay(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from controller.session_report import report, summary_text
+    result = report(args.log, args.mass, args.out)
+    if args.json:
+        result.pop("_strides")
+        print(json.dumps(_finite(result)))
+    else:
+        print(summary_text(result, str(args.log)))
+        if args.out is not None:
+            print(f"figure: {args.out}")
+    return 0
+
+
+def _finite(value):
+    """``value`` with every NaN / Inf as None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _cmd_params(args) -> int:
     chosen = [p for p in REGISTRY if args.group in (None, p.group)]
     if args.markdown:
@@ -537,7 +573,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``ankle`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params, "run": _cmd_run, "pin": _cmd_pin,
+    handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params, "run": _cmd_run, "pin": _cmd_pin, "report": _cmd_report,
                 "console": _cmd_console}
     from controller.csvlog import CsvError
     from hal.errors import HalError

@@ -41,7 +41,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from controller.params import by_name
-from hal._sensor_frames import IMU_ID, LOAD_ID, STATUS_ID
+from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
 from hal.ak import AK_MODELS, RANGE_KEYS, mit_range
 from hal.bus import BusConfig
 from hal.errors import ConfigError
@@ -62,7 +62,7 @@ BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 #: ``log.can`` values: "" (no CAN log), or a python-can log format.
 LOG_CAN_FORMATS = ("", "blf", "asc")
 
-_SENSOR_IDS = (IMU_ID, LOAD_ID, STATUS_ID)
+_SENSOR_IDS = (IMU_ID, LOAD_ID, STATUS_ID, SOUND_ID)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _RATE = by_name("loop.rate_Hz")
 
@@ -216,7 +216,7 @@ class DriverConfig:
     model: row of ``hal.ak.AK_MODELS``.
     id: the driver's CAN node id, 1..127 (commands go out on this standard id).  Required.
     reply_id: CAN id the driver replies on, 0..0x7FF (0x000 by default); not the driver's own
-    id and not one of the sensor node's frame ids (0x110..0x112).
+    id and not one of the sensor nodes' frame ids (0x110..0x113).
     timeout_s: how long a set-up request (enter motor mode, zero, exit) waits for its reply [s].
     range_overrides: per-motor corrections of the model's MIT ranges (firmware-dependent), keys of
     ``hal.ak.RANGE_KEYS``; checked with ``hal.ak.mit_range``.  Empty: the model's row as is.
@@ -507,7 +507,7 @@ def _check_driver(driver: DriverConfig) -> None:
                           f"got {driver.reply_id:#05x}")
     if driver.reply_id in _SENSOR_IDS:
         raise ConfigError(f"driver.reply_id: {driver.reply_id:#05x} is a sensor node frame id "
-                          f"(0x110..0x112, hal/sensor_node.dbc), got {driver.reply_id}")
+                          f"(0x110..0x113, hal/sensor_node.dbc), got {driver.reply_id}")
     try:
         driver.mit_range()
     except ConfigError as e:

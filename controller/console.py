@@ -22,6 +22,7 @@ import numpy as np
 
 from controller import calibration, paramstore
 from controller._tick import STILL_S
+from controller.symmetry import StrideSymmetry, trend
 from controller.faults import GAIT_SOURCES, MODES, fault_names, warning_names
 from controller.params import REGISTRY, Param, ParamError, ParamSet, by_name, groups
 
@@ -30,6 +31,9 @@ __all__ = ["Backend", "Console", "PROFILE_NAME"]
 #: Profile names: what a prosthetist would type (level-walking, slow_1), nothing a path could hide in.
 PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _EOL = "\r\n"
+SYMMETRY_MEAN_STRIDES = 10       # `status`: the stance-time SI averaged over this many strides
+TREND_STRIDES = 60               # `symmetry`: the trend over about the last minute of walking
+TREND_MIN_S = 30.0               # ... once there is at least this much of it
 #: A number as a prosthetist types it: ASCII decimal, optional sign and exponent.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 #: The modes a prosthetist may choose (name -> mode number); "safe" is the controller's alone.
@@ -64,6 +68,9 @@ class Backend(Protocol):
 
     def stats(self) -> Dict[str, object]:
         """The loop's counters (ticks, missed, params_applied, ...)."""
+
+    def strides(self) -> List["StrideSymmetry"]:
+        """The gait-symmetry records of the last strides, oldest first (controller.symmetry)."""
 
     def request(self, name: str, arg: int = 0) -> str:
         """Ask the controller to ``clear_faults`` or ``select_mode`` (arg: the mode's number in
@@ -113,6 +120,9 @@ class Console:
             "watch": (lambda args: self.status_line(), "watch",
                       "one live line (time, mode, phase, torque, load, speed, faults) refreshed 5 times a "
                       "second until any key"),
+            "symmetry": (self._symmetry, "symmetry [N]",
+                         "the last N strides (default 10): stance and step times of both legs, the "
+                         "symmetry indices, push-off work; and the trend of the stance-time index"),
             "faults": (self._faults, "faults", "the faults and warnings now, in words"),
             "clear": (self._clear, "clear", "clear the latched faults (PIN needed); only with the foot off "
                       "the ground and the causes gone: tried for 2 s, i.e. through the next swing"),
@@ -379,8 +389,52 @@ class Console:
             f"{_num(row['speed_m_s'], '.2f')} m/s; phase from {GAIT_SOURCES.get(int(row['gait_source']), '?')}",
             f"push-off work of the last stance {_num(row['stance_work_J_kg'], '+.3f')} J/kg; push-off share "
             f"{_num(100 * row['assist'], '.0f')} %",
+            self._symmetry_line(),
             f"loop: {stats.get('ticks', 0)} ticks, {stats.get('missed', 0)} missed deadlines",
         ])
+
+    def _symmetry_line(self, last: int = SYMMETRY_MEAN_STRIDES) -> str:
+        """Stance-time SI over the last strides, and where the sound side's timing came from."""
+        recent = [s for s in self.backend.strides()[-last:] if math.isfinite(s.si_stance_pct)]
+        if not recent:
+            return "symmetry: -- (no whole walking stride yet)"
+        si = [s.si_stance_pct for s in recent]
+        sources = sorted({s.sound_source for s in recent})
+        confidence = min(s.confidence for s in recent)
+        return (f"symmetry: stance-time SI {np.mean(si):+.1f} % (mean of the last {len(recent)} strides; "
+                f"- = prosthetic stance shorter); sound side from the {' and '.join(sources)}"
+                + (f", confidence {confidence:.2f}" if "load profile" in sources else ""))
+
+    def _symmetry(self, args: List[str]) -> str:
+        bad = self._need(args, 0, 1, "symmetry [N]")
+        if bad:
+            return bad
+        n = 10
+        if args:
+            if not args[0].isdigit() or not 1 <= int(args[0]) <= 100:
+                return f"usage: symmetry [N], N a whole number of strides 1..100, got {args[0]!r}"
+            n = int(args[0])
+        strides = self.backend.strides()
+        if not strides:
+            return self._no_telemetry() if self.backend.latest() is None else \
+                "no whole walking stride yet: symmetry needs walking"
+        lines = [f"{'t s':>8} {'stride s':>8} {'P stance s':>10} {'S stance s':>10} {'SI stance %':>11} "
+                 f"{'SI step %':>9} {'work J/kg':>9} {'peak W/kg':>9}  sound side"]
+        for s in strides[-n:]:
+            lines.append(f"{s.t_heel_strike_s:8.1f} {s.stride_s:8.3f} {s.stance_s:10.3f} {_num(s.sound_stance_s, '10.3f')} "
+                         f"{_num(s.si_stance_pct, '+11.1f')} {_num(s.si_step_pct, '+9.1f')} "
+                         f"{_num(s.pushoff_work_J_kg, '+9.3f')} {_num(s.peak_power_W_kg, '9.2f')}  {s.sound_source}"
+                         + (f" ({s.confidence:.2f})" if s.sound_source == "load profile" else ""))
+        window = strides[-TREND_STRIDES:]
+        slope = math.nan
+        if window[-1].t_heel_strike_s - window[0].t_heel_strike_s >= TREND_MIN_S:
+            slope = trend([s.si_stance_pct for s in window], [s.t_heel_strike_s for s in window])
+        si = np.array([s.si_stance_pct for s in window], dtype=float)
+        si = si[np.isfinite(si)]
+        if len(si):
+            lines.append(f"stance-time SI over the last {len(si)} strides: {np.mean(si):+.1f} ± {np.std(si):.1f} %; "
+                         f"trend {_num(slope, '+.2f')} % per minute")
+        return "\n".join(lines)
 
     def status_line(self) -> str:
         """One short line for ``watch`` (refreshed in place)."""

@@ -18,13 +18,14 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from controller._tick import STILL_GYRO_RAD_S, STILL_S, TELEMETRY_COLUMNS
 from controller.lineedit import LineEditor
 from controller.params import ParamError, ParamSet
+from controller.symmetry import StrideAnalyzer, StrideSymmetry
 
 __all__ = ["ConsoleSession", "RuntimeBackend", "OfflineBackend", "GaitWatch", "FdPort", "open_console",
            "service_console"]
@@ -41,8 +42,9 @@ class GaitWatch:
     last :data:`HISTORY_ROWS` rows (``since``, for calibration)."""
 
     HISTORY_ROWS = 8192          # > 4 s at 2 kHz, the highest loop rate
+    STRIDES_KEPT = 600           # gait-symmetry records of the last strides (about 11 min)
 
-    def __init__(self):
+    def __init__(self, mass_kg: float = 80.0):
         self._row: Optional[np.ndarray] = None
         self._hs_s = self._to_s = math.nan
         self.stance_pct = math.nan
@@ -50,6 +52,8 @@ class GaitWatch:
         self._history = np.full((self.HISTORY_ROWS, len(TELEMETRY_COLUMNS)), np.nan)
         self._written = 0
         self.moved_t = math.inf          # last row in which the wearer walked or the shank turned
+        self.analyzer = StrideAnalyzer(mass_kg)
+        self._strides: List[StrideSymmetry] = []
 
     def __call__(self, batch: np.ndarray) -> None:
         hs = np.flatnonzero(batch[:, _COL["heel_strike"]] == 1)
@@ -69,9 +73,17 @@ class GaitWatch:
                                         | ~(np.abs(batch[:, _COL["shank_gyro"]]) < STILL_GYRO_RAD_S))
                 if len(moving) or self.moved_t == math.inf:
                     self.moved_t = batch[moving[-1] if len(moving) else 0, 0]
+            done = self.analyzer.feed(batch)
+            if done:
+                self._strides = (self._strides + done)[-self.STRIDES_KEPT:]
             kept = batch[-self.HISTORY_ROWS:]
             self._history[(self._written + np.arange(len(kept))) % self.HISTORY_ROWS] = kept
             self._written += len(kept)
+
+    def strides(self) -> List[StrideSymmetry]:
+        """The symmetry records of the last strides, oldest first (a copy)."""
+        with self._lock:
+            return list(self._strides)
 
     def moving(self) -> bool:
         """Walking, or moved within ``STILL_S`` (the tick's own rule, seen from the telemetry);
@@ -123,6 +135,10 @@ class RuntimeBackend:
     def send(self, params: ParamSet) -> None:
         self.runtime.retune(params)
         self._params = params
+        self.watch.analyzer.mass_kg = params["wearer.mass_kg"]
+
+    def strides(self):
+        return self.watch.strides()
 
     def moving(self) -> bool:
         return self.watch.moving()
@@ -174,6 +190,9 @@ class OfflineBackend:
 
     def latest(self):
         return None
+
+    def strides(self):
+        return []
 
     def stats(self):
         return {}

@@ -54,7 +54,7 @@ class CsvSessionLog:
     most that interval; a torn last line is dropped by ``csvlog.read_columns``.  fsync may block
     for a long time on an SD card, which is why this never runs on the tick path.
 
-    Speed: 64 000 rows/s of CPU time for 33 columns in 1000-row batches (15 ms per second of
+    Speed: 64 000 rows/s of CPU time for 33 columns (35 since the sound-side columns) in 1000-row batches (15 ms per second of
     ticks) on one core of an x86 development machine; not yet measured on a board.
     ``tests/test_logger.py`` prints the figure.  One writer thread only.
     """

@@ -109,14 +109,36 @@ cdef int decode_status(const unsigned char* data, int dlc, StatusFrame* out) noe
     return 0
 
 
+cdef int encode_sound(unsigned char* out, const SoundFrame* f) noexcept nogil:
+    if not (isfinite(f.load_N) and isfinite(f.gyro_z_rad_s)):
+        return -1
+    _put16(out, _sat_scaled(f.load_N, 0.5, -32768, 32767))
+    _put16(out + 2, _sat_scaled(f.gyro_z_rad_s, 0.001, -32768, 32767))
+    out[4] = f.seq & 0xFF
+    out[5] = _sat_int(f.status, 0, 255)
+    return SENSOR_SOUND_DLC
+
+
+cdef int decode_sound(const unsigned char* data, int dlc, SoundFrame* out) noexcept nogil:
+    if dlc != SENSOR_SOUND_DLC:
+        return -1
+    out.load_N = _get_i16(data) * 0.5
+    out.gyro_z_rad_s = _get_i16(data + 2) * 0.001
+    out.seq = data[4]
+    out.status = data[5]
+    return 0
+
+
 # --- Python wrappers: set-up code, simulator, tests (not for the tick) ----------------------------
 
 IMU_ID = SENSOR_IMU_ID
 LOAD_ID = SENSOR_LOAD_ID
 STATUS_ID = SENSOR_STATUS_ID
+SOUND_ID = SENSOR_SOUND_ID
 IMU_DLC = SENSOR_IMU_DLC
 LOAD_DLC = SENSOR_LOAD_DLC
 STATUS_DLC = SENSOR_STATUS_DLC
+SOUND_DLC = SENSOR_SOUND_DLC
 
 
 def _c_sat(x):
@@ -207,6 +229,27 @@ def _decode_status_py(data):
             "board_temp_C": f.board_temp_C, "uptime_ms": f.uptime_ms}
 
 
+def _encode_sound_py(double load_N, double gyro_z_rad_s, seq, status):
+    """SOUND_SIDE payload (6 bytes).  Saturating, seq wraps mod 256.  ValueError on NaN/Inf."""
+    cdef SoundFrame f
+    cdef unsigned char out[8]
+    f.load_N, f.gyro_z_rad_s = load_N, gyro_z_rad_s
+    f.seq = _c_wrap(seq)
+    f.status = _c_sat(status)
+    if encode_sound(out, &f) != SENSOR_SOUND_DLC:
+        raise ValueError("non-finite sound-side value")
+    return (<char*>out)[:SENSOR_SOUND_DLC]
+
+
+def _decode_sound_py(data):
+    """Decode a SOUND_SIDE payload to a dict (load_N, gyro_z_rad_s, seq, status).
+    ValueError unless exactly 6 bytes."""
+    cdef SoundFrame f
+    cdef bytes b = _bytes_of(data, SENSOR_SOUND_DLC, "SOUND_SIDE")
+    decode_sound(b, len(b), &f)
+    return {"load_N": f.load_N, "gyro_z_rad_s": f.gyro_z_rad_s, "seq": f.seq, "status": f.status}
+
+
 # The cdef codec above and these wrappers share their names, and Cython keeps one namespace for
 # both; so the wrappers are defined as _*_py and published under the public names here.  Python
 # code sees hal._sensor_frames.encode_imu etc.; cimporting code sees the cdef functions.
@@ -214,4 +257,5 @@ globals().update(
     encode_imu=_encode_imu_py, decode_imu=_decode_imu_py,
     encode_load=_encode_load_py, decode_load=_decode_load_py,
     encode_status=_encode_status_py, decode_status=_decode_status_py,
+    encode_sound=_encode_sound_py, decode_sound=_decode_sound_py,
 )

@@ -23,7 +23,7 @@ _LAYOUT = (
     [(c, "tel", c) for c in ("t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off",
                              "walking", "torque_Nm", "torque_cmd_Nm", "stance", "motor_angle", "motor_vel",
                              "motor_temp_C", "mode", "faults", "frames_lost", "standing", "gait_source",
-                             "confidence")]
+                             "confidence", "sound_load", "sound_gyro")]
     + [(c, "truth", c) for c in ("phase_true", "stance_true", "ankle_angle_true", "torque_true_Nm")]
 )
 LOG_COLUMNS = tuple(name for name, _, _ in _LAYOUT)

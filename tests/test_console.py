@@ -100,6 +100,25 @@ def test_calibration_and_standby_are_refused_while_walking(console):
     assert "no calibration 'knee'" in term.cmd("calibrate knee")
 
 
+def test_symmetry_lists_the_last_strides_and_status_gives_the_index(console):
+    term, _ = console
+    _logged_in_and_walking(term)
+    deadline = time.monotonic() + 20
+    while "no whole walking stride" in term.cmd("symmetry"):
+        assert time.monotonic() < deadline, "no stride was analysed"
+        time.sleep(0.5)
+    while len(term.cmd("symmetry 3").splitlines()) < 5:
+        assert time.monotonic() < deadline, term.cmd("symmetry 3")
+        time.sleep(0.5)
+    lines = term.cmd("symmetry 3").splitlines()
+    assert "SI stance %" in lines[0] and len(lines) == 5, lines
+    assert all("load profile (" in line for line in lines[1:4])           # no sound-side node here
+    assert lines[4].startswith("stance-time SI over the last ") and "% per minute" in lines[4]
+    assert re.search(r"^symmetry: stance-time SI [+-]\d+\.\d % \(mean of the last \d+ strides",
+                     term.cmd("status"), re.M)
+    assert term.cmd("symmetry 0").startswith("usage: symmetry [N]")
+
+
 def test_a_cross_parameter_rule_is_checked(console):
     term, _ = console
     term.cmd(f"login {PIN}")

@@ -21,8 +21,12 @@ FRAMES = {
     "status": ("SENSOR_STATUS", sf.STATUS_ID, sf.STATUS_DLC, sf.encode_status, sf.decode_status,
                [("seq", "node_seq"), ("flags", "node_flags"), ("supply_V", "supply_voltage"),
                 ("board_temp_C", "board_temp"), ("uptime_ms", "uptime")]),
+    "sound": ("SOUND_SIDE", sf.SOUND_ID, sf.SOUND_DLC, sf.encode_sound, sf.decode_sound,
+              [("load_N", "sound_load"), ("gyro_z_rad_s", "sound_gyro_z"), ("seq", "sound_seq"),
+               ("status", "sound_status")]),
 }
-WRAPPING = {"imu_seq", "load_seq", "node_seq", "uptime"}
+WRAPPING = {"imu_seq", "load_seq", "node_seq", "uptime", "sound_seq"}
+SENDERS = {"SOUND_SIDE": ["SOUND_NODE"]}
 
 
 def sig(msg_name, name):
@@ -59,15 +63,15 @@ def physical(msg_name, name, slack=2.0):
 
 
 def test_dbc_matches_codec_constants_and_spec():
-    assert {m.name for m in DB.messages} == {"SENSOR_IMU", "SENSOR_LOAD", "SENSOR_STATUS"}
+    assert {m.name for m in DB.messages} == {"SENSOR_IMU", "SENSOR_LOAD", "SENSOR_STATUS", "SOUND_SIDE"}
     for frame, (msg_name, frame_id, dlc, _, _, pairs) in FRAMES.items():
         m = DB.get_message_by_name(msg_name)
         assert (m.frame_id, m.length, m.is_extended_frame) == (frame_id, dlc, False)
-        assert m.senders == ["SENSOR_NODE"]
+        assert m.senders == SENDERS.get(msg_name, ["SENSOR_NODE"])
         assert sorted(s.name for s in m.signals) == sorted(n for _, n in pairs)
         for s in m.signals:
             assert s.byte_order == "little_endian" and s.offset == 0 and s.receivers == ["HOST"]
-    assert (sf.IMU_ID, sf.LOAD_ID, sf.STATUS_ID) == (0x110, 0x111, 0x112)
+    assert (sf.IMU_ID, sf.LOAD_ID, sf.STATUS_ID, sf.SOUND_ID) == (0x110, 0x111, 0x112, 0x113)
     spec = {  # name: (start, length, signed, scale, unit)
         "shank_gyro_z": (0, 16, True, 0.001, "rad/s"), "shank_accel_x": (16, 16, True, 0.005, "m/s^2"),
         "shank_accel_y": (32, 16, True, 0.005, "m/s^2"), "imu_seq": (48, 8, False, 1, None),
@@ -76,6 +80,8 @@ def test_dbc_matches_codec_constants_and_spec():
         "load_status": (40, 8, False, 1, None), "node_seq": (0, 8, False, 1, None),
         "node_flags": (8, 8, False, 1, None), "supply_voltage": (16, 16, False, 0.01, "V"),
         "board_temp": (32, 8, True, 1, "degC"), "uptime": (40, 24, False, 1, "ms"),
+        "sound_load": (0, 16, True, 0.5, "N"), "sound_gyro_z": (16, 16, True, 0.001, "rad/s"),
+        "sound_seq": (32, 8, False, 1, None), "sound_status": (40, 8, False, 1, None),
     }
     for m in DB.messages:
         for s in m.signals:
@@ -120,6 +126,17 @@ def test_imu_encode_matches_cantools(gyro, ax, ay, seq, status):
 @example(-1e9, 1e9, 0, 0)
 def test_load_encode_matches_cantools(load, angle, seq, status):
     _check_encode("load", (load, angle, seq, status))
+
+
+sound_phys = [physical("SOUND_SIDE", n) for n in ("sound_load", "sound_gyro_z", "sound_seq", "sound_status")]
+
+
+@given(*sound_phys)
+@example(16383.5, -32.768, 255, 255)
+@example(0.25, 0.0005, 511, 1000)                 # ties; seq 511 -> 255
+@example(-1e9, 1e9, 0, 0)
+def test_sound_encode_matches_cantools(load, gyro, seq, status):
+    _check_encode("sound", (load, gyro, seq, status))
 
 
 @given(*status_phys)
@@ -174,6 +191,11 @@ def test_non_finite_rejected(bad):
             sf.encode_load(*args)
     with pytest.raises(ValueError):
         sf.encode_status(0, 0, bad, 0, 0)
+    for i in range(2):
+        args = [0.0, 0.0, 0, 0]
+        args[i] = bad
+        with pytest.raises(ValueError):
+            sf.encode_sound(*args)
 
 
 def test_seq_and_uptime_wrap():

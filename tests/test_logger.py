@@ -21,9 +21,7 @@ from controller.replay import INPUT_COLUMNS, replay_file
 from hal.bus import BusConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-# The runtime appends its timing columns to the telemetry; add them here if this build has not yet.
-COLUMNS = tuple(TELEMETRY_COLUMNS) + tuple(c for c in ("late_s", "read_s", "update_s", "write_s")
-                                           if c not in TELEMETRY_COLUMNS)
+COLUMNS = tuple(TELEMETRY_COLUMNS)
 
 
 def telemetry(n, seed=0, t0=0.0):
@@ -67,7 +65,7 @@ def test_csv_batches_read_back_bit_exact_in_the_specified_column_order_and_repla
     assert torn == [] and header == file_columns()
     assert header[:12] == ["t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off",
                            "walking", "torque_Nm", "torque_cmd_Nm", "faults", "mode"]
-    assert header[-4:] == ["late_s", "read_s", "update_s", "write_s"]
+    assert header[-6:] == ["late_s", "read_s", "update_s", "write_s", "sound_load", "sound_gyro"]
     assert cells == expected_lines(rows)
     for j, name in enumerate(header):
         src = rows[:, COLUMNS.index(name)]

@@ -1,0 +1,181 @@
+"""Gait symmetry per stride (controller.symmetry), the sound-side frames in the tick, and
+`ankle report`.  Synthetic strides with known events test the analysis exactly; the simulated
+wearer tests it end to end (tests/test_sim_asymmetry.py, bench/symmetry.py)."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from controller import symmetry
+from controller._tick import SOUND_TIMEOUT_S, TELEMETRY_COLUMNS
+from controller.loop import build_tick
+from controller.params import ParamSet
+from controller.symmetry import StrideAnalyzer, symmetry_index, trend
+from hal import _sensor_frames
+from hal.ak import mit_range
+from conftest import ROOT
+
+COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+MASS = 80.0
+BW = MASS * 9.80665
+
+
+def test_the_reference_constants_are_the_reference_tables():
+    from sim import reference
+    ref = reference.load_reference()
+    ph, g = np.asarray(ref.phase), np.asarray(ref.grf_bw)
+    first = int(np.argmax(np.where(ph < 0.3, g, 0)))
+    last = int(np.argmax(np.where((ph > 0.3) & (ph <= ref.toe_off), g, 0)))
+    for f, phase in symmetry.REF_RISE.items():
+        j = np.flatnonzero(g[:first + 1] >= f * g[first])[0]
+        assert np.interp(f * g[first], [g[j - 1], g[j]], [ph[j - 1], ph[j]]) == pytest.approx(phase, abs=1e-4)
+    for f, phase in symmetry.REF_FALL.items():
+        k = last + np.flatnonzero(g[last:] <= f * g[last])[0]
+        assert np.interp(f * g[last], [g[k], g[k - 1]], [ph[k], ph[k - 1]]) == pytest.approx(phase, abs=1e-4)
+    assert symmetry.REF_TOE_OFF == ref.toe_off
+
+
+def test_symmetry_index_and_trend():
+    assert symmetry_index(0.6, 0.66) == pytest.approx(100 * -0.06 / 0.63)
+    assert math.isnan(symmetry_index(0.0, 0.6)) and math.isnan(symmetry_index(math.nan, 0.6))
+    assert trend([1.0, 2.0, 3.0], [0.0, 60.0, 120.0]) == pytest.approx(1.0)
+    assert math.isnan(trend([1.0, 2.0], [0.0, 1.0]))
+
+
+def _grf_bw(ref_phase):
+    from sim import reference
+    ref = reference.load_reference()
+    return np.where(ref_phase < ref.toe_off, np.interp(ref_phase, ref.phase, ref.grf_bw), 0.0)
+
+
+def _walk(strides, si_pct, rate_Hz=1000.0, sound=True, sf=0.62):
+    """Telemetry of ``strides`` strides of 1.1 s with stance-time SI ``si_pct``, the prosthetic load
+    and (if ``sound``) the insole following the reference's shape with the model's events; returns
+    (rows, the true P, S per stride)."""
+    T = 1.1
+    P, S = sf * T * (1 + si_pct / 200), sf * T * (1 - si_pct / 200)
+    s_to, s_hs = (P + S - T) / 2, (T + P - S) / 2
+    n = int(strides * T * rate_Hz)
+    t = np.arange(n) / rate_Hz
+    u = np.mod(t, T)
+    rows = np.zeros((n, len(TELEMETRY_COLUMNS)))
+    rows[:, COL["t"]] = t + 1.0
+    # the prosthetic load: reference edges at the model's double-support events
+    ref = np.interp(u, [0, s_to, s_hs, P, T], [0, 0.109, 0.5, 0.609, 1.0])
+    rows[:, COL["load"]] = _grf_bw(ref) * BW
+    # the sound leg: its stance from the sound heel strike, through the stride's end, to its toe-off
+    us = np.mod(u - s_hs, T)
+    rows[:, COL["sound_load"]] = (_grf_bw(np.interp(us, [0, S, T], [0, 0.609, 1.0])) * BW if sound else np.nan)
+    rows[:, COL["walking"]] = 1.0
+    first = np.flatnonzero(np.diff(np.floor(t / T)) > 0) + 1
+    rows[first, COL["heel_strike"]] = 1.0
+    rows[np.flatnonzero((u[1:] >= P) & (u[:-1] < P)) + 1, COL["toe_off"]] = 1.0
+    rows[:, COL["ankle_angle"]] = 0.1 * np.sin(2 * np.pi * u / T)
+    rows[:, COL["torque_Nm"]] = np.where(u < P, 60.0 * np.sin(np.pi * u / P), 0.0)
+    return rows, P, S
+
+
+@pytest.mark.parametrize("si", [-10.0, -4.0, 0.0, 6.0])
+@pytest.mark.parametrize("sound", [True, False])
+def test_known_strides_give_their_symmetry_index(si, sound):
+    rows, P, S = _walk(8, si, sound=sound)
+    # net work: -integral of torque d(angle) over the stance, on a fine grid
+    u = np.linspace(0.0, P, 200_001)
+    f = 60.0 * np.sin(np.pi * u / P) * 0.1 * 2 * np.pi / 1.1 * np.cos(2 * np.pi * u / 1.1)
+    expected_work = -np.sum(0.5 * (f[1:] + f[:-1]) * np.diff(u)) / MASS
+    got = StrideAnalyzer(MASS).feed(rows)
+    assert len(got) >= 5
+    for s in got:
+        assert s.sound_source == ("insole" if sound else "load profile")
+        assert s.si_stance_pct == pytest.approx(symmetry_index(P, S), abs=0.5 if sound else 1.0)
+        assert s.stride_s == pytest.approx(1.1, abs=0.002) and s.cadence_steps_min == pytest.approx(120 / 1.1, rel=0.01)
+        assert s.confidence == (1.0 if sound else pytest.approx(1.0, abs=0.1))
+        assert s.pushoff_work_J_kg == pytest.approx(expected_work, rel=0.01)
+        assert s.peak_torque_Nm == pytest.approx(60.0, abs=0.5)
+
+
+def test_chunking_does_not_change_the_strides():
+    rows, _, _ = _walk(8, -6.0)
+    whole = StrideAnalyzer(MASS).feed(rows)
+    analyzer, pieces = StrideAnalyzer(MASS), []
+    for i in range(0, len(rows), 97):
+        pieces += analyzer.feed(rows[i:i + 97])
+    assert [s.as_dict() for s in pieces] == [s.as_dict() for s in whole]
+
+
+def test_a_sound_node_that_goes_quiet_falls_back_to_the_load_profile():
+    rows, P, S = _walk(8, -8.0)
+    rows[len(rows) // 2:, COL["sound_load"]] = np.nan
+    got = StrideAnalyzer(MASS).feed(rows)
+    sources = [s.sound_source for s in got]
+    assert sources[0] == "insole" and sources[-1] == "load profile"
+    assert all(abs(s.si_stance_pct - symmetry_index(P, S)) < 1.0 for s in got)
+
+
+def test_standing_and_nonsense_give_no_stride():
+    rows = np.zeros((3000, len(TELEMETRY_COLUMNS)))
+    rows[:, COL["t"]] = np.arange(3000) / 1000.0
+    rows[:, COL["load"]] = 0.5 * BW
+    assert StrideAnalyzer(MASS).feed(rows) == []
+    with pytest.raises(ValueError, match="shape"):
+        StrideAnalyzer(MASS).feed(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="mass_kg"):
+        StrideAnalyzer(0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(noise=st.floats(0.0, 40.0), cut=st.integers(0, 5000), seed=st.integers(0, 2**31))
+def test_noisy_or_broken_streams_never_raise_and_stay_in_range(noise, cut, seed):
+    rows, _, _ = _walk(6, -5.0, sound=bool(seed % 2))
+    rng = np.random.default_rng(seed)
+    rows[:, COL["load"]] += rng.normal(0.0, noise, len(rows))
+    rows[cut:cut + 200, COL["load"]] = np.nan                         # a lost load cell
+    for s in StrideAnalyzer(MASS).feed(rows):
+        assert 0.0 <= s.confidence <= 1.0
+        assert math.isnan(s.si_stance_pct) or abs(s.si_stance_pct) < 200.0
+
+
+def test_the_tick_publishes_the_sound_side_and_forgets_it_when_stale():
+    tick = build_tick(ParamSet(), mit_range("AK80-9"), 1)
+    tick.start(1.0)
+    table = np.zeros((3, len(TELEMETRY_COLUMNS)))
+    tick.update(1.001)
+    tick.publish(table, 0)
+    assert np.isnan(table[0, COL["sound_load"]]) and np.isnan(table[0, COL["sound_gyro"]])
+    frame = np.frombuffer(_sensor_frames.encode_sound(612.5, -1.25, 3, 0), dtype=np.uint8).copy()
+    assert tick.ingest(_sensor_frames.SOUND_ID, frame, 1.002)
+    tick.update(1.002)
+    tick.publish(table, 1)
+    assert (table[1, COL["sound_load"]], table[1, COL["sound_gyro"]]) == (612.5, -1.25)
+    tick.update(1.002 + SOUND_TIMEOUT_S + 0.001)
+    tick.publish(table, 2)
+    assert np.isnan(table[2, COL["sound_load"]])
+    bad = np.frombuffer(_sensor_frames.encode_sound(10.0, 0.0, 4, 1), dtype=np.uint8).copy()
+    assert not tick.ingest(_sensor_frames.SOUND_ID, bad, 1.1)          # a node reporting a fault
+
+
+def test_ankle_report_on_a_simulated_session(tmp_path):
+    log = tmp_path / "session.csv"
+    cli = [sys.executable, "-m", "controller.cli"]
+    out = subprocess.run(cli + ["sim", "--duration", "12", "--log", str(log), "--json"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(cli + ["report", str(log), "--out", str(tmp_path / "r.png")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for words in ("whole walking strides", "stance-time SI", "%", "J/kg", "W/kg", "load profile"):
+        assert words in out.stdout, words
+    assert (tmp_path / "r.png").stat().st_size > 10_000
+    out = subprocess.run(cli + ["report", str(log), "--json"], cwd=ROOT, capture_output=True, text=True)
+    result = json.loads(out.stdout)
+    assert result["strides"] >= 8 and len(result["per_stride"]) == result["strides"]
+    assert abs(result["si_stance_pct"]["mean"]) < 10.0
+    (tmp_path / "bad.csv").write_text("t,load\n0,1\n1,2\n")
+    out = subprocess.run(cli + ["report", str(tmp_path / "bad.csv")], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "missing column(s) ankle_angle" in out.stderr, out.stderr
