@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 import shlex
+import threading
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from controller import calibration, paramstore
 from controller._tick import STILL_S
-from controller.symmetry import StrideSymmetry, trend
+from controller.symmetry import StrideSymmetry, SymmetryAdapter, trend
 from controller.faults import GAIT_SOURCES, MODES, fault_names, warning_names
 from controller.params import REGISTRY, Param, ParamError, ParamSet, by_name, groups
 
@@ -101,6 +102,9 @@ class Console:
         self.profiles_dir = Path(profiles_dir)
         self._undo: List[Tuple[str, ParamSet]] = []
         self._chosen = "walk"             # the mode last chosen here and taken by the controller
+        self._lock = threading.RLock()
+        self.adapter = SymmetryAdapter()
+        self._adaptation: Optional[Tuple[dict, str]] = None     # decided, not yet sent
         self._commands: Dict[str, Tuple[Callable[[List[str]], str], str, str]] = {
             "help": (self._help, "help [COMMAND]", "list the commands, or explain one"),
             "params": (self._params, "params [GROUP]", "every parameter (of one group) with unit and range; "
@@ -158,13 +162,37 @@ class Console:
         note = self.access.touch()     # a prosthetist idle too long is back to read-only
         if note:
             return note + _EOL + "(the command was not run; type it again)" + _EOL
-        try:
-            reply = entry[0](args)
-        except ParamError as e:
-            reply = str(e)
-        except OSError as e:             # a full or read-only disk: say so, change nothing else
-            reply = f"could not write: {e.strerror or e}"
+        with self._lock:                 # one change at a time: the adaptation waits (on_strides)
+            try:
+                reply = entry[0](args)
+            except ParamError as e:
+                reply = str(e)
+            except OSError as e:         # a full or read-only disk: say so, change nothing else
+                reply = f"could not write: {e.strerror or e}"
         return reply.rstrip("\r\n").replace("\n", _EOL) + _EOL
+
+    def on_strides(self, strides: List[StrideSymmetry]) -> None:
+        """New strides from the telemetry (its thread): the symmetry-seeking adaptation's turn.
+
+        Never waits for a command in progress (``calibrate`` holds one for 2 s): a change it cannot
+        make now waits for the next stride.  Never raises: the telemetry must flow on.
+        """
+        for stride in strides:
+            decided = self.adapter.on_stride(stride, self.backend.params())
+            if decided is not None:
+                self._adaptation = decided
+        if self._adaptation is None or not self._lock.acquire(blocking=False):
+            return
+        try:
+            changes, why = self._adaptation
+            self._adaptation = None
+            new = self.backend.params().with_values(changes)
+            sent, reply = self._send_set(new, "adapt", role="adaptation", detail=why)
+            self.adapter.last_note = why if sent is not None else f"{why}; not sent: {reply}"
+        except (ParamError, OSError) as e:
+            self.adapter.last_note = f"not sent: {e}"
+        finally:
+            self._lock.release()
 
     def command_names(self) -> List[str]:
         return list(self._commands)
@@ -201,8 +229,10 @@ class Console:
             self._undo.append((what, sent))
         return reply
 
-    def _send_set(self, new: ParamSet, action: str) -> Tuple[Optional[ParamSet], str]:
-        """(the set replaced, or None if nothing was sent; the reply)."""
+    def _send_set(self, new: ParamSet, action: str, role: Optional[str] = None,
+                  detail: str = "") -> Tuple[Optional[ParamSet], str]:
+        """(the set replaced, or None if nothing was sent; the reply).  ``role`` defaults to the
+        session's."""
         running = self.backend.params()
         changed = [p for p in REGISTRY if new[p.name] != running[p.name]]
         if not changed:
@@ -212,9 +242,9 @@ class Console:
             return None, (f"{', '.join(fixed)} can only change while the wearer stands still; the wearer "
                           f"is walking or moved within the last {STILL_S:g} s, nothing was changed")
         self.backend.check(new)
-        role = self.access.role
+        role = role or self.access.role
         for p in changed:              # recorded first: a change that cannot be recorded is not made
-            self.audit.record(role, action, p.name, repr(running[p.name]), repr(new[p.name]))
+            self.audit.record(role, action, p.name, repr(running[p.name]), repr(new[p.name]), detail=detail)
         self.backend.send(new)
         if not self.backend.running:
             when = "when the controller next starts from the saved file ('save' to keep it)"
@@ -434,6 +464,11 @@ class Console:
         if len(si):
             lines.append(f"stance-time SI over the last {len(si)} strides: {np.mean(si):+.1f} ± {np.std(si):.1f} %; "
                          f"trend {_num(slope, '+.2f')} % per minute")
+        params = self.backend.params()
+        lines.append(f"adaptation: {'on' if params['symmetry.adapt'] else 'off'} (target "
+                     f"{params['symmetry.target_si_pct']:+.1f} %, push-off {params['pushoff.torque_Nm_kg']:.3f} N*m/kg "
+                     f"in [{params['symmetry.pushoff_min_Nm_kg']:.2f}, {params['symmetry.pushoff_max_Nm_kg']:.2f}]); "
+                     f"{self.adapter.last_note}")
         return "\n".join(lines)
 
     def status_line(self) -> str:

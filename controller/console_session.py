@@ -54,8 +54,16 @@ class GaitWatch:
         self.moved_t = math.inf          # last row in which the wearer walked or the shank turned
         self.analyzer = StrideAnalyzer(mass_kg)
         self._strides: List[StrideSymmetry] = []
+        self.stride_listeners: List = []     # called with each batch of new strides (console.on_strides)
 
     def __call__(self, batch: np.ndarray) -> None:
+        done = self._take(batch)
+        if done:
+            for listener in self.stride_listeners:    # outside the lock: they may take their time
+                listener(done)
+
+    def _take(self, batch: np.ndarray) -> List[StrideSymmetry]:
+        done: List[StrideSymmetry] = []
         hs = np.flatnonzero(batch[:, _COL["heel_strike"]] == 1)
         to = np.flatnonzero(batch[:, _COL["toe_off"]] == 1)
         events = sorted([(batch[i, 0], "hs") for i in hs] + [(batch[i, 0], "to") for i in to])
@@ -79,6 +87,7 @@ class GaitWatch:
             kept = batch[-self.HISTORY_ROWS:]
             self._history[(self._written + np.arange(len(kept))) % self.HISTORY_ROWS] = kept
             self._written += len(kept)
+        return done
 
     def strides(self) -> List[StrideSymmetry]:
         """The symmetry records of the last strides, oldest first (a copy)."""
@@ -345,6 +354,7 @@ def open_console(runtime, watch: GaitWatch, port, state_dir: Path, store: Path, 
     read-only, and says so.
     """
     console, problem = _console(RuntimeBackend(runtime, watch), state_dir, store, logs)
+    watch.stride_listeners.append(console.on_strides)
     lines = [banner + "; 'help' lists the commands"]
     if problem:
         lines.append(f"read-only: {problem}")

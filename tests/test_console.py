@@ -107,16 +107,35 @@ def test_symmetry_lists_the_last_strides_and_status_gives_the_index(console):
     while "no whole walking stride" in term.cmd("symmetry"):
         assert time.monotonic() < deadline, "no stride was analysed"
         time.sleep(0.5)
-    while len(term.cmd("symmetry 3").splitlines()) < 5:
+    while len(term.cmd("symmetry 3").splitlines()) < 6:
         assert time.monotonic() < deadline, term.cmd("symmetry 3")
         time.sleep(0.5)
     lines = term.cmd("symmetry 3").splitlines()
-    assert "SI stance %" in lines[0] and len(lines) == 5, lines
+    assert "SI stance %" in lines[0] and len(lines) == 6, lines
     assert all("load profile (" in line for line in lines[1:4])           # no sound-side node here
     assert lines[4].startswith("stance-time SI over the last ") and "% per minute" in lines[4]
+    assert lines[5].startswith("adaptation: off (target +0.0 %, push-off ")
     assert re.search(r"^symmetry: stance-time SI [+-]\d+\.\d % \(mean of the last \d+ strides",
                      term.cmd("status"), re.M)
     assert term.cmd("symmetry 0").startswith("usage: symmetry [N]")
+
+
+def test_the_symmetry_adaptation_changes_pushoff_within_its_bounds_and_is_audited(console):
+    term, state = console
+    _logged_in_and_walking(term)
+    for line in ("set symmetry.window_strides 3", "set symmetry.pushoff_min_Nm_kg 0.5",
+                 "set symmetry.pushoff_max_Nm_kg 0.6", "set symmetry.adapt 1"):
+        assert "takes effect" in term.cmd(line), line
+    deadline = time.monotonic() + 30
+    while not [r for r in read_audit(state / "audit.log") if r["role"] == "adaptation"]:
+        assert time.monotonic() < deadline, term.cmd("symmetry 1")
+        time.sleep(0.5)
+    term.cmd("set symmetry.adapt 0")
+    made = [r for r in read_audit(state / "audit.log") if r["role"] == "adaptation"]
+    for r in made:            # push-off moved inside the bounds, or a fault switched it off
+        assert (r["parameter"] == "pushoff.torque_Nm_kg" and 0.5 <= float(r["new"]) <= 0.6) or \
+            (r["parameter"] == "symmetry.adapt" and r["new"] == "0" and "fault" in r["detail"]), r
+    assert "adaptation: off" in term.cmd("symmetry 1")
 
 
 def test_a_cross_parameter_rule_is_checked(console):

@@ -179,3 +179,64 @@ def test_ankle_report_on_a_simulated_session(tmp_path):
     (tmp_path / "bad.csv").write_text("t,load\n0,1\n1,2\n")
     out = subprocess.run(cli + ["report", str(tmp_path / "bad.csv")], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2 and "missing column(s) ankle_angle" in out.stderr, out.stderr
+
+
+# --- the symmetry-seeking adaptation ---------------------------------------------------------------
+
+def _stride(si=-8.0, faults=0, confidence=1.0, t=0.0):
+    return symmetry.StrideSymmetry(
+        t_heel_strike_s=t, stride_s=1.1, cadence_steps_min=109.0, stance_s=0.66, stance_pct=60.0, swing_s=0.44,
+        pushoff_work_J_kg=0.1, peak_power_W_kg=2.0, peak_torque_Nm=50.0, sound_stance_s=0.7,
+        prosthetic_step_s=0.55, sound_step_s=0.55, si_stance_pct=si, si_step_pct=0.0,
+        sound_source="load profile", confidence=confidence, faults=faults)
+
+
+ON = ParamSet({"symmetry.adapt": 1, "symmetry.window_strides": 4})
+
+
+def test_adaptation_is_off_by_default_and_moves_pushoff_toward_the_target_once_per_window():
+    adapter = symmetry.SymmetryAdapter()
+    assert ParamSet()["symmetry.adapt"] == 0
+    assert all(adapter.on_stride(_stride(), ParamSet()) is None for _ in range(20))
+    answers = [adapter.on_stride(_stride(-8.0), ON) for _ in range(4)]
+    assert answers[:3] == [None, None, None]
+    changes, why = answers[3]
+    step = min(ON["symmetry.gain_Nm_kg_pct"] * 8.0, symmetry.SymmetryAdapter.MAX_STEP_NM_KG)
+    assert changes == {"pushoff.torque_Nm_kg": pytest.approx(ON["pushoff.torque_Nm_kg"] + step)}
+    assert "mean stance-time SI -8.0 %" in why
+    # too much push-off (SI positive) brings it down; uncertain strides do not count
+    assert adapter.on_stride(_stride(+6.0, confidence=0.2), ON) is None
+    for _ in range(3):
+        adapter.on_stride(_stride(+6.0), ON)
+    changes, _ = adapter.on_stride(_stride(+6.0), ON)
+    assert changes["pushoff.torque_Nm_kg"] < ON["pushoff.torque_Nm_kg"]
+
+
+def test_a_fault_switches_the_adaptation_off():
+    adapter = symmetry.SymmetryAdapter()
+    changes, why = adapter.on_stride(_stride(faults=1 << 8), ON)
+    assert changes == {"symmetry.adapt": 0} and "overrun" in why
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(-60.0, 60.0), st.booleans(), st.floats(0.0, 1.0)), max_size=80),
+       st.floats(0.0, 1.5), st.floats(0.0, 0.7), st.floats(0.0, 0.05), st.floats(-15.0, 15.0))
+def test_the_adaptation_never_leaves_the_prosthetists_bounds(strides, start, low, gain, target):
+    high = min(1.5, low + 0.3)
+    params = ParamSet({"symmetry.adapt": 1, "symmetry.window_strides": 3, "symmetry.pushoff_min_Nm_kg": low,
+                       "symmetry.pushoff_max_Nm_kg": high, "symmetry.gain_Nm_kg_pct": gain,
+                       "symmetry.target_si_pct": target, "pushoff.torque_Nm_kg": min(start, 1.375)})
+    adapter = symmetry.SymmetryAdapter()
+    for si, fault, confidence in strides:
+        decided = adapter.on_stride(_stride(si, faults=int(fault and si > 50), confidence=confidence), params)
+        if decided is None:
+            continue
+        changes, _ = decided
+        if "symmetry.adapt" in changes:
+            assert changes == {"symmetry.adapt": 0}
+        else:
+            assert low <= changes["pushoff.torque_Nm_kg"] <= high
+        params = params.with_values(changes)                    # the registry's checks hold too
+        if not params["symmetry.adapt"]:
+            assert all(adapter.on_stride(_stride(si), params) is None for _ in range(5))
+            break
