@@ -108,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--inject", type=_injection, action="append", default=[], metavar="KIND@T[:VALUE]",
                    help="inject a fault at T s (repeatable), e.g. imu_loss@10 or low_voltage@8:20; "
                         "kinds: " + ", ".join(sorted(FAULT_KINDS)))
+    s.add_argument("--asymmetric", action="store_true",
+                   help="the asymmetric wearer: a -10 %% stance-time symmetry index on a passive foot, "
+                        "closing as push-off work is received (a model, sim/asymmetry.py)")
+    s.add_argument("--sound-node", action="store_true",
+                   help="simulate the optional sound-side node (an insole on the other foot, CAN 0x113)")
     s.add_argument("--realtime", action="store_true",
                    help="run in real time: the tick in its own process on absolute deadlines, the simulated "
                         "devices in a third, real CAN frames over a socketcand bus on loopback "
@@ -262,8 +267,10 @@ def _cmd_sim(args) -> int:
     else:
         run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
                           mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
-                          faults=args.inject, boot_faults=boot_faults)
+                          faults=args.inject, boot_faults=boot_faults, asymmetry=_asymmetry(args),
+                          sound_node=args.sound_node)
     result = evaluation.summary(run, scenario=args.scenario, speed_m_s=args.speed, seed=args.seed)
+    result["symmetry"] = _symmetry_summary(run)
     if timing is not None:
         result["realtime"] = timing
     result["param_problems"] = list(param_problems)
@@ -282,6 +289,25 @@ def _cmd_sim(args) -> int:
     else:
         _print_summary(result)
     return 0
+
+
+def _asymmetry(args):
+    """``--asymmetric``: the simulator's asymmetric wearer (sim/asymmetry.py), else None."""
+    if not args.asymmetric:
+        return None
+    from sim.asymmetry import AsymmetryModel
+    return AsymmetryModel()
+
+
+def _symmetry_summary(run) -> dict:
+    """Stance-time symmetry of the run: as the controller measured it, and the simulator's truth."""
+    from controller.symmetry import StrideAnalyzer
+    strides = StrideAnalyzer(run.params["wearer.mass_kg"]).feed(run.telemetry)
+    measured = [s.si_stance_pct for s in strides if math.isfinite(s.si_stance_pct)]
+    true = [s.si_stance_pct for s in run.strides if s.walking and math.isfinite(getattr(s, "si_stance_pct", math.nan))]
+    mean = (lambda v: round(sum(v) / len(v), 2) if v else None)
+    return {"strides": len(measured), "si_stance_pct": mean(measured), "si_stance_true_pct": mean(true),
+            "sound_side": sorted({s.sound_source for s in strides})}
 
 
 def _realtime_run(args, params, boot_faults):
@@ -305,7 +331,8 @@ def _realtime_run(args, params, boot_faults):
         csv_log = CsvSessionLog(args.log, TELEMETRY_COLUMNS)
         sinks.append(csv_log.write)
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
-                                 faults=tuple(args.inject), realtime=device_rt)
+                                 faults=tuple(args.inject), realtime=device_rt, asymmetry=_asymmetry(args),
+                                 sound_node=args.sound_node)
     console = _SimConsole(args) if args.console else None
     if console is not None:
         sinks.extend(console.sinks)
@@ -374,7 +401,8 @@ def _cmd_serve(args) -> int:
     if any(i.kind in HOST_KINDS for i in args.inject):
         raise UsageError("--inject with --serve takes device-side faults only")
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
-                                 faults=tuple(args.inject), port=args.port, duration_s=args.duration)
+                                 faults=tuple(args.inject), port=args.port, duration_s=args.duration,
+                                 asymmetry=_asymmetry(args), sound_node=args.sound_node)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     devices = realtime.DeviceProcess(device)
@@ -430,6 +458,11 @@ def _print_summary(r) -> None:
     print(f"  peak ankle power   {f(r['peak_power_W_per_kg'], '.2f')} W/kg")
     print(f"  speed estimate     {f(r['speed_estimate_m_s'], '.2f')} m/s; work target "
           f"{f(r['work_target_J_kg'], '+.3f')} J/kg")
+    sym = r.get("symmetry")
+    if sym and sym["strides"]:
+        print(f"  symmetry           stance-time SI {f(sym['si_stance_pct'], '+.1f')} % measured over "
+              f"{sym['strides']} strides (sound side from the {' and '.join(sym['sound_side'])}); "
+              f"true {f(sym['si_stance_true_pct'], '+.1f')} %")
     print(f"  faults             {', '.join(r['faults']) or 'none'}; final mode {r['final_mode']}")
     print(f"  warnings           {', '.join(r['warnings']) or 'none'}; motor winding (model) "
           f"{f(r['winding_temp_max_C'], '.1f')} degC max")

@@ -466,8 +466,8 @@ class Console:
                          f"trend {_num(slope, '+.2f')} % per minute")
         params = self.backend.params()
         lines.append(f"adaptation: {'on' if params['symmetry.adapt'] else 'off'} (target "
-                     f"{params['symmetry.target_si_pct']:+.1f} %, push-off {params['pushoff.torque_Nm_kg']:.3f} N*m/kg "
-                     f"in [{params['symmetry.pushoff_min_Nm_kg']:.2f}, {params['symmetry.pushoff_max_Nm_kg']:.2f}]); "
+                     f"{params['symmetry.target_si_pct']:+.1f} %, push-off work target {params['pushoff.work_J_kg']:.3f} J/kg "
+                     f"in [{params['symmetry.work_min_J_kg']:.2f}, {params['symmetry.work_max_J_kg']:.2f}]); "
                      f"{self.adapter.last_note}")
         return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import can
 import numpy as np
+from can.util import channel2int
 
 from controller.csvlog import fsync_directory
 from hal.bus import BusConfig, open_bus
@@ -214,6 +215,13 @@ class _CountingListener(can.Listener):
         self.frames = 0
 
     def on_message_received(self, msg: can.Message) -> None:
+        # BLF keeps the channel as a 16-bit number taken from the channel's trailing digits
+        # (python-can's channel2int): "can0" -> 0, but a name such as a virtual bus's
+        # "bench-...82540" would overflow it and kill the recording thread.  Such a frame goes in
+        # under the writer's default channel instead.
+        number = channel2int(msg.channel)
+        if number is not None and not 0 <= number <= 0xFFFF:
+            msg.channel = None
         self.writer.on_message_received(msg)
         self.frames += 1
 

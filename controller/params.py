@@ -20,7 +20,7 @@ KNOWN_UNITS = frozenset({
     "kg", "s", "Hz", "N", "BW", "1", "stride", "rad", "rad/s",
     "N*m", "N*m/kg", "N*m/rad", "N*m/rad/kg", "N*m*s/rad", "N*m*s/rad/kg", "N*m/s", "degC",
     "stance", "m/s", "N*m*s/(kg*m)", "J/kg", "J*s/(kg*m)", "V", "m/s^2", "ohm", "J/K", "K/W", "A",
-    "A^2*s", "N*m/A", "%", "N*m/kg/%",
+    "A^2*s", "N*m/A", "%", "J/kg/%",
 })
 
 
@@ -142,16 +142,16 @@ REGISTRY: Tuple[Param, ...] = (
        "Phase-fit confidence below which no push-off is given."),
     # --- symmetry-seeking adaptation (off by default; controller.symmetry.SymmetryAdapter) -------
     _p("symmetry.adapt", "1", 0, 0, 1, 1,
-       "1: adjust pushoff.torque_Nm_kg slowly toward symmetry.target_si_pct, inside the bounds below; "
-       "switches itself off (back to 0) on any fault.", kind=int),
+       "1: adjust the push-off work target (pushoff.work_J_kg) slowly toward symmetry.target_si_pct, "
+       "inside the bounds below; switches itself off (back to 0) on any fault.", kind=int),
     _p("symmetry.target_si_pct", "%", 0.0, -15.0, 15.0, 0.5,
        "Stance-time symmetry index the adaptation seeks (0 = both legs' stance equally long)."),
-    _p("symmetry.pushoff_min_Nm_kg", "N*m/kg", 0.40, 0.0, 1.5, 0.01,
-       "Lowest push-off torque the adaptation may set."),
-    _p("symmetry.pushoff_max_Nm_kg", "N*m/kg", 0.70, 0.0, 1.5, 0.01,
-       "Highest push-off torque the adaptation may set (within safety.max_torque_Nm / wearer.mass_kg)."),
-    _p("symmetry.gain_Nm_kg_pct", "N*m/kg/%", 0.006, 0.0, 0.05, 0.001,
-       "Push-off change per percentage point of symmetry error, once per window of strides."),
+    _p("symmetry.work_min_J_kg", "J/kg", 0.10, -0.1, 0.4, 0.01,
+       "Lowest push-off work target the adaptation may set."),
+    _p("symmetry.work_max_J_kg", "J/kg", 0.30, -0.1, 0.4, 0.01,
+       "Highest push-off work target the adaptation may set."),
+    _p("symmetry.gain_J_kg_pct", "J/kg/%", 0.004, 0.0, 0.03, 0.001,
+       "Work-target change per percentage point of symmetry error, once per window of strides."),
     _p("symmetry.window_strides", "1", 10, 3, 50, 1,
        "Strides averaged between two adjustments (the wearer needs several to respond).", kind=int),
     # --- swing --------------------------------------------------------------------------
@@ -362,13 +362,8 @@ def _check_cross(v: Mapping[str, float]) -> None:
         raise ParamError(
             f"safety.max_torque_Nm = {v['safety.max_torque_Nm']:.0f} N*m exceeds what the actuator can give: "
             f"{capacity:.1f} N*m (actuator.max_torque_Nm x actuator.ratio x actuator.efficiency)")
-    if not v["symmetry.pushoff_min_Nm_kg"] <= v["symmetry.pushoff_max_Nm_kg"]:
-        raise ParamError("symmetry.pushoff_min_Nm_kg must not be above symmetry.pushoff_max_Nm_kg")
-    if v["symmetry.pushoff_max_Nm_kg"] * v["wearer.mass_kg"] > v["safety.max_torque_Nm"]:
-        raise ParamError(
-            f"symmetry.pushoff_max_Nm_kg x wearer.mass_kg = "
-            f"{v['symmetry.pushoff_max_Nm_kg'] * v['wearer.mass_kg']:.0f} N*m exceeds safety.max_torque_Nm = "
-            f"{v['safety.max_torque_Nm']:.0f} N*m")
+    if not v["symmetry.work_min_J_kg"] <= v["symmetry.work_max_J_kg"]:
+        raise ParamError("symmetry.work_min_J_kg must not be above symmetry.work_max_J_kg")
     peak = v["pushoff.torque_Nm_kg"] * v["wearer.mass_kg"]
     if peak > v["safety.max_torque_Nm"]:
         raise ParamError(

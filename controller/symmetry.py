@@ -208,10 +208,13 @@ class StrideAnalyzer:
         p_stance = s_stance = s_hs = math.nan
         window = sound[i0:hi]
         if len(window) and np.mean(np.isfinite(window)) >= 0.9:
-            s_hs = _crossing(t, np.nan_to_num(sound, nan=0.0), th, i0, i1, rising=True)
-            s_to = _crossing(t, np.nan_to_num(sound, nan=0.0), th, int(np.searchsorted(t, s_hs))
+            # the sound heel strike falls in the middle of the prosthetic stride (its toe-off of
+            # the previous stance comes first, in the initial double support)
+            sound0 = np.nan_to_num(sound, nan=0.0)
+            s_hs = _crossing(t, sound0, th, int(np.searchsorted(t, hs0 + 0.25 * stride)), i1, rising=True)
+            s_to = _crossing(t, sound0, th, int(np.searchsorted(t, s_hs))
                              if math.isfinite(s_hs) else i1, hi, rising=False)
-            if math.isfinite(s_hs) and math.isfinite(s_to):
+            if math.isfinite(s_hs) and math.isfinite(s_to) and 0.2 * stride < s_to - s_hs < stride:
                 source, confidence = "insole", 1.0
                 p_stance, s_stance = stance, s_to - s_hs
                 start, end = hs0, hs1
@@ -303,19 +306,23 @@ class StrideAnalyzer:
 class SymmetryAdapter:
     """Symmetry-seeking push-off, off by default (``symmetry.adapt``).
 
-    Once per ``symmetry.window_strides`` strides it moves ``pushoff.torque_Nm_kg`` by
-    ``symmetry.gain_Nm_kg_pct`` per percentage point between ``symmetry.target_si_pct`` and the
-    window's mean stance-time SI (more push-off lengthens the prosthetic stance: a negative index
-    rises), at most :data:`MAX_STEP_NM_KG` at a time, and never outside
-    [``symmetry.pushoff_min_Nm_kg``, ``symmetry.pushoff_max_Nm_kg``].  Strides whose sound side is
-    uncertain (confidence below :data:`MIN_CONFIDENCE`) do not count.
+    The wearer answers push-off *work* (the simulator's model, ``sim/asymmetry.py``, assumes so
+    too), and the push-off controller already learns its torque to deliver the work target
+    ``pushoff.work_J_kg``; so that target is what this moves.  Once per
+    ``symmetry.window_strides`` strides it moves it by ``symmetry.gain_J_kg_pct`` per percentage
+    point between ``symmetry.target_si_pct`` and the window's mean stance-time SI (more push-off
+    lengthens the prosthetic stance: a negative index rises), at most :data:`MAX_STEP_J_KG` at a
+    time, and never outside [``symmetry.work_min_J_kg``, ``symmetry.work_max_J_kg``].  Strides whose
+    sound side is uncertain (confidence below :data:`MIN_CONFIDENCE`) do not count.  The torque
+    stays within the push-off controller's own bounds (its learned correction is limited to
+    ``pushoff.adapt_limit``) and the safety limits, whatever the target.
 
     Any fault in a stride switches it off: the change it returns then sets ``symmetry.adapt`` to 0,
     and the prosthetist turns it back on.  It decides; the caller sends what it returns the way a
     console edit is sent (checked, audited, at a stride boundary, ramped).
     """
 
-    MAX_STEP_NM_KG = 0.05
+    MAX_STEP_J_KG = 0.03
     MIN_CONFIDENCE = 0.5
 
     def __init__(self):
@@ -343,12 +350,13 @@ class SymmetryAdapter:
         mean_si = float(np.mean(self._window))
         self._window.clear()
         error = params["symmetry.target_si_pct"] - mean_si
-        now = params["pushoff.torque_Nm_kg"]
-        step = max(-self.MAX_STEP_NM_KG, min(self.MAX_STEP_NM_KG, params["symmetry.gain_Nm_kg_pct"] * error))
-        low, high = params["symmetry.pushoff_min_Nm_kg"], params["symmetry.pushoff_max_Nm_kg"]
+        now = params["pushoff.work_J_kg"]
+        step = max(-self.MAX_STEP_J_KG, min(self.MAX_STEP_J_KG, params["symmetry.gain_J_kg_pct"] * error))
+        low, high = params["symmetry.work_min_J_kg"], params["symmetry.work_max_J_kg"]
         new = min(high, max(low, round(now + step, 4)))     # rounded for the audit log, then bounded
         self.last_note = (f"mean stance-time SI {mean_si:+.1f} % over {need} strides, target "
-                          f"{params['symmetry.target_si_pct']:+.1f} %: push-off {now:.3f} -> {new:.3f} N*m/kg")
+                          f"{params['symmetry.target_si_pct']:+.1f} %: push-off work target {now:.3f} -> "
+                          f"{new:.3f} J/kg")
         if new == now:
             return None
-        return {"pushoff.torque_Nm_kg": new}, self.last_note
+        return {"pushoff.work_J_kg": new}, self.last_note

@@ -44,6 +44,14 @@ The sensor node adds noise, a gyro bias and a load-cell offset; both of the
 latter may drift linearly with time (``gyro_bias_drift_rad_s2``,
 ``load_offset_drift_N_s``), as a warming MEMS gyro and strain-gauge bridge do.
 
+The sound side (:mod:`sim.asymmetry`): a profile may carry two more rows,
+``SOUND_CHANNELS`` (the sound foot's vertical force and the sound shank's
+rate), which the optional sound-side node samples (:meth:`AnklePlant.sound_payload`,
+noise from a random stream of its own, so the other sensors' samples do not
+change with it) and the truth reports.  The plant also integrates the net
+ankle work of each walking stride's stance from its true torque and angle
+(:attr:`AnklePlant.stance_work_J`) for the wearer to respond to.
+
 Everything here runs without the GIL on preallocated memory; Python only
 hands in strides and moves frames.
 """
@@ -52,8 +60,9 @@ from controller._numeric cimport clamp
 from libc.stdint cimport uint64_t
 from hal._mit cimport (MitRange, MitCommand, MitReply, mit_unpack_command, mit_pack_reply,
     mit_frame_kind, MIT_FRAME_ENTER, MIT_FRAME_EXIT, MIT_FRAME_ZERO, MIT_FRAME_COMMAND)
-from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, encode_imu, encode_load,
-    encode_status)
+from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, SoundFrame, encode_imu, encode_load,
+    encode_status, encode_sound)
+import numpy as np
 
 cdef double STANDARD_GRAVITY = 9.80665    # m/s^2
 cdef int PROFILE_POINTS = 1001            # samples per stride profile (uniform in phase)
@@ -61,8 +70,10 @@ cdef int PROFILE_POINTS = 1001            # samples per stride profile (uniform 
 # are cut by the wearer into a few seconds each (profile resolution), this only catches mistakes.
 cdef double MAX_WALKING_STRIDE_S = 10.0
 cdef double MAX_STANDING_SEGMENT_S = 30.0
-#: Values written by :meth:`AnklePlant.truth` (see ``sim.harness.TRUTH_COLUMNS``).
+#: Values always written by :meth:`AnklePlant.truth` (see ``sim.harness.TRUTH_COLUMNS``) ...
 TRUTH_LENGTH = 9
+#: ... and the sound side's, written after them when the row has room.
+SOUND_TRUTH_LENGTH = 2
 # Copper's temperature coefficient of resistance, and the temperature the winding resistance
 # setting is given at.
 cdef double COPPER_ALPHA_PER_K = 0.00393
@@ -101,10 +112,15 @@ cdef enum:
     CH_SHANK_ANGLE = 4      # rad from vertical
     CH_SHANK_OMEGA = 5      # rad/s
     N_CHANNELS = 6
+    CH_SOUND_LOAD = 6       # N, sound foot's vertical force (optional rows)
+    CH_SOUND_OMEGA = 7      # rad/s, sound shank
+    N_ROWS = 8
 
 #: Channel order of the arrays passed to :meth:`AnklePlant.queue_stride`.
 PROFILE_CHANNELS = ("ankle_angle_rad", "ankle_vel_rad_s", "moment_Nm", "load_N",
                     "shank_angle_rad", "shank_omega_rad_s")
+#: Optional rows after them: the sound side (zeros when a profile has only PROFILE_CHANNELS).
+SOUND_CHANNELS = ("sound_load_N", "sound_omega_rad_s")
 
 
 
@@ -159,6 +175,13 @@ cdef class AnklePlant:
     cdef double gyro_bias_drift, load_offset_drift   # per second of simulated time
     cdef int imu_seq, load_seq, status_seq
     cdef uint64_t rng_state
+    # sound-side node: its own noise stream
+    cdef double sound_load_noise, sound_gyro_noise
+    cdef int sound_seq
+    cdef uint64_t sound_rng_state
+    #: Net ankle work [J] of the present stride's stance so far (walking strides: from the heel
+    #: strike to the toe-off, -torque * d(angle) of the true torque and angle; 0 when standing).
+    cdef readonly double stance_work_J
 
     def __cinit__(self):
         self.profile = None
@@ -210,6 +233,13 @@ cdef class AnklePlant:
         self.rng_state = <uint64_t>(c["seed"]) * 0x9E3779B97F4A7C15ULL + 0x2545F4914F6CDD1DULL
         if self.rng_state == 0:
             self.rng_state = 1
+        self.sound_load_noise = c["sound_load_noise_N"]
+        self.sound_gyro_noise = c["sound_gyro_noise_rad_s"]
+        self.sound_rng_state = (<uint64_t>(c["seed"]) + 0x51D) * 0xBF58476D1CE4E5B9ULL + 0x94D049BB133111EBULL
+        if self.sound_rng_state == 0:
+            self.sound_rng_state = 1
+        self.sound_seq = 0
+        self.stance_work_J = 0.0
         self.profile = None
         self.next_profile = None
         self.next_queued = False
@@ -246,19 +276,22 @@ cdef class AnklePlant:
     # ---------------------------------------------------------------- strides (Python side)
     def queue_stride(self, double[:, ::1] profile, double stride_s, double stance_frac,
                      bint walking=True):
-        """Queue the next segment: ``profile`` is (6, 1001) over it, channels ``PROFILE_CHANNELS``.
+        """Queue the next segment: ``profile`` is (6, 1001) over it, channels ``PROFILE_CHANNELS``,
+        or (8, 1001) with ``SOUND_CHANNELS`` after them (with 6 rows the sound side reads 0).
 
         ``walking`` True: a walking stride from heel strike to heel strike (``stance_frac``
         is its toe-off).  False: a standing segment of ``stride_s`` seconds; ``stance_frac``
         (the loaded share, 0..1) is only recorded.
         """
-        if profile.shape[0] != N_CHANNELS or profile.shape[1] != PROFILE_POINTS:
-            raise ValueError(f"profile must have shape ({N_CHANNELS}, {PROFILE_POINTS})")
+        if profile.shape[0] not in (N_CHANNELS, N_ROWS) or profile.shape[1] != PROFILE_POINTS:
+            raise ValueError(f"profile must have shape ({N_CHANNELS} or {N_ROWS}, {PROFILE_POINTS})")
         if walking and not (0.2 < stride_s < MAX_WALKING_STRIDE_S and 0.3 < stance_frac < 0.9):
             raise ValueError("implausible stride time or stance fraction")
         if not walking and not (0.2 < stride_s <= MAX_STANDING_SEGMENT_S and 0.0 <= stance_frac <= 1.0):
             raise ValueError("implausible standing segment duration or loaded share")
-        self.next_profile = profile.copy()
+        cdef double[:, ::1] rows = np.zeros((N_ROWS, PROFILE_POINTS))
+        rows[:profile.shape[0], :] = profile
+        self.next_profile = rows
         self.next_stride_s = stride_s
         self.next_stance_frac = stance_frac
         self.next_walking = walking
@@ -280,6 +313,7 @@ cdef class AnklePlant:
         self.t0_s = t0
         self.next_queued = False
         self.stride_index += 1
+        self.stance_work_J = 0.0
 
     # ---------------------------------------------------------------- reference lookup
     cdef inline double ref(self, int channel, double phase) noexcept nogil:
@@ -345,7 +379,8 @@ cdef class AnklePlant:
     cdef void substep(self, double h) noexcept nogil:
         cdef double p = self.motor_position()
         cdef double v = self.motor_velocity()
-        cdef double tau_m, phase, load, m_ext, accel, current, r_ohm, q_wc_W, q_ca_W
+        cdef double tau_m, phase = 2.0, load, m_ext, accel, current, r_ohm, q_wc_W, q_ca_W
+        cdef double theta_before
         # driver inner loop
         if self.driver_active and self.t_s - self.last_cmd_s <= self.watchdog_s:
             tau_m = (self.cmd.kp_Nm_rad * (self.cmd.p_rad - p) + self.cmd.kd_Nms_rad * (self.cmd.v_rad_s - v)
@@ -387,8 +422,12 @@ cdef class AnklePlant:
         accel /= self.J_kgm2
         # semi-implicit Euler: stable for the stiff wearer spring at 10 kHz
         self.omega += accel * h
+        theta_before = self.theta
         self.theta += self.omega * h
         self.t_s += h
+        if self.walking and phase < self.stance_frac:
+            # power = -torque * d(angle)/dt (+ plantar-flexor torque, + dorsiflexion): + generated
+            self.stance_work_J -= self.tau_pf_Nm * (self.theta - theta_before)
 
     def advance(self, double t_end_s):
         """Integrate to ``t_end_s`` at the driver's internal rate.
@@ -424,6 +463,20 @@ cdef class AnklePlant:
     cdef inline double gauss(self) noexcept nogil:
         cdef double u1 = self.uniform()
         cdef double u2 = self.uniform()
+        if u1 < 1e-300:
+            u1 = 1e-300
+        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2)
+
+    cdef inline double sound_uniform(self) noexcept nogil:
+        # the sound node's own xorshift64* stream
+        self.sound_rng_state ^= self.sound_rng_state >> 12
+        self.sound_rng_state ^= self.sound_rng_state << 25
+        self.sound_rng_state ^= self.sound_rng_state >> 27
+        return ((self.sound_rng_state * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0)
+
+    cdef inline double sound_gauss(self) noexcept nogil:
+        cdef double u1 = self.sound_uniform()
+        cdef double u2 = self.sound_uniform()
         if u1 < 1e-300:
             u1 = 1e-300
         return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2)
@@ -508,6 +561,22 @@ cdef class AnklePlant:
         self.load_seq = (self.load_seq + 1) & 0xFF
         return encode_load(&out[0], &f)
 
+    def sound_payload(self, unsigned char[::1] out):
+        """One sample of the sound-side node (SOUND_SIDE frame): the sound foot's vertical force and
+        the sound shank's rate at the present time, with noise; returns the DLC."""
+        cdef SoundFrame f
+        cdef double load = 0.0, omega = 0.0, phase
+        if self.started:
+            phase = self.phase_at(self.t_s)
+            load = self.ref(CH_SOUND_LOAD, phase)
+            omega = self.ref(CH_SOUND_OMEGA, phase)
+        f.load_N = load + self.sound_load_noise * self.sound_gauss()
+        f.gyro_z_rad_s = omega + self.sound_gyro_noise * self.sound_gauss()
+        f.seq = self.sound_seq
+        f.status = 0
+        self.sound_seq = (self.sound_seq + 1) & 0xFF
+        return encode_sound(&out[0], &f)
+
     def status_payload(self, unsigned char[::1] out):
         """The node's status frame, with the supply voltage (:meth:`set_supply_V`); returns the DLC."""
         cdef StatusFrame f
@@ -525,9 +594,11 @@ cdef class AnklePlant:
 
         t, phase (-1 when not walking), stance (foot loaded), angle, torque, winding
         temperature, stride index, walking (1 in a walking stride, 0 in a standing segment or
-        before the start), case temperature.
+        before the start), case temperature; then, if ``row`` holds TRUTH_LENGTH +
+        SOUND_TRUTH_LENGTH values, the sound foot's true vertical force [N] and its contact
+        (1 while that force is > 0).
         """
-        cdef double phase = -1.0, stance = 0.0, walking = 0.0
+        cdef double phase = -1.0, stance = 0.0, walking = 0.0, sound_load = 0.0
         if row.shape[0] < TRUTH_LENGTH:
             raise ValueError(f"row must hold {TRUTH_LENGTH} values")
         if self.started:
@@ -535,6 +606,7 @@ cdef class AnklePlant:
             if phase >= 1.0:
                 phase = 0.0 if phase - 1.0 < 1e-9 else phase - floor(phase)
             stance = 1.0 if self.ref(CH_LOAD, phase) > 0.0 else 0.0
+            sound_load = self.ref(CH_SOUND_LOAD, phase)
             if self.walking:
                 walking = 1.0
             else:
@@ -548,6 +620,9 @@ cdef class AnklePlant:
         row[6] = self.stride_index
         row[7] = walking
         row[8] = self.case_C
+        if row.shape[0] >= TRUTH_LENGTH + SOUND_TRUTH_LENGTH:
+            row[9] = sound_load
+            row[10] = 1.0 if sound_load > 0.0 else 0.0
 
     # ---------------------------------------------------------------- fault injection (Python side)
     def set_encoder_fault(self, int mode, double offset_ankle_rad=0.0):

@@ -5,6 +5,17 @@ host's channel), reads the host's frames and answers as the real devices do:
 the driver replies to every frame addressed to it (MIT mode), the sensor node
 sends its DBC frames every tick and its status every ``status_period_s``.
 
+The optional sound-side node (``sound_node=True``) sends the SOUND_SIDE
+frame (0x113) every ``SOUND_PERIOD_S`` (2 ms, 500 Hz) from the first step on:
+the sound foot's vertical force and the sound shank's rate (see
+:mod:`sim.wearer` and :mod:`sim.asymmetry`).
+
+The wearer plans each walking stride's successor at its toe-off, once the
+plant has integrated the net ankle work of that stance
+(:attr:`~sim._plant.AnklePlant.stance_work_J`), which it is told first
+(:meth:`sim.wearer.Wearer.record_stance_work`); a standing segment's successor
+is planned as the segment begins.
+
 Two ways to run it: :meth:`SimAnkle.step_to` advances the plant in lock-step
 with the host's loop (deterministic, as fast as the CPU allows);
 :meth:`SimAnkle.serving` answers frames from a background thread in real time,
@@ -29,13 +40,16 @@ from typing import Callable, Collection, Dict, Iterator, List, Optional, Sequenc
 import can
 
 from hal import _mit
-from hal._sensor_frames import IMU_ID, LOAD_ID, STATUS_ID
+from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
 from sim import plant as _plant
 from sim.faults import DEVICE_KINDS, Injection, resolved_value
 from sim.plant import AnklePlant
 from sim.wearer import Wearer
 
-__all__ = ["SimAnkle"]
+__all__ = ["SimAnkle", "SOUND_PERIOD_S"]
+
+#: The sound-side node's frame period [s] (hal/sensor_node.dbc: SOUND_SIDE, 500 Hz).
+SOUND_PERIOD_S = 0.002
 
 # Plant-level sensor kinds, per sensor: kind -> the plant's fault mode (value from the injection).
 _ENCODER_MODES = {"encoder_jump": _plant.ENCODER_OFFSET, "encoder_stuck": _plant.ENCODER_STUCK}
@@ -53,9 +67,11 @@ class SimAnkle:
     """Simulated driver + sensor node + plant on ``bus``."""
 
     def __init__(self, bus: can.BusABC, plant: AnklePlant, wearer: Wearer, *, reply_id: int = 0x000,
-                 status_period_s: float = 0.02, faults: Sequence[Injection] = ()):
+                 status_period_s: float = 0.02, faults: Sequence[Injection] = (),
+                 sound_node: bool = False):
         """``faults``: injections to act on (host-side kinds are left to the harness).  The
-        supply voltage is the plant's (``supply_V`` setting, lowered by ``low_voltage``)."""
+        supply voltage is the plant's (``supply_V`` setting, lowered by ``low_voltage``).
+        ``sound_node``: also send the sound-side node's frames (0x113, every 2 ms)."""
         self.bus = bus
         self.plant = plant
         self.wearer = wearer
@@ -69,6 +85,8 @@ class SimAnkle:
         self._nominal_supply_V = plant.supply_V
         self._plant_faults: Dict[str, tuple] = {}     # what is set on the plant now, per sensor
         self._next_status_s = 0.0
+        self.sound_node = bool(sound_node)
+        self._sound_frames = 0        # SOUND_SIDE frames sent: the next is due at this many periods
         self._buf = bytearray(8)
         self._lock = threading.Lock()
         self.frames_in = 0
@@ -80,7 +98,20 @@ class SimAnkle:
         """Queue the first segment and start the wearer at ``t_s`` (a heel strike when walking)."""
         self.plant.queue_stride(*self.wearer.next_stride(t_s))
         self.plant.start(t_s)
-        self.plant.queue_stride(*self.wearer.next_stride(t_s + self.wearer.strides[-1].stride_s))
+        self._plan_next(t_s)
+
+    def _plan_next(self, now_s: float) -> None:
+        """Queue the segment after the present one once it is due: a walking stride's at its
+        toe-off (after telling the wearer the stance's net ankle work), a standing segment's at
+        once.  The plant must be at ``now_s``."""
+        if self.plant.next_queued or not self.plant.started:
+            return
+        present = self.wearer.strides[-1]           # the plant walks the last segment planned
+        if present.walking:
+            if now_s < present.t_toe_off_s:
+                return
+            self.wearer.record_stance_work(self.plant.stance_work_J / self.wearer.mass_kg)
+        self.plant.queue_stride(*self.wearer.next_stride(present.t_end_s))
 
     def _handle(self, msg: can.Message, now_s: float) -> bool:
         """Apply one received frame; True if the driver must reply."""
@@ -158,9 +189,7 @@ class SimAnkle:
                 continue
             reply_due += self._handle(msg, now_s)
         new_stride = self.plant.advance(now_s)
-        if new_stride:
-            last = self.wearer.strides[-1]
-            self.plant.queue_stride(*self.wearer.next_stride(last.t_end_s))
+        self._plan_next(now_s)
         if self.faults:
             self._apply_plant_faults(active)
         if "stale_replies" not in active_kinds:
@@ -177,6 +206,10 @@ class SimAnkle:
         if now_s >= self._next_status_s:
             self._send(STATUS_ID, self.plant.status_payload(self._buf))
             self._next_status_s += self.status_period_s
+        # on the 2 ms grid (counted, so no rounding drift; a 1 ms step sends every other one)
+        if self.sound_node and now_s >= self._sound_frames * SOUND_PERIOD_S - 1e-9:
+            self._send(SOUND_ID, self.plant.sound_payload(self._buf))
+            self._sound_frames = int(math.floor(now_s / SOUND_PERIOD_S + 1e-6)) + 1
         return new_stride
 
     # ------------------------------------------------------------------ real time (set-up)

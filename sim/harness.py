@@ -14,6 +14,12 @@ the device-side kinds; the host-side kinds act here, in the tick loop:
 or after ``t_s``; the rows between stay NaN) and ``nonfinite_command`` (the
 kernel's ``inject_nonfinite_command`` is switched on at the first tick at or
 after ``t_s`` and off at the first one at or after its end).
+
+The sound side (issue 7): ``asymmetry=`` makes the wearer asymmetric
+(:class:`sim.asymmetry.AsymmetryModel`; None: symmetric), ``sound_node=True``
+adds the simulated sound-side sensor node (CAN 0x113, 500 Hz).  Either way the
+strides (:class:`sim.wearer.Stride`) carry the sound side's true events and
+symmetry indices, and the truth table its load and contact.
 """
 from __future__ import annotations
 
@@ -32,7 +38,8 @@ from hal.errors import HalError
 from hal.bus import BusConfig, open_bus
 from sim.devices import SimAnkle
 from sim.faults import Injection, resolved_value
-from sim.plant import TRUTH_LENGTH, build_plant
+from sim.asymmetry import AsymmetryModel
+from sim.plant import SOUND_TRUTH_LENGTH, TRUTH_LENGTH, build_plant
 from sim.wearer import Stride, Wearer
 
 __all__ = ["SimRun", "run", "TRUTH_COLUMNS"]
@@ -41,12 +48,15 @@ __all__ = ["SimRun", "run", "TRUTH_COLUMNS"]
 #: phase_true is -1 while the wearer stands; walking_true is 1 in walking strides, 0 in
 #: standing segments; stride_index counts both (it indexes SimRun.strides).
 #: motor_temp_true_C is the winding's temperature, case_temp_true_C the case's (the driver
-#: reports the case's).
+#: reports the case's).  sound_load_true_N is the sound foot's vertical force [N] (no noise;
+#: body weight minus the prosthetic load while standing), sound_contact_true 1 while it is > 0
+#: (both exact to one profile sample, stride/1000, of the Stride's sound events).
 TRUTH_COLUMNS = ("t", "phase_true", "stance_true", "ankle_angle_true", "torque_true_Nm",
-                 "motor_temp_true_C", "stride_index", "walking_true", "case_temp_true_C")
-if len(TRUTH_COLUMNS) != TRUTH_LENGTH:          # the compiled plant is older or newer than this file
-    raise ImportError(f"sim._plant writes {TRUTH_LENGTH} truth values, TRUTH_COLUMNS names "
-                      f"{len(TRUTH_COLUMNS)}: rebuild the plant")
+                 "motor_temp_true_C", "stride_index", "walking_true", "case_temp_true_C",
+                 "sound_load_true_N", "sound_contact_true")
+if len(TRUTH_COLUMNS) != TRUTH_LENGTH + SOUND_TRUTH_LENGTH:   # the compiled plant is older or newer
+    raise ImportError(f"sim._plant writes {TRUTH_LENGTH} + {SOUND_TRUTH_LENGTH} truth values, "
+                      f"TRUTH_COLUMNS names {len(TRUTH_COLUMNS)}: rebuild the plant")
 
 
 @dataclass
@@ -74,17 +84,23 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         params: Optional[ParamSet] = None,
         plant_overrides: Optional[Mapping[str, float]] = None,
         on_stride: Optional[Callable[[SimRun, Stride], None]] = None,
-        faults: Sequence[Injection] = (), boot_faults: int = 0) -> SimRun:
+        faults: Sequence[Injection] = (), boot_faults: int = 0,
+        asymmetry: Optional[AsymmetryModel] = None, sound_node: bool = False,
+        supervisor=None) -> SimRun:
     """Walk the simulated wearer for ``duration_s`` on the full stack and return the record.
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
-    per-stride lines).  ``params`` defaults to the registry's defaults with
+    per-stride lines).  ``supervisor`` (e.g. :class:`sim.supervisor.SymmetrySupervisor`) does the
+    supervisor process's work between ticks: ``supervisor.bind(tick, telemetry, params)`` once,
+    then ``supervisor(k, now_s)`` after each tick.  ``params`` defaults to the registry's defaults with
     ``wearer.mass_kg = mass_kg``.  ``stride_cv`` is the wearer's stride-to-stride
     variability (coefficient of variation of stride time, 0..0.1).  ``faults``: the
     injections to make (:class:`sim.faults.Injection`; see the module docstring).
     ``boot_faults``: fault bits latched at start (e.g. a corrupt parameter file).
     Scenarios with standing (speed 0) add standing segments to ``strides``
     (``walking`` False), and ``on_stride`` is called for them too.
+    ``asymmetry``: the asymmetric wearer's model (None: a symmetric wearer); ``sound_node``:
+    simulate the sound-side sensor node (CAN 0x113 every 2 ms).
     """
     if not 0.0 < duration_s <= 3600.0:
         raise ValueError(f"duration {duration_s} s is outside 0..3600 s")
@@ -102,12 +118,12 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
                  "direction": params["actuator.direction"]}
     overrides.update(plant_overrides or {})
     plant = build_plant(overrides)
-    wearer = Wearer(scenario, speed_m_s, mass_kg, stride_cv=stride_cv, seed=seed)
+    wearer = Wearer(scenario, speed_m_s, mass_kg, stride_cv=stride_cv, seed=seed, asymmetry=asymmetry)
 
     config = BusConfig(interface="virtual", channel=f"ankle-sim-{uuid.uuid4().hex[:8]}")
     host_bus, sim_bus = open_bus(config), open_bus(config)
     try:
-        sim = SimAnkle(sim_bus, plant, wearer, faults=faults)
+        sim = SimAnkle(sim_bus, plant, wearer, faults=faults, sound_node=sound_node)
         driver = AKDriver(host_bus, driver_id=plant.driver_id, model="AK80-9")
         driver.configure()
         with sim.serving():
@@ -123,6 +139,8 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         tick.start(0.0)
         if boot_faults:
             tick.safety.latch(boot_faults, 0.0)
+        if supervisor is not None:
+            supervisor.bind(tick, telemetry, params)
         wall0 = time.perf_counter()
         completed = 0
         k = 0
@@ -131,6 +149,8 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
             sim.step_to(now_s)
             if host_faults.host_ticks(k, now_s):
                 host.tick(now_s, k)
+                if supervisor is not None:
+                    supervisor(k, now_s)
             plant.truth(truth[k])
             if on_stride is not None:
                 while completed < len(wearer.strides) and wearer.strides[completed].t_end_s <= now_s:

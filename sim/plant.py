@@ -8,10 +8,12 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from hal.ak import mit_range
-from sim._plant import (AnklePlant, PROFILE_CHANNELS, TRUTH_LENGTH, ENCODER_OK, ENCODER_OFFSET,
-                        ENCODER_STUCK, IMU_OK, IMU_STUCK, IMU_GYRO_CONSTANT, LOAD_OK, LOAD_CONSTANT)
+from sim._plant import (AnklePlant, PROFILE_CHANNELS, SOUND_CHANNELS, TRUTH_LENGTH, SOUND_TRUTH_LENGTH,
+                        ENCODER_OK, ENCODER_OFFSET, ENCODER_STUCK, IMU_OK, IMU_STUCK, IMU_GYRO_CONSTANT,
+                        LOAD_OK, LOAD_CONSTANT)
 
-__all__ = ["DEFAULTS", "build_plant", "AnklePlant", "PROFILE_CHANNELS", "TRUTH_LENGTH",
+__all__ = ["DEFAULTS", "build_plant", "AnklePlant", "PROFILE_CHANNELS", "SOUND_CHANNELS", "TRUTH_LENGTH",
+           "SOUND_TRUTH_LENGTH",
            "ENCODER_OK", "ENCODER_OFFSET", "ENCODER_STUCK", "IMU_OK", "IMU_STUCK",
            "IMU_GYRO_CONSTANT", "LOAD_OK", "LOAD_CONSTANT"]
 
@@ -69,6 +71,10 @@ DEFAULTS: Dict[str, Any] = {
     "load_noise_N": 5.0,
     "load_offset_N": 0.0,
     "load_offset_drift_N_s": 0.0,         # load-cell offset change per second (bridge drift), linear
+    # The optional sound-side node (an instrumented insole and a shank gyro on the other leg):
+    # noise of the same size as the prosthetic side's load cell and gyro (assumed).
+    "sound_load_noise_N": 5.0,
+    "sound_gyro_noise_rad_s": 0.02,
     "initial_angle_rad": 0.0,
     "seed": 0,
 }

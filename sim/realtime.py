@@ -32,6 +32,7 @@ from controller.params import ParamSet
 from controller.runtime import (RealtimeSpec, Runtime, RuntimeFailure, RuntimeSpec, TelemetryPump,
                                 TelemetryRecorder, wait_until_ns)
 from hal.bus import BusConfig
+from sim.asymmetry import AsymmetryModel
 from sim.faults import Injection
 
 if TYPE_CHECKING:
@@ -44,7 +45,11 @@ _CHANNEL = "can0"
 
 @dataclass(frozen=True)
 class DeviceSpec:
-    """The simulated wearer and devices (picklable: it crosses into the devices' process)."""
+    """The simulated wearer and devices (picklable: it crosses into the devices' process).
+
+    ``asymmetry``: the asymmetric wearer's model (None: symmetric); ``sound_node``: simulate
+    the sound-side sensor node (CAN 0x113 every 2 ms).
+    """
 
     scenario: str = "steady"
     speed_m_s: float = 1.25
@@ -60,6 +65,8 @@ class DeviceSpec:
     host: str = "127.0.0.1"
     port: int = 0
     realtime: RealtimeSpec = field(default_factory=RealtimeSpec)
+    asymmetry: Optional[AsymmetryModel] = None
+    sound_node: bool = False
 
 
 def _build(spec: DeviceSpec, bus):
@@ -71,8 +78,9 @@ def _build(spec: DeviceSpec, bus):
                  "efficiency": params["actuator.efficiency"], "direction": params["actuator.direction"]}
     overrides.update(dict(spec.plant_overrides))
     plant = build_plant(overrides)
-    wearer = Wearer(spec.scenario, spec.speed_m_s, spec.mass_kg, stride_cv=spec.stride_cv, seed=spec.seed)
-    return plant, wearer, SimAnkle(bus, plant, wearer, faults=spec.faults)
+    wearer = Wearer(spec.scenario, spec.speed_m_s, spec.mass_kg, stride_cv=spec.stride_cv, seed=spec.seed,
+                    asymmetry=spec.asymmetry)
+    return plant, wearer, SimAnkle(bus, plant, wearer, faults=spec.faults, sound_node=spec.sound_node)
 
 
 def _device_process(spec: DeviceSpec, conn) -> None:
@@ -256,7 +264,8 @@ def as_sim_run(rt: RealtimeRun, params: ParamSet) -> "SimRun":
     """The real-time session as a :class:`sim.harness.SimRun` on the host's time base, so the
     lock-step evaluation (:mod:`sim.evaluation`) applies: telemetry row ``k`` is the host's
     tick at ``k`` periods (NaN for a skipped deadline), truth row ``k`` the plant at that time,
-    strides shifted to host time (those that ended before the host started are dropped)."""
+    strides shifted to host time, their sound events too (those that ended before the host
+    started are dropped)."""
     import dataclasses
     from sim.harness import SimRun
     period_s = 1.0 / rt.rate_Hz
@@ -266,7 +275,9 @@ def as_sim_run(rt: RealtimeRun, params: ParamSet) -> "SimRun":
     keep = (k >= 0) & (k < n)
     table[k[keep]] = rt.telemetry[keep]
     shift_s = rt.device.get("host_offset_ticks", 0) * period_s
-    strides = [dataclasses.replace(s, t_heel_strike_s=s.t_heel_strike_s - shift_s)
+    strides = [dataclasses.replace(s, t_heel_strike_s=s.t_heel_strike_s - shift_s,
+                                   sound_heel_strike_s=s.sound_heel_strike_s - shift_s,
+                                   sound_toe_off_s=s.sound_toe_off_s - shift_s)
                for s in rt.strides if s.t_heel_strike_s + s.stride_s - shift_s > 0.0]
     trip = rt.device.get("watchdog_trip_s", -1.0)
     return SimRun(params=params, telemetry=table, truth=rt.truth[:n], strides=strides, rate_Hz=rt.rate_Hz,

@@ -174,6 +174,9 @@ def stance_fraction(speed_m_s):
     return _evaluate("stance_fraction", speed_m_s)
 
 
+_stance_fraction = stance_fraction
+
+
 # --- time warp and resampling --------------------------------------------------------------------------
 
 
@@ -229,8 +232,12 @@ def _splines() -> dict[str, _PeriodicSpline]:
     return {name: _PeriodicSpline(getattr(ref, name)[:-1]) for name in ("ankle_angle_rad", "shank_angle_rad")}
 
 
-def stride_profile(speed_m_s: float, n: int = 1001) -> dict[str, np.ndarray]:
+def stride_profile(speed_m_s: float, n: int = 1001, stance_fraction: float | None = None) -> dict[str, np.ndarray]:
     """The reference stride resampled onto ``n`` equally spaced instants of one stride at ``speed_m_s``.
+
+    ``stance_fraction``: the stride's toe-off (fraction of the stride); None for the speed
+    model's (an asymmetric wearer's prosthetic stance share differs from it, see
+    :mod:`sim.asymmetry`).
 
     Returns arrays: ``t_s`` (0..stride time), ``phase`` (0..1), ``ref_phase`` (``warp_phase`` of it),
     ``ankle_angle_rad`` and ``ankle_vel_rad_s`` (its time derivative), ``shank_angle_rad`` and
@@ -247,7 +254,7 @@ def stride_profile(speed_m_s: float, n: int = 1001) -> dict[str, np.ndarray]:
         raise ValueError(f"n must be at least 2, got {n!r}")
     ref = load_reference()
     period_s = stride_time_s(speed_m_s)
-    sf = stance_fraction(speed_m_s)
+    sf = _stance_fraction(speed_m_s) if stance_fraction is None else float(stance_fraction)
     phase = np.linspace(0.0, 1.0, n)
     ref_phase = warp_phase(phase, sf, ref.toe_off)
     # d(ref_phase)/d(phase): constant in stance and in swing.
@@ -273,3 +280,21 @@ def stride_profile(speed_m_s: float, n: int = 1001) -> dict[str, np.ndarray]:
     # The table's grid straddles toe-off (0.605 / 0.610): keep grf exactly 0 over the whole swing.
     profile["grf_bw"] = np.where(ref_phase >= ref.toe_off, 0.0, profile["grf_bw"])
     return profile
+
+
+def grf_bw_at(ref_phase):
+    """The reference vertical ground reaction [body weights] at reference phases ``ref_phase``
+    (linear interpolation; exactly 0 from the reference toe-off on)."""
+    ref = load_reference()
+    p = np.asarray(ref_phase, dtype=float)
+    return np.where(p >= ref.toe_off, 0.0, np.interp(p, ref.phase, ref.grf_bw))
+
+
+def shank_omega_at(ref_phase, ref_phase_rate, speed_m_s: float):
+    """Shank angular velocity [rad/s] at reference phases ``ref_phase`` passed at
+    ``ref_phase_rate`` [reference strides per second], with :func:`stride_profile`'s excursion
+    scaling for ``speed_m_s`` (the stride-length ratio)."""
+    ref = load_reference()
+    _, d_shank = _splines()["shank_angle_rad"](ref_phase)
+    k = (speed_m_s * stride_time_s(speed_m_s)) / (ref.speed_m_s * ref.stride_time_s)
+    return k * d_shank * np.asarray(ref_phase_rate, dtype=float)

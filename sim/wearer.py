@@ -16,6 +16,19 @@ segment in which the scenario restarts ends with gait initiation: the foot
 unloads and swings forward like the reference swing at the new speed, so the
 next walking stride begins with an ordinary heel strike.  The wearer looks
 ahead in the scenario to cut the segments so that this works out.
+
+The sound side.  Every walking stride also times the other leg (its heel
+strike and toe-off, :class:`Stride`): symmetric by default, or, with an
+:class:`sim.asymmetry.AsymmetryModel`, with a prosthetic stance share that
+follows the push-off the wearer has received (the plant's devices report the
+net ankle work of each stance with :meth:`Wearer.record_stance_work`; see
+:mod:`sim.asymmetry` for the model and its assumptions).  The prosthetic load
+profile is warped so that its double-support shape sits at the sound side's
+events.  Each profile carries two more rows, ``SOUND_CHANNELS``: the sound
+foot's vertical force (the reference ground reaction on the sound stance,
+exactly 0 in its swing; body weight minus the prosthetic load while standing)
+and the sound shank's angular velocity (the reference on the sound side's
+timeline; the quiet-standing sway while standing).
 """
 from __future__ import annotations
 
@@ -28,9 +41,18 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from sim import reference, scenarios
-from sim.plant import PROFILE_CHANNELS
+from sim.asymmetry import (Adaptation, AsymmetryModel, REF_STANCE_EVENTS, StrideTiming, load_warp_phase,
+                           sound_stance_ref_phase, stride_timing)
+from sim.plant import PROFILE_CHANNELS, SOUND_CHANNELS
 
-__all__ = ["Stride", "Wearer", "STANDARD_GRAVITY"]
+__all__ = ["Stride", "Wearer", "STANDARD_GRAVITY", "ALL_CHANNELS"]
+
+#: Rows of the profiles :meth:`Wearer.next_stride` hands out: the prosthetic side, then the sound side.
+ALL_CHANNELS = PROFILE_CHANNELS + SOUND_CHANNELS
+_LOAD_ROW = PROFILE_CHANNELS.index("load_N")
+_SOUND_LOAD_ROW = ALL_CHANNELS.index("sound_load_N")
+_SOUND_OMEGA_ROW = ALL_CHANNELS.index("sound_omega_rad_s")
+_REF_TOE_OFF = REF_STANCE_EVENTS[3]
 
 STANDARD_GRAVITY = 9.80665
 PROFILE_POINTS = 1001
@@ -71,7 +93,23 @@ class Stride:
     (a real heel strike only for the first segment of a standing spell) and
     lasts ``stride_s``; its ``speed_m_s`` is 0 and ``stance_fraction`` is the
     share of it with the foot loaded (below 1 only for the segment that ends
-    with gait initiation), not a gait-cycle toe-off.
+    with gait initiation), not a gait-cycle toe-off.  Its sound-side fields
+    are NaN.
+
+    The sound side of a walking stride (:mod:`sim.asymmetry`): its heel strike
+    ``sound_heel_strike_s`` and the toe-off *within* this stride,
+    ``sound_toe_off_s`` (absolute times; the toe-off ends the sound stance that
+    began in the previous stride).  This stride's sound stance runs from its
+    ``sound_heel_strike_s`` for ``sound_stance_s`` seconds, to the next walking
+    stride's ``sound_toe_off_s``.  ``si_stance_pct`` is the stance-time SI of
+    the prosthetic stance (``t_heel_strike_s`` .. ``t_toe_off_s``) against that
+    sound stance; ``si_step_pct`` the step-time SI of the sound step
+    (heel strike -> sound heel strike) and the prosthetic step (sound heel
+    strike -> ``t_end_s``).  Both are 0 for the symmetric wearer.
+    ``work_received_J_kg`` is the net ankle work of the last stance reported to
+    the wearer before this stride was planned (NaN if none yet);
+    ``work_effective_J_kg`` the asymmetry model's lagged work the stride's SI
+    came from (NaN for the symmetric wearer).
     """
 
     index: int
@@ -80,6 +118,13 @@ class Stride:
     stance_fraction: float
     speed_m_s: float
     walking: bool = True
+    sound_heel_strike_s: float = math.nan
+    sound_toe_off_s: float = math.nan
+    si_stance_pct: float = math.nan
+    si_step_pct: float = math.nan
+    work_received_J_kg: float = math.nan
+    work_effective_J_kg: float = math.nan
+    sound_stance_s: float = math.nan
 
     @property
     def t_toe_off_s(self) -> float:
@@ -89,12 +134,34 @@ class Stride:
     def t_end_s(self) -> float:
         return self.t_heel_strike_s + self.stride_s
 
+    @property
+    def sound_stance_end_s(self) -> float:
+        """When this stride's sound stance ends (in the next stride): NaN for standing."""
+        return self.sound_heel_strike_s + self.sound_stance_s
+
 
 @lru_cache(maxsize=256)
 def _unit_profile(speed_cm_s: int) -> Tuple[np.ndarray, float, float]:
     """Per-kg profile at a speed (cached per cm/s): rows in ``PROFILE_CHANNELS`` order."""
+    return _unit_table(speed_cm_s, None)
+
+
+def _stance_profile(speed_cm_s: int, stance_fraction: float) -> np.ndarray:
+    """Per-kg profile at a speed with the stance share ``stance_fraction`` (cached only for the
+    speed model's own share: an asymmetric wearer's changes every stride, 0.2 ms to compute)."""
+    unit, _, sf = _unit_profile(speed_cm_s)
+    if stance_fraction == sf:
+        return unit
+    return _unit_table(speed_cm_s, stance_fraction)[0]
+
+
+def _unit_table(speed_cm_s: int, stance_fraction: Optional[float]) -> Tuple[np.ndarray, float, float]:
+    """Per-kg profile (rows ``PROFILE_CHANNELS``), stride time and the speed model's stance share.
+
+    ``stance_fraction`` None: the speed model's.  The load row uses the plain stance warp.
+    """
     v = speed_cm_s / 100.0
-    p = reference.stride_profile(v, PROFILE_POINTS)
+    p = reference.stride_profile(v, PROFILE_POINTS, stance_fraction)
     rows = {
         "ankle_angle_rad": p["ankle_angle_rad"],
         "ankle_vel_rad_s": p["ankle_vel_rad_s"],
@@ -106,6 +173,40 @@ def _unit_profile(speed_cm_s: int) -> Tuple[np.ndarray, float, float]:
     table = np.vstack([rows[name] for name in PROFILE_CHANNELS])
     table.setflags(write=False)
     return table, reference.stride_time_s(v), reference.stance_fraction(v)
+
+
+_PHASE_GRID = np.linspace(0.0, 1.0, PROFILE_POINTS)
+_PHASE_GRID.setflags(write=False)
+
+
+def _sound_rows(timing: StrideTiming, speed_m_s: float, weight_N: float) -> Tuple[np.ndarray, np.ndarray]:
+    """The sound foot's load [N] and shank rate [rad/s] over one prosthetic stride.
+
+    On the stride's time line: the end of the sound stance that began in the previous stride
+    (up to ``sound_toe_off_s``), the sound swing, then the start of this stride's sound stance
+    (from ``sound_heel_strike_s``).  The load is the reference ground reaction warped onto each
+    sound stance with its double support at both ends (``sim.asymmetry.sound_stance_ref_phase``),
+    exactly 0 in the swing; the rate is the reference shank rate with the plain stance warp
+    (stance onto the reference stance, swing onto the reference swing).
+    """
+    t = _PHASE_GRID * timing.stride_s
+    t_to, t_hs = timing.sound_toe_off_s, timing.sound_heel_strike_s
+    s_before, s_now = timing.previous_sound_stance_s, timing.sound_stance_s
+    tail, head = t <= t_to, t >= t_hs
+    swing = ~(tail | head)
+    tau_tail = t + (s_before - t_to)             # since the previous sound heel strike
+    tau_head = t - t_hs                          # since this stride's sound heel strike
+    load_ref = np.where(tail, sound_stance_ref_phase(tau_tail, s_before, t_to),
+                        sound_stance_ref_phase(tau_head, s_now, timing.double_support_s))
+    load = weight_N * reference.grf_bw_at(load_ref)
+    load[swing] = 0.0
+    swing_s = t_hs - t_to
+    ref = np.where(tail, _REF_TOE_OFF * tau_tail / s_before,
+                   np.where(head, _REF_TOE_OFF * tau_head / s_now,
+                            _REF_TOE_OFF + (1.0 - _REF_TOE_OFF) * (t - t_to) / swing_s))
+    rate = np.where(tail, _REF_TOE_OFF / s_before,
+                    np.where(head, _REF_TOE_OFF / s_now, (1.0 - _REF_TOE_OFF) / swing_s))
+    return load, reference.shank_omega_at(ref, rate, speed_m_s)
 
 
 def _hermite_to_rest(t_s: np.ndarray, tau_s: float, x0: float, v0: float) -> Tuple[np.ndarray, np.ndarray]:
@@ -178,6 +279,7 @@ class _Entry:
     shank_omega_rad_s: float
     ankle_rad: float
     ankle_vel_rad_s: float
+    sound_omega_rad_s: float = 0.0
 
 
 class _StandingSpell:
@@ -198,6 +300,8 @@ class _StandingSpell:
         self.unload_at_s: Optional[float] = None     # gait initiation planned: unloading begins
         self.swing: Optional[Tuple[np.ndarray, np.ndarray, float]] = None
         self.settle = (0.0, 0.0)              # shank offset and rate at heel strike, relative to sway
+        self.sound_settle_rad_s = 0.0         # sound shank rate at heel strike, relative to sway
+        self.swing_speed_m_s = 0.0
 
     def new_segment(self, t: float, posture: _Posture) -> None:
         """A segment starts at spell time ``t`` with ``posture`` fading in."""
@@ -206,6 +310,7 @@ class _StandingSpell:
         if first and self.entry is not None:
             angle, omega = self._posture(np.zeros(1), "sway")
             self.settle = (self.entry.shank_rad - angle[0], self.entry.shank_omega_rad_s - omega[0])
+            self.sound_settle_rad_s = self.entry.sound_omega_rad_s - omega[0]
 
     def plan_initiation(self, unload_at_s: float, speed_m_s: float) -> float:
         """Unload at spell time ``unload_at_s`` and swing into walking at ``speed_m_s``.
@@ -215,6 +320,7 @@ class _StandingSpell:
         unit, stride_s, stance_fraction = _unit_profile(int(round(speed_m_s * 100)))
         phase = np.linspace(0.0, 1.0, PROFILE_POINTS)
         self.unload_at_s = unload_at_s
+        self.swing_speed_m_s = int(round(speed_m_s * 100)) / 100.0
         self.swing = (unit, phase * stride_s - stance_fraction * stride_s, (1.0 - stance_fraction) * stride_s)
         return unload_at_s + UNLOAD_S + self.swing[2]
 
@@ -268,8 +374,29 @@ class _StandingSpell:
         limit = MAX_STANDING_MOMENT_NM_KG * self.mass_kg
         moment = np.clip(load_N * (COP_MEAN_M + COP_PER_RAD * sway), -limit, limit)
         rows = {"ankle_angle_rad": ankle, "ankle_vel_rad_s": ankle_vel, "moment_Nm": moment,
-                "load_N": load_N, "shank_angle_rad": shank, "shank_omega_rad_s": omega}
-        return np.ascontiguousarray(np.vstack([rows[name] for name in PROFILE_CHANNELS]))
+                "load_N": load_N, "shank_angle_rad": shank, "shank_omega_rad_s": omega,
+                # both feet carry the body: the sound foot what the prosthesis does not
+                "sound_load_N": self.mass_kg * STANDARD_GRAVITY - load_N,
+                "sound_omega_rad_s": self._sound_omega(t)}
+        return np.ascontiguousarray(np.vstack([rows[name] for name in ALL_CHANNELS]))
+
+    def _sound_omega(self, t: np.ndarray) -> np.ndarray:
+        """The sound shank's rate while standing: the sway, joined from the last stride's rate
+        after the heel strike and, in gait initiation, blended into the sound stance that the
+        first stride's heel strike finds (the symmetric wearer's, at the speed model's timing)."""
+        _, rate = self._posture(t, "sway")
+        if self.entry is not None:
+            rate = rate + self.sound_settle_rad_s * (1.0 - _smoothstep(t / SETTLE_S)[0])
+        if self.unload_at_s is not None:
+            _, stride_s, sf = _unit_profile(int(round(self.swing_speed_m_s * 100)))
+            stance_s, double_s = sf * stride_s, (sf - 0.5) * stride_s
+            t_next = self.unload_at_s + UNLOAD_S + self.swing[2]          # the first heel strike
+            tau = np.maximum(t - t_next + stance_s - double_s, 0.0)        # since the sound heel strike
+            stance_rate = reference.shank_omega_at(_REF_TOE_OFF * tau / stance_s, _REF_TOE_OFF / stance_s,
+                                                   self.swing_speed_m_s)
+            w, _ = _smoothstep((t - self.unload_at_s) / (t_next - self.unload_at_s))
+            rate = (1.0 - w) * rate + w * stance_rate
+        return rate
 
     def _swing(self, t_swing: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The initiation swing at times since it began: the reference swing, joined from standing.
@@ -300,7 +427,9 @@ class Wearer:
     """Chooses strides and standing segments for a scenario; deterministic for a given ``seed``."""
 
     def __init__(self, scenario: str = "steady", speed_m_s: float = 1.25, mass_kg: float = 80.0,
-                 stride_cv: float = 0.02, seed: int = 0):
+                 stride_cv: float = 0.02, seed: int = 0, asymmetry: Optional[AsymmetryModel] = None):
+        """``asymmetry``: None for a symmetric wearer (SI 0 on every stride), or the model of a
+        wearer whose prosthetic stance share follows the push-off received (:mod:`sim.asymmetry`)."""
         self.scenario = scenarios.get(scenario)
         reference.stride_time_s(speed_m_s)        # raises for a speed outside the model
         if not 30.0 <= mass_kg <= 150.0:
@@ -314,11 +443,24 @@ class Wearer:
         self.strides: List[Stride] = []
         self._last_profile: Optional[np.ndarray] = None
         self._spell: Optional[_StandingSpell] = None
+        self.asymmetry = asymmetry
+        self._adaptation = None if asymmetry is None else Adaptation(asymmetry, seed)
+        self._previous_timing: Optional[StrideTiming] = None    # the last segment, if a walking stride
+        self._last_work_J_kg = math.nan
+
+    def record_stance_work(self, work_J_kg: float) -> None:
+        """The net ankle work [J/kg, + generated] the prosthesis delivered over the stance that
+        just ended (a walking stride's; the devices call this at its toe-off, before the next
+        stride is planned).  An asymmetric wearer adapts to it; non-finite values are ignored."""
+        if math.isfinite(work_J_kg):
+            self._last_work_J_kg = float(work_J_kg)
+            if self._adaptation is not None:
+                self._adaptation.observe(work_J_kg)
 
     def next_stride(self, t_heel_strike_s: float) -> Tuple[np.ndarray, float, float, bool]:
         """The segment starting at ``t_heel_strike_s``, as :meth:`AnklePlant.queue_stride` takes it.
 
-        (profile (6, 1001), duration s, stance fraction, walking).  A walking stride
+        (profile (8, 1001): rows ``ALL_CHANNELS``, duration s, stance fraction, walking).  A walking stride
         when the scenario walks at that time, otherwise a standing segment.
         """
         if self._spell is None:
@@ -331,25 +473,46 @@ class Wearer:
     def _walking_stride(self, t_heel_strike_s: float, v: float) -> Tuple[np.ndarray, float, float, bool]:
         """One walking stride at speed ``v`` (clamped to the speed model), with stride-time variability."""
         v = min(max(v, MIN_SPEED_M_S), MAX_SPEED_M_S)
-        unit, nominal_s, stance_fraction = _unit_profile(int(round(v * 100)))
+        speed_cm_s = int(round(v * 100))
+        _, nominal_s, sf = _unit_profile(speed_cm_s)
         factor = 1.0 + self.stride_cv * max(-3.0, min(3.0, self._random.gauss(0.0, 1.0)))
         stride_s = nominal_s * factor
-        profile = unit.copy()
-        scale = {"moment_Nm": self.mass_kg, "load_N": self.mass_kg,
-                 "ankle_vel_rad_s": 1.0 / factor, "shank_omega_rad_s": 1.0 / factor}
+        adaptation = self._adaptation
+        si_pct = 0.0 if adaptation is None else adaptation.next_si_pct()
+        timing = stride_timing(stride_s, sf, si_pct, self._previous_timing)
+        stance_share = timing.stance_share
+        unit = _stance_profile(speed_cm_s, stance_share)
+        profile = np.empty((len(ALL_CHANNELS), PROFILE_POINTS))
+        profile[:len(PROFILE_CHANNELS)] = unit
+        scale = {"moment_Nm": self.mass_kg, "ankle_vel_rad_s": 1.0 / factor, "shank_omega_rad_s": 1.0 / factor}
         for row, name in enumerate(PROFILE_CHANNELS):
-            profile[row] *= scale.get(name, 1.0)
-        self.strides.append(Stride(len(self.strides), t_heel_strike_s, stride_s, stance_fraction, v))
+            if name in scale:
+                profile[row] *= scale[name]
+        weight_N = self.mass_kg * STANDARD_GRAVITY
+        phase = _PHASE_GRID
+        # the prosthetic load's double support at the sound side's events
+        profile[_LOAD_ROW] = weight_N * reference.grf_bw_at(load_warp_phase(
+            phase, timing.sound_toe_off_s / stride_s, timing.sound_heel_strike_s / stride_s, stance_share))
+        profile[_SOUND_LOAD_ROW], profile[_SOUND_OMEGA_ROW] = _sound_rows(timing, speed_cm_s / 100.0, weight_N)
+        self.strides.append(Stride(
+            len(self.strides), t_heel_strike_s, stride_s, stance_share, v,
+            sound_heel_strike_s=t_heel_strike_s + timing.sound_heel_strike_s,
+            sound_toe_off_s=t_heel_strike_s + timing.sound_toe_off_s,
+            si_stance_pct=timing.si_stance_pct, si_step_pct=timing.si_step_pct,
+            work_received_J_kg=self._last_work_J_kg,
+            work_effective_J_kg=math.nan if adaptation is None else adaptation.w_eff_J_kg,
+            sound_stance_s=timing.sound_stance_s))
+        self._previous_timing = timing
         self._last_profile = np.ascontiguousarray(profile)
-        return self._last_profile, stride_s, stance_fraction, True
+        return self._last_profile, stride_s, stance_share, True
 
     def _entry(self) -> Optional[_Entry]:
         """Where a standing spell starts from: the end of the previous segment (None at the start)."""
         if self._last_profile is None:
             return None
-        end = {name: self._last_profile[row, -1] for row, name in enumerate(PROFILE_CHANNELS)}
+        end = {name: self._last_profile[row, -1] for row, name in enumerate(ALL_CHANNELS)}
         return _Entry(end["shank_angle_rad"], end["shank_omega_rad_s"], end["ankle_angle_rad"],
-                      end["ankle_vel_rad_s"])
+                      end["ankle_vel_rad_s"], end["sound_omega_rad_s"])
 
     def _restart_time(self, t_s: float) -> Optional[float]:
         """The first time from ``t_s`` on (within the look-ahead) at which the scenario walks."""
@@ -393,6 +556,7 @@ class Wearer:
         profile = spell.sample(t_rel + np.linspace(0.0, duration_s, PROFILE_POINTS))
         self.strides.append(Stride(len(self.strides), t_s, duration_s, loaded_share, 0.0, walking=False))
         self._last_profile = profile
+        self._previous_timing = None         # the next walking stride starts its sound side afresh
         if spell.unload_at_s is not None:
             self._spell = None               # the next segment begins with a heel strike
         return profile, duration_s, loaded_share, False

@@ -123,8 +123,8 @@ def test_symmetry_lists_the_last_strides_and_status_gives_the_index(console):
 def test_the_symmetry_adaptation_changes_pushoff_within_its_bounds_and_is_audited(console):
     term, state = console
     _logged_in_and_walking(term)
-    for line in ("set symmetry.window_strides 3", "set symmetry.pushoff_min_Nm_kg 0.5",
-                 "set symmetry.pushoff_max_Nm_kg 0.6", "set symmetry.adapt 1"):
+    for line in ("set symmetry.window_strides 3", "set symmetry.work_min_J_kg 0.15",
+                 "set symmetry.work_max_J_kg 0.22", "set symmetry.adapt 1"):
         assert "takes effect" in term.cmd(line), line
     deadline = time.monotonic() + 30
     while not [r for r in read_audit(state / "audit.log") if r["role"] == "adaptation"]:
@@ -133,7 +133,7 @@ def test_the_symmetry_adaptation_changes_pushoff_within_its_bounds_and_is_audite
     term.cmd("set symmetry.adapt 0")
     made = [r for r in read_audit(state / "audit.log") if r["role"] == "adaptation"]
     for r in made:            # push-off moved inside the bounds, or a fault switched it off
-        assert (r["parameter"] == "pushoff.torque_Nm_kg" and 0.5 <= float(r["new"]) <= 0.6) or \
+        assert (r["parameter"] == "pushoff.work_J_kg" and 0.15 <= float(r["new"]) <= 0.22) or \
             (r["parameter"] == "symmetry.adapt" and r["new"] == "0" and "fault" in r["detail"]), r
     assert "adaptation: off" in term.cmd("symmetry 1")
 
