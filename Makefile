@@ -35,6 +35,7 @@ bench: build
 	$(PY) -m bench.faults
 	$(PY) -m bench.loop
 	$(PY) -m bench.console
+	$(PY) -m bench.symmetry
 
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md

@@ -163,6 +163,9 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
                        reply_id=cfg.driver.reply_id, setup_timeout_s=cfg.driver.timeout_s,
                        range_overrides=dict(cfg.driver.range_overrides), realtime=realtime_spec(cfg),
                        boot_faults=boot_faults)
+    if params["symmetry.adapt"] and cfg.console.port is None:
+        say("warning: symmetry.adapt is 1 but no [console] port is configured; the symmetry-seeking "
+            "adaptation runs with the console (whose audit log records its changes), so it is off")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     sinks, closers = open_logs(cfg, cfg.bus, stamp, say)
     console = _BoardConsole(cfg, say, params["wearer.mass_kg"])

@@ -404,6 +404,22 @@ def test_ankle_run_against_the_served_simulator_logs_csv_and_can(tmp_path):
     assert 0x001 in ids and 0x000 in ids              # the host's commands and the driver's replies
 
 
+def test_ankle_run_says_the_symmetry_adaptation_is_off_without_a_console(tmp_path):
+    from controller import paramstore
+    paramstore.save(ParamSet({"symmetry.adapt": 1}), tmp_path / "ankle.params")
+    served = _Served()
+    try:
+        cfg = served.config(tmp_path, f"""
+            [params]
+            file = "{tmp_path / 'ankle.params'}"
+        """)
+        out = _cli("run", "--config", str(cfg), "--duration", "1")
+        assert out.returncode == 0, out.stderr
+        assert "warning: symmetry.adapt is 1 but no [console] port is configured" in out.stdout
+    finally:
+        served.stop()
+
+
 def test_ankle_run_stops_on_sigterm_and_switches_the_driver_off(tmp_path):
     served = _Served()
     try:
