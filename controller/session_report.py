@@ -26,6 +26,7 @@ __all__ = ["REQUIRED_COLUMNS", "load_log", "analyse", "summary_text", "plot"]
 #: What a log must have; every other telemetry column is optional (NaN when absent).
 REQUIRED_COLUMNS = ("t", "load", "ankle_angle", "heel_strike", "toe_off", "walking", "torque_Nm")
 PHASE_POINTS = 101
+TREND_MIN_S = 30.0
 
 
 def load_log(path: Path) -> np.ndarray:
@@ -79,8 +80,10 @@ def analyse(rows: np.ndarray, mass_kg: float) -> Dict[str, object]:
         t0, t1 = strides[0].t_heel_strike_s, strides[-1].t_heel_strike_s
         out["si_stance_first_minute"] = stats("si_stance_pct", [s for s in strides if s.t_heel_strike_s < t0 + 60])
         out["si_stance_last_minute"] = stats("si_stance_pct", [s for s in strides if s.t_heel_strike_s > t1 - 60])
+        # a trend over less than half a minute of walking says little
         out["si_stance_trend_pct_per_min"] = trend([s.si_stance_pct for s in strides],
-                                                   [s.t_heel_strike_s for s in strides])
+                                                   [s.t_heel_strike_s for s in strides]) \
+            if t1 - t0 >= TREND_MIN_S else math.nan
         out["sound_sources"] = sorted({s.sound_source for s in strides})
         out["strides_with_faults"] = sum(1 for s in strides if s.faults)
     out["per_stride"] = [s.as_dict() for s in strides]
@@ -105,7 +108,8 @@ def summary_text(result: Dict[str, object], source: str) -> str:
         f"stance-time SI   {ms(result['si_stance_pct'], '+.1f', '%')}  (- = prosthetic stance shorter)",
         f"  first minute   {ms(result['si_stance_first_minute'], '+.1f', '%')}; last minute "
         f"{ms(result['si_stance_last_minute'], '+.1f', '%')}; trend "
-        f"{result['si_stance_trend_pct_per_min']:+.2f} % per minute".replace("nan", "--"),
+        + (f"{result['si_stance_trend_pct_per_min']:+.2f} % per minute"
+           if math.isfinite(result["si_stance_trend_pct_per_min"]) else "-- (under 30 s of walking)"),
         f"step-time SI     {ms(result['si_step_pct'], '+.1f', '%')}",
         f"stride           {ms(result['stride_s'], '.3f', 's')}; prosthetic stance {ms(result['stance_pct'], '.1f', '%')}",
         f"push-off work    {ms(result['pushoff_work_J_kg'], '+.3f', 'J/kg')} per stride",

@@ -240,3 +240,17 @@ def test_the_adaptation_never_leaves_the_prosthetists_bounds(strides, start, low
         if not params["symmetry.adapt"]:
             assert all(adapter.on_stride(_stride(si), params) is None for _ in range(5))
             break
+
+
+def test_ankle_report_uses_the_insole_of_a_session_with_a_sound_side_node(tmp_path):
+    log = tmp_path / "asym.csv"
+    cli = [sys.executable, "-m", "controller.cli"]
+    out = subprocess.run(cli + ["sim", "--duration", "15", "--asymmetric", "--sound-node", "--log", str(log),
+                                "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    sim = json.loads(out.stdout)["symmetry"]
+    assert sim["sound_side"] == ["insole"] and abs(sim["si_stance_pct"] - sim["si_stance_true_pct"]) < 1.0
+    result = json.loads(subprocess.run(cli + ["report", str(log), "--json"], cwd=ROOT, capture_output=True,
+                                       text=True).stdout)
+    assert result["sound_sources"] == ["insole"] and result["si_stance_pct"]["mean"] < -2.0   # prosthetic shorter
+    assert result["si_stance_trend_pct_per_min"] is None                     # under 30 s of walking
