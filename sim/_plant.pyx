@@ -124,6 +124,23 @@ SOUND_CHANNELS = ("sound_load_N", "sound_omega_rad_s")
 
 
 
+
+cdef inline double _uniform(uint64_t* state) noexcept nogil:
+    """xorshift64*: deterministic from the seed, no allocation; a double in [0, 1)."""
+    state[0] ^= state[0] >> 12
+    state[0] ^= state[0] << 25
+    state[0] ^= state[0] >> 27
+    return ((state[0] * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0)
+
+
+cdef inline double _gauss(uint64_t* state) noexcept nogil:
+    """A standard normal draw (Box-Muller) from the xorshift64* stream ``state``."""
+    cdef double u1 = _uniform(state)
+    cdef double u2 = _uniform(state)
+    if u1 < 1e-300:
+        u1 = 1e-300
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2)
+
 cdef class AnklePlant:
     """The simulated ankle and driver.  Build it with :func:`sim.plant.build_plant`."""
     # stride being walked and the one queued after it
@@ -454,32 +471,14 @@ cdef class AnklePlant:
 
     # ---------------------------------------------------------------- noise
     cdef inline double uniform(self) noexcept nogil:
-        # xorshift64*: deterministic from the seed, no allocation
-        self.rng_state ^= self.rng_state >> 12
-        self.rng_state ^= self.rng_state << 25
-        self.rng_state ^= self.rng_state >> 27
-        return ((self.rng_state * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0)
+        return _uniform(&self.rng_state)
 
     cdef inline double gauss(self) noexcept nogil:
-        cdef double u1 = self.uniform()
-        cdef double u2 = self.uniform()
-        if u1 < 1e-300:
-            u1 = 1e-300
-        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2)
-
-    cdef inline double sound_uniform(self) noexcept nogil:
-        # the sound node's own xorshift64* stream
-        self.sound_rng_state ^= self.sound_rng_state >> 12
-        self.sound_rng_state ^= self.sound_rng_state << 25
-        self.sound_rng_state ^= self.sound_rng_state >> 27
-        return ((self.sound_rng_state * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0)
+        return _gauss(&self.rng_state)
 
     cdef inline double sound_gauss(self) noexcept nogil:
-        cdef double u1 = self.sound_uniform()
-        cdef double u2 = self.sound_uniform()
-        if u1 < 1e-300:
-            u1 = 1e-300
-        return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2)
+        # the sound node's own stream: turning it on changes no other sensor's noise
+        return _gauss(&self.sound_rng_state)
 
     # ---------------------------------------------------------------- frames out
     cdef int reply_error(self) noexcept nogil:
