@@ -75,6 +75,8 @@ class StrideSymmetry:
     pushoff_work_J_kg: float        # net ankle work over the prosthetic stance, + generated
     peak_power_W_kg: float          # peak ankle power generated in that stance
     peak_torque_Nm: float           # peak plantar-flexor torque measured
+    sound_heel_strike_s: float      # the sound side's heel strike in this stride (absolute time)
+    sound_toe_off_s: float          # ... and the toe-off that ends that stance (in the next stride)
     sound_stance_s: float
     prosthetic_step_s: float
     sound_step_s: float
@@ -205,7 +207,7 @@ class StrideAnalyzer:
 
         sound = r[:, _COL["sound_load"]]
         source, confidence = "none", 0.0
-        p_stance = s_stance = s_hs = math.nan
+        p_stance = s_stance = s_hs = s_to = math.nan
         window = sound[i0:hi]
         if len(window) and np.mean(np.isfinite(window)) >= 0.9:
             # the sound heel strike falls in the middle of the prosthetic stride (its toe-off of
@@ -223,20 +225,21 @@ class StrideAnalyzer:
             rise1 = self._rise(i1, hs1, stride)
             fall = self._fall(i0, int(np.searchsorted(t, to0)) + 1, to0)
             if rise0 is not None and rise1 is not None and fall is not None:
-                (true_hs0, _, m0), (true_hs1, s_to1, m1), (s_hs, true_to0, m2) = rise0, rise1, fall
+                (true_hs0, _, m0), (true_hs1, s_to, m1), (s_hs, true_to0, m2) = rise0, rise1, fall
                 source = "load profile"
                 confidence = max(0.0, 1.0 - max(m0, m1, m2) / MISFIT_FOR_ZERO)
-                p_stance, s_stance = true_to0 - true_hs0, s_to1 - s_hs
+                p_stance, s_stance = true_to0 - true_hs0, s_to - s_hs
                 start, end = true_hs0, true_hs1
         if source == "none":
-            s_hs = math.nan
+            s_hs = s_to = math.nan
             p_step = s_step = math.nan
         else:
             s_step, p_step = s_hs - start, end - s_hs
         return StrideSymmetry(
             t_heel_strike_s=hs0, stride_s=stride, cadence_steps_min=120.0 / stride, stance_s=stance,
             stance_pct=100.0 * stance / stride, swing_s=stride - stance, pushoff_work_J_kg=work,
-            peak_power_W_kg=peak_power, peak_torque_Nm=peak_torque, sound_stance_s=s_stance,
+            peak_power_W_kg=peak_power, peak_torque_Nm=peak_torque, sound_heel_strike_s=s_hs,
+            sound_toe_off_s=s_to, sound_stance_s=s_stance,
             prosthetic_step_s=p_step, sound_step_s=s_step,
             si_stance_pct=symmetry_index(p_stance, s_stance), si_step_pct=symmetry_index(p_step, s_step),
             sound_source=source, confidence=confidence, faults=faults)

@@ -98,6 +98,11 @@ def test_known_strides_give_their_symmetry_index(si, sound):
         assert s.confidence == (1.0 if sound else pytest.approx(1.0, abs=0.1))
         assert s.pushoff_work_J_kg == pytest.approx(expected_work, rel=0.01)
         assert s.peak_torque_Nm == pytest.approx(60.0, abs=0.5)
+        # the sound side's own events, told or estimated (the insole's toe-off by the contact
+        # threshold: about 10 ms early, as the prosthetic toe-off, so the index is unbiased)
+        t_hs = 1.0 + round((s.t_heel_strike_s - 1.0) / 1.1) * 1.1
+        assert s.sound_heel_strike_s == pytest.approx(t_hs + (1.1 + P - S) / 2, abs=0.01)
+        assert s.sound_toe_off_s == pytest.approx(t_hs + 1.1 + (P + S - 1.1) / 2, abs=0.015)
 
 
 def test_chunking_does_not_change_the_strides():
@@ -186,7 +191,8 @@ def test_ankle_report_on_a_simulated_session(tmp_path):
 def _stride(si=-8.0, faults=0, confidence=1.0, t=0.0):
     return symmetry.StrideSymmetry(
         t_heel_strike_s=t, stride_s=1.1, cadence_steps_min=109.0, stance_s=0.66, stance_pct=60.0, swing_s=0.44,
-        pushoff_work_J_kg=0.1, peak_power_W_kg=2.0, peak_torque_Nm=50.0, sound_stance_s=0.7,
+        pushoff_work_J_kg=0.1, peak_power_W_kg=2.0, peak_torque_Nm=50.0, sound_heel_strike_s=t + 0.55,
+        sound_toe_off_s=t + 1.25, sound_stance_s=0.7,
         prosthetic_step_s=0.55, sound_step_s=0.55, si_stance_pct=si, si_step_pct=0.0,
         sound_source="load profile", confidence=confidence, faults=faults)
 
