@@ -185,8 +185,8 @@ def _filesystem(path: Path) -> str:
             if len(parts) >= 3 and (real == parts[1] or real.startswith(parts[1].rstrip("/") + "/")) \
                     and len(parts[1]) > len(best):
                 best, kind = parts[1], parts[2]
-    except OSError:
-        pass
+    except OSError:              # no /proc (not Linux): the figure is printed without it
+        kind = "unknown (/proc/mounts unreadable)"
     return kind
 
 

@@ -170,11 +170,24 @@ class StrideAnalyzer:
                 if result is not None:
                     out.append(result)
             self._hs.pop(0)
-            self._to = [x for x in self._to if x > h1]
-            self._trim(self._hs[0] - 0.5)
-        if not self._hs:
-            self._trim(t[-1] - 0.5)
+        # A heel strike that can no longer begin a stride (the next one is too far, or none came
+        # within the longest stride) is dropped with the rows it held: standing for an hour after
+        # the last step keeps no more than a few seconds here.
+        latest = float(t[-1])
+        while self._hs and ((len(self._hs) >= 2 and self._hs[1] - self._hs[0] > MAX_STRIDE_S)
+                            or (len(self._hs) == 1 and latest - self._hs[0] > MAX_STRIDE_S + 1.0)):
+            self._hs.pop(0)
+        keep_from = self._hs[0] if self._hs else latest - MAX_STRIDE_S - 1.0
+        self._to = [x for x in self._to if x > keep_from]
+        self._trim(keep_from - 0.5)
         return out
+
+    @property
+    def buffered_s(self) -> float:
+        """How much telemetry is held for strides not yet complete [s]."""
+        if len(self._rows) < 2:
+            return 0.0
+        return float(self._rows[-1, _COL["t"]] - self._rows[0, _COL["t"]])
 
     def _trim(self, t_keep_s: float) -> None:
         keep = self._rows[:, _COL["t"]] >= t_keep_s

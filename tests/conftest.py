@@ -102,13 +102,17 @@ class Terminal:
 @contextlib.contextmanager
 def sim_console(state, pin: str, *args: str):
     """``ankle sim --console`` (real time implied) in ``state`` (extra ``args``: scenario, duration, ...):
-    yields (a Terminal at the first prompt, the process); stops it with SIGINT afterwards."""
+    yields (a Terminal at the first prompt, the process).  Its stderr goes to ``state/sim.stderr``
+    and its stdout is drained, so the simulator never blocks on a full pipe.  Stopped afterwards
+    with SIGINT, and SIGKILL if that takes more than 30 s."""
     import signal
     import subprocess
     import sys
+    import threading
+    stderr = open(Path(state) / "sim.stderr", "w")
     proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--console",
                              "--state-dir", str(state), "--pin", pin, *args],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
         path = None
         for line in proc.stdout:
@@ -116,14 +120,17 @@ def sim_console(state, pin: str, *args: str):
             if m:
                 path = m.group(1)
                 break
-        assert path, proc.stderr.read()
+        assert path, (Path(state) / "sim.stderr").read_text()
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         term = Terminal(path)
         term.send(b"\r")            # pyserial flushes what waited before it opened: ask for a prompt
         yield term, proc
     finally:
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:    # a console that will not stop is killed, and says so below
             proc.kill()
-            proc.communicate()
+            proc.wait()
+        stderr.close()

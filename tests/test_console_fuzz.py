@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -31,7 +29,7 @@ from hypothesis import strategies as st
 from controller import paramstore
 from controller.audit import read as read_audit
 from controller.params import KNOWN_UNITS, REGISTRY
-from conftest import CONSOLE_PROMPT, Terminal
+from conftest import CONSOLE_PROMPT, Terminal, sim_console
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Lines typed here end with LF, not CR: a payload that starts with LF must not be taken for the
@@ -46,39 +44,16 @@ EXCLUDED = {"watch"}
 
 
 class Console:
-    """The running `ankle sim --realtime --console` and a terminal on it."""
+    """The running `ankle sim --console` (conftest.sim_console) and a terminal on it."""
 
     def __init__(self, state: Path):
         self.state = state
-        self.stderr_path = state / "sim.stderr"
-        self._stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "controller.cli", "sim", "--realtime", "--console", "--duration", "300",
-             "--state-dir", str(state), "--pin", PIN],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        self.stdout: List[str] = []
-        self.term = None
         self.sync_count = 0
-        try:
-            path = None
-            for line in self.proc.stdout:
-                self.stdout.append(line)
-                m = re.search(r"console on (\S+)", line)
-                if m:
-                    path = m.group(1)
-                    break
-            assert path, f"no console: {''.join(self.stdout)}{self.stderr()}"
-            # keep reading stdout so that the simulator can never block on a full pipe
-            self._drain = threading.Thread(target=lambda: self.stdout.extend(self.proc.stdout), daemon=True)
-            self._drain.start()
-            self.term = Terminal(path)
-        except BaseException:
-            self.stop()
-            raise
+        self._session = sim_console(state, PIN, "--duration", "300")
+        self.term, self.proc = self._session.__enter__()
 
     def stderr(self) -> str:
-        self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")[-3000:]
+        return (self.state / "sim.stderr").read_text(errors="replace")[-3000:]
 
     def assert_alive(self) -> None:
         assert_alive(self.proc, self.stderr)
@@ -102,20 +77,8 @@ class Console:
         return self.term.read_until(done)
 
     def stop(self) -> None:
-        """SIGINT, and up to 30 s for a clean stop; SIGKILL after that, or if the wait is interrupted."""
-        try:
-            if self.term is not None:
-                self.term.port.close()
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGINT)
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._stderr.close()
+        self.term.port.close()
+        self._session.__exit__(None, None, None)
 
 
 def assert_alive(proc: subprocess.Popen, stderr=lambda: "") -> None:

@@ -260,3 +260,22 @@ def test_ankle_report_uses_the_insole_of_a_session_with_a_sound_side_node(tmp_pa
                                        text=True).stdout)
     assert result["sound_sources"] == ["insole"] and result["si_stance_pct"]["mean"] < -2.0   # prosthetic shorter
     assert result["si_stance_trend_pct_per_min"] is None                     # under 30 s of walking
+
+
+def test_standing_after_walking_keeps_only_a_few_seconds_of_telemetry():
+    rows, _, _ = _walk(6, -5.0)
+    analyzer = StrideAnalyzer(MASS)
+    walked = analyzer.feed(rows)
+    assert len(walked) >= 3
+    t_end = rows[-1, COL["t"]]
+    for minute in range(10):                     # ten minutes of standing, in 1 s batches
+        for second in range(60):
+            t0 = t_end + 60 * minute + second
+            standing = np.zeros((1000, len(TELEMETRY_COLUMNS)))
+            standing[:, COL["t"]] = t0 + (np.arange(1000) + 1) / 1000.0
+            standing[:, COL["load"]] = 0.5 * BW
+            assert analyzer.feed(standing) == []
+        assert analyzer.buffered_s <= symmetry.MAX_STRIDE_S + 2.0
+    more, _, _ = _walk(6, -5.0)                  # and walking again is measured as before
+    more[:, COL["t"]] += t_end + 601.0
+    assert len(analyzer.feed(more)) >= 3
