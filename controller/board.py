@@ -23,6 +23,7 @@ from controller.config import RunConfig
 from controller.faults import MODES, fault_bit, fault_names
 from controller.params import ParamSet
 from controller.runtime import RealtimeSpec, Runtime, RuntimeSpec, TelemetryPump
+from hal.errors import ConfigError
 
 __all__ = ["realtime_spec", "load_params", "open_logs", "run_board", "LatestRow"]
 
@@ -47,7 +48,10 @@ def load_params(cfg: RunConfig, say: Callable[[str], None]):
         say("parameters: registry defaults (no [params] file configured)")
     else:
         from controller import paramstore
-        loaded = paramstore.load(cfg.params.file)
+        try:
+            loaded = paramstore.load(cfg.params.file)
+        except IsADirectoryError:
+            raise ConfigError(f"params.file: {cfg.params.file}: is a directory, not a parameter file") from None
         params = loaded.params
         say(f"parameters: {loaded.source} ({cfg.params.file})")
         for line in loaded.problems:
@@ -68,7 +72,11 @@ def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]
     if cfg.log.directory is None:
         return sinks, closers
     from controller.logger import CanTrafficLog, CsvSessionLog
-    Path(cfg.log.directory).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(cfg.log.directory).mkdir(parents=True, exist_ok=True)
+    except OSError as e:             # checked before the bus is touched: nothing has started yet
+        raise ConfigError(f"log.directory: cannot create {cfg.log.directory}: "
+                          f"{(e.strerror or str(e)).lower()}") from None
     if cfg.log.csv:
         path = Path(cfg.log.directory) / f"ankle-{stamp}.csv"
         csv_log = CsvSessionLog(path, TELEMETRY_COLUMNS)

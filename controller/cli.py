@@ -1,18 +1,22 @@
 """The ``ankle`` command: ``sim``, ``replay``, ``params``.
 
-Bad arguments get one line saying what is wrong and what is allowed, and exit
-status 2; nothing is written.  ``--json`` prints exactly one JSON object on
-standard output.
+Bad arguments and bad input (a file that is a directory, a device or too large, an
+unwritable output folder, a damaged log) get one line saying what is wrong and what is
+allowed, and exit status 2, never a traceback; a traceback means a bug.  Files are read
+through :func:`controller.cliio.read_input` (bounded); output files are reserved before any
+work and put in place only when the command succeeded (:class:`controller.cliio.OutputTarget`),
+so a failure leaves none.  ``--json`` prints exactly one strict JSON object on standard output
+(NaN as null: :func:`controller.cliio.json_text`).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 from typing import List, Optional
 
+from controller.cliio import InputFileError, OutputTarget, describe_os_error, figure_format, json_text
 from controller.params import REGISTRY, ParamError, groups, markdown_reference
 from sim.faults import KINDS as FAULT_KINDS
 
@@ -41,14 +45,15 @@ def _bounded(kind, lo, hi, unit):
     return parse
 
 
-def _writable(text: str) -> Path:
-    path = Path(text)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"directory {str(parent)!r} does not exist")
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a directory")
-    return path
+def _writable(text: str) -> OutputTarget:
+    """An output file: its folder must exist and it must not be a directory or a device; main()
+    reserves it before any work and puts it in place only when the command succeeded."""
+    target = OutputTarget(text)
+    try:
+        target.check()
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return target
 
 
 def _directory(text: str) -> Path:
@@ -58,6 +63,14 @@ def _directory(text: str) -> Path:
     if not path.exists() and not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"directory {str(path.parent)!r} does not exist")
     return path
+
+
+def _figure_format(target: OutputTarget, option: str) -> str:
+    """The figure's matplotlib format, checked before any work (UsageError naming the formats)."""
+    try:
+        return figure_format(target.path, option)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _pin(text: str) -> str:
@@ -83,8 +96,16 @@ def _injection(text: str):
         raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument said in one line (``ankle sim: error: argument --speed: ...``)
+    and no usage block; ``--help`` shows the usage.  Subcommands' parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ankle", description="Powered ankle-foot prosthesis controller.")
+    p = _Parser(prog="ankle", description="Powered ankle-foot prosthesis controller.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from sim.scenarios import SCENARIOS
@@ -228,6 +249,8 @@ def _cmd_sim(args) -> int:
                              f"only; in real time the host is real (stop it with SIGSTOP to see the "
                              f"driver's watchdog)")
 
+    plot_format = _figure_format(args.plot, "--plot") if args.plot else None   # before the walk
+
     def per_stride(run, stride):
         if args.json:
             return
@@ -276,16 +299,16 @@ def _cmd_sim(args) -> int:
     result["param_problems"] = list(param_problems)
     result["injected"] = [f"{i.kind}@{i.t_s:g}" for i in args.inject]
     if args.log and not args.realtime:           # in real time the logger streamed it already
-        report.write_log(run, args.log)
+        report.write_log(run, args.log.temp)
     if args.log:
         result["log"] = str(args.log)
     if args.can_log:
         result["can_log"] = str(args.can_log)
     if args.plot:
-        report.plot(run, args.plot)
+        report.plot(run, args.plot.temp, fmt=plot_format)
         result["plot"] = str(args.plot)
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     else:
         _print_summary(result)
     return 0
@@ -328,7 +351,7 @@ def _realtime_run(args, params, boot_faults):
     if args.log:
         from controller._tick import TELEMETRY_COLUMNS
         from controller.logger import CsvSessionLog
-        csv_log = CsvSessionLog(args.log, TELEMETRY_COLUMNS)
+        csv_log = CsvSessionLog(args.log.in_place(), TELEMETRY_COLUMNS)   # streamed: kept if the run fails
         sinks.append(csv_log.write)
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
                                  faults=tuple(args.inject), realtime=device_rt, asymmetry=_asymmetry(args),
@@ -339,7 +362,7 @@ def _realtime_run(args, params, boot_faults):
     try:
         rt = realtime.run(duration_s=args.duration, params=params, device=device, realtime=tick_rt,
                           sinks=sinks, boot_faults=boot_faults,
-                          can_log=str(args.can_log) if args.can_log else None,
+                          can_log=str(args.can_log.in_place()) if args.can_log else None,
                           on_start=console.start if console is not None else None)
     finally:
         if csv_log is not None:
@@ -429,18 +452,19 @@ def _cmd_run(args) -> int:
     from controller.config import load_config
     cfg = load_config(args.config)
     if args.check_config:
-        print(json.dumps(cfg.to_dict(), indent=2))
+        print(json_text(cfg.to_dict(), indent=2))
         return 0
     result = run_board(cfg, duration_s=args.duration, say=lambda line: print(line, flush=True))
     return 0 if not result.get("shutdown_error") else 1
 
 
 def _print_summary(r) -> None:
-    def f(x, fmt):
-        return "n/a" if x is None else format(x, fmt)
+    def f(x, fmt):                       # None, NaN, Inf: no figure
+        return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
 
     print()
-    print(f"summary: {r['strides']} strides ({r['strides_walking']} with push-off) in {r['sim_seconds']:g} s "
+    print(f"summary: {r['strides']} strides ({r['strides_walking']} walking, {r['strides_pushoff']} with push-off) "
+          f"in {r['sim_seconds']:g} s "
           f"simulated, {r['wall_seconds']:g} s wall ({f(r['realtime_factor'], '.1f')}x real time)")
     print(f"  phase error        {f(r['phase_rmse_pct'], '.2f')} % of stride (RMSE)")
     print(f"  heel strikes       median latency {f(r['hs_latency_ms_median'], '.1f')} ms, "
@@ -452,7 +476,7 @@ def _print_summary(r) -> None:
               f"{r['standing_detect_s_max']:.2f} s, push-off phase while standing "
               f"{r['pushoff_phase_while_standing_s']:.2f} s, walking again "
               f"{f(r['resume_after_heel_strike_s_max'], '.3f')} s after the first heel strike")
-    print(f"  peak torque        {r['peak_torque_Nm']:.1f} N*m (limit {r['torque_limit_Nm']:g} N*m, "
+    print(f"  peak torque        {f(r['peak_torque_Nm'], '.1f')} N*m (limit {r['torque_limit_Nm']:g} N*m, "
           f"{r['torque_limit_violations']} violations)")
     print(f"  net stance work    {f(r['net_work_J_per_kg'], '+.3f')} J/kg per stride")
     print(f"  peak ankle power   {f(r['peak_power_W_per_kg'], '.2f')} W/kg")
@@ -484,12 +508,14 @@ def _print_summary(r) -> None:
 
 def _cmd_replay(args) -> int:
     from controller.replay import replay_file
-    result = replay_file(args.input, args.out, mass_kg=args.mass)
+    result = replay_file(args.input, args.out.temp, mass_kg=args.mass)
+    result["output"] = str(args.out)
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))
     else:
+        rate = result["sample_rate_Hz"]                  # None for a single sample
         print(f"replayed {result['samples']} samples ({result['duration_s']:g} s at about "
-              f"{result['sample_rate_Hz']:g} Hz, {result['mass_kg']:g} kg): {result['heel_strikes']} heel "
+              f"{'n/a' if rate is None else format(rate, 'g')} Hz, {result['mass_kg']:g} kg): {result['heel_strikes']} heel "
               f"strikes, {result['toe_offs']} toe-offs, walking {100 * result['walking_fraction']:.1f} % "
               f"of the time -> {result['output']}")
         for line in result["dropped"]:
@@ -499,10 +525,13 @@ def _cmd_replay(args) -> int:
 
 def _cmd_report(args) -> int:
     from controller.session_report import report, summary_text
-    result = report(args.log, args.mass, args.out)
+    fmt = _figure_format(args.out, "--out") if args.out is not None else None   # before the analysis
+    result = report(args.log, args.mass, args.out.temp if args.out is not None else None, fmt=fmt)
     if args.json:
         result.pop("_strides")
-        print(json.dumps(_finite(result)))
+        if "plot" in result:
+            result["plot"] = str(args.out)
+        print(json_text(result))
     else:
         print(summary_text(result, str(args.log)))
         if args.out is not None:
@@ -510,23 +539,12 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _finite(value):
-    """``value`` with every NaN / Inf as None (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _cmd_params(args) -> int:
     chosen = [p for p in REGISTRY if args.group in (None, p.group)]
     if args.markdown:
         sys.stdout.write(markdown_reference())
     elif args.json:
-        print(json.dumps([{"name": p.name, "unit": p.unit, "default": p.default, "min": p.min, "max": p.max,
+        print(json_text([{"name": p.name, "unit": p.unit, "default": p.default, "min": p.min, "max": p.max,
                            "step": p.step, "group": p.group, "live": p.live, "description": p.description}
                           for p in chosen]))
     else:
@@ -609,20 +627,49 @@ def main(argv: Optional[List[str]] = None) -> int:
     handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params, "run": _cmd_run, "pin": _cmd_pin, "report": _cmd_report,
                 "console": _cmd_console}
     from controller.csvlog import CsvError
+    from controller.paramstore import ParamFileError
     from hal.errors import HalError
+
+    def error(message) -> int:
+        print(f"ankle {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+    # Every output file is reserved (a temporary file beside it) before any work, and put in place
+    # only when the whole command succeeded: a failure leaves no output file, and no old one changed.
+    outputs = [v for v in vars(args).values() if isinstance(v, OutputTarget)]
+    code = 2
     try:
-        return handlers[args.command](args)
-    except UsageError as e:
-        print(f"ankle {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except (CsvError, ParamError, HalError, RuntimeError, FileExistsError) as e:
-        print(f"ankle {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:
-        print(f"ankle {args.command}: interrupted", file=sys.stderr)
-        return 130
+        for target in outputs:
+            try:
+                target.reserve()
+            except OSError as e:
+                return error(f"{target}: cannot create it in {target.directory}: "
+                             f"{describe_os_error(e).rsplit(': ', 1)[-1]}")
+            except ValueError as e:
+                return error(e)
+        try:
+            code = handlers[args.command](args)
+        except UsageError as e:
+            return error(e)
+        except (CsvError, ParamError, ParamFileError, InputFileError, HalError, RuntimeError) as e:
+            return error(e)
+        except BrokenPipeError:
+            code = 0                     # whoever read standard output went away; the work is done
+        except OSError as e:             # a file the command reads or writes, named by the OS
+            return error(describe_os_error(e))
+        except KeyboardInterrupt:
+            print(f"ankle {args.command}: interrupted", file=sys.stderr)
+            return 130
+        if code == 0:
+            try:
+                for target in outputs:
+                    target.commit()
+            except OSError as e:
+                return error(f"cannot write {describe_os_error(e)}")
+        return code
+    finally:
+        for target in outputs:           # what was not committed (a failure, an interrupt) goes
+            target.discard()
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
+from controller.cliio import MAX_CONFIG_BYTES, InputFileError, InputFileMissing, read_input
 from controller.params import by_name
 from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
 from hal.ak import AK_MODELS, RANGE_KEYS, mit_range
@@ -394,14 +395,12 @@ def load_config(path: PathLike) -> RunConfig:
     """
     shown = os.fspath(path)
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
+        # bounded, and refusing directories, devices and FIFOs (``--config /dev/zero``)
+        data = read_input(path, MAX_CONFIG_BYTES, "run configuration")
+    except InputFileMissing:
         raise ConfigError(f"{shown}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{shown}: is a directory, not a config file") from None
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
-        raise ConfigError(f"{shown}: cannot read the config file: "
-                          f"{getattr(e, 'strerror', None) or e}") from e
+    except InputFileError as e:
+        raise ConfigError(str(e)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

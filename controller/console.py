@@ -380,6 +380,9 @@ class Console:
         if args[0] == "list":
             names = sorted(f.name[:-len(".params")] for f in self.profiles_dir.glob("*.params")) \
                 if self.profiles_dir.is_dir() else []
+            # a profile neither of whose copies can be used is listed, and said to be damaged
+            names = [n if paramstore.load(self.profiles_dir / f"{n}.params").source != "defaults"
+                     else f"{n} (damaged)" for n in names]
             return "profiles: " + (", ".join(names) if names else "none saved yet")
         if len(args) != 2 or not PROFILE_NAME.fullmatch(args[1]):
             return (f"usage: {usage}; NAME is 1-32 of a-z, 0-9, '-' and '_', starting with a letter or "
@@ -394,6 +397,10 @@ class Console:
             self.audit.record(self.access.role, "profile save", detail=args[1])
             return f"profile {args[1]} saved"
         loaded = paramstore.load(path)
+        if loaded.source == "defaults" and loaded.invalid_copies:
+            # there, but neither copy usable: not "no profile", which would hide the damage
+            reasons = "; ".join(p for p in loaded.problems if not p.endswith(": no such file"))
+            return f"profile {args[1]} is damaged: {reasons}; nothing loaded"
         if loaded.source == "defaults":
             return f"no profile {args[1]!r}; 'profile list' shows them"
         return self._apply(loaded.params, "profile load", f"profile load {args[1]}")

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from controller.cliio import MAX_LOG_BYTES, InputFileError, read_input
+
 __all__ = ["atomic_write_text", "fsync_directory", "read_columns", "format_value", "rows_to_csv", "CsvError"]
 
 
@@ -65,7 +67,8 @@ def read_columns(path: Path, required: Sequence[str], *,
     """Read a CSV with a header row: (header, rows as text, the required columns as floats).
 
     Lines starting with ``#`` before the header are skipped.  Raises
-    :class:`CsvError` naming what is wrong: a missing file or column, a ragged
+    :class:`CsvError` naming what is wrong: a missing file or column, a path that is not a
+    regular file or is over ``cliio.MAX_LOG_BYTES`` (read with a bound), a ragged
     row, a value that is not a number, or a ``t`` that does not increase.
 
     A last line with no terminating newline after the header is a torn write
@@ -74,9 +77,9 @@ def read_columns(path: Path, required: Sequence[str], *,
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CsvError(f"{path}: no such file") from None
+        data = read_input(path, MAX_LOG_BYTES, "session log")
+    except InputFileError as e:      # a directory, a device, too large, missing, unreadable
+        raise CsvError(str(e)) from None
     end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
     if 0 < end < len(data):
         # Every complete line of a log ends in a newline, so the tail is a write cut short: even

@@ -8,6 +8,7 @@ then ``<name>``, each atomically with fsync, so a power cut leaves the old or th
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -298,7 +299,7 @@ def load(path: PathLike) -> LoadResult:
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; load() needs the parameter file's path")
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a parameter file", str(path))
     copies = (("primary", path), ("backup", backup_path(path)))
     found: Dict[str, Tuple[ParamSet, str]] = {}
     problems: List[str] = []

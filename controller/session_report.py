@@ -137,7 +137,7 @@ def _phase_curves(rows: np.ndarray, strides: List[StrideSymmetry], mass_kg: floa
     return phases, np.array(torques), np.array(powers)
 
 
-def plot(rows: np.ndarray, result: Dict[str, object], path: Path, title: str = "") -> None:
+def plot(rows: np.ndarray, result: Dict[str, object], path: Path, title: str = "", fmt: Optional[str] = None) -> None:
     """The four-panel report figure as a PNG."""
     try:
         import matplotlib
@@ -172,15 +172,16 @@ def plot(rows: np.ndarray, result: Dict[str, object], path: Path, title: str = "
         ax[1, 1].set_title("ankle power (+ generated)")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format=fmt)
     plt.close(fig)
 
 
-def report(path: Path, mass_kg: float, out: Optional[Path] = None) -> Dict[str, object]:
-    """Load, analyse and (with ``out``) plot; returns the figures (JSON-ready but for ``_strides``)."""
+def report(path: Path, mass_kg: float, out: Optional[Path] = None, fmt: Optional[str] = None) -> Dict[str, object]:
+    """Load, analyse and (with ``out``) plot in ``fmt`` (None: from the suffix); returns the
+    figures (JSON-ready but for ``_strides``)."""
     rows = load_log(path)
     result = analyse(rows, mass_kg)
     if out is not None:
-        plot(rows, result, out, title=f"{Path(path).name}: {result['strides']} strides")
+        plot(rows, result, out, title=f"{Path(path).name}: {result['strides']} strides", fmt=fmt)
         result["plot"] = str(out)
     return result

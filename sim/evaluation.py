@@ -28,6 +28,13 @@ LATE_S = 0.20
 #: quantisation step of the reply's torque field is 0.06 N*m at the ankle.
 TORQUE_TOLERANCE_NM = 0.5
 
+#: A stride counts as "with push-off" when the powered push-off share of the command
+#: (``pushoff_cmd_Nm``: after the safety stage's assist scaling, so a latched fault or a passive
+#: mode gives 0) reached this: about 10 % of the default peak for an 80 kg wearer (0.54 N*m/kg).
+#: The estimator calling the stride walking is not enough (under imu_loss it still walks, and the
+#: safety stage has taken push-off away).
+PUSHOFF_DELIVERED_NM = 5.0
+
 #: Push-off never begins before mid-stance (controller._pushoff), i.e. about 30 % of the stride:
 #: a phase at or beyond this while the wearer stands could have pushed.
 PUSHOFF_EARLIEST_PHASE = 0.30
@@ -50,12 +57,24 @@ class StrideFigures:
     peak_power_W_per_kg: float
     phase_error_pct: float       # RMSE over the ticks the estimator was walking; NaN if none
     walking: bool                # the estimator reported walking for most of the stride
+    pushoff_peak_Nm: float = 0.0  # the largest powered push-off command of the stride
+    pushoff: bool = False        # push-off was delivered: pushoff_peak_Nm >= PUSHOFF_DELIVERED_NM
 
     def line(self) -> str:
-        phase = "   --" if np.isnan(self.phase_error_pct) else f"{self.phase_error_pct:5.2f}"
+        def f(x, fmt, width):
+            return f"{x:{fmt}}" if np.isfinite(x) else "--".rjust(width)
         return (f"stride {self.stride:4d}  speed {self.speed_m_s:4.2f} m/s  stride {self.stride_s:5.3f} s  "
-                f"stance {self.stance_pct:5.1f} %  peak torque {self.peak_torque_Nm:6.1f} N*m  "
-                f"net work {self.net_work_J_per_kg:+6.3f} J/kg  phase error {phase} %")
+                f"stance {f(self.stance_pct, '5.1f', 5)} %  peak torque {f(self.peak_torque_Nm, '6.1f', 6)} N*m  "
+                f"net work {f(self.net_work_J_per_kg, '+6.3f', 6)} J/kg  phase error "
+                f"{f(self.phase_error_pct, '5.2f', 5)} %  "
+                + (f"push-off {self.pushoff_peak_Nm:5.1f} N*m" if self.pushoff else "no push-off"))
+
+
+def _finite_max(values: np.ndarray, default: float = float("nan")) -> float:
+    """The largest finite value (rows of a hung or late host are NaN), else ``default``."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(np.max(values)) if values.size else default
 
 
 def match_events(true_s: Sequence[float], detected_s: Sequence[float], end_s: float = float("inf"),
@@ -201,24 +220,32 @@ def stride_figures(run: SimRun, stride: Stride, power_W: np.ndarray = None) -> S
     in_stance = (t >= stride.t_heel_strike_s) & (t < stride.t_toe_off_s)
     walking = tel[in_stride, _T["walking"]] > 0.5
     phase_err = _circular_error(tel[in_stride, _T["phase"]], run.truth[in_stride, _G["phase_true"]])[walking]
+    pushoff_peak = _finite_max(tel[in_stride, _T["pushoff_cmd_Nm"]], 0.0)
     return StrideFigures(
         stride=stride.index,
         speed_m_s=stride.speed_m_s,
         stride_s=stride.stride_s,
         stance_pct=100.0 * float(np.mean(tel[in_stride, _T["stance"]])) if in_stride.any() else float("nan"),
-        peak_torque_Nm=float(np.max(np.abs(tel[in_stride, _T["torque_Nm"]]))) if in_stride.any() else 0.0,
-        net_work_J_per_kg=float(np.sum(power_W[in_stance]) * dt / mass),
-        peak_power_W_per_kg=float(np.max(power_W[in_stance]) / mass) if in_stance.any() else 0.0,
+        peak_torque_Nm=_finite_max(np.abs(tel[in_stride, _T["torque_Nm"]])),      # NaN: never ticked
+        net_work_J_per_kg=float(np.sum(power_W[in_stance]) * dt / mass) if in_stance.any() else float("nan"),
+        peak_power_W_per_kg=_finite_max(power_W[in_stance]) / mass,
         phase_error_pct=100.0 * float(np.sqrt(np.mean(phase_err ** 2))) if phase_err.size else float("nan"),
         walking=bool(walking.mean() > 0.5) if walking.size else False,
+        pushoff_peak_Nm=pushoff_peak,
+        pushoff=pushoff_peak >= PUSHOFF_DELIVERED_NM,
     )
 
 
 def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[str, object]:
     """The ``ankle sim --json`` object."""
     tel, truth = run.telemetry, run.truth
+    # Rows the host did not tick (host_hang, a late real-time tick) are NaN, the last one too;
+    # row k is the tick at k periods, so the time axis is known even there.
     t = tel[:, _T["t"]]
+    ticked = np.isfinite(t)
+    t = np.where(ticked, t, np.arange(len(t)) / run.rate_Hz)
     t_last = float(t[-1])
+    last = tel[np.flatnonzero(ticked)[-1]] if ticked.any() else np.full(tel.shape[1], np.nan)
     mass = run.params["wearer.mass_kg"]
     power = _power_W(tel)
     done = [s for s in run.strides if s.t_end_s <= t_last and s.walking]
@@ -231,7 +258,10 @@ def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[
                             | (np.abs(tel[:, _T["torque_Nm"]]) > limit + TORQUE_TOLERANCE_NM)))
 
     def mean(values):
+        values = [v for v in values if np.isfinite(v)]     # a stride with a hung host has no work figure
         return round(float(np.mean(values)), 4) if values else None
+
+    speed = float(last[_T["speed_m_s"]])
 
     return {
         "scenario": scenario,
@@ -240,21 +270,22 @@ def summary(run: SimRun, *, scenario: str, speed_m_s: float, seed: int) -> Dict[
         "seed": seed,
         "strides": len(done),
         "strides_walking": len(walked),
+        "strides_pushoff": sum(f.pushoff for f in figures),
         **gait,
-        "peak_torque_Nm": round(float(np.max(np.abs(tel[:, _T["torque_Nm"]]))), 2),
+        "peak_torque_Nm": round(_finite_max(np.abs(tel[:, _T["torque_Nm"]]), 0.0), 2),
         "net_work_J_per_kg": mean([f.net_work_J_per_kg for f in walked]),
         "peak_power_W_per_kg": mean([f.peak_power_W_per_kg for f in walked]),
         "torque_limit_Nm": limit,
         "torque_limit_violations": violations,
         "faults": fault_names(int(np.bitwise_or.reduce(np.nan_to_num(tel[:, _T["faults"]]).astype(np.int64)))),
         "warnings": warning_names(int(np.bitwise_or.reduce(np.nan_to_num(tel[:, _T["warnings"]]).astype(np.int64)))),
-        "winding_temp_max_C": round(float(np.nanmax(tel[:, _T["winding_temp_C"]])), 1),
-        "speed_estimate_m_s": round(float(tel[-1, _T["speed_m_s"]]), 3) if np.isfinite(tel[-1, _T["speed_m_s"]]) else None,
+        "winding_temp_max_C": round(_finite_max(tel[:, _T["winding_temp_C"]]), 1),
+        "speed_estimate_m_s": round(speed, 3) if np.isfinite(speed) else None,
         "work_target_J_kg": (round(run.params["pushoff.work_J_kg"] + run.params["pushoff.work_slope_J_s_kg_m"]
-                                   * (float(tel[-1, _T["speed_m_s"]]) - 1.25), 4)
-                             if np.isfinite(tel[-1, _T["speed_m_s"]]) and tel[-1, _T["speed_m_s"]] > 0 else None),
-        "final_mode": MODES.get(int(tel[-1, _T["mode"]]), "unknown"),
-        "frames_lost": int(tel[-1, _T["frames_lost"]]),
+                                   * (speed - 1.25), 4)
+                             if np.isfinite(speed) and speed > 0 else None),
+        "final_mode": MODES.get(int(last[_T["mode"]]), "unknown") if np.isfinite(last[_T["mode"]]) else "unknown",
+        "frames_lost": int(last[_T["frames_lost"]]) if np.isfinite(last[_T["frames_lost"]]) else None,
         "sim_seconds": round(run.sim_seconds, 3),
         "wall_seconds": round(run.wall_seconds, 3),
         "realtime_factor": round(run.sim_seconds / run.wall_seconds, 1) if run.wall_seconds > 0 else None,

@@ -7,6 +7,7 @@ ankle_angle, phase, heel_strike, toe_off, walking``), then ``torque_Nm`` and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -42,8 +43,9 @@ def write_log(run: SimRun, path: Path) -> None:
     atomic_write_text(Path(path), rows_to_csv(LOG_COLUMNS, rows))
 
 
-def plot(run: SimRun, path: Path, strides: int = 4) -> None:
-    """Phase, torque, power and load over the last ``strides`` complete strides, as a PNG."""
+def plot(run: SimRun, path: Path, strides: int = 4, fmt: Optional[str] = None) -> None:
+    """Phase, torque, power and load over the last ``strides`` complete strides, as a figure in
+    ``fmt`` (a matplotlib format; None: from the suffix of ``path``)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -80,5 +82,5 @@ def plot(run: SimRun, path: Path, strides: int = 4) -> None:
     ax[1].legend(loc="upper right")
     fig.suptitle(f"simulated walk: {mass:g} kg, last {min(strides, len(done))} strides")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format=fmt)
     plt.close(fig)
