@@ -277,3 +277,35 @@ def test_any_bytes_as_a_log_give_one_line_or_a_result(data, command, as_json):
         else:
             assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"ankle {command}: error: "), err
             assert sorted(os.listdir(d)) == ["in.csv"]
+
+
+# --- the summary over rows the host did not tick ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def imu_loss_run():
+    from sim import harness
+    from sim.faults import Injection
+    return harness.run(scenario="steady", speed_m_s=1.25, duration_s=4.0, mass_kg=80.0, seed=0,
+                       faults=[Injection("imu_loss", 1.5)])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(holes=st.lists(st.tuples(st.integers(0, 3999), st.integers(1, 300)), min_size=1, max_size=6))
+def test_summary_skips_the_rows_a_late_or_hung_host_left_nan(imu_loss_run, holes):
+    # as ankle sim --realtime's table has them: a row per period, NaN where no tick ran
+    import dataclasses
+    import numpy as np
+    from controller.loop import TELEMETRY_COLUMNS
+    from sim import evaluation
+    tel = imu_loss_run.telemetry.copy()
+    for start, length in holes:
+        tel[start:start + length] = np.nan
+    run = dataclasses.replace(imu_loss_run, telemetry=tel)
+    result = evaluation.summary(run, scenario="steady", speed_m_s=1.25, seed=0)
+    torque = np.abs(tel[:, TELEMETRY_COLUMNS.index("torque_Nm")])
+    assert result["peak_torque_Nm"] == round(float(np.max(torque[np.isfinite(torque)])), 2)
+    strict_json(json_text(result))
+    out = io.StringIO()
+    with redirect_stdout(out):
+        cli._print_summary({**result, "symmetry": None, "param_problems": [], "injected": []})
+    assert "nan" not in out.getvalue().lower(), out.getvalue()
