@@ -643,8 +643,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             try:
                 target.reserve()
             except OSError as e:
-                return error(f"{target}: cannot create it in {target.directory}: "
-                             f"{describe_os_error(e).rsplit(': ', 1)[-1]}")
+                # e names the temporary file; the folder is what the user can act on
+                return error(f"{target}: cannot create it in {target.directory}: {(e.strerror or str(e)).lower()}")
             except ValueError as e:
                 return error(e)
         try:
