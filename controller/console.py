@@ -90,6 +90,18 @@ def _fmt(p: Param, value: float) -> str:
     return f"{value:g} {p.unit}" if p.unit != "1" else f"{value:g}"
 
 
+def _profile_problem(path: Path):
+    """(paramstore.load's result or None, why the profile at ``path`` is damaged or None): damaged
+    when it exists but neither copy can be used (a directory in its place included)."""
+    try:
+        loaded = paramstore.load(path)
+    except IsADirectoryError:
+        return None, f"{path.name} is a directory"
+    if loaded.source == "defaults" and loaded.invalid_copies:
+        return loaded, "; ".join(p for p in loaded.problems if not p.endswith(": no such file"))
+    return loaded, None
+
+
 class Console:
     """Interprets console lines for one session (one serial port, one person at a time)."""
 
@@ -381,7 +393,7 @@ class Console:
             names = sorted(f.name[:-len(".params")] for f in self.profiles_dir.glob("*.params")) \
                 if self.profiles_dir.is_dir() else []
             # a profile neither of whose copies can be used is listed, and said to be damaged
-            names = [n if paramstore.load(self.profiles_dir / f"{n}.params").source != "defaults"
+            names = [n if _profile_problem(self.profiles_dir / f"{n}.params")[1] is None
                      else f"{n} (damaged)" for n in names]
             return "profiles: " + (", ".join(names) if names else "none saved yet")
         if len(args) != 2 or not PROFILE_NAME.fullmatch(args[1]):
@@ -396,11 +408,10 @@ class Console:
             paramstore.save(self.backend.params(), path)
             self.audit.record(self.access.role, "profile save", detail=args[1])
             return f"profile {args[1]} saved"
-        loaded = paramstore.load(path)
-        if loaded.source == "defaults" and loaded.invalid_copies:
+        loaded, damage = _profile_problem(path)
+        if damage is not None:
             # there, but neither copy usable: not "no profile", which would hide the damage
-            reasons = "; ".join(p for p in loaded.problems if not p.endswith(": no such file"))
-            return f"profile {args[1]} is damaged: {reasons}; nothing loaded"
+            return f"profile {args[1]} is damaged: {damage}; nothing loaded"
         if loaded.source == "defaults":
             return f"no profile {args[1]!r}; 'profile list' shows them"
         return self._apply(loaded.params, "profile load", f"profile load {args[1]}")

@@ -185,6 +185,7 @@ def test_a_damaged_profile_is_said_to_be_damaged(tmp_path):
     paramstore.save(ParamSet(), profiles / "fast.params")
     (profiles / "fast.params").write_text('{"format": "ankle-params", "version": 1, "values": {')   # cut short
     paramstore.backup_path(profiles / "fast.params").unlink()
+    (profiles / "odd.params").mkdir()                       # a directory in a profile's place
     master, slave = os.openpty()
     tty.setraw(slave)
     console = subprocess.Popen([sys.executable, "-m", "controller.cli", "console", "--state-dir", str(tmp_path),
@@ -197,7 +198,8 @@ def test_a_damaged_profile_is_said_to_be_damaged(tmp_path):
         out = term.cmd("profile load fast")
         assert out.startswith("profile fast is damaged: fast.params: not valid JSON"), out
         assert out.endswith("; nothing loaded") and "no profile" not in out
-        assert "fast (damaged)" in term.cmd("profile list")
+        assert term.cmd("profile list") == "profiles: fast (damaged), odd (damaged)"
+        assert term.cmd("profile load odd") == "profile odd is damaged: odd.params is a directory; nothing loaded"
         assert "no profile 'slow'" in term.cmd("profile load slow")
         term.port.write(b"quit\r")
         console.wait(timeout=20)
