@@ -1,6 +1,8 @@
 """The service console (``ankle console``, no controller running) and ``ankle pin set``; first of
 all, a power cut during `save`: the console's process is SIGKILLed at a random moment while it
-saves, 200 times, and every restart comes up with a whole parameter set, the old one or the new one.
+saves, 200 times, and every restart comes up with a whole parameter set, the old one or the new one,
+and a file that was saved always has its `save` record in the audit log (recorded before the file
+is replaced).
 
 Each round forks a real process that runs the service console (``ankle console``: the same
 commands, PIN, audit log and parameter file as on the running ankle) on a real pseudo-terminal.
@@ -69,6 +71,7 @@ def test_sigkill_during_save_leaves_the_old_or_the_new_set_every_time(tmp_path):
     outcomes = {"old": 0, "new": 0}
     expected = "old"
     save_s = None
+    saves = 0                      # `save` records so far
     for round_ in range(ROUNDS):
         pid, term = _start(tmp_path)
         try:
@@ -90,13 +93,18 @@ def test_sigkill_during_save_leaves_the_old_or_the_new_set_every_time(tmp_path):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             term.port.close()
+        recorded = sum(r["action"] == "save" for r in read_audit(tmp_path / "audit.log"))
         if round_ == 0:
             expected = other
+            saves = recorded
             continue
         loaded = paramstore.load(tmp_path / "ankle.params")
         assert loaded.source == "primary" and not loaded.corrupt, (seed, round_, loaded.problems)
         expected = _which({name: loaded.params[name] for name in SETS["old"]})
         outcomes["new" if expected == other else "old"] += 1
+        if expected == other:      # the file was replaced in this round: its record is there
+            assert recorded == saves + 1, f"seed {seed}, round {round_}: a saved file with no save record"
+        saves = recorded
     # the kills landed on both sides of the moment the new set became the file's
     assert outcomes["old"] >= 5 and outcomes["new"] >= 5, (seed, outcomes, save_s)
     problems = []
