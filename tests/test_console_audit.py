@@ -15,7 +15,7 @@ from controller import paramstore
 from controller.access import PinFile
 from controller.audit import read as read_audit
 from controller.params import ParamSet
-from conftest import CONSOLE_PROMPT, ROOT, sim_console
+from conftest import ROOT, sim_console
 from test_audit import DAMAGE, HEADER, snapshot
 
 PIN = "97531"
