@@ -124,6 +124,8 @@ class _BoardConsole:
             return
         self.say(f"console: {self.cfg.console.port} at {self.cfg.console.baudrate} bit/s; PIN, audit log and "
                  f"profiles in {state}")
+        for line in self.session.banner.splitlines()[1:]:      # a damaged audit log, read-only and why
+            self.say(f"console: {line}")
 
     def close(self) -> None:
         if self.session is not None:

@@ -408,6 +408,8 @@ class _SimConsole:
             return
         print(f"console on {self.path} ({pin}; files in {self.state}); attach with "
               f"`python -m serial.tools.miniterm {self.path}`", flush=True)
+        for line in self.session.banner.splitlines()[1:]:      # a damaged audit log, read-only and why
+            print(f"  console: {line}", flush=True)
 
     def close(self) -> None:
         import os

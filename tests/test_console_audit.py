@@ -42,6 +42,7 @@ def test_a_damaged_audit_log_never_stops_the_ankle_and_is_kept(tmp_path, damage)
         assert "takes effect" in term.cmd("set swing.target_rad 0.06")
         assert _walked(proc) >= 3
     kept = sorted(tmp_path.glob("audit.log.damaged-*"))
+    assert "console: audit log: audit.log was damaged" in "".join(proc.output)
     assert len(kept) == 1 and snapshot(kept[0]) == before, kept
     records = read_audit(tmp_path / "audit.log")
     assert [r["action"] for r in records] == ["audit log replaced", "login", "set"]
@@ -83,6 +84,7 @@ def test_with_no_audit_log_possible_the_console_is_read_only_and_says_why(small_
         assert out.startswith(REFUSED) and out.endswith("nothing was changed") and "\n" not in out, out
         assert term.cmd("set swing.target_rad 0.06").startswith("read-only")
         assert _walked(proc) >= 3
+    assert "console: read-only: " in "".join(proc.output)
     kept = sorted(state.glob("audit.log.damaged-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == _garbage
 

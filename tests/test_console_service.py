@@ -174,3 +174,27 @@ def test_ankle_console_and_ankle_pin_set_from_the_command_line(tmp_path):
         os.close(master)
         os.close(slave)
     assert paramstore.load(tmp_path / "ankle.params").params["swing.target_rad"] == 0.08
+
+
+def test_the_service_console_starts_on_a_new_log_when_the_old_one_is_damaged_and_says_so(tmp_path):
+    from controller.audit import read as read_log
+    PinFile(tmp_path / "pin").set(PIN)
+    (tmp_path / "audit.log").write_bytes(b"time_utc\trole\tac")          # a torn header
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    session = service_console(FdPort(master), tmp_path, tmp_path / "ankle.params")
+    term = Terminal(os.ttyname(slave))
+    session.start()
+    try:
+        term.send(b"\r")
+        assert term.cmd(f"login {PIN}").startswith("prosthetist")
+    finally:
+        session.stop()
+        term.port.close()
+        os.close(master)
+        os.close(slave)
+    kept = sorted(tmp_path.glob("audit.log.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"time_utc\trole\tac"
+    assert "audit log: audit.log was damaged (not an audit log" in session.banner, session.banner
+    assert kept[0].name in session.banner and "read-only" not in session.banner
+    assert [r["action"] for r in read_log(tmp_path / "audit.log")] == ["audit log replaced", "login"]

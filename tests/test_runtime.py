@@ -525,6 +525,7 @@ def test_ankle_run_with_a_damaged_audit_log_starts_its_console_on_a_new_log(tmp_
         served.stop()
         os.close(master)
         os.close(slave)
+    assert "console: audit log: audit.log was damaged" in out, out
     kept = sorted(state.glob("audit.log.damaged-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == damaged
     assert [r["action"] for r in read_audit(state / "audit.log")] == ["audit log replaced", "login"]
