@@ -253,8 +253,12 @@ class Access:
 
     # --- actions --------------------------------------------------------------------------
 
-    def login(self, pin: str) -> str:
+    def login(self, pin: str, grant: Optional[Callable[[str], None]] = None) -> str:
         """Try ``pin``; return one line for the user saying what happened.
+
+        ``grant(message)``, if given, is called with the success message before the role becomes
+        prosthetist (the console records the login there): if it raises, the session stays
+        read-only and the exception propagates, so no right is given that was not recorded.
 
         Right PIN: ``"prosthetist: changes allowed"``.  Wrong PIN: ``"wrong PIN (4 attempts
         left)"``, the session becomes viewer, and the attempt that uses up ``max_attempts`` locks:
@@ -276,6 +280,9 @@ class Access:
             self._role = VIEWER
             return problem
         if verify_pin(pin, stored):
+            self._role = VIEWER
+            if grant is not None:
+                grant("prosthetist: changes allowed")
             self._role = PROSTHETIST
             self._failures = 0
             self._last_activity = now

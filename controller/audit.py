@@ -18,21 +18,31 @@ change is rare and losing one is not acceptable, so a record is on the disk befo
 file (a line of spaces fills up to it first), so a process killed at any moment leaves whole lines
 only.  A power cut can still leave a torn last line: :func:`read` skips it (and says so), and the
 next :class:`AuditLog` ends it with a newline before appending, so it never merges with a record.
+
+A file that is not an audit log (a torn header, garbage, a directory in its place) is never
+written to.  :func:`open_or_replace`, which the console uses, moves it aside unchanged, to
+``audit.log.damaged-<UTC time>`` (``-2``, ``-3``, ... if taken; never over anything), and starts a
+new log, so a damaged log never stops the ankle; when no log can be written at all it gives an
+:class:`UnusableLog` whose every record is refused, so nothing can be changed unrecorded.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import os
 import re
+import stat
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from controller.csvlog import fsync_directory
 
-__all__ = ["AuditLog", "AuditError", "FIELDS", "HEADER_LINE", "read", "escape", "unescape"]
+__all__ = ["AuditLog", "AuditError", "NotAnAuditLog", "UnusableLog", "open_or_replace", "FIELDS",
+           "HEADER_LINE", "read", "escape", "unescape"]
 
 #: The columns, in order.
 FIELDS = ("time_utc", "role", "action", "parameter", "old", "new", "detail")
@@ -65,6 +75,11 @@ class AuditError(OSError):
     file that is something else; ``audit.tsv: could not write the record (No space left on
     device)``.  A change whose record raised this was not recorded, so it must not be made.
     """
+
+
+class NotAnAuditLog(AuditError):
+    """The file exists but is not an audit log (its first line is not the header), or cannot be
+    opened at all; nothing was written to it.  :func:`open_or_replace` moves it aside."""
 
 
 def escape(value: str) -> str:
@@ -123,7 +138,10 @@ class AuditLog:
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
-            raise AuditError(f"{self.path}: cannot open the audit log ({e.strerror or e})") from e
+            # something there that cannot be opened (a directory, a symlink loop) is damage; a
+            # missing directory or a read-only disk is not
+            kind = NotAnAuditLog if os.path.lexists(self.path) else AuditError
+            raise kind(f"{self.path}: cannot open the audit log ({e.strerror or e})") from e
         try:
             # Serialise the header check with any other process opening the same log, so two
             # first openers cannot both write a header.
@@ -151,8 +169,8 @@ class AuditLog:
             return False
         head = os.pread(self._fd, len(_HEADER), 0)
         if head != _HEADER:
-            raise AuditError(f"{self.path}: not an audit log (its first line is not the header "
-                             f"{HEADER_LINE.strip()!r}); nothing was written to it")
+            raise NotAnAuditLog(f"{self.path}: not an audit log (its first line is not the header "
+                                f"{HEADER_LINE.strip()!r}); nothing was written to it")
         return os.pread(self._fd, 1, size - 1) != b"\n"
 
     def _write_all(self, data: bytes) -> None:
@@ -168,6 +186,9 @@ class AuditLog:
         finally:
             if written:
                 self._torn = data[written - 1] != 0x0A
+
+    #: Why no record can be written (None: records can be; see :class:`UnusableLog`).
+    problem: Optional[str] = None
 
     @property
     def closed(self) -> bool:
@@ -205,8 +226,7 @@ class AuditLog:
             self._write_all(data)
             os.fsync(self._fd)
         except OSError as e:
-            raise AuditError(f"{self.path}: could not write the record ({e.strerror or e}); "
-                             f"it is not known to be saved") from e
+            raise AuditError(f"{self.path}: could not write the record ({e.strerror or e})") from e
         return values
 
     def close(self) -> None:
@@ -221,6 +241,124 @@ class AuditLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class UnusableLog:
+    """Stands in for an :class:`AuditLog` that could not be opened: every :meth:`record` raises
+    :class:`AuditError` with :attr:`problem`, so every change is refused (a console with it is
+    read-only, and says why)."""
+
+    closed = True
+
+    def __init__(self, path: PathLike, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+
+    def record(self, role: str, action: str, *values: Any, **named: Any) -> Dict[str, str]:
+        raise AuditError(f"no audit log: {self.problem}")
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; ``FileExistsError`` if ``dst`` exists (nothing is replaced).
+
+    Linux's renameat2(RENAME_NOREPLACE) makes that one atomic step.  Where the C library or the
+    file system lacks it, ``dst`` is checked first (a rename could then replace a name another
+    process created in between: the lock in :func:`open_or_replace` keeps our own openers out).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
+def _move_aside(path: Path, t: float) -> Path:
+    """Move ``path`` (whatever it is) to ``<name>.damaged-<UTC time>[-n]``, never over anything."""
+    stamp = datetime.fromtimestamp(t, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        aside = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n > 1 else ""))
+        try:
+            _rename_noreplace(path, aside)
+        except FileExistsError:
+            continue
+        fsync_directory(path.parent)
+        return aside
+    raise FileExistsError(errno.EEXIST, "every name for the damaged file is taken", str(path))
+
+
+def _not_a_file(path: Path) -> Optional[str]:
+    """Why what is at ``path`` cannot be a log (a directory, a FIFO, a dangling or looping
+    symlink), or None (a regular file, or nothing).  A symlink to a regular file is followed."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return f"{path}: not an audit log (it cannot be opened: {e.strerror or e})"
+    return None if stat.S_ISREG(mode) else f"{path}: not an audit log (not a regular file)"
+
+
+def open_or_replace(path: PathLike, *, clock: Callable[[], float] = time.time
+                    ) -> Tuple[Union[AuditLog, UnusableLog], Optional[str]]:
+    """(the audit log at ``path``, or an :class:`UnusableLog` saying why there is none; a note of
+    what was done, or None).  Never raises for the file's state: a damaged log must not keep the
+    controller from starting.
+
+    A file that is not an audit log (:class:`NotAnAuditLog`) or not a regular file is moved
+    aside unchanged (see :func:`_move_aside`) and a new log started, whose first record says
+    where the old one went.  A log that cannot be created (a read-only or full disk) gives the
+    :class:`UnusableLog`.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        return UnusableLog(path, f"{path}: cannot open its directory ({e.strerror or e})"), None
+    try:
+        # one opener at a time may decide that the log is damaged and replace it: a second one
+        # waiting here then finds the new log, and never moves that aside
+        fcntl.flock(dir_fd, fcntl.LOCK_EX)
+        try:
+            damage = _not_a_file(path)
+            if damage is None:
+                return AuditLog(path, clock=clock), None
+        except NotAnAuditLog as e:
+            damage = str(e)
+        except (AuditError, OSError) as e:
+            return UnusableLog(path, str(e)), None
+        try:
+            aside = _move_aside(path, clock())
+        except OSError as e:
+            return UnusableLog(path, f"{damage}; it could not be moved aside ({e.strerror or e})"), None
+        why = damage[len(f"{path}: "):] if damage.startswith(f"{path}: ") else damage
+        note = (f"{path.name} was damaged ({why}); it was kept unchanged as "
+                f"{aside.name} and a new audit log was started")
+        try:
+            log = AuditLog(path, clock=clock)
+        except OSError as e:
+            return UnusableLog(path, f"{note}, but {e}"), note
+        try:
+            log.record("system", "audit log replaced", parameter=aside.name, detail=damage)
+        except AuditError as e:
+            log.close()
+            return UnusableLog(path, f"{note}, but {e}"), note
+        return log, note
+    finally:
+        os.close(dir_fd)                # releases the lock
 
 
 def _parse_line(raw: bytes) -> Dict[str, str]:

@@ -123,11 +123,17 @@ class _BoardConsole:
             return
         from controller.console_session import open_console
         state = self.cfg.console.state_directory
-        state.mkdir(parents=True, exist_ok=True)
-        self.session = open_console(runtime, self.watch, self.port, state, self.cfg.params.file, logs=self.logs,
-                                    banner="ankle console")
+        try:                             # the ankle walks whatever the state directory holds
+            state.mkdir(parents=True, exist_ok=True)
+            self.session = open_console(runtime, self.watch, self.port, state, self.cfg.params.file,
+                                        logs=self.logs, banner="ankle console")
+        except OSError as e:
+            self.say(f"console: cannot start it in {state} ({e.strerror or e}); running without a console")
+            return
         self.say(f"console: {self.cfg.console.port} at {self.cfg.console.baudrate} bit/s; PIN, audit log and "
                  f"profiles in {state}")
+        for line in self.session.banner.splitlines()[1:]:      # a damaged audit log, read-only and why
+            self.say(f"console: {line}")
 
     def close(self) -> None:
         if self.session is not None:

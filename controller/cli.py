@@ -30,6 +30,8 @@ class UsageError(ValueError):
 
 
 MASS_RANGE_KG = (30.0, 150.0)
+DEFAULT_MASS_KG = 80.0
+DEMO_PIN = "1234"                # ankle sim --console in a state directory with no PIN of its own
 DURATION_RANGE_S = (0.5, 3600.0)
 
 
@@ -119,8 +121,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="walking speed in m/s (default 1.25)")
     s.add_argument("--duration", type=_bounded(float, *DURATION_RANGE_S, "s"), default=None, metavar="S",
                    help="simulated seconds (default 30; with --console 600, the real-time limit)")
-    s.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), default=80.0, metavar="KG",
-                   help="body mass in kg (default 80)")
+    s.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), default=None, metavar="KG",
+                   help=f"body mass in kg (default: wearer.mass_kg of the parameter file, else "
+                        f"{DEFAULT_MASS_KG:g})")
     s.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1, ""), default=0, metavar="N",
                    help="random seed for noise and stride variability (default 0)")
     s.add_argument("--params", type=Path, metavar="FILE",
@@ -150,8 +153,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--state-dir", type=_directory, metavar="DIR",
                    help="with --console: where the parameter file, profiles, PIN and audit log live "
                         "(default: a new temporary directory)")
-    s.add_argument("--pin", type=_pin, default="1234", metavar="PIN",
-                   help="with --console: the prosthetist PIN to install for this session (default 1234)")
+    s.add_argument("--pin", type=_pin, default=None, metavar="PIN",
+                   help=f"with --console: the prosthetist PIN to install when the state directory has none "
+                        f"(default {DEMO_PIN}); a PIN installed with `ankle pin set` is never replaced")
     s.add_argument("--serve", action="store_true",
                    help="only serve the simulated devices on a socketcand bus (for `ankle run --config "
                         "deploy/sim.toml`); the wearer walks from the start; Ctrl-C stops")
@@ -275,6 +279,11 @@ def _cmd_sim(args) -> int:
             print(f"parameters: {loaded.source} ({args.params})", flush=True)
             for line in loaded.problems:
                 print(f"  {line}", flush=True)
+    if args.mass is None:                # the saved wearer, never the default over a saved mass
+        args.mass = params["wearer.mass_kg"] if params is not None else DEFAULT_MASS_KG
+    elif params is not None and params["wearer.mass_kg"] != args.mass and not args.json:
+        print(f"  wearer.mass_kg {args.mass:g} kg from --mass for this session (the file has "
+              f"{params['wearer.mass_kg']:g} kg and is not changed)", flush=True)
     if not args.json:
         print(f"walking the simulated wearer: scenario {args.scenario}, {args.speed:g} m/s, "
               f"{args.mass:g} kg, {args.duration:g} s, seed {args.seed}", flush=True)
@@ -397,14 +406,33 @@ class _SimConsole:
         self._slave = slave
         self.session = None
 
-    def start(self, runtime, devices) -> None:
+    def _pin_in_force(self) -> str:
+        """Install a PIN only where there is none: never over one set with `ankle pin set`."""
         from controller.access import PinFile
+        pins = PinFile(self.state / "pin")
+        if pins.exists():
+            problem = pins.problem
+            words = ("PIN: the one installed with `ankle pin set`" if problem is None
+                     else f"PIN: {problem}; read-only until then")
+            return words + ("; --pin ignored, it does not replace an installed PIN" if self.pin else "")
+        pins.set(self.pin or DEMO_PIN)
+        return f"PIN {self.pin} (new state directory)" if self.pin else f"demo PIN {DEMO_PIN} (new state directory)"
+
+    def start(self, runtime, devices) -> None:
         from controller.console_session import FdPort, open_console
-        PinFile(self.state / "pin").set(self.pin)
-        self.session = open_console(runtime, self.watch, FdPort(self.master), self.state, self.state / "ankle.params",
-                                    logs=self.logs, banner="ankle console (simulated wearer)")
-        print(f"console on {self.path} (PIN {self.pin}; files in {self.state}); attach with "
+        try:                             # the wearer walks on whether or not the console opens
+            pin = self._pin_in_force()
+            self.session = open_console(runtime, self.watch, FdPort(self.master), self.state,
+                                        self.state / "ankle.params", logs=self.logs,
+                                        banner="ankle console (simulated wearer)")
+        except OSError as e:
+            print(f"console: cannot start it in {self.state} ({e.strerror or e}); walking without a console",
+                  flush=True)
+            return
+        print(f"console on {self.path} ({pin}; files in {self.state}); attach with "
               f"`python -m serial.tools.miniterm {self.path}`", flush=True)
+        for line in self.session.banner.splitlines()[1:]:      # a damaged audit log, read-only and why
+            print(f"  console: {line}", flush=True)
 
     def close(self) -> None:
         import os
@@ -423,6 +451,8 @@ def _cmd_serve(args) -> int:
     from sim.faults import HOST_KINDS
     if any(i.kind in HOST_KINDS for i in args.inject):
         raise UsageError("--inject with --serve takes device-side faults only")
+    if args.mass is None:
+        args.mass = DEFAULT_MASS_KG
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
                                  faults=tuple(args.inject), port=args.port, duration_s=args.duration,
                                  asymmetry=_asymmetry(args), sound_node=args.sound_node)

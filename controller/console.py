@@ -12,6 +12,7 @@ writes the checksummed two-copy parameter file (:mod:`controller.paramstore`).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import shlex
@@ -23,6 +24,8 @@ import numpy as np
 
 from controller import calibration, paramstore
 from controller._tick import STILL_S
+from controller.access import PROSTHETIST
+from controller.audit import AuditError
 from controller.symmetry import StrideSymmetry, SymmetryAdapter, trend
 from controller.faults import GAIT_SOURCES, MODES, fault_names, warning_names
 from controller.params import REGISTRY, Param, ParamError, ParamSet, by_name, groups
@@ -179,6 +182,8 @@ class Console:
                 reply = entry[0](args)
             except ParamError as e:
                 reply = str(e)
+            except AuditError as e:      # not recorded, so not made (every handler records first)
+                reply = f"refused: the audit log cannot record it ({e}); nothing was changed"
             except OSError as e:         # a full or read-only disk: say so, change nothing else
                 reply = f"could not write: {e.strerror or e}"
         return reply.rstrip("\r\n").replace("\n", _EOL) + _EOL
@@ -229,6 +234,12 @@ class Console:
         if not self.access.can_change:
             return "read-only: enter the prosthetist PIN first ('login PIN')"
         return None
+
+    def _outcome(self, action: str, detail: str, **values) -> None:
+        """Record what became of a change recorded before it was tried (refused, failed).  Best
+        effort: nothing was changed, so a record that fails here hides nothing."""
+        with contextlib.suppress(OSError):
+            self.audit.record(self.access.role, action, detail=detail, **values)
 
     def _saved(self) -> Optional[ParamSet]:
         loaded = paramstore.load(self.store)
@@ -371,8 +382,13 @@ class Console:
         if bad:
             return bad
         params = self.backend.params()
-        paramstore.save(params, self.store)
+        # recorded (and fsynced) before the file is touched: a saved file always has its record
         self.audit.record(self.access.role, "save", detail=str(self.store))
+        try:
+            paramstore.save(params, self.store)
+        except OSError as e:
+            self._outcome("save failed", f"{self.store}: {e.strerror or e}")
+            raise
         return f"saved to {self.store} (and its backup copy)"
 
     def _load(self, args: List[str]) -> str:
@@ -404,9 +420,13 @@ class Console:
             return bad
         path = self.profiles_dir / f"{args[1]}.params"
         if args[0] == "save":
-            self.profiles_dir.mkdir(parents=True, exist_ok=True)
-            paramstore.save(self.backend.params(), path)
-            self.audit.record(self.access.role, "profile save", detail=args[1])
+            self.audit.record(self.access.role, "profile save", detail=args[1])   # before the file
+            try:
+                self.profiles_dir.mkdir(parents=True, exist_ok=True)
+                paramstore.save(self.backend.params(), path)
+            except OSError as e:
+                self._outcome("profile save failed", f"{args[1]}: {e.strerror or e}")
+                raise
             return f"profile {args[1]} saved"
         loaded, damage = _profile_problem(path)
         if damage is not None:
@@ -418,8 +438,9 @@ class Console:
 
     def _status(self, args: List[str]) -> str:
         row = self.backend.latest()
+        audit = [f"read-only: {self.audit.problem}"] if getattr(self.audit, "problem", None) else []
         if row is None:
-            return self._no_telemetry()
+            return "\n".join([self._no_telemetry()] + audit)
         stats = self.backend.stats()
         stride = row.get("stride_time_s", math.nan)
         stride = stride if stride > 0 else math.nan          # 0 before the first whole stride
@@ -439,7 +460,7 @@ class Console:
             f"{_num(100 * row['assist'], '.0f')} %",
             self._symmetry_line(),
             f"loop: {stats.get('ticks', 0)} ticks, {stats.get('missed', 0)} missed deadlines",
-        ])
+        ] + audit)
 
     def _symmetry_line(self, last: int = SYMMETRY_MEAN_STRIDES) -> str:
         """Stance-time SI over the last strides, and where the sound side's timing came from."""
@@ -514,9 +535,11 @@ class Console:
         if bad:
             return bad
         before = self.backend.latest()
-        reason = self.backend.request("clear_faults")
         faults = ", ".join(fault_names(int(before["faults"]))) if before else "?"
-        self.audit.record(self.access.role, "clear", detail=reason or f"cleared: {faults}")
+        self.audit.record(self.access.role, "clear", detail=f"faults: {faults or 'none'}")   # before asking
+        reason = self.backend.request("clear_faults")
+        if reason:
+            self._outcome("clear refused", reason)
         return reason or f"cleared: {faults or 'there were none'}"
 
     def _mode(self, args: List[str]) -> str:
@@ -525,9 +548,10 @@ class Console:
         bad = self._may_change()
         if bad:
             return bad
+        self.audit.record(self.access.role, "mode", old=self._chosen, new=args[0])   # before asking
         reason = self.backend.request("select_mode", _CHOSEN_MODES[args[0]])
-        self.audit.record(self.access.role, "mode", new=args[0], detail=reason)
         if reason:
+            self._outcome("mode refused", reason, new=args[0])
             return reason
         self._chosen = args[0]
         row = self.backend.latest()
@@ -574,27 +598,40 @@ class Console:
         if bad:
             return bad
         if args[0] == "start":
-            try:
-                path = self.logs.start()
+            role = self.access.role
+            try:                         # recorded once the name is chosen, before the file is made
+                path = self.logs.start(before=lambda chosen: self.audit.record(role, "log start",
+                                                                               detail=str(chosen)))
             except FileExistsError as e:
                 return str(e)
-            self.audit.record(self.access.role, "log start", detail=str(path))
             return f"logging to {path}"
+        running = self.logs.log
+        if running is None:
+            return "not logging"
+        self.audit.record(self.access.role, "log stop", detail=str(running.path))
         log = self.logs.stop()
         if log is None:
             return "not logging"
-        self.audit.record(self.access.role, "log stop", detail=str(log.path))
         return f"log stopped: {log.path}, {log.rows_written} rows"
 
     def _login(self, args: List[str]) -> str:
         bad = self._need(args, 1, 1, "login PIN")
         if bad:
             return bad
-        reply = self.access.login(args[0])
-        self.audit.record(self.access.role, "login", detail=reply)
+        # a granted login is recorded before the role changes (access.login calls grant first)
+        reply = self.access.login(args[0], grant=lambda note: self.audit.record(PROSTHETIST, "login",
+                                                                                 detail=note))
+        if not self.access.can_change:   # refused: nothing was granted, the attempt is noted
+            try:
+                self.audit.record(self.access.role, "login", detail=reply)
+            except AuditError as e:
+                return f"{reply} (the audit log could not record it: {e})"
         return reply
 
     def _logout(self, args: List[str]) -> str:
-        self.access.logout()
-        self.audit.record("viewer", "logout")
+        self.access.logout()             # always: giving up the right to change needs no record
+        try:
+            self.audit.record("viewer", "logout")
+        except AuditError as e:
+            return f"read-only (the audit log could not record it: {e})"
         return "read-only"

@@ -333,14 +333,25 @@ class ConsoleSession:
 
 
 def _console(backend, state_dir: Path, store: Path, logs):
+    """(the console, its banner's lines about the PIN and the audit log).
+
+    A damaged audit log never stops start-up (the ankle must walk): it is moved aside and a new
+    one started, and if no log can be written the console is read-only, and says why (every
+    change needs its record first)."""
     from controller.access import Access, PinFile
-    from controller.audit import AuditLog
+    from controller.audit import open_or_replace
     from controller.console import Console
     state_dir = Path(state_dir)
     pins = PinFile(state_dir / "pin")
-    console = Console(backend, Access(pins, auto_logout_s=AUTO_LOGOUT_S), AuditLog(state_dir / "audit.log"), Path(store),
+    audit, note = open_or_replace(state_dir / "audit.log")
+    console = Console(backend, Access(pins, auto_logout_s=AUTO_LOGOUT_S), audit, Path(store),
                       state_dir / "profiles", logs=logs)
-    return console, pins.problem
+    lines = [f"audit log: {note}"] if note else []
+    if audit.problem:
+        lines.append(f"read-only: {audit.problem}; changes cannot be recorded, so none can be made")
+    elif pins.problem:
+        lines.append(f"read-only: {pins.problem}")
+    return console, lines
 
 
 def open_console(runtime, watch: GaitWatch, port, state_dir: Path, store: Path, *, logs=None,
@@ -353,11 +364,9 @@ def open_console(runtime, watch: GaitWatch, port, state_dir: Path, store: Path, 
     ``watch`` must be among the runtime's telemetry sinks.  Without a PIN the console is
     read-only, and says so.
     """
-    console, problem = _console(RuntimeBackend(runtime, watch), state_dir, store, logs)
+    console, notes = _console(RuntimeBackend(runtime, watch), state_dir, store, logs)
     watch.stride_listeners.append(console.on_strides)
-    lines = [banner + "; 'help' lists the commands"]
-    if problem:
-        lines.append(f"read-only: {problem}")
+    lines = [banner + "; 'help' lists the commands"] + notes
     return ConsoleSession(port, console, banner="\n".join(lines)).start()
 
 
@@ -368,10 +377,9 @@ def service_console(port, state_dir: Path, store: Path) -> ConsoleSession:
     banner says so."""
     from controller import paramstore
     loaded = paramstore.load(store)
-    console, problem = _console(OfflineBackend(loaded.params), state_dir, store, None)
+    console, notes = _console(OfflineBackend(loaded.params), state_dir, store, None)
     lines = [f"ankle service console: no controller is running; parameters from {loaded.source} ({store})"]
     lines += [f"  {line}" for line in loaded.problems]
-    if problem:
-        lines.append(f"read-only: {problem}")
+    lines += notes
     lines.append("'help' lists the commands; 'quit' ends")
     return ConsoleSession(port, console, banner="\n".join(lines), quit_allowed=True)

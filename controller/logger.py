@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import can
 import numpy as np
@@ -175,8 +175,11 @@ class LogSwitch:
                 self.error = f"{self.log.path}: {e.strerror or e}; the log was stopped"
                 self._close()
 
-    def start(self) -> Path:
-        """Open a new log; returns its path.  FileExistsError if one is already running."""
+    def start(self, before: Optional[Callable[[Path], None]] = None) -> Path:
+        """Open a new log; returns its path.  FileExistsError if one is already running.
+
+        ``before(path)``, if given, is called with the chosen path before the file is created (the
+        console records the start there); if it raises, no log is started."""
         with self._lock:
             if self.log is not None:
                 raise FileExistsError(f"already logging to {self.log.path}")
@@ -187,6 +190,8 @@ class LogSwitch:
                 if not path.exists():
                     break
                 path = self.directory / f"ankle-{stamp}-{n}.csv"
+            if before is not None:
+                before(path)
             self.log = CsvSessionLog(path, self.columns)
             self.error = None
             return path

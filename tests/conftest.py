@@ -100,28 +100,34 @@ class Terminal:
 
 
 @contextlib.contextmanager
-def sim_console(state, pin: str, *args: str):
+def sim_console(state, pin, *args: str):
     """``ankle sim --console`` (real time implied) in ``state`` (extra ``args``: scenario, duration, ...):
-    yields (a Terminal at the first prompt, the process).  Its stderr goes to ``state/sim.stderr``
-    and its stdout is drained, so the simulator never blocks on a full pipe.  Stopped afterwards
-    with SIGINT, and SIGKILL if that takes more than 30 s."""
+    yields (a Terminal at the first prompt, the process).  ``pin``: given as ``--pin``, or None for
+    none.  Its stderr goes to ``state/sim.stderr`` and its stdout is drained into ``proc.output`` (a
+    list of lines, the "console on ..." line first), so the simulator never blocks on a full pipe.
+    Stopped afterwards with SIGINT, and SIGKILL if that takes more than 30 s."""
     import signal
     import subprocess
     import sys
     import threading
     stderr = open(Path(state) / "sim.stderr", "w")
     proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--console",
-                             "--state-dir", str(state), "--pin", pin, *args],
+                             "--state-dir", str(state), *(["--pin", pin] if pin else []), *args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
         path = None
+        proc.output = []
         for line in proc.stdout:
             m = re.search(r"console on (\S+)", line)
             if m:
                 path = m.group(1)
+                proc.output.append(line)
                 break
         assert path, (Path(state) / "sim.stderr").read_text()
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        def drain():
+            for rest in proc.stdout:
+                proc.output.append(rest)
+        threading.Thread(target=drain, daemon=True).start()
         term = Terminal(path)
         term.send(b"\r")            # pyserial flushes what waited before it opened: ask for a prompt
         yield term, proc

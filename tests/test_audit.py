@@ -359,3 +359,95 @@ def test_concurrent_writers_never_interleave(tmp_path):
     assert path.read_bytes().count(HEADER) == 1
     assert {child: seqs for child, seqs in sequences(records).items()} == {
         str(c): list(range(150)) for c in range(3)}
+
+
+# --- a damaged log never stops the console: moved aside, kept, a new one started -------------------
+
+def _torn_header(path):
+    path.write_bytes(HEADER[:11])                   # a power cut while the header was written
+
+
+def _garbage(path):
+    path.write_bytes(b"\x00\xff not a log at all\n" * 40)
+
+
+def _directory(path):
+    path.mkdir()
+    (path / "inside").write_bytes(b"kept\n")
+
+
+def _symlink_loop(path):
+    os.symlink(path.name, path)                     # points at itself: cannot be opened, even by root
+
+
+def _fifo(path):
+    os.mkfifo(path)
+
+
+DAMAGE = {"torn header": _torn_header, "garbage": _garbage, "a directory": _directory,
+          "a symlink loop": _symlink_loop, "a fifo": _fifo}
+
+
+def snapshot(path):
+    """What is at ``path``, to compare byte for byte (a directory's files, a symlink's target)."""
+    if path.is_symlink():
+        return ("symlink", os.readlink(path))
+    if path.is_dir():
+        return ("dir", sorted((p.name, p.read_bytes()) for p in path.iterdir()))
+    if path.is_fifo():
+        return ("fifo",)
+    return ("file", path.read_bytes())
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_log_is_moved_aside_unchanged_and_a_new_one_started(tmp_path, damage):
+    from controller.audit import open_or_replace
+    path = tmp_path / "audit.log"
+    DAMAGE[damage](path)
+    before = snapshot(path)
+    log, note = open_or_replace(path, clock=fixed_clock())
+    try:
+        aside = tmp_path / "audit.log.damaged-20240501T091403Z"
+        assert snapshot(aside) == before, damage    # kept, byte for byte
+        assert note.startswith("audit.log was damaged (") and aside.name in note, note
+        assert log.problem is None
+        record = log.record("prosthetist", "set", "x", "1", "2")
+        records = checked_read(path)
+        assert records[0]["action"] == "audit log replaced" and records[0]["parameter"] == aside.name
+        assert records[1:] == [record]
+    finally:
+        log.close()
+
+
+def test_moving_aside_never_replaces_anything(tmp_path):
+    from controller.audit import open_or_replace
+    path = tmp_path / "audit.log"
+    taken = tmp_path / "audit.log.damaged-20240501T091403Z"
+    taken.mkdir()                                   # an empty directory: rename(2) would replace it
+    (tmp_path / "audit.log.damaged-20240501T091403Z-2").write_bytes(b"an older damaged log\n")
+    for n, content in enumerate([b"first damage\n", b"second damage\n"]):
+        path.write_bytes(content)
+        log, note = open_or_replace(path, clock=fixed_clock())
+        log.close()
+        assert (tmp_path / f"audit.log.damaged-20240501T091403Z-{n + 3}").read_bytes() == content, note
+    assert taken.is_dir() and not any(taken.iterdir())
+    assert (tmp_path / "audit.log.damaged-20240501T091403Z-2").read_bytes() == b"an older damaged log\n"
+
+
+def test_a_good_log_is_opened_as_it_is(tmp_path):
+    from controller.audit import open_or_replace
+    path = tmp_path / "audit.log"
+    with AuditLog(path, clock=fixed_clock()) as log:
+        log.record("prosthetist", "set")
+    before = path.read_bytes()
+    log, note = open_or_replace(path, clock=fixed_clock())
+    log.close()
+    assert note is None and path.read_bytes() == before and os.listdir(tmp_path) == ["audit.log"]
+
+
+def test_when_no_log_can_be_written_every_record_is_refused(tmp_path):
+    from controller.audit import UnusableLog, open_or_replace
+    log, note = open_or_replace(tmp_path / "missing" / "audit.log")
+    assert isinstance(log, UnusableLog) and note is None and "cannot open its directory" in log.problem
+    with pytest.raises(AuditError, match="no audit log: .*cannot open its directory"):
+        log.record("prosthetist", "set", "x", "1", "2")

@@ -1,6 +1,8 @@
 """The service console (``ankle console``, no controller running) and ``ankle pin set``; first of
 all, a power cut during `save`: the console's process is SIGKILLed at a random moment while it
-saves, 200 times, and every restart comes up with a whole parameter set, the old one or the new one.
+saves, 200 times, and every restart comes up with a whole parameter set, the old one or the new one,
+and a file that was saved always has its `save` record in the audit log (recorded before the file
+is replaced).
 
 Each round forks a real process that runs the service console (``ankle console``: the same
 commands, PIN, audit log and parameter file as on the running ankle) on a real pseudo-terminal.
@@ -69,6 +71,7 @@ def test_sigkill_during_save_leaves_the_old_or_the_new_set_every_time(tmp_path):
     outcomes = {"old": 0, "new": 0}
     expected = "old"
     save_s = None
+    saves = 0                      # `save` records so far
     for round_ in range(ROUNDS):
         pid, term = _start(tmp_path)
         try:
@@ -90,13 +93,18 @@ def test_sigkill_during_save_leaves_the_old_or_the_new_set_every_time(tmp_path):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             term.port.close()
+        recorded = sum(r["action"] == "save" for r in read_audit(tmp_path / "audit.log"))
         if round_ == 0:
             expected = other
+            saves = recorded
             continue
         loaded = paramstore.load(tmp_path / "ankle.params")
         assert loaded.source == "primary" and not loaded.corrupt, (seed, round_, loaded.problems)
         expected = _which({name: loaded.params[name] for name in SETS["old"]})
         outcomes["new" if expected == other else "old"] += 1
+        if expected == other:      # the file was replaced in this round: its record is there
+            assert recorded == saves + 1, f"seed {seed}, round {round_}: a saved file with no save record"
+        saves = recorded
     # the kills landed on both sides of the moment the new set became the file's
     assert outcomes["old"] >= 5 and outcomes["new"] >= 5, (seed, outcomes, save_s)
     problems = []
@@ -166,3 +174,27 @@ def test_ankle_console_and_ankle_pin_set_from_the_command_line(tmp_path):
         os.close(master)
         os.close(slave)
     assert paramstore.load(tmp_path / "ankle.params").params["swing.target_rad"] == 0.08
+
+
+def test_the_service_console_starts_on_a_new_log_when_the_old_one_is_damaged_and_says_so(tmp_path):
+    from controller.audit import read as read_log
+    PinFile(tmp_path / "pin").set(PIN)
+    (tmp_path / "audit.log").write_bytes(b"time_utc\trole\tac")          # a torn header
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    session = service_console(FdPort(master), tmp_path, tmp_path / "ankle.params")
+    term = Terminal(os.ttyname(slave))
+    session.start()
+    try:
+        term.send(b"\r")
+        assert term.cmd(f"login {PIN}").startswith("prosthetist")
+    finally:
+        session.stop()
+        term.port.close()
+        os.close(master)
+        os.close(slave)
+    kept = sorted(tmp_path.glob("audit.log.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"time_utc\trole\tac"
+    assert "audit log: audit.log was damaged (not an audit log" in session.banner, session.banner
+    assert kept[0].name in session.banner and "read-only" not in session.banner
+    assert [r["action"] for r in read_log(tmp_path / "audit.log")] == ["audit log replaced", "login"]

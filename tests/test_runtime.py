@@ -484,6 +484,53 @@ def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
     assert [r["action"] for r in read_audit(state / "audit.log")] == ["login", "set", "save"]
 
 
+def test_ankle_run_with_a_damaged_audit_log_starts_its_console_on_a_new_log(tmp_path):
+    """A garbage audit.log (issue 14, item 3) used to stop `ankle run` before the loop started."""
+    from conftest import Terminal
+    from controller.access import PinFile
+    from controller.audit import read as read_audit
+    from controller.console_session import FdPort
+    master, slave = os.openpty()
+    port_path = os.ttyname(slave)
+    state = tmp_path / "state"
+    state.mkdir()
+    PinFile(state / "pin").set("97531")
+    damaged = b"\x00\x01 not an audit log\n" * 100
+    (state / "audit.log").write_bytes(damaged)
+    served = _Served()
+    try:
+        cfg = served.config(tmp_path, f"""
+            [params]
+            file = "{tmp_path / 'ankle.params'}"
+            [console]
+            port = "{port_path}"
+            state_directory = "{state}"
+        """)
+        proc = subprocess.Popen(CLI + ["run", "--config", str(cfg), "--duration", "60"], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            for line in proc.stdout:
+                if line.startswith("console: "):
+                    break
+            term = Terminal(FdPort(master))
+            term.send(b"\r")
+            assert term.cmd("login 97531").startswith("prosthetist")
+            assert "battery" in term.cmd("status")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "driver switched off" in out
+    finally:
+        served.stop()
+        os.close(master)
+        os.close(slave)
+    assert "console: audit log: audit.log was damaged" in out, out
+    kept = sorted(state.glob("audit.log.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged
+    assert [r["action"] for r in read_audit(state / "audit.log")] == ["audit log replaced", "login"]
+
+
 def _tick_pid(supervisor_pid: int):
     """The pid of the supervisor's child named ankle-tick, or None."""
     for entry in Path("/proc").iterdir():
