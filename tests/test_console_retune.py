@@ -27,12 +27,10 @@ from controller.loop import build_tick, telemetry_table
 from controller.params import ParamSet
 from controller.runtime import RuntimeSpec, _Retuner
 from controller.shm import SharedChannels
-from controller._tick import TELEMETRY_COLUMNS
 from hal.ak import mit_range
 from hal.bus import BusConfig
 
 PIN = "2468"
-COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 DT_S = 1e-3
 STILL_GYRO = 0.02          # quiet standing sway [rad/s]
 MOVING_GYRO = 3.0          # the shank swings: the wearer sets off
@@ -46,10 +44,10 @@ class Lockstep:
     off), then ticks until the tick took it, as the tick's process would between ticks.
     """
 
-    def __init__(self):
+    def __init__(self, params: ParamSet = ParamSet()):
         self.shared = SharedChannels.create(capacity=64)
         self.shared.unlink()
-        self.params = ParamSet()
+        self.params = params
         self.spec = RuntimeSpec(bus=BusConfig(interface="virtual", channel="lockstep"), driver_id=1)
         self.shared.snapshot.publish(np.array(self.params.vector()))
         values = np.zeros(self.shared.n_params)
@@ -192,6 +190,18 @@ def test_the_loop_rate_is_refused_while_running_by_the_console_and_by_the_tick(t
     assert "overrun" not in fault_names(int(runtime.watch.latest()["faults"]))
     with pytest.raises(ValueError, match="loop.rate_Hz is set when the controller starts"):
         runtime.tick.retune(ParamSet({"loop.rate_Hz": 2000.0}), allow_fixed=True)
+
+
+def test_default_all_keeps_the_loop_rate_it_started_with_and_says_so(tmp_path):
+    runtime = Lockstep(ParamSet({"loop.rate_Hz": 500.0, "swing.stiffness_Nm_rad": 25.0}))
+    console = _console(tmp_path, runtime)
+    runtime.stand()
+    out = console.handle("default all")
+    assert "swing.stiffness_Nm_rad = 40 N*m/rad (was 25)" in out and "takes effect now" in out, out
+    assert "note: kept loop.rate_Hz = 500 Hz: loop.rate_Hz is set when the controller starts" in out
+    runtime.step(5)
+    assert runtime.tick.params["loop.rate_Hz"] == 500.0 and runtime.tick.params["swing.stiffness_Nm_rad"] == 40.0
+    assert dict(console.backend.params()) == dict(runtime.tick.params)
 
 
 def test_a_set_the_tick_has_not_taken_is_pending_and_shown_once_it_is(tmp_path):
