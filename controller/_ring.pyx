@@ -213,3 +213,9 @@ cdef class ParamSnapshot:
     def generation(self):
         """Completed publications so far."""
         return ring_load_acquire(self.seq) // 2
+
+    @property
+    def taken(self):
+        """Reader: the generation of the snapshot this reader last took (0: none yet).  Not
+        :attr:`generation`, which may already count a publication made after the take."""
+        return self.seen // 2

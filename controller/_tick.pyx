@@ -88,6 +88,12 @@ cdef class Tick:
         from controller.params import REGISTRY
         return [p.name for p in REGISTRY if not p.live and params[p.name] != self.params[p.name]]
 
+    def startup_changes(self, params):
+        """Names of the start-up parameters (``Param.startup``, e.g. ``loop.rate_Hz``) that differ
+        between ``params`` and the set in force: those never change while running."""
+        from controller.params import REGISTRY
+        return [p.name for p in REGISTRY if p.startup and params[p.name] != self.params[p.name]]
+
     def retune(self, params, bint allow_fixed=False):
         """Take new parameter values while running (between ticks, not in one).
 
@@ -95,8 +101,13 @@ cdef class Tick:
         push-off corrections, thermal state, fault latches).  A change to a parameter
         that is not ``live`` raises ValueError naming it, unless ``allow_fixed`` (the
         wearer stands): then the estimator and the monitor start afresh, the thermal
-        model, the push-off corrections and the fault latches stay.
+        model, the push-off corrections and the fault latches stay.  A change to a
+        start-up parameter always raises: the runner's period was fixed at the start
+        (a loop rate the cadence does not tick at would latch ``overrun`` at once).
         """
+        startup = self.startup_changes(params)
+        if startup:
+            raise ValueError(f"{', '.join(startup)} is set when the controller starts, not while it runs")
         fixed = self.fixed_changes(params)
         if fixed and not allow_fixed:
             raise ValueError(f"cannot change while running: {', '.join(fixed)}")

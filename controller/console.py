@@ -54,14 +54,17 @@ class Backend(Protocol):
     running: bool
 
     def params(self) -> ParamSet:
-        """The set last sent to the controller (in force, or ramping in)."""
+        """The set the controller holds (in force, or ramping in): what it accepted, never a
+        set it refused or has not taken yet."""
 
     def check(self, params: ParamSet) -> None:
         """Raise ParamError if ``params`` does not suit the hardware behind this console (the
         driver's torque range); the registry's own rules are checked already."""
 
-    def send(self, params: ParamSet) -> None:
-        """Hand ``params`` to the controller (applied at the next stride boundary, ramped)."""
+    def send(self, params: ParamSet) -> Tuple[str, str]:
+        """Hand ``params`` to the controller and wait (bounded) until it took it at a stride
+        boundary; returns ("accepted", "") (in force, or ramping in), ("refused", why: nothing
+        changed) or ("pending", why: not taken yet, it may still be)."""
 
     def moving(self) -> bool:
         """Whether the wearer walks, or moved within ``controller._tick.STILL_S``: parameters that
@@ -87,6 +90,13 @@ class Backend(Protocol):
 def _num(value: float, spec: str) -> str:
     """``value`` formatted, or ``--`` when there is none yet (NaN)."""
     return format(value, spec) if math.isfinite(value) else "--"
+
+
+def _when_words(p: Param, before: str = "", after: str = "") -> str:
+    """When ``p`` may change, for the listings ("" for a live parameter)."""
+    if p.live:
+        return ""
+    return before + ("only when the controller starts" if p.startup else "only while standing") + after
 
 
 def _fmt(p: Param, value: float) -> str:
@@ -254,12 +264,28 @@ class Console:
 
     def _send_set(self, new: ParamSet, action: str, role: Optional[str] = None,
                   detail: str = "") -> Tuple[Optional[ParamSet], str]:
-        """(the set replaced, or None if nothing was sent; the reply).  ``role`` defaults to the
-        session's."""
+        """(the set replaced, or None if nothing was changed; the reply).  ``role`` defaults to the
+        session's.
+
+        Every change is recorded before it is sent (a change that cannot be recorded is not made);
+        the controller then says whether it took the set, and a refusal (or a change it has not
+        taken yet) is recorded too, as ``<action> refused`` (``<action> pending``) per parameter.
+        """
         running = self.backend.params()
         changed = [p for p in REGISTRY if new[p.name] != running[p.name]]
         if not changed:
             return None, "nothing changes"
+        notes = []
+        startup = [p for p in changed if p.startup]
+        if startup and self.backend.running:
+            why = (f"{', '.join(p.name for p in startup)} is set when the controller starts (the loop's "
+                   f"period is fixed then), not while it runs; change it in the run configuration or with "
+                   f"the service console ('ankle console'), and restart")
+            changed = [p for p in changed if not p.startup]
+            if not changed:
+                return None, f"refused: {why}; nothing was changed"
+            new = new.with_values({p.name: running[p.name] for p in startup})
+            notes.append(f"kept {', '.join(f'{p.name} = {_fmt(p, running[p.name])}' for p in startup)}: {why}")
         fixed = [p.name for p in changed if not p.live]
         if fixed and self.backend.moving():
             return None, (f"{', '.join(fixed)} can only change while the wearer stands still; the wearer "
@@ -268,17 +294,30 @@ class Console:
         role = role or self.access.role
         for p in changed:              # recorded first: a change that cannot be recorded is not made
             self.audit.record(role, action, p.name, repr(running[p.name]), repr(new[p.name]), detail=detail)
-        self.backend.send(new)
+        outcome, why = self.backend.send(new)
+        if outcome != "accepted":
+            try:
+                for p in changed:
+                    self.audit.record(role, f"{action} {outcome}", p.name, repr(running[p.name]),
+                                      repr(new[p.name]), detail=why)
+            except OSError as e:
+                why += f" (and this could not be recorded: {e.strerror or e})"
+            if outcome == "refused":
+                now = self.backend.params()
+                kept = ", ".join(f"{p.name} = {_fmt(p, now[p.name])}" for p in changed[:8])
+                return None, f"refused by the controller: {why}; nothing was changed ({kept})"
+            return running, (f"pending: {why}; 'get {changed[0].name}' shows the value in force"
+                             + "".join(f"\nnote: {n}" for n in notes))
         if not self.backend.running:
             when = "when the controller next starts from the saved file ('save' to keep it)"
         elif self.backend.moving():
-            when = "at the next heel strike, ramped over 3 strides"
+            when = "from this heel strike, ramped over 3 strides"
         else:
             when = "now (the wearer is not walking)"
         lines = [f"{p.name} = {_fmt(p, new[p.name])} (was {running[p.name]:g})" for p in changed[:8]]
         if len(changed) > 8:
             lines.append(f"... and {len(changed) - 8} more")
-        return running, "\n".join(lines) + f"\ntakes effect {when}"
+        return running, "\n".join(lines + [f"takes effect {when}"] + [f"note: {n}" for n in notes])
 
     @staticmethod
     def _value(p: Param, args: List[str]) -> float:
@@ -315,7 +354,7 @@ class Console:
         rows = [p for p in REGISTRY if not args or p.group == args[0]]
         width = max(len(p.name) for p in rows)
         return "\n".join(f"{p.name:<{width}} = {_fmt(p, running[p.name]):<16} [{p.min:g} .. {p.max:g}]"
-                         f"{'' if p.live else '  (only while standing)'}" for p in rows)
+                         f"{_when_words(p, '  (', ')')}" for p in rows)
 
     def _get(self, args: List[str]) -> str:
         bad = self._need(args, 1, 1, "get NAME")
@@ -325,7 +364,7 @@ class Console:
         saved = self._saved()
         return (f"{p.name} = {_fmt(p, self.backend.params()[p.name])} (factory {p.default:g}, saved "
                 f"{'-' if saved is None else format(saved[p.name], 'g')}); range [{p.min:g} .. {p.max:g}] "
-                f"{p.unit}, step {p.step:g}; {'may change while walking' if p.live else 'only while standing'}"
+                f"{p.unit}, step {p.step:g}; {_when_words(p) or 'may change while walking'}"
                 f"\n{p.description}")
 
     def _set(self, args: List[str]) -> str:

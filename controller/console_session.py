@@ -18,7 +18,7 @@ import termios
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -120,15 +120,30 @@ class GaitWatch:
 
 
 class RuntimeBackend:
-    """The console's view of a :class:`controller.runtime.Runtime` (see console.Backend)."""
+    """The console's view of a :class:`controller.runtime.Runtime` (see console.Backend).
+
+    :meth:`params` is the set the tick itself reports it accepted (in force, or ramping in),
+    read back from the shared block, never a set only sent: a snapshot the tick refused cannot
+    stay in the console's view.  :meth:`send` publishes a set and waits for the tick to take it
+    at a stride boundary: at most the longest stride (``estimator.max_stride_s``, after which
+    the estimator no longer calls it walking and every tick is a boundary) and
+    :data:`TAKE_MARGIN_S`.
+    """
 
     running = True
+    TAKE_MARGIN_S = 0.5
+    POLL_S = 0.002
 
     def __init__(self, runtime, watch: GaitWatch):
         from hal.ak import mit_range
         self.runtime = runtime
         self.watch = watch
         self._params: ParamSet = runtime.params
+        self._pending: Optional[int] = None      # the generation sent and not yet taken (timed out)
+        # params() is called from the console's thread and the telemetry's (the adaptation):
+        # reading the tick's copy is held by this lock, never the wait in send() (the console
+        # sends one set at a time under its own lock), so the telemetry never waits for a send
+        self._lock = threading.Lock()
         spec = runtime.spec
         self._t_max_Nm = mit_range(spec.driver_model, spec.range_overrides or None)["t_max"]
 
@@ -139,12 +154,44 @@ class RuntimeBackend:
                              f"driver's MIT torque range t_max = {self._t_max_Nm:g} N*m")
 
     def params(self) -> ParamSet:
-        return self._params
+        """The set the tick accepted last (in force, or ramping in)."""
+        with self._lock:
+            fresh = self.runtime.in_force()
+            if fresh is not None:
+                self._params = fresh
+                self.watch.analyzer.mass_kg = fresh["wearer.mass_kg"]
+            return self._params
 
-    def send(self, params: ParamSet) -> None:
-        self.runtime.retune(params)
-        self._params = params
-        self.watch.analyzer.mass_kg = params["wearer.mass_kg"]
+    def send(self, params: ParamSet) -> Tuple[str, str]:
+        """Publish ``params`` and wait until the tick took it: ("accepted", ""), ("refused", why)
+        or ("pending", why) when it did not take it in time (it may still: :meth:`params` will
+        show it then, and until it has, further edits are refused)."""
+        state = self.runtime.state
+        if state != "running":
+            return "refused", f"the controller is not running ({state})"
+        if self._pending is not None:
+            if self.runtime.params_outcome(self._pending) is None:
+                return "refused", ("the controller has not yet taken the change sent before this one; "
+                                   "'get NAME' shows the values in force")
+            self._pending = None
+        wait_s = self.params()["estimator.max_stride_s"] + self.TAKE_MARGIN_S
+        generation = self.runtime.retune(params)
+        end = time.monotonic() + wait_s
+        outcome = self.runtime.params_outcome(generation)
+        while outcome is None:
+            state = self.runtime.state
+            if state != "running":
+                return "refused", f"the controller stopped ({state}) before it took the change"
+            if time.monotonic() > end:
+                self._pending = generation
+                return "pending", (f"the controller has not taken it within {wait_s:g} s; it takes "
+                                   f"changes at a stride boundary")
+            time.sleep(self.POLL_S)
+            outcome = self.runtime.params_outcome(generation)
+        self.params()                     # the tick's own copy of what it now holds
+        if outcome[0] == "superseded":    # another publisher's set reached the tick after it
+            return "refused", "a later set reached the controller first"
+        return outcome
 
     def strides(self):
         return self.watch.strides()
@@ -191,8 +238,9 @@ class OfflineBackend:
     def check(self, params: ParamSet) -> None:
         """No driver to ask: ``ankle run`` checks the driver's range when it starts."""
 
-    def send(self, params: ParamSet) -> None:
+    def send(self, params: ParamSet) -> Tuple[str, str]:
         self._params = params
+        return "accepted", ""
 
     def moving(self) -> bool:
         return False

@@ -34,7 +34,9 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One tunable.  ``live`` says whether it may change while the wearer walks."""
+    """One tunable.  ``live`` says whether it may change while the wearer walks; ``startup``
+    that it is set when the controller starts and may not change while it runs at all (the
+    console and the tick refuse it, standing or walking)."""
 
     name: str
     unit: str
@@ -45,6 +47,7 @@ class Param:
     description: str
     live: bool = True
     kind: type = float
+    startup: bool = False
 
     @property
     def group(self) -> str:
@@ -71,8 +74,8 @@ class Param:
         return value
 
 
-def _p(name, unit, default, lo, hi, step, description, live=True, kind=float):
-    return Param(name, unit, default, lo, hi, step, description, live, kind)
+def _p(name, unit, default, lo, hi, step, description, live=True, kind=float, startup=False):
+    return Param(name, unit, default, lo, hi, step, description, live and not startup, kind, startup)
 
 
 REGISTRY: Tuple[Param, ...] = (
@@ -274,7 +277,10 @@ REGISTRY: Tuple[Param, ...] = (
        "Load-cell reading with the foot off the ground; subtracted from it.", live=False),
     # --- loop ---------------------------------------------------------------------------
     _p("loop.rate_Hz", "Hz", 1000.0, 100.0, 2000.0, 100.0,
-       "Control loop rate.", live=False),
+       "Control loop rate. Set when the controller starts: the loop's period is fixed then (on the "
+       "device by the run configuration's [loop] rate_Hz, which wins over the parameter file), so "
+       "a change is refused while the controller runs, standing or walking; change it in the "
+       "configuration, or offline with the service console, and restart.", startup=True),
 )
 
 _BY_NAME: Dict[str, Param] = {p.name: p for p in REGISTRY}
@@ -377,7 +383,9 @@ def markdown_reference() -> str:
         "# Parameter reference",
         "",
         "Generated from `controller/params.py` by `ankle params --markdown`; do not edit by hand.",
-        "Live = may be changed while the wearer walks (takes effect at a stride boundary).",
+        "Live = may be changed while the wearer walks (takes effect at a stride boundary); no = only "
+        "while the wearer stands still; at start = only when the controller starts (refused while "
+        "it runs).",
         "",
     ]
     for group in groups():
@@ -387,6 +395,7 @@ def markdown_reference() -> str:
         for p in REGISTRY:
             if p.group == group:
                 lines.append(f"| `{p.name}` | {p.unit} | {p.default:g} | {p.min:g} | {p.max:g} | "
-                             f"{p.step:g} | {'yes' if p.live else 'no'} | {p.description} |")
+                             f"{p.step:g} | {'at start' if p.startup else 'yes' if p.live else 'no'} | "
+                             f"{p.description} |")
         lines.append("")
     return "\n".join(lines)

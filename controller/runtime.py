@@ -118,6 +118,8 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
                           range_overrides=spec.range_overrides or None)
         driver.configure()
         tick = build_tick(params, driver.mit_range, driver.node_id, driver.reply_arbitration_id)
+        shared.report_accepted(shared.snapshot.taken, values)        # the start-up set is in force
+        shared.set_stat("params_applied", shared.snapshot.taken)
         link = open_link(spec.bus) if spec.io == "auto" else None
         conn.send(("ready", {"warnings": warnings, "settings": current_settings(),
                              "io": "GIL-free link" if link is not None else "python-can"}))
@@ -182,49 +184,77 @@ RAMP_STRIDES = 3
 class _Retuner:
     """Applies parameter snapshots in the tick's process, at stride boundaries (see run_loop).
 
-    A snapshot is validated again on this side.  Live changes ramp in over
-    :data:`RAMP_STRIDES` boundaries, each step a straight-line blend of the old and new sets
-    (still a valid set: every cross-parameter rule is linear in the live values).  A change
-    to a parameter that is not ``live`` is applied at once if the wearer is not walking, and
-    refused (counted) while walking.  Never raises (it runs inside the loop).
+    The tick is the authority on what it runs with: a snapshot is validated again on this
+    side and either accepted or refused, and every one it takes is reported back through the
+    shared block (:meth:`controller.shm.SharedChannels.report_accepted` / ``report_refused``,
+    by generation, with the reason), so the console can say what became of an edit.  Live
+    changes ramp in over :data:`RAMP_STRIDES` boundaries, each step a straight-line blend of
+    the old and new sets (still a valid set: every cross-parameter rule is linear in the live
+    values); every step is built and checked when the snapshot is taken, so a ramp that was
+    accepted runs to its end.  A change to a parameter that is not ``live`` is applied at once
+    if the wearer stands still, and refused while the wearer walks or moved within
+    ``STILL_S``; a change to a start-up parameter (``loop.rate_Hz``) is always refused.  A
+    refused snapshot changes nothing: a ramp in progress goes on.  Never raises (it runs
+    inside the loop).
     """
 
     def __init__(self, tick, shared: SharedChannels, ramp_strides: int = RAMP_STRIDES):
         self.tick, self.shared, self.ramp_strides = tick, shared, ramp_strides
-        self.start = self.target = None
-        self.step = 0
-        self.generation = 0
+        self._steps: List[ParamSet] = []     # still to take, one per boundary; the last is the target
+        self.generation = 0                  # of the set accepted last (in force or ramping in)
 
     def __call__(self, values) -> bool:
         """Take a new snapshot (``values``) or the next ramp step (None); True while ramping."""
-        try:
-            if values is not None:
-                target = ParamSet.from_vector(values)
-                self.generation = self.shared.snapshot.generation
-                fixed = self.tick.fixed_changes(target)
-                if fixed:
-                    if self.tick.gait["walking"] or self.tick.still_for_s() < STILL_S:
-                        raise ValueError(f"only while standing still: {', '.join(fixed)}")
-                    self.tick.retune(target, allow_fixed=True)
-                    return self._done()
-                self.start, self.target, self.step = self.tick.params, target, 0
-            if self.target is None:
-                return False
-            self.step += 1
-            if self.step >= self.ramp_strides:
-                self.tick.retune(self.target)
-                return self._done()
-            self.tick.retune(_blend(self.start, self.target, self.step / self.ramp_strides))
-            return True
-        except ValueError:
-            self.shared.set_stat("params_rejected", self.shared.stat("params_rejected") + 1)
-            self.start = self.target = None
+        if values is not None:
+            self._take(values)
+        if not self._steps:
             return False
+        step = self._steps.pop(0)
+        try:
+            self.tick.retune(step)
+        except ValueError as e:      # not expected (checked when taken): say so, and what holds
+            self._steps = []
+            self.shared.report_accepted(self.generation, np.array(self.tick.params.vector()))
+            self.shared.report_refused(self.generation, f"stopped while ramping in: {e}")
+            return False
+        if not self._steps:
+            self.shared.set_stat("params_applied", self.generation)
+        return bool(self._steps)
 
-    def _done(self) -> bool:
-        self.shared.set_stat("params_applied", self.generation)
-        self.start = self.target = None
-        return False
+    def _take(self, values) -> None:
+        generation = self.shared.snapshot.taken
+        try:
+            target = ParamSet.from_vector(values)
+            reason = self.refusal(target)
+            if reason:
+                self.shared.report_refused(generation, reason)
+                return
+            if self.tick.fixed_changes(target):
+                self.tick.retune(target, allow_fixed=True)       # standing still: at once
+                steps = []
+            else:
+                start, n = self.tick.params, self.ramp_strides
+                steps = [_blend(start, target, i / n) for i in range(1, n)] + [target]
+        except ValueError as e:          # ParamError too: a vector out of range
+            self.shared.report_refused(generation, str(e))
+            return
+        self._steps, self.generation = steps, generation
+        self.shared.report_accepted(generation, np.array(target.vector()))
+        if not steps:
+            self.shared.set_stat("params_applied", generation)
+
+    def refusal(self, target: ParamSet) -> str:
+        """Why the tick would not take ``target`` now ("" if it would)."""
+        tick = self.tick
+        startup = tick.startup_changes(target)
+        if startup:
+            return (f"{', '.join(startup)} is set when the controller starts (the loop's period is fixed "
+                    f"then), not while it runs")
+        fixed = tick.fixed_changes(target)
+        if fixed and (tick.gait["walking"] or tick.still_for_s() < STILL_S):
+            return (f"{', '.join(fixed)} can only change while the wearer stands still, and the wearer "
+                    f"walked or moved within the last {STILL_S:g} s when the controller took the change")
+        return ""
 
 
 class Requests:
@@ -336,6 +366,7 @@ class Runtime:
                                    args=(spec, self.shared.path, ring_capacity, child))
         self.ready: dict = {}
         self.summary: dict = {}
+        self._in_force: Optional[np.ndarray] = None
 
     def _receive(self, timeout_s: float, expect: str) -> dict:
         if not self._conn.poll(timeout_s):
@@ -390,6 +421,22 @@ class Runtime:
         if not isinstance(params, ParamSet):
             raise TypeError("params must be a validated controller.params.ParamSet")
         return self.shared.snapshot.publish(np.array(params.vector()))
+
+    def params_outcome(self, generation: int):
+        """What the tick did with snapshot ``generation`` (see SharedChannels.params_outcome)."""
+        return self.shared.params_outcome(generation)
+
+    def in_force(self) -> Optional[ParamSet]:
+        """The set the tick accepted last (in force, or ramping in), if it changed since the last
+        call; None otherwise."""
+        if self._in_force is None:
+            self._in_force = np.zeros(self.shared.n_params)
+        return ParamSet.from_vector(self._in_force) if self.shared.read_in_force(self._in_force) else None
+
+    @property
+    def state(self) -> str:
+        """The tick's process: starting, running, stopped or failed."""
+        return self.shared.state
 
     def request(self, name: str, arg: int = 0, timeout_s: float = 5.0) -> str:
         """Ask the tick to ``clear_faults`` or ``select_mode`` (arg: a mode number) between ticks; returns

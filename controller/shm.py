@@ -1,9 +1,13 @@
-"""The shared memory between the tick's process and the supervisor: one block, three parts.
+"""The shared memory between the tick's process and the supervisor: one block, five parts.
 
 ``stats``: int64 words the runtime writes (its state, the cadence's counters)
 and the supervisor writes (the stop request).  ``snapshot``: the parameter
-vector (:class:`controller._ring.ParamSnapshot`).  ``ring``: the telemetry rows
-(:class:`controller._ring.TelemetryRing`).  The block is a file in /dev/shm,
+vector the supervisor publishes (:class:`controller._ring.ParamSnapshot`).
+``in_force``: the vector the tick publishes back, the set it accepted (in force,
+or ramping in), with the outcome of every snapshot it took in ``stats``
+(``params_taken``, ``params_accepted``, ``params_refused``) and the last refusal's
+reason in words (:meth:`SharedChannels.params_outcome`).  ``ring``: the
+telemetry rows (:class:`controller._ring.TelemetryRing`).  The block is a file in /dev/shm,
 mapped by both processes; the creator unlinks it once the runtime has mapped it,
 so nothing is left behind when either process dies.
 """
@@ -14,10 +18,11 @@ import mmap
 import os
 import uuid
 from pathlib import Path
+from typing import Optional, Tuple
 
 import numpy as np
 
-from controller._ring import ParamSnapshot, TelemetryRing, ring_bytes, snapshot_bytes
+from controller._ring import ParamSnapshot, TelemetryRing, memory_fence, ring_bytes, snapshot_bytes
 from controller._tick import TELEMETRY_COLUMNS
 from controller.params import REGISTRY
 
@@ -28,6 +33,9 @@ STAT = {name: i for i, name in enumerate((
     "ticks", "missed", "skipped", "overruns", "max_late_ns",
     "state", "stop", "start_ns", "params_applied", "params_rejected", "ring_dropped",
     "req_seq", "req_code", "req_arg", "ack_seq",
+    # the outcome of each snapshot the tick took (controller.runtime._Retuner), by generation:
+    # the last one taken (written last), the last one accepted, the last one refused
+    "params_taken", "params_accepted", "params_refused",
 ))}
 #: Requests to the tick (``req_code``), answered between ticks (see controller.runtime.Requests).
 REQUESTS = {"clear_faults": 1, "select_mode": 2}
@@ -35,6 +43,7 @@ REQUESTS = {"clear_faults": 1, "select_mode": 2}
 RUN_STATES = ("starting", "running", "stopped", "failed")
 _STATS_BYTES = 256
 _REPLY_BYTES = 256             # the tick's answer to the last request, UTF-8, NUL-padded
+_REASON_BYTES = 256            # why the tick refused the snapshot ``params_refused``, likewise
 _ALIGN = 64
 _SHM_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
@@ -51,8 +60,10 @@ class SharedChannels:
         self.capacity = capacity
         self.width = len(TELEMETRY_COLUMNS)
         self.n_params = len(REGISTRY)
-        snap_at = _STATS_BYTES + _REPLY_BYTES
-        ring_at = snap_at + _aligned(snapshot_bytes(self.n_params))
+        reason_at = _STATS_BYTES + _REPLY_BYTES
+        snap_at = reason_at + _REASON_BYTES
+        force_at = snap_at + _aligned(snapshot_bytes(self.n_params))
+        ring_at = force_at + _aligned(snapshot_bytes(self.n_params))
         size = ring_at + _aligned(ring_bytes(capacity, self.width))
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
         fd = os.open(path, flags, 0o600)
@@ -67,11 +78,14 @@ class SharedChannels:
         view = memoryview(self._map)
         self.stats = np.frombuffer(self._map, dtype=np.int64, count=_STATS_BYTES // 8)
         self.reply = np.frombuffer(self._map, dtype=np.uint8, count=_REPLY_BYTES, offset=_STATS_BYTES)
-        self.snapshot = ParamSnapshot(view[snap_at:ring_at], self.n_params, reset=create)
+        self.reason = np.frombuffer(self._map, dtype=np.uint8, count=_REASON_BYTES, offset=reason_at)
+        self.snapshot = ParamSnapshot(view[snap_at:force_at], self.n_params, reset=create)
+        self.in_force = ParamSnapshot(view[force_at:ring_at], self.n_params, reset=create)
         self.ring = TelemetryRing(view[ring_at:size], capacity, self.width, reset=create)
         if create:
             self.stats[:] = 0
             self.reply[:] = 0
+            self.reason[:] = 0
 
     @classmethod
     def create(cls, capacity: int = 4096) -> "SharedChannels":
@@ -93,13 +107,53 @@ class SharedChannels:
 
     def set_reply(self, text: str) -> None:
         """The tick's answer (cut to fit)."""
-        raw = text.encode("utf-8")[:_REPLY_BYTES - 1]
-        self.reply[:] = 0
-        self.reply[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+        _put_text(self.reply, text)
 
     def get_reply(self) -> str:
-        raw = self.reply.tobytes()
-        return raw[:raw.index(0) if 0 in raw else len(raw)].decode("utf-8", "replace")
+        return _get_text(self.reply)
+
+    # ---- the outcome of parameter snapshots (the tick writes, the supervisor reads) ----
+    def report_accepted(self, generation: int, values) -> None:
+        """Tick's side: snapshot ``generation`` was accepted; ``values`` (registry order) is now the
+        set in force or ramping in.  The vector lands before the words that announce it."""
+        self.in_force.publish(np.asarray(values, dtype=float))
+        self.set_stat("params_accepted", generation)
+        memory_fence()
+        self.set_stat("params_taken", generation)
+
+    def report_refused(self, generation: int, reason: str) -> None:
+        """Tick's side: snapshot ``generation`` was refused for ``reason``; the set in force stays."""
+        _put_text(self.reason, reason)
+        memory_fence()
+        self.set_stat("params_refused", generation)
+        self.set_stat("params_rejected", self.stat("params_rejected") + 1)
+        memory_fence()
+        self.set_stat("params_taken", generation)
+
+    def params_outcome(self, generation: int) -> Optional[Tuple[str, str]]:
+        """Supervisor's side: what became of snapshot ``generation``: None while the tick has not
+        taken it, ("accepted", "") or ("refused", reason), or ("superseded", "") when the tick took
+        a later one first (it takes the newest at each stride boundary)."""
+        taken = self.stat("params_taken")
+        if taken < generation:
+            return None
+        memory_fence()                                  # the number was seen: now read what it covers
+        if taken > generation:
+            return "superseded", ""
+        if self.stat("params_refused") == generation:
+            return "refused", _get_text(self.reason)
+        return "accepted", ""
+
+    def read_in_force(self, out: np.ndarray) -> bool:
+        """Supervisor's side: copy the set the tick last accepted into ``out`` (registry order)
+        if it is newer than the last one read; False if there is none newer.  A copy torn by a
+        publication in progress is read again (the tick publishes rarely, between ticks)."""
+        got = False
+        for _ in range(1000):
+            got = self.in_force.poll(out) or got
+            if self.in_force.taken == self.in_force.generation:
+                break
+        return got
 
     @property
     def state(self) -> str:
@@ -107,6 +161,18 @@ class SharedChannels:
 
     def close(self) -> None:
         """Drop the views and unmap (views still held elsewhere keep the mapping alive)."""
-        self.stats = self.reply = self.snapshot = self.ring = None
+        self.stats = self.reply = self.reason = self.snapshot = self.in_force = self.ring = None
         with contextlib.suppress(BufferError):
             self._map.close()
+
+
+def _put_text(buffer: np.ndarray, text: str) -> None:
+    """``text`` as UTF-8 into the NUL-padded ``buffer`` (cut to fit, never mid-character)."""
+    raw = text.encode("utf-8")[:len(buffer) - 1].decode("utf-8", "ignore").encode("utf-8")
+    buffer[:] = 0
+    buffer[:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+
+
+def _get_text(buffer: np.ndarray) -> str:
+    raw = buffer.tobytes()
+    return raw[:raw.index(0) if 0 in raw else len(raw)].decode("utf-8", "replace")
