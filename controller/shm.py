@@ -27,7 +27,7 @@ __all__ = ["SharedChannels", "STAT", "RUN_STATES", "REQUESTS"]
 STAT = {name: i for i, name in enumerate((
     "ticks", "missed", "skipped", "overruns", "max_late_ns",
     "state", "stop", "start_ns", "params_applied", "params_rejected", "ring_dropped",
-    "req_seq", "req_code", "req_arg", "ack_seq",
+    "req_seq", "req_code", "req_arg", "ack_seq", "link_down",
 ))}
 #: Requests to the tick (``req_code``), answered between ticks (see controller.runtime.Requests).
 REQUESTS = {"clear_faults": 1, "select_mode": 2}
