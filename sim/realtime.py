@@ -124,8 +124,9 @@ def _device_process(spec: DeviceSpec, conn) -> None:
             cadence.finish(_rt.now_ns())
             if spec.say_late and k % per_s == 0 and cadence.missed > missed_before:
                 print(f"simulated ankle: {cadence.missed - missed_before} steps of the last second more than "
-                      f"0.5 ms late: this machine is too busy to keep time, so replies reach the controller "
-                      f"late (its motor_stale then says so too)", file=sys.stderr, flush=True)
+                      f"0.5 ms late: this machine is too busy to keep time; replies reach the controller "
+                      f"late, and a motor_stale there comes from that, not from the motor",
+                      file=sys.stderr, flush=True)
                 missed_before = cadence.missed
         conn.recv()
         conn.send(("record", {"truth": truth[:min(k + 1, rows)], "strides": list(wearer.strides),
