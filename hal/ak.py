@@ -156,6 +156,7 @@ PROBE_COMMANDS = 5
 PROBE_TOLERANCE = 1.2
 _PROBE_KP = 10.0          # N*m/rad: 0.05 rad of set-point offset for the probe torque
 _PROBE_KD = 0.5           # N*m*s/rad: 1 rad/s of velocity set-point for the probe torque
+_PROBE_MIN_NM = 0.1       # below this the 12-bit torque field (0.009 N*m a step on +-18) is too coarse
 
 
 class AKDriver(MotorDriver):
@@ -208,8 +209,9 @@ class AKDriver(MotorDriver):
         probe does the same with kd and a velocity set-point just off the reported velocity
         (kd, v and t ranges).  Set-points relative to the reported state keep the probe torque
         small while the joint moves (a wearer may walk while the controller boots).  Each probe
-        holds ``PROBE_TORQUE_NM`` for ``PROBE_COMMANDS`` commands; the last reply must agree
-        within ``PROBE_TOLERANCE`` either way.  A zero command (no gains, no torque) ends it.
+        holds ``PROBE_TORQUE_NM`` for ``PROBE_COMMANDS`` commands; of the replies after the first
+        (which may still carry the torque from before), the one with the largest expected torque
+        must agree within ``PROBE_TOLERANCE`` either way.  A zero command (no gains, no torque) ends it.
 
         What it cannot confirm: errors that cancel (e.g. the p and t ranges both wide by the same
         factor pass the kp probe), nor which of the three ranges of a failed probe is wrong.  Returns the two ratios (reported / expected torque).  On a mismatch,
@@ -228,7 +230,8 @@ class AKDriver(MotorDriver):
 
     def _probe(self, timeout_s: float, gain: str) -> float:
         reply = self._command_exchange(timeout_s, 0.0, 0.0, 0.0, 0.0, 0.0)   # where it is now
-        for _ in range(PROBE_COMMANDS):
+        samples = []
+        for i in range(PROBE_COMMANDS):
             if gain == "kp":
                 p_des, v_des, kp, kd = reply.position_rad + PROBE_TORQUE_NM / _PROBE_KP, 0.0, _PROBE_KP, 0.0
             else:
@@ -239,15 +242,18 @@ class AKDriver(MotorDriver):
             reply = self._command_exchange(timeout_s, p_des, v_des, kp, kd, 0.0)
             expected = (sent["kp_Nm_rad"] * (sent["p_rad"] - reply.position_rad)
                         + sent["kd_Nms_rad"] * (sent["v_rad_s"] - reply.velocity_rad_s))
+            if i > 0:                   # the first reply may still carry the torque before the probe
+                samples.append((abs(expected), expected, reply.torque_Nm))
+        # the sample where the probe torque is largest: least disturbed by a joint that moves
+        _, expected, reported = max(samples)
         fields = "kp, p and t" if gain == "kp" else "kd, v and t"
-        if abs(expected) < 0.5 * PROBE_TORQUE_NM:
-            raise RangeMismatch(f"range check: the {gain} probe expected {expected:.3f} N*m (the motor "
-                                f"moved {reply.velocity_rad_s:.2f} rad/s against it); hold the joint still "
-                                f"and commission again")
-        ratio = reply.torque_Nm / expected
+        if abs(expected) < _PROBE_MIN_NM:
+            raise RangeMismatch(f"range check: the {gain} probe reached only {expected:.3f} N*m (the joint "
+                                f"moved against it); hold the ankle still and commission again")
+        ratio = reported / expected
         if not 1.0 / PROBE_TOLERANCE <= ratio <= PROBE_TOLERANCE:
             raise RangeMismatch(
-                f"range check: the motor reports {reply.torque_Nm:.3f} N*m for a {gain} probe of "
+                f"range check: the motor reports {reported:.3f} N*m for a {gain} probe of "
                 f"{expected:.3f} N*m ({ratio:.2f}x): its firmware packs {fields} with other ranges than "
                 f"the configured ones ({self._model}, [driver] range_overrides); refused")
         return ratio
