@@ -34,7 +34,7 @@ DEF PARENT_CHECK_TICKS = 128     # ~0.1 s at 1 kHz: how soon an orphaned loop no
 
 def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamSnapshot snapshot,
              double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune,
-             requests, Py_ssize_t req_word, Py_ssize_t ack_word):
+             requests, Py_ssize_t req_word, Py_ssize_t ack_word, Py_ssize_t link_word=-1):
     """Tick until ``stats[stop_word]`` becomes non-zero, or the process that started this one dies.
 
     At a stride boundary (or any tick while not walking), ``retune(values)`` is called
@@ -42,11 +42,12 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
     ``values``, and ``retune(None)`` while it last returned True (a ramp in progress).
     It must not raise.  ``requests()`` (also with the GIL, after the tick's work) is called
     while ``stats[req_word]`` differs from ``stats[ack_word]``: a request from the console
-    waits to be answered (it answers by setting the ack word).
+    waits to be answered (it answers by setting the ack word).  ``stats[link_word]`` (if >= 0)
+    gets the link's ``down_errno`` every tick: non-zero while the bus is lost.
     """
     if values.shape[0] != snapshot.n:
         raise ValueError(f"values holds {values.shape[0]}, the snapshot {snapshot.n}")
-    if stats.shape[0] <= max(stop_word, W_MAX_LATE, req_word, ack_word):
+    if stats.shape[0] <= max(stop_word, W_MAX_LATE, req_word, ack_word, link_word):
         raise ValueError("stats is too short")
     cdef long long wake, t1, t2, t3
     cdef double now_s
@@ -82,6 +83,8 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
             rtloop_store(&words[W_SKIPPED], cadence.skipped)
             rtloop_store(&words[W_OVERRUNS], cadence.overruns)
             rtloop_store(&words[W_MAX_LATE], cadence.max_late_ns)
+            if link_word >= 0:
+                rtloop_store(&words[link_word], link.down_errno)
             # parameter edits take effect at a stride boundary (a heel strike), or at once while
             # not walking; a change in progress moves one step per boundary (the ramp)
             if tick.at_stride_boundary():

@@ -8,6 +8,7 @@ before the process exits.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -154,16 +155,25 @@ class LatestRow:
             self.row = batch[-1].copy()
 
 
-def status_line(row: Optional[np.ndarray], stats: dict) -> str:
-    """One status line with units."""
+def status_line(row: Optional[np.ndarray], stats: dict, missed_recent: int = 0) -> str:
+    """One status line with units; ``missed_recent``: deadlines missed since the last line (said
+    in words, so a fault that follows from them is not taken for a motor or bus problem)."""
     if row is None:
         return "waiting for the first tick"
+    busy = (f"  this machine is not keeping time: {missed_recent} deadlines missed since the last line"
+            if missed_recent else "")
     mode = MODES.get(int(row[_COL["mode"]]), "?")
     faults = ", ".join(fault_names(int(row[_COL["faults"]]))) or "none"
+    if stats.get("link_down"):
+        # nothing is heard or delivered: the driver's and the sensors' last values would only be
+        # frozen numbers, so they are not shown
+        return (f"t {row[_COL['t']]:8.1f} s  BUS LOST ({os.strerror(stats['link_down'])}): no frames to or "
+                f"from the driver and sensors  mode {mode}  faults {faults}  ticks {stats['ticks']}  "
+                f"missed {stats['missed']}{busy}")
     return (f"t {row[_COL['t']]:8.1f} s  mode {mode:<7}  faults {faults}  ticks {stats['ticks']}  "
             f"missed {stats['missed']}  max late {stats['max_late_ns'] / 1e3:.0f} us  "
             f"torque {row[_COL['torque_cmd_Nm']]:+6.1f} N*m  winding {row[_COL['winding_temp_C']]:5.1f} degC  "
-            f"supply {row[_COL['supply_V']]:4.1f} V")
+            f"supply {row[_COL['supply_V']]:4.1f} V{busy}")
 
 
 def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callable[[str], None] = print,
@@ -205,12 +215,15 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
         runtime.begin(t0_ns)
         end = None if duration_s is None else time.monotonic() + 0.1 + duration_s
         next_status = time.monotonic() + status_period_s
+        missed_said = 0
         while not stop.is_set():
             now = time.monotonic()
             if end is not None and now >= end:
                 break
             if now >= next_status:
-                say(status_line(latest.row, runtime.stats()))
+                stats = runtime.stats()
+                say(status_line(latest.row, stats, stats["missed"] - missed_said))
+                missed_said = stats["missed"]
                 next_status += status_period_s
             if runtime.shared.state in ("stopped", "failed"):
                 break

@@ -120,7 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--speed", type=_bounded(float, *SPEED_RANGE_M_S, "m/s"), default=1.25, metavar="M_S",
                    help="walking speed in m/s (default 1.25)")
     s.add_argument("--duration", type=_bounded(float, *DURATION_RANGE_S, "s"), default=None, metavar="S",
-                   help="simulated seconds (default 30; with --console 600, the real-time limit)")
+                   help="simulated seconds (default 30; with --console 600, the real-time limit; with --serve "
+                        "until stopped)")
     s.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), default=None, metavar="KG",
                    help=f"body mass in kg (default: wearer.mass_kg of the parameter file, else "
                         f"{DEFAULT_MASS_KG:g})")
@@ -158,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
                         f"(default {DEMO_PIN}); a PIN installed with `ankle pin set` is never replaced")
     s.add_argument("--serve", action="store_true",
                    help="only serve the simulated devices on a socketcand bus (for `ankle run --config "
-                        "deploy/sim.toml`); the wearer walks from the start; Ctrl-C stops")
+                        "deploy/sim.toml`); the wearer walks from the start until Ctrl-C (or --duration)")
     s.add_argument("--port", type=_bounded(int, 1, 65535, ""), default=29536, metavar="N",
                    help="with --serve: the TCP port (default 29536)")
     s.add_argument("--log", type=_writable, metavar="F.csv", help="write the session log (CSV)")
@@ -235,7 +236,7 @@ def _cmd_sim(args) -> int:
     from sim import evaluation, harness, report
     if args.console:
         args.realtime = True             # a console needs a wearer walking in real time
-    if args.duration is None:
+    if args.duration is None and not args.serve:      # --serve: until stopped
         args.duration = REALTIME_MAX_S if args.console else 30.0
     if not args.realtime:
         for flag, given in (("--spin-us", args.spin_us), ("--can-log", args.can_log)):
@@ -454,19 +455,23 @@ def _cmd_serve(args) -> int:
     if args.mass is None:
         args.mass = DEFAULT_MASS_KG
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
-                                 faults=tuple(args.inject), port=args.port, duration_s=args.duration,
-                                 asymmetry=_asymmetry(args), sound_node=args.sound_node)
+                                 faults=tuple(args.inject), port=args.port,
+                                 duration_s=math.inf if args.duration is None else args.duration,
+                                 asymmetry=_asymmetry(args), sound_node=args.sound_node, say_late=True)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     devices = realtime.DeviceProcess(device)
     try:
         port = devices.start()
         print(f"serving the simulated ankle on socketcand 127.0.0.1:{port}, channel can0: scenario "
-              f"{args.scenario}, {args.speed:g} m/s, {args.mass:g} kg, for {args.duration:g} s; "
+              f"{args.scenario}, {args.speed:g} m/s, {args.mass:g} kg, "
+              f"{'until stopped' if args.duration is None else f'for {args.duration:g} s'}; "
               f"connect with `ankle run --config deploy/sim.toml`; Ctrl-C stops", flush=True)
         for w in devices.warnings:
             print(w, flush=True)
-        stop.wait(args.duration)
+        if not stop.wait(args.duration):
+            print(f"the walk is over after {args.duration:g} s: stopping the simulated ankle (a connected "
+                  f"`ankle run` reports the bus lost)", flush=True)
         record = devices.finish()
         print(f"stopped: {record['frames_in']} frames in, {record['frames_out']} frames out, driver watchdog "
               f"{'tripped' if record['watchdog_tripped'] else 'never tripped'}", flush=True)

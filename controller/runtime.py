@@ -89,7 +89,9 @@ class RuntimeSpec:
 
 
 # ----------------------------------------------------------------------------- tick's process
-_ACTIVATE_LEAD_NS = 20_000_000      # the driver is switched on this long before the first tick
+_ACTIVATE_LEAD_NS = 60_000_000      # the driver is switched on this long before the first tick
+_HANDOVER_NS = 20_000_000           # the last set-up frame this long before it (the link's hand-over)
+_HOLD_PERIOD_S = 0.005              # zero-torque commands this often between the range check and then
 def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None:
     """Entry point of the tick's process."""
     from hal.ak import AKDriver
@@ -131,6 +133,10 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         # power the driver just before the first tick, so its watchdog never sees a gap
         wait_until_ns(t0_ns - _ACTIVATE_LEAD_NS)
         driver.activate(timeout_s=spec.setup_timeout_s)
+        # the commissioning round trip: the motor's own MIT law confirms the configured ranges
+        # before any torque of the controller's is sent (a mismatch disarms it and is refused)
+        driver.verify_range(timeout_s=spec.setup_timeout_s)
+        _hold_passive(driver, bus, t0_ns - _HANDOVER_NS)
         if link is not None:
             # the tick has its own connection; an unread python-can one would only fill up
             bus.shutdown()
@@ -149,10 +155,9 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         shared.set_stat("state", 1)
         if link is not None:
             run_loop(tick, link, cadence, shared.ring, shared.snapshot, np.zeros(shared.n_params),
-                     shared.stats, STAT["stop"], t0_ns, retune, requests, STAT["req_seq"], STAT["ack_seq"])
+                     shared.stats, STAT["stop"], t0_ns, retune, requests, STAT["req_seq"], STAT["ack_seq"],
+                     STAT["link_down"])
             link.close()
-            bus = open_bus(spec.bus)
-            driver.rebind(bus)
         else:
             _loop(HostLoop(tick, bus), shared, cadence, t0_ns, retune, requests)
         shared.set_stat("state", 2)
@@ -160,9 +165,15 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
                    "error_frames": tick.error_frames, "frames_lost": tick.frames_lost,
                    "rate_Hz": cadence.rate_Hz(_rt.now_ns()), "shutdown_error": ""}
         try:
+            if bus is None:             # the shutdown talks python-can, on a connection of its own
+                bus = open_bus(spec.bus)
+                driver.rebind(bus)
             driver.deactivate(timeout_s=spec.setup_timeout_s)
         except HalError as e:
-            summary["shutdown_error"] = str(e)
+            # a lost bus is a fault of the run, not a failure of the shutdown's code: say what
+            # could not be done and what happens instead, and end as a stop
+            summary["shutdown_error"] = (f"{e} (the driver's watchdog disarms it once commands stop)"
+                                         if shared.stat("link_down") else str(e))
         conn.send(("stopped", summary))
     except BaseException as e:      # the supervisor must hear why, whatever it was
         shared.set_stat("state", 3)
@@ -175,6 +186,19 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
     finally:
         if bus is not None:
             bus.shutdown()
+
+
+def _hold_passive(driver, bus, until_ns: int) -> None:
+    """Zero-torque commands (no gains, no feed-forward) until ``until_ns``, so the driver's
+    watchdog sees no longer gap before the loop's first command than it did before the range check
+    (which finishes at a time of the bus's making); never past ``until_ns``, so tick 0 is on time."""
+    msg = driver.command_message(0.0, 0.0, 0.0, 0.0, 0.0)
+    while True:
+        left_s = (until_ns - _rt.now_ns()) * 1e-9
+        if left_s <= 0:
+            return
+        bus.send(msg)
+        time.sleep(min(left_s, _HOLD_PERIOD_S))
 
 
 #: A parameter edit reaches its new value over this many stride boundaries (a third each).
@@ -367,6 +391,7 @@ class Runtime:
         self.ready: dict = {}
         self.summary: dict = {}
         self._in_force: Optional[np.ndarray] = None
+        self._finished = False          # the process has said its last word (stopped or error)
 
     def _receive(self, timeout_s: float, expect: str) -> dict:
         if not self._conn.poll(timeout_s):
@@ -375,9 +400,11 @@ class Runtime:
         try:
             kind, payload = self._conn.recv()
         except EOFError:
+            self._finished = True
             raise RuntimeFailure(f"the tick's process exited (code {self.process.exitcode}) "
                                 f"while the supervisor waited for {expect}") from None
         if kind == "error":
+            self._finished = True           # its last word: stop() must not wait for another
             raise RuntimeFailure(payload)
         if kind != expect:
             raise RuntimeFailure(f"the tick's process said {kind!r}, expected {expect!r}")
@@ -471,13 +498,20 @@ class Runtime:
     def stop(self, timeout_s: float = 10.0) -> dict:
         """Ask the loop to stop, wait for the driver's shutdown; returns the process's summary."""
         self.shared.set_stat("stop", 1)
-        if self.process.is_alive() and not self.summary:
-            if self.shared.stat("state") == 0:          # never began
-                self._conn.send(("abort", 0))
-            self.summary = self._receive(timeout_s, "stopped")
-        self.process.join(timeout_s)
-        if self.process.is_alive():
-            self.process.kill()
+        try:
+            # a process that already ended may have left its last word in the pipe: read it
+            if not self.summary and not self._finished and (self.process.is_alive() or self._conn.poll(0)):
+                # asked once only, and not after the process said its last word (an error): a
+                # caller's clean-up stop() must not wait for an answer that cannot come, and hide
+                # the real failure behind "exited while the supervisor waited"
+                self._finished = True
+                if self.shared.stat("state") == 0 and self.process.is_alive():      # never began
+                    self._conn.send(("abort", 0))
+                self.summary = self._receive(timeout_s, "stopped")
+        finally:
+            self.process.join(timeout_s)
+            if self.process.is_alive():
+                self.process.kill()
         return self.summary
 
 

@@ -32,7 +32,7 @@ __all__ = ["SharedChannels", "STAT", "RUN_STATES", "REQUESTS"]
 STAT = {name: i for i, name in enumerate((
     "ticks", "missed", "skipped", "overruns", "max_late_ns",
     "state", "stop", "start_ns", "params_applied", "params_rejected", "ring_dropped",
-    "req_seq", "req_code", "req_arg", "ack_seq",
+    "req_seq", "req_code", "req_arg", "ack_seq", "link_down",
     # the outcome of each snapshot the tick took (controller.runtime._Retuner), by generation:
     # the last one taken (written last), the last one accepted, the last one refused
     "params_taken", "params_accepted", "params_refused",

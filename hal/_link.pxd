@@ -14,6 +14,9 @@ ctypedef struct CanFrame:
 cdef class FrameLink:
     cdef readonly long long frames_in, frames_out, send_failures, bad_input
     cdef readonly int last_errno
+    # non-zero while the link is lost: the errno that said so (the socketcand server closed the
+    # connection, the CAN interface went down); 0 while it works
+    cdef readonly int down_errno
     cdef int fd
     cdef int recv(self, CanFrame* f) noexcept nogil
     cdef int send(self, const CanFrame* f) noexcept nogil

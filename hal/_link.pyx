@@ -7,6 +7,10 @@ this link's own buffer), else a negative errno.  Neither blocks, allocates or
 touches a Python object.  Set-up (opening, the socketcand handshake) is done in
 Python by :mod:`hal.links`, which hands the connected socket's descriptor over.
 
+``down_errno`` is non-zero while the link is lost (the errno that said so): a
+socketcand server that closed the connection (for good: a new connection is a new
+link), a CAN interface that went down or away (until a frame goes through again).
+
 - :class:`SocketCanLink`: a raw CAN_RAW socket; one ``read``/``write`` of a
   ``struct can_frame`` per frame (the board).
 - :class:`SocketcandLink`: the socketcand ASCII protocol over TCP (``< frame ID
@@ -14,7 +18,7 @@ Python by :mod:`hal.links`, which hands the connected socket's descriptor over.
   gateway on loopback.  A partial TCP write keeps its remainder for the next send,
   so the byte stream never tears.
 """
-from libc.errno cimport errno, EAGAIN, EINTR, ECONNRESET, EINVAL, ENOBUFS
+from libc.errno cimport errno, EAGAIN, EINTR, ECONNRESET, EINVAL, ENOBUFS, ENETDOWN, ENODEV, ENXIO, EPIPE, EBADF
 from libc.string cimport memcmp, memcpy, memmove, memset
 from posix.unistd cimport read, write, close
 
@@ -52,6 +56,7 @@ cdef class FrameLink:
         self.fd = -1
         self.frames_in = self.frames_out = self.send_failures = self.bad_input = 0
         self.last_errno = 0
+        self.down_errno = 0
 
     cdef int recv(self, CanFrame* f) noexcept nogil:
         return 0
@@ -121,7 +126,10 @@ cdef class SocketCanLink(FrameLink):
             if errno == EAGAIN or errno == EINTR:
                 return 0
             self.last_errno = errno
+            if means_lost(errno):
+                self.down_errno = errno
             return -errno
+        self.down_errno = 0
         if n != sizeof(can_frame) or raw.can_dlc > 8:
             self.bad_input += 1
             return 0
@@ -149,9 +157,17 @@ cdef class SocketCanLink(FrameLink):
         if write(self.fd, &raw, sizeof(can_frame)) != sizeof(can_frame):
             self.send_failures += 1
             self.last_errno = errno
+            if means_lost(errno):
+                self.down_errno = errno
             return -errno if errno else -1
+        self.down_errno = 0
         self.frames_out += 1
         return 1
+
+
+cdef inline bint means_lost(int e) noexcept nogil:
+    # errors after which nothing gets through until the link is restored
+    return e == ENETDOWN or e == ENODEV or e == ENXIO or e == EPIPE or e == ECONNRESET or e == EBADF
 
 
 cdef inline int hex_value(unsigned char c) noexcept nogil:
@@ -188,11 +204,13 @@ cdef class SocketcandLink(FrameLink):
             return 1
         if n == 0:
             self.closed_by_peer = True
-            self.last_errno = ECONNRESET     # the server went away
+            self.last_errno = self.down_errno = ECONNRESET     # the server went away
             return -ECONNRESET
         if errno == EAGAIN or errno == EINTR:
             return 0
         self.last_errno = errno
+        if means_lost(errno):
+            self.down_errno = errno
         return -errno
 
     cdef bint word_at(self, Py_ssize_t i, Py_ssize_t end, const char* word, Py_ssize_t n) noexcept nogil:
@@ -291,6 +309,8 @@ cdef class SocketcandLink(FrameLink):
                 if errno == EAGAIN:
                     return 0
                 self.last_errno = errno
+                if means_lost(errno):
+                    self.down_errno = errno
                 return -errno
             memmove(&self.tx[0], &self.tx[n], self.tx_len - n)
             self.tx_len -= n

@@ -17,10 +17,11 @@ from typing import Any, Mapping
 import can
 
 from . import _mit
-from .driver import MotorDriver, MotorReply
-from .errors import ConfigError
+from .driver import DriverState, MotorDriver, MotorReply
+from .errors import ConfigError, HalError
 
-__all__ = ["check_mit_range", "AK_MODELS", "AK_ERROR_CODES", "RANGE_KEYS", "mit_range", "AKDriver"]
+__all__ = ["check_mit_range", "AK_MODELS", "AK_ERROR_CODES", "RANGE_KEYS", "mit_range", "override_bounds",
+           "OVERRIDE_FACTOR", "AKDriver", "RangeMismatch"]
 
 RANGE_KEYS = ("p_min", "p_max", "v_min", "v_max", "kp_min", "kp_max", "kd_min", "kd_max",
               "t_min", "t_max")
@@ -42,6 +43,33 @@ AK_MODELS: Mapping[str, Mapping[str, float]] = MappingProxyType({
 })
 """Default MIT-mode ranges per model (read-only)."""
 
+#: How far a firmware's range may lie from the model's published one: every bound's magnitude
+#: within this factor of the published bound, either way.  The documented variation between
+#: firmwares and models sharing the MIT frame is within 1.5x (REFERENCE.md: torque 18 / 25 N*m on
+#: one frame; Ben Katz's original firmware +-65 rad/s against CubeMars' 45-50), so 2x admits every
+#: known firmware with margin, and refuses what no firmware of the model means (t_max = 1e300 on
+#: a 12-bit field would make one count 5e296 N*m: the frame would carry nothing).
+OVERRIDE_FACTOR = 2.0
+
+
+def override_bounds(model: str) -> dict[str, tuple[float, float]]:
+    """Per field of ``RANGE_KEYS``, the closed interval a ``range_overrides`` value may lie in.
+
+    p, v, t: min in [-2x, -x/2] and max in [x/2, 2x] of the published +-x (a range must span 0,
+    or zero velocity and zero torque cannot be sent); kp, kd: min exactly 0 (every MIT firmware
+    packs gains from 0), max within the factor of the published one.
+    """
+    row, f = AK_MODELS[model], OVERRIDE_FACTOR
+    out = {}
+    for q in ("p", "v", "t"):
+        x = row[f"{q}_max"]
+        out[f"{q}_min"], out[f"{q}_max"] = (-f * x, -x / f), (x / f, f * x)
+    for q in ("kp", "kd"):
+        x = row[f"{q}_max"]
+        out[f"{q}_min"], out[f"{q}_max"] = (0.0, 0.0), (x / f, f * x)
+    return out
+
+
 AK_ERROR_CODES: Mapping[int, str] = MappingProxyType({
     0: "none", 1: "over-temperature", 2: "over-current", 3: "over-voltage",
     4: "under-voltage", 5: "encoder fault", 6: "phase imbalance",
@@ -53,8 +81,10 @@ def mit_range(model: str, overrides: Mapping[str, Any] | None = None) -> dict[st
     """The MIT range for ``model`` with ``overrides`` applied, checked.
 
     Returns a new dict with ``RANGE_KEYS``.  ConfigError (naming the field) for an unknown model
-    or key, a non-number, a non-finite value, min >= max, or a negative kp/kd minimum (negative
-    gains would be encodable).
+    or key, a non-number, a non-finite value, min >= max, a negative kp/kd minimum (negative
+    gains would be encodable), or a value outside :func:`override_bounds` of the model.
+    Within those bounds a wrong range still passes here: :meth:`AKDriver.verify_range` is the
+    check against the motor itself.
     """
     if model not in AK_MODELS:
         raise ConfigError(f"model: unknown AK model {model!r} (known: {', '.join(AK_MODELS)})")
@@ -69,7 +99,16 @@ def mit_range(model: str, overrides: Mapping[str, Any] | None = None) -> dict[st
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"range_overrides.{key}: must be a number, got {value!r}")
             rng[key] = float(value)
-    return check_mit_range(rng)
+    rng = check_mit_range(rng)
+    for key, (lo, hi) in override_bounds(model).items():
+        if lo == hi and rng[key] != lo:
+            raise ConfigError(f"range_overrides.{key}: must be {lo:g} (MIT firmware packs gains "
+                              f"from {lo:g}), got {rng[key]!r}")
+        if not lo <= rng[key] <= hi:
+            raise ConfigError(f"range_overrides.{key}: {rng[key]!r} is not a range any {model} firmware "
+                              f"uses (allowed {lo:g}..{hi:g}: within {OVERRIDE_FACTOR:g}x of the "
+                              f"published {AK_MODELS[model][key]:g})")
+    return rng
 
 
 def check_mit_range(rng: Mapping[str, Any]) -> dict[str, float]:
@@ -97,6 +136,27 @@ def check_mit_range(rng: Mapping[str, Any]) -> dict[str, float]:
         if rng[f"{q}_min"] < 0:
             raise ConfigError(f"{q}_min: must be >= 0, got {rng[f'{q}_min']!r}")
     return rng
+
+
+class RangeMismatch(ConfigError):
+    """The motor's replies disagree with the configured MIT range (:meth:`AKDriver.verify_range`).
+
+    Example: ``range_overrides = {t_min = -12, t_max = 12}`` on an AK80-9 whose firmware packs
+    torque on +-18 N*m: every torque the host sends is applied 1.5 times as large.
+    """
+
+
+#: verify_range: the torque of each probe [N*m at the motor] (small: the wearer may be standing
+#: on the foot), how many commands each probe is held for (the current loop settles within one),
+#: and the agreement required between the torque the motor reports and the torque its MIT law
+#: gives with the configured ranges (a wrong t range by the smallest factor between two
+#: documented firmwares, 18 vs 25 N*m, is 1.39x).
+PROBE_TORQUE_NM = 0.5
+PROBE_COMMANDS = 5
+PROBE_TOLERANCE = 1.2
+_PROBE_KP = 10.0          # N*m/rad: 0.05 rad of set-point offset for the probe torque
+_PROBE_KD = 0.5           # N*m*s/rad: 1 rad/s of velocity set-point for the probe torque
+_PROBE_MIN_NM = 0.1       # below this the 12-bit torque field (0.009 N*m a step on +-18) is too coarse
 
 
 class AKDriver(MotorDriver):
@@ -135,6 +195,74 @@ class AKDriver(MotorDriver):
         if self._range is None:
             raise ConfigError("mit_range: not checked yet; call configure() first")
         return dict(self._range)
+
+    def verify_range(self, timeout_s: float = 0.1) -> dict[str, float]:
+        """Commissioning round trip: do the motor's replies confirm the configured ranges?
+
+        ACTIVE only, before the loop sends any torque.  The firmware unpacks a command and packs
+        its reply with ITS ranges, so a plain echo cannot tell a wrong range (a set-point sent and
+        read back with the same wrong scale comes back unchanged).  What can tell is the MIT law
+        itself, computed by the firmware: with a position set-point just off the position the
+        last reply gave and gain kp (no feed-forward), the motor applies ``kp * (p_des - p)`` in
+        its own units and reports the torque it applies; decoded with the configured ranges that
+        is ``kp * (p_des - p)`` only if the kp, p and t ranges agree with the firmware's.  A second
+        probe does the same with kd and a velocity set-point just off the reported velocity
+        (kd, v and t ranges).  Set-points relative to the reported state keep the probe torque
+        small while the joint moves (a wearer may walk while the controller boots).  Each probe
+        holds ``PROBE_TORQUE_NM`` for ``PROBE_COMMANDS`` commands; of the replies after the first
+        (which may still carry the torque from before), the one with the largest expected torque
+        must agree within ``PROBE_TOLERANCE`` either way.  A zero command (no gains, no torque) ends it.
+
+        What it cannot confirm: errors that cancel (e.g. the p and t ranges both wide by the same
+        factor pass the kp probe), nor which of the three ranges of a failed probe is wrong.  Returns the two ratios (reported / expected torque).  On a mismatch,
+        a timeout or a fault the exit frame is sent (best effort), the state is INACTIVE and
+        RangeMismatch / DriverTimeout / DriverFault is raised.
+        """
+        self._require("verify_range", DriverState.ACTIVE)
+        try:
+            ratios = {"kp_p_t": self._probe(timeout_s, "kp"), "kd_v_t": self._probe(timeout_s, "kd")}
+            self._command_exchange(timeout_s, 0.0, 0.0, 0.0, 0.0, 0.0)
+        except HalError:
+            self._send_best_effort(self._exit_payload())
+            self._state = DriverState.INACTIVE
+            raise
+        return ratios
+
+    def _probe(self, timeout_s: float, gain: str) -> float:
+        reply = self._command_exchange(timeout_s, 0.0, 0.0, 0.0, 0.0, 0.0)   # where it is now
+        samples = []
+        for i in range(PROBE_COMMANDS):
+            if gain == "kp":
+                p_des, v_des, kp, kd = reply.position_rad + PROBE_TORQUE_NM / _PROBE_KP, 0.0, _PROBE_KP, 0.0
+            else:
+                p_des, v_des, kp, kd = 0.0, reply.velocity_rad_s + PROBE_TORQUE_NM / _PROBE_KD, 0.0, _PROBE_KD
+            # the expected torque is the law at the state the reply reports, with what the
+            # command carries once encoded (the firmware sees the quantized values)
+            sent = _mit.unpack_command(self._range, _mit.pack_command(self._range, p_des, v_des, kp, kd, 0.0))
+            reply = self._command_exchange(timeout_s, p_des, v_des, kp, kd, 0.0)
+            expected = (sent["kp_Nm_rad"] * (sent["p_rad"] - reply.position_rad)
+                        + sent["kd_Nms_rad"] * (sent["v_rad_s"] - reply.velocity_rad_s))
+            if i > 0:                   # the first reply may still carry the torque before the probe
+                samples.append((abs(expected), expected, reply.torque_Nm))
+        # the sample where the probe torque is largest: least disturbed by a joint that moves
+        _, expected, reported = max(samples)
+        fields = "kp, p and t" if gain == "kp" else "kd, v and t"
+        if abs(expected) < _PROBE_MIN_NM:
+            raise RangeMismatch(f"range check: the {gain} probe reached only {expected:.3f} N*m (the joint "
+                                f"moved against it); hold the ankle still and commission again")
+        ratio = reported / expected
+        if not 1.0 / PROBE_TOLERANCE <= ratio <= PROBE_TOLERANCE:
+            raise RangeMismatch(
+                f"range check: the motor reports {reported:.3f} N*m for a {gain} probe of "
+                f"{expected:.3f} N*m ({ratio:.2f}x): its firmware packs {fields} with other ranges than "
+                f"the configured ones ({self._model}, [driver] range_overrides); refused")
+        return ratio
+
+    def _command_exchange(self, timeout_s: float, p: float, v: float, kp: float, kd: float,
+                          t: float) -> MotorReply:
+        reply = self._exchange(self._encode_command(p, v, kp, kd, t), timeout_s, "range check")
+        self._check_fault(reply, "range check")
+        return reply
 
     # --- hooks ------------------------------------------------------------------------------------
 

@@ -374,6 +374,19 @@ cdef class AnklePlant:
                 self.watchdog_tripped = False
         return kind
 
+    def settle_driver(self):
+        """The driver's inner loop on the last command at the present state, without moving the
+        plant: what its current loop reaches within a millisecond.  For commissioning
+        (:meth:`sim.devices.SimAnkle.answer`), where the plant stands still, so a reply carries the
+        torque of the command it answers; the lock-step and real-time paths never call it."""
+        cdef double tau_m = 0.0
+        if self.driver_active and self.t_s - self.last_cmd_s <= self.watchdog_s:
+            tau_m = (self.cmd.kp_Nm_rad * (self.cmd.p_rad - self.motor_position())
+                     + self.cmd.kd_Nms_rad * (self.cmd.v_rad_s - self.motor_velocity()) + self.cmd.t_Nm)
+        tau_m = clamp(tau_m, -self.torque_limit_Nm, self.torque_limit_Nm)
+        self.tau_motor_Nm = tau_m
+        self.tau_pf_Nm = -self.direction * self.ratio * self.efficiency * tau_m
+
     cdef inline double encoder_raw(self) noexcept nogil:
         # what the driver's encoder reads before the zero frame's offset (motor side, rad)
         if self.encoder_mode == _ENCODER_STUCK:

@@ -220,6 +220,7 @@ class SimAnkle:
         """
         msg = self.bus.recv(timeout_s)
         if msg is not None and self._handle(msg, self.plant.state[0]):
+            self.plant.settle_driver()              # the reply carries this command's torque
             self._reply()
         return msg is not None
 

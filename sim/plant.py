@@ -39,6 +39,10 @@ DEFAULTS: Dict[str, Any] = {
     # Driver (motor side, at its output shaft).
     "driver_id": 1,
     "model": "AK80-9",
+    # The MIT ranges the simulated driver's FIRMWARE packs and unpacks with (hal.ak.mit_range
+    # overrides of the model's row; None: the row).  Set it unlike the host's [driver]
+    # range_overrides to play a motor whose firmware differs from its configuration.
+    "firmware_range": None,
     "driver_rate_Hz": 10000.0,
     "motor_torque_limit_Nm": 18.0,
     "watchdog_s": 0.05,                   # catalogue: 20-50 ms
@@ -87,7 +91,7 @@ def build_plant(overrides: Optional[Dict[str, Any]] = None) -> AnklePlant:
         if key not in DEFAULTS:
             raise KeyError(f"unknown plant setting {key!r}")
         config[key] = value
-    config["mit_range"] = mit_range(config["model"])
+    config["mit_range"] = mit_range(config["model"], config["firmware_range"])
     plant = AnklePlant()
     plant.configure(config)
     return plant

@@ -21,6 +21,7 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
@@ -67,6 +68,9 @@ class DeviceSpec:
     realtime: RealtimeSpec = field(default_factory=RealtimeSpec)
     asymmetry: Optional[AsymmetryModel] = None
     sound_node: bool = False
+    #: print a line (stderr) each second in which the devices missed deadlines: the machine is
+    #: too busy to keep time, and the controller's replies come late because of it
+    say_late: bool = False
 
 
 def _build(spec: DeviceSpec, bus):
@@ -98,7 +102,9 @@ def _device_process(spec: DeviceSpec, conn) -> None:
         warnings = spec.realtime.apply()
         period_ns = int(round(1e9 / spec.rate_Hz))
         rows = int(math.ceil(spec.truth_s * spec.rate_Hz))
-        steps = int(math.ceil(spec.duration_s * spec.rate_Hz))
+        steps = int(math.ceil(spec.duration_s * spec.rate_Hz)) if math.isfinite(spec.duration_s) else math.inf
+        per_s = int(round(spec.rate_Hz))
+        missed_before = 0
         truth = np.full((rows, len(TRUTH_COLUMNS)), np.nan)
         t0_ns = _rt.now_ns() + 100_000_000
         cadence = _rt.Cadence(period_ns, t0_ns - spec.lead_ns, spin_ns=spec.realtime.spin_ns)
@@ -116,6 +122,12 @@ def _device_process(spec: DeviceSpec, conn) -> None:
             else:
                 sim.answer(0.0)                     # the walk is over; still answer the host
             cadence.finish(_rt.now_ns())
+            if spec.say_late and k % per_s == 0 and cadence.missed > missed_before:
+                print(f"simulated ankle: {cadence.missed - missed_before} steps of the last second more than "
+                      f"0.5 ms late: this machine is too busy to keep time; replies reach the controller "
+                      f"late, and a motor_stale there comes from that, not from the motor",
+                      file=sys.stderr, flush=True)
+                missed_before = cadence.missed
         conn.recv()
         conn.send(("record", {"truth": truth[:min(k + 1, rows)], "strides": list(wearer.strides),
                               "watchdog_tripped": bool(plant.watchdog_tripped),

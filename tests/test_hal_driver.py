@@ -9,7 +9,7 @@ import can
 import pytest
 
 from hal import _mit
-from hal.ak import AK_MODELS, AKDriver, mit_range
+from hal.ak import AK_MODELS, AKDriver, RangeMismatch, mit_range, override_bounds
 from hal.bus import BusConfig, open_bus, socketcan_available, socketcan_channels
 from hal.driver import DriverState, MotorReply
 from hal.errors import ConfigError, DriverFault, DriverTimeout, HalError, LifecycleError
@@ -406,3 +406,109 @@ def test_open_bus_real_socketcan():
 def test_hal_error_hierarchy():
     for cls in (ConfigError, DriverTimeout, DriverFault, LifecycleError):
         assert issubclass(cls, HalError)
+
+
+# --- ranges bounded per model, and confirmed by the motor (issue 14 item 5) ----------------------
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"t_max": 1e300}, "t_max"),                     # passed --check-config before
+    ({"t_min": -1e300}, "t_min"),
+    ({"t_max": 37.0}, "t_max"),                      # beyond 2x of the published 18 N*m
+    ({"t_max": 8.0}, "t_max"),                       # below half of it
+    ({"t_min": -1.0, "t_max": 18.0}, "t_min"),
+    ({"p_min": 1.0, "p_max": 12.5}, "p_min"),        # a range that does not span 0
+    ({"v_max": 1000.0}, "v_max"),
+    ({"kp_min": 1.0}, "kp_min"),                     # gains are packed from 0
+    ({"kd_max": 50.0}, "kd_max"),
+])
+def test_overrides_outside_the_models_bounds_are_refused_naming_the_field(host_bus, overrides, field):
+    with pytest.raises(ConfigError, match=rf"^range_overrides\.{field}: ") as e:
+        mit_range("AK80-9", overrides)
+    assert "\n" not in str(e.value)
+    d = AKDriver(host_bus, DRIVER_ID, range_overrides=overrides)
+    with pytest.raises(ConfigError):
+        d.configure()
+    assert d.state is DriverState.UNCONFIGURED
+
+
+def test_overrides_within_the_bounds_pass_and_every_model_row_is_within_its_own():
+    assert mit_range("AK80-9", {"t_min": -12.0, "t_max": 12.0})["t_max"] == 12.0
+    assert mit_range("AK80-9", {"t_min": -25.0, "t_max": 25.0})["t_min"] == -25.0
+    for model, row in AK_MODELS.items():
+        for key, (lo, hi) in override_bounds(model).items():
+            assert lo <= row[key] <= hi, (model, key)
+
+
+def _sim_driver(firmware_range, configured):
+    """An AKDriver against the simulated driver whose FIRMWARE uses ``firmware_range``."""
+    from sim.devices import SimAnkle
+    from sim.plant import build_plant
+    from sim.wearer import Wearer
+    channel = f"hal-range-{uuid.uuid4().hex}"
+    host, dev = can.Bus(interface="virtual", channel=channel), can.Bus(interface="virtual", channel=channel)
+    plant = build_plant({"firmware_range": firmware_range})
+    sim = SimAnkle(dev, plant, Wearer("steady", 1.25, 80.0))
+    d = AKDriver(host, plant.driver_id, range_overrides=configured)
+    d.configure()
+    return d, plant, sim, (host, dev)
+
+
+@pytest.mark.parametrize("firmware, configured", [
+    (None, None),
+    ({"t_min": -12.0, "t_max": 12.0}, {"t_min": -12.0, "t_max": 12.0}),
+    ({"v_min": -30.0, "v_max": 30.0, "kp_max": 400.0}, {"v_min": -30.0, "v_max": 30.0, "kp_max": 400.0}),
+])
+def test_range_check_passes_when_the_firmware_agrees(firmware, configured):
+    d, plant, sim, buses = _sim_driver(firmware, configured)
+    try:
+        with sim.serving():
+            d.activate()
+            ratios = d.verify_range()
+            assert d.state is DriverState.ACTIVE
+            assert all(1 / 1.2 <= r <= 1.2 for r in ratios.values()), ratios
+            buf = bytearray(8)                                  # the check ends on no torque
+            assert abs(_mit.unpack_reply(d.mit_range, bytes(buf[:plant.reply_payload(buf)]))["t_Nm"]) < 0.01
+            d.shutdown()
+    finally:
+        for b in buses:
+            b.shutdown()
+
+
+@pytest.mark.parametrize("firmware, configured, probe", [
+    # the tester's case: configured +-12 N*m, the firmware packs +-18: torque sent is applied 1.5x
+    (None, {"t_min": -12.0, "t_max": 12.0}, "kp probe"),
+    ({"t_min": -12.0, "t_max": 12.0}, None, "kp probe"),
+    ({"p_min": -25.0, "p_max": 25.0}, None, "kp probe"),
+    ({"kp_max": 250.0}, None, "kp probe"),
+    ({"v_min": -25.0, "v_max": 25.0}, None, "kd probe"),
+    ({"kd_max": 10.0}, None, "kd probe"),
+])
+def test_range_check_refuses_a_firmware_that_packs_other_ranges_and_disarms(firmware, configured, probe):
+    d, plant, sim, buses = _sim_driver(firmware, configured)
+    try:
+        with sim.serving():
+            d.activate()
+            assert plant.driver_active
+            with pytest.raises(RangeMismatch, match=rf"^range check: the motor reports .* for a {probe} "
+                                                    r".*other ranges than the configured ones"):
+                d.verify_range()
+            assert d.state is DriverState.INACTIVE
+            assert _wait(lambda: not plant.driver_active)     # the exit frame went out
+            with pytest.raises(LifecycleError):
+                d.command_message(0.0, 0.0, 0.0, 0.0, 1.0)    # no torque after a refusal
+    finally:
+        for b in buses:
+            b.shutdown()
+
+
+def _wait(predicate, timeout_s=5.0):
+    end = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < end:
+        time.sleep(0.005)
+    return predicate()
+
+
+def test_range_check_needs_an_active_driver(host_bus):
+    d = configured(host_bus)
+    with pytest.raises(LifecycleError):
+        d.verify_range()

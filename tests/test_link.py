@@ -579,3 +579,20 @@ def test_socketcan_link_counts_a_short_record_as_bad_input():
         assert link.receive() is None and link.bad_input == 1
         peer.send(struct.pack("=IB3x8s", 0x123, 9, b"\0" * 8))    # dlc 9: not classic CAN
         assert link.receive() is None and link.bad_input == 2
+
+
+def test_a_closed_peer_marks_the_link_lost_for_receive_and_for_send():
+    # issue 14 item 9: the tick must see a server that went away as a lost link, not as silence
+    with linked() as (link, peer):
+        assert link.down_errno == 0
+        peer.close()
+        with pytest.raises(OSError):
+            link.receive()
+        assert link.down_errno == errno.ECONNRESET
+    with linked() as (link, peer):
+        peer.close()
+        for _ in range(3):          # the first write may still be taken; then the pipe is broken
+            with contextlib.suppress(OSError):
+                link.transmit(0x001, bytes(8))
+        assert link.down_errno in (errno.EPIPE, errno.ECONNRESET)
+        assert link.send_failures >= 1

@@ -600,3 +600,90 @@ def test_requests_clear_a_latched_fault_and_select_modes_between_ticks():
     cleared = latched[0] + np.flatnonzero(faults[latched[0]:] == 0)[0]       # the latch let go
     modes = [MODES[int(m)] for m in tel[cleared:, COL["mode"]]]
     assert "passive" in modes and "walk" in modes[modes.index("passive"):]
+
+
+# ------------------------------------------------------------- issue 14: ranges, lost bus, serve
+def test_check_config_refuses_a_torque_range_no_firmware_uses(tmp_path):
+    cfg = tmp_path / "big.toml"
+    cfg.write_text((ROOT / "deploy" / "sim.toml").read_text().replace(
+        "id = 1", "id = 1\nrange_overrides = { t_min = -18.0, t_max = 1e300 }"))
+    out = _cli("run", "--config", str(cfg), "--check-config")
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "driver.range_overrides.t_max: 1e+300 is not a range any AK80-9" in lines[0]
+
+
+def test_ankle_run_refuses_a_motor_whose_firmware_packs_another_torque_range(tmp_path):
+    # +-25 N*m configured (an AK70-10's row), the (simulated) AK80-9 firmware packs +-18: every
+    # torque sent would be applied at 0.72x; within the model's bounds, so only the motor can tell
+    served = _Served()
+    try:
+        cfg = served.config(tmp_path, "")
+        cfg.write_text(cfg.read_text().replace("id = 1", "id = 1\nrange_overrides = { t_min = -25.0, t_max = 25.0 }"))
+        out = _cli("run", "--config", str(cfg), "--duration", "2")
+        assert out.returncode != 0
+        assert "range check: the motor reports" in out.stderr and "refused" in out.stderr, out.stderr
+        assert "mode walk" not in out.stdout                       # it never ran with that range
+    finally:
+        code, sout, serr = served.stop()
+    assert code == 0, serr
+
+
+def test_ankle_run_says_the_bus_is_lost_and_stops_cleanly_on_sigterm(tmp_path):
+    served = _Served()
+    proc = None
+    try:
+        proc = subprocess.Popen(CLI + ["run", "--config", str(served.config(tmp_path))], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        for line in proc.stdout:                       # running: the first status line
+            lines.append(line)
+            if line.startswith("t "):
+                break
+        served.stop()                                  # the server goes away under it
+        lost = None
+        deadline = time.monotonic() + 60               # a hang guard only
+        for line in proc.stdout:
+            lines.append(line)
+            if "BUS LOST" in line:
+                lost = line
+                break
+            assert time.monotonic() < deadline, "".join(lines)
+        assert lost is not None, "".join(lines) + proc.stderr.read()
+        assert "motor_stale" in lost and "supply" not in lost and "torque" not in lost, lost
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert "while the supervisor waited" not in err, err
+        assert "error" not in err, err
+        stopped = [l for l in out.splitlines() if l.startswith("stopped:")]
+        assert len(stopped) == 1 and "motor_stale" in stopped[0], out
+        assert "driver did not confirm" in stopped[0] and "watchdog" in stopped[0], stopped[0]
+        assert proc.returncode == 1                    # the driver's switch-off is not confirmed
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if served.proc.poll() is None:
+            served.stop()
+
+
+def test_serve_walks_until_stopped_unless_given_a_duration():
+    port = _free_port()
+    proc = subprocess.Popen(CLI + ["sim", "--serve", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "serving the simulated ankle" in line and "until stopped" in line, line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "stopped:" in out
+
+
+def test_status_line_says_when_the_machine_does_not_keep_time():
+    from controller.board import status_line
+    row = np.zeros(len(TELEMETRY_COLUMNS))
+    stats = {"ticks": 1000, "missed": 40, "max_late_ns": 3_000_000}
+    assert "not keeping time: 40 deadlines missed" in status_line(row, stats, 40)
+    assert "not keeping time" not in status_line(row, stats, 0)
