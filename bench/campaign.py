@@ -21,7 +21,7 @@ temporary folder.  Then every tick is checked against what a wearer relies on (:
   driver's reading reaching ``thermal.limit_degC``;
 - ``overrun``: the overrun fault latched on the tick that ends a gap above ``safety.overrun_gap_s``
   or the third interval running above 1.5 periods (the host's schedule as the harness ran it);
-- ``watchdog``: a host hang longer than the driver's watchdog trips it;
+- ``watchdog``: a host hang longer than the driver's watchdog trips it within the watchdog's time;
 - ``audit``: every change of the parameter set in force (read from the tick after every tick)
   matches an audit record (parameter, old, new) written before it; refused input changes nothing.
 
@@ -603,13 +603,25 @@ def check_overrun(tel: np.ndarray, params: ParamSet) -> List[Violation]:
                       f"interval {1e3 * interval[idx[0]]:.1f} ms (late run {run[idx[0]]}), overrun not latched")]
 
 
-def check_watchdog(faults: Sequence[Injection], run_watchdog_tripped: bool, params_watchdog_s: float,
+def check_watchdog(faults: Sequence[Injection], watchdog_trip_s: float, watchdog_s: float,
                    t_end: float) -> List[Violation]:
-    long = [f for f in faults if f.kind == "host_hang" and min(f.end_s, t_end) - f.t_s > params_watchdog_s + 0.005]
-    if long and not run_watchdog_tripped:
-        return [Violation("watchdog", round(long[0].t_s, 4), 1,
-                          f"host hung {min(long[0].end_s, t_end) - long[0].t_s:.3f} s, driver watchdog never tripped")]
-    return []
+    """A host hang longer than the driver's watchdog trips it within the watchdog's time.
+
+    The plant keeps only its last trip (``SimRun.watchdog_trip_s``, -1: never), so the last long
+    hang is checked: the trip lies within ``watchdog_s`` + 5 ms of its start, or after a later
+    injection that silences the host (comms_loss, host_hang) began."""
+    long = [f for f in faults if f.kind == "host_hang" and min(f.end_s, t_end) - f.t_s > watchdog_s + 0.005]
+    if not long:
+        return []
+    hang = long[-1]
+    later = [f.t_s for f in faults if f.kind in ("comms_loss", "host_hang") and f.t_s > hang.t_s]
+    if hang.t_s <= watchdog_trip_s <= hang.t_s + watchdog_s + 0.005:
+        return []
+    if later and watchdog_trip_s >= min(later):
+        return []
+    return [Violation("watchdog", round(hang.t_s, 4), 1,
+                      f"host hung {min(hang.end_s, t_end) - hang.t_s:.3f} s from {hang.t_s:g} s, driver "
+                      f"watchdog last tripped at {watchdog_trip_s:g} s")]
 
 
 def check_audit(changes: Sequence[Tuple[float, str, float, float]], records: Sequence[Dict[str, str]],
@@ -634,7 +646,7 @@ def check_walk(walk: Walk, run, console: Optional[CampaignConsole] = None) -> Li
     out += check_fault_bounds(walk.faults, tel, truth, params)
     out += check_latched(tel) + check_pushoff(tel, params) + check_overtemp(tel, params)
     out += check_overrun(tel, params)
-    out += check_watchdog(walk.faults, run.watchdog_tripped, PLANT_DEFAULTS["watchdog_s"], run.sim_seconds)
+    out += check_watchdog(walk.faults, run.watchdog_trip_s, PLANT_DEFAULTS["watchdog_s"], run.sim_seconds)
     if console is not None:
         from controller import audit
         out += check_audit(console.changes, audit.read(console.audit_path), console.replies)

@@ -163,8 +163,11 @@ def test_overrun_checker_fires():
 
 def test_watchdog_checker_fires():
     hang = [Injection("host_hang", 1.0, 0.2)]
-    assert names(c.check_watchdog(hang, False, 0.05, 5.0)) == ["watchdog"]
-    assert c.check_watchdog(hang, True, 0.05, 5.0) == []
+    assert names(c.check_watchdog(hang, -1.0, 0.05, 5.0)) == ["watchdog"]       # never tripped
+    assert names(c.check_watchdog(hang, 1.2, 0.05, 5.0)) == ["watchdog"]        # too late
+    assert c.check_watchdog(hang, 1.05, 0.05, 5.0) == []
+    later = hang + [Injection("comms_loss", 3.0)]
+    assert c.check_watchdog(later, 3.05, 0.05, 5.0) == []      # tripped again by the later loss
 
 
 def test_audit_checker_fires_without_a_record(tmp_path):
