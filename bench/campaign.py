@@ -439,8 +439,10 @@ def _forward_fill(values: np.ndarray, first: float) -> np.ndarray:
     return np.where(idx >= 0, values[np.maximum(idx, 0)], first)
 
 
-def check_torque(tel: np.ndarray, truth: np.ndarray, params: ParamSet) -> List[Violation]:
-    """Commanded and true torque within the limit in force."""
+def check_torque(tel: np.ndarray, truth: np.ndarray, params: ParamSet,
+                 faults: Sequence[Injection] = ()) -> List[Violation]:
+    """Commanded and true torque within the limit in force.  ``faults``: only to say, in the
+    detail, which injection silencing the host (the driver's watchdog then acts) was active."""
     t_all = truth[:, _G["t"]]
     ticked = ~np.isnan(tel[:, _T["t"]])
     limit = tel[:, _T["torque_limit_Nm"]]
@@ -466,6 +468,9 @@ def check_torque(tel: np.ndarray, truth: np.ndarray, params: ParamSet) -> List[V
         before = np.flatnonzero(ticked[:j + 1])
         silent_s = (j - before[-1]) / params["loop.rate_Hz"] if before.size else math.inf
         host = f"; the host silent for {silent_s:.3f} s then" if silent_s > 0.01 else ""
+        silencing = [f for f in faults if f.kind in ("comms_loss", "host_hang") and f.active_at(t_all[j])]
+        if silencing:
+            host += f"; during {silencing[0].kind}@{silencing[0].t_s:g} (the driver's watchdog acts)"
         out += _first(over, t_all, "torque_limit",
                       f"true torque {true[i]:.1f} N*m vs limit {lenient[i]:.1f} N*m at {t_all[i]:.3f} s{host}")
     return out
@@ -642,7 +647,7 @@ def check_audit(changes: Sequence[Tuple[float, str, float, float]], records: Seq
 
 def check_walk(walk: Walk, run, console: Optional[CampaignConsole] = None) -> List[Violation]:
     tel, truth, params = run.telemetry, run.truth, run.params
-    out = check_torque(tel, truth, params) + check_finite(tel, truth)
+    out = check_torque(tel, truth, params, walk.faults) + check_finite(tel, truth)
     out += check_fault_bounds(walk.faults, tel, truth, params)
     out += check_latched(tel) + check_pushoff(tel, params) + check_overtemp(tel, params)
     out += check_overrun(tel, params)

@@ -218,9 +218,22 @@ def test_audit_invariant_catches_a_change_past_the_console(tmp_path):
     assert names(found) == ["audit"] and "pushoff.torque_Nm_kg" in found[0].detail
 
 
+def test_the_encoder_jump_of_issue_14_keeps_the_torque_limit():
+    # `ankle sim --inject encoder_jump@6:0.9 --duration 12`: 119.7 N*m against a 110 N*m limit
+    walk = c.Walk(0, "steady", 1.25, 80.0, 12.0, 0.02, {}, (Injection("encoder_jump", 6.0, value=0.9),))
+    assert c.run_walk(walk)["violations"] == []
+
+
+def test_the_driver_watchdog_after_a_host_hang_keeps_the_torque_limit():
+    # found by the campaign (seed 5): the driver's limp damping after its watchdog saturates the
+    # actuator (119.7 N*m) as the wearer swings the foot
+    walk = c.Walk(5, "steady", 1.57, 91.2, 19.0, 0.016, {}, (Injection("host_hang", 17.318),))
+    assert c.run_walk(walk)["violations"] == []
+
+
 @pytest.mark.attack
 def test_a_short_campaign_breaks_no_invariant():
-    result = c.campaign(seed=1000, walks=6)
+    result = c.campaign(seed=0, walks=12)
     assert result["simulated_hours"] * 60 >= 3.0
     assert result["broken"] == [], "\n".join(
         f"{v['invariant']} at {v['t_s']} s: {v['detail']} ({v['reproduce']})" for v in result["broken"])
