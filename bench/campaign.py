@@ -494,8 +494,10 @@ def _walking_through(truth: np.ndarray, t0: float, t1: float) -> bool:
 
 
 def check_fault_bounds(faults: Sequence[Injection], tel: np.ndarray, truth: np.ndarray,
-                       params: ParamSet) -> List[Violation]:
-    """Each injection with a bound: the response it asks for by the bound."""
+                       params: ParamSet, checked: Optional[List[str]] = None) -> List[Violation]:
+    """Each injection with a bound: the response it asks for by the bound.  ``checked`` collects
+    the kinds whose bound applied (the others: too short, a value below detection, the walk ended
+    or the wearer stood)."""
     out = []
     t = tel[:, _T["t"]]
     ticked = ~np.isnan(t)
@@ -520,6 +522,8 @@ def check_fault_bounds(faults: Sequence[Injection], tel: np.ndarray, truth: np.n
         if not at.size:
             continue
         i = int(at[0])
+        if checked is not None:
+            checked.append(inj.kind)
         label = f"{inj.kind}@{inj.t_s:g}" + ("" if math.isnan(inj.value) else f":{inj.value:g}")
         if b.response == "safe":
             if mode[i] != MODE_SAFE:
@@ -645,10 +649,11 @@ def check_audit(changes: Sequence[Tuple[float, str, float, float]], records: Seq
     return out
 
 
-def check_walk(walk: Walk, run, console: Optional[CampaignConsole] = None) -> List[Violation]:
+def check_walk(walk: Walk, run, console: Optional[CampaignConsole] = None,
+               bounds_checked: Optional[List[str]] = None) -> List[Violation]:
     tel, truth, params = run.telemetry, run.truth, run.params
     out = check_torque(tel, truth, params, walk.faults) + check_finite(tel, truth)
-    out += check_fault_bounds(walk.faults, tel, truth, params)
+    out += check_fault_bounds(walk.faults, tel, truth, params, bounds_checked)
     out += check_latched(tel) + check_pushoff(tel, params) + check_overtemp(tel, params)
     out += check_overrun(tel, params)
     out += check_watchdog(walk.faults, run.watchdog_trip_s, PLANT_DEFAULTS["watchdog_s"], run.sim_seconds)
@@ -668,13 +673,15 @@ def run_walk(walk: Walk) -> Dict[str, object]:
             run = harness.run(scenario=walk.scenario, speed_m_s=walk.speed_m_s, duration_s=walk.duration_s,
                               mass_kg=walk.mass_kg, seed=walk.seed, stride_cv=walk.stride_cv,
                               plant_overrides=walk.plant or None, faults=walk.faults, supervisor=console)
-            violations = check_walk(walk, run, console)
+            bounds_checked: List[str] = []
+            violations = check_walk(walk, run, console, bounds_checked)
         finally:
             console.close()
     ticks = int(np.sum(~np.isnan(run.telemetry[:, _T["t"]])))
     return {"walk": walk.describe(), "sim_s": run.sim_seconds, "ticks": ticks,
             "truth_rows": int(run.truth.shape[0]),
             "faults": Counter(f.kind for f in walk.faults),
+            "bounds_checked": Counter(bounds_checked),
             "edits_applied": len(console.changes), "edits_refused_by_tick": console.backend.refused,
             "cpu_s": time.process_time() - cpu0,
             "violations": [asdict(v) for v in violations]}
@@ -712,8 +719,10 @@ def campaign(seed: int = 0, walks: Optional[int] = None, minutes: Optional[float
                 results.append(pending.pop(0).get())
     results.sort(key=lambda r: r["walk"]["seed"])
     injected: Counter = Counter()
+    bounded: Counter = Counter()
     for r in results:
         injected.update(r["faults"])
+        bounded.update(r["bounds_checked"])
     broken = []
     for r in results:
         for v in r["violations"]:
@@ -729,6 +738,8 @@ def campaign(seed: int = 0, walks: Optional[int] = None, minutes: Optional[float
         "truth_rows_checked": int(sum(r["truth_rows"] for r in results)),
         "faults_injected": int(sum(injected.values())),
         "faults_by_kind": {k: injected.get(k, 0) for k in sorted(KINDS)},
+        "fault_bounds_checked": int(sum(bounded.values())),
+        "fault_bounds_checked_by_kind": {k: bounded.get(k, 0) for k in sorted(BOUNDS)},
         "kinds_without_bound": sorted(k for k in KINDS if k not in BOUNDS and k not in _STATE_CHECKED),
         "console_changes_applied": int(sum(r["edits_applied"] for r in results)),
         "cpu_s": round(sum(r["cpu_s"] for r in results), 1),
@@ -765,6 +776,9 @@ def main() -> None:
           f"CPU {result['cpu_s']} s, wall {result['wall_s']} s on {args.jobs} job(s)")
     print(f"faults injected {result['faults_injected']}: "
           + ", ".join(f"{k} {n}" for k, n in result["faults_by_kind"].items()))
+    print(f"fault bounds checked {result['fault_bounds_checked']} (the others: too short, a value the "
+          f"detection rightly ignores, the walk ended first, or the wearer stood): "
+          + ", ".join(f"{k} {n}" for k, n in result["fault_bounds_checked_by_kind"].items()))
     if result["kinds_without_bound"]:
         print(f"kinds with no time bound in bench.campaign.BOUNDS (other invariants still checked): "
               f"{', '.join(result['kinds_without_bound'])}")
