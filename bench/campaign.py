@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import tempfile
 import time
 from collections import Counter
