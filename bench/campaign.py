@@ -632,9 +632,10 @@ def check_watchdog(faults: Sequence[Injection], watchdog_trip_s: float, watchdog
                       f"watchdog last tripped at {watchdog_trip_s:g} s")]
 
 
-def check_audit(changes: Sequence[Tuple[float, str, float, float]], records: Sequence[Dict[str, str]],
-                replies: Sequence[Tuple[float, str, str]] = ()) -> List[Violation]:
-    """Every change in force matches an unused audit record (parameter, old, new), in order."""
+def check_audit(changes: Sequence[Tuple[float, str, float, float]],
+                records: Sequence[Dict[str, str]]) -> List[Violation]:
+    """Every change in force matches an unused audit record (parameter, old, new).  A refused edit
+    writes no record, so a refused edit that changed anything breaks this too."""
     out = []
     pool = [r for r in records if r.get("parameter")]
     used = [False] * len(pool)
@@ -658,7 +659,7 @@ def check_walk(walk: Walk, run, console: Optional[CampaignConsole] = None,
     out += check_watchdog(walk.faults, run.watchdog_trip_s, PLANT_DEFAULTS["watchdog_s"], run.sim_seconds)
     if console is not None:
         from controller import audit
-        out += check_audit(console.changes, audit.read(console.audit_path), console.replies)
+        out += check_audit(console.changes, audit.read(console.audit_path))
     return out
 
 
