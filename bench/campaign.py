@@ -313,25 +313,31 @@ class _LockstepBackend:
 
     running = True
 
-    def __init__(self, tick, telemetry: np.ndarray, params: ParamSet, t_max_Nm: float):
+    def __init__(self, tick, telemetry: np.ndarray, t_max_Nm: float):
         self.tick, self.telemetry = tick, telemetry
-        self._params = params
         self.pending: Optional[ParamSet] = None
         self.row = -1
         self.refused = 0
         self._t_max_Nm = t_max_Nm
 
     def params(self) -> ParamSet:
-        return self._params
+        return self.tick.params              # the set in force, as the runtime's backend shows it
 
     def check(self, params: ParamSet) -> None:
         from controller.params import ParamError
         if params["actuator.max_torque_Nm"] > self._t_max_Nm:
             raise ParamError(f"actuator.max_torque_Nm beyond the driver's t_max {self._t_max_Nm:g} N*m")
 
-    def send(self, params: ParamSet) -> None:
+    def send(self, params: ParamSet) -> Tuple[str, str]:
+        """As controller.console_session.RuntimeBackend.send: taken now at a stride boundary
+        (accepted or refused), else pending until the next one; a second edit waits for the first."""
+        if self.pending is not None:
+            return "refused", "the controller has not yet taken the change sent before this one"
         self.pending = params
-        self._params = params
+        if not self.tick.stride_boundary():
+            return "pending", "it takes changes at a stride boundary"
+        why = self.take()
+        return ("refused", why) if why else ("accepted", "")
 
     def moving(self) -> bool:
         from controller._tick import STILL_S
@@ -354,15 +360,17 @@ class _LockstepBackend:
     def record(self, seconds: float):
         return self.telemetry[:0]
 
-    def take(self) -> None:
-        """Between ticks: hand a pending set to the tick at a stride boundary."""
+    def take(self) -> str:
+        """Between ticks: hand a pending set to the tick at a stride boundary; "" or why refused."""
         if self.pending is None or not self.tick.stride_boundary():
-            return
+            return ""
         params, self.pending = self.pending, None
         try:
             self.tick.retune(params, allow_fixed=not self.moving())
-        except ValueError:
+        except ValueError as e:
             self.refused += 1                 # counted as the runtime does; the set in force stays
+            return str(e)
+        return ""
 
 
 class CampaignConsole:
@@ -387,7 +395,7 @@ class CampaignConsole:
         pins.set(PIN)
         from hal.ak import mit_range
         # the harness's driver (sim.harness.run: an AK80-9); the tick refuses beyond it anyway
-        self.backend = _LockstepBackend(tick, telemetry, params, mit_range("AK80-9")["t_max"])
+        self.backend = _LockstepBackend(tick, telemetry, mit_range("AK80-9")["t_max"])
         self.audit = AuditLog(self.audit_path)
         self.console = Console(self.backend, Access(pins), self.audit, self.state_dir / "params.json",
                                self.state_dir / "profiles")

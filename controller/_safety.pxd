@@ -22,6 +22,8 @@ cdef class Safety:
     cdef double recover_s
     cdef double soft_dorsi_rad, soft_plantar_rad, soft_k, soft_b
     cdef double ratio_eff                 # ratio * efficiency (ankle torque -> motor torque)
+    cdef public double max_speed_rad_s    # fastest ankle velocity the driver can report (its MIT v range)
+    cdef readonly int angle_source        # ANGLE_*: which angle the limits used this tick
     # state
     cdef public uint32_t faults           # latched fault word (ANKLE_FAULT_*)
     cdef readonly uint32_t warnings       # ANKLE_WARN_* this tick

@@ -34,7 +34,7 @@ from controller._numeric cimport clamp
 from libc.stdint cimport uint32_t
 from controller._types cimport (Inputs, GaitState, Command,
     ANKLE_FAULT_IMU, ANKLE_FAULT_LOAD, ANKLE_FAULT_NONFINITE_CMD, ANKLE_FAULT_OVER_TEMP,
-    ANKLE_FAULT_ENCODER, ANKLE_FAULTS_DEGRADING,
+    ANKLE_FAULT_ENCODER, ANKLE_FAULTS_DEGRADING, ANKLE_FAULT_MOTOR_STALE, ANKLE_FAULT_NONFINITE_INPUT,
     ANKLE_WARN_THERMAL_DERATE, ANKLE_WARN_THERMAL_ALERT,
     ANKLE_MODE_STANDBY, ANKLE_MODE_WALK, ANKLE_MODE_SAFE, ANKLE_MODE_PASSIVE)
 from controller._monitor cimport Monitor
@@ -43,7 +43,13 @@ from controller._thermal cimport ThermalModel
 cdef double STANDARD_GRAVITY = 9.80665   # m/s^2
 cdef double NOMINAL_DT_S = 0.001
 cdef double MAX_DT_S = 0.05              # a longer gap (host stall) is integrated as this
-cdef double NEUTRAL_LIMIT_RAD = 0.35     # set-point bound when the angle is unknown
+# Safety.angle_source: which ankle angle the limits and the safe state use this tick.
+cdef enum:
+    ANGLE_NONE = 0       # none trusted: damper only, no spring, no soft end stops
+    ANGLE_MOTOR = 1      # the driver's encoder (spring-damper on the driver)
+    ANGLE_JOINT = 2      # the sensor node's joint encoder (spring computed on the host)
+#: Safety.angle_source value -> name.
+ANGLE_SOURCES = {ANGLE_NONE: "none", ANGLE_MOTOR: "motor", ANGLE_JOINT: "joint"}
 
 
 
@@ -69,6 +75,8 @@ cdef class Safety:
         self.soft_k = 300.0
         self.soft_b = 2.0
         self.ratio_eff = 7.0 * 0.95
+        self.max_speed_rad_s = 50.0 / 7.0     # AK80-9 MIT velocity range over the default ratio
+        self.angle_source = ANGLE_MOTOR
         self.faults = 0
         self.warnings = 0
         self.mode = ANKLE_MODE_STANDBY
@@ -162,7 +170,9 @@ cdef class Safety:
     cdef void step(self, Command* cmd, const Inputs* inp, const GaitState* gait, double now_s) noexcept nogil:
         cdef double dt = now_s - self.last_now_s
         cdef double alpha, k, b, step_max, impedance, scale, target, limit, current_A
-        cdef bint loaded, angle_ok
+        cdef bint loaded
+        cdef int src
+        cdef double reserve
         if not self.started or not (dt > 0.0):
             dt = NOMINAL_DT_S
         elif dt > MAX_DT_S:
@@ -183,7 +193,20 @@ cdef class Safety:
             self.present |= ANKLE_FAULT_NONFINITE_CMD
         self.faults |= self.present
         self._set_mode(now_s)
-        angle_ok = isfinite(inp.motor_angle_rad) and isfinite(inp.motor_vel_rad_s)
+        # Which ankle angle the limits and the safe state may use this tick.  The motor encoder,
+        # unless it is the one just found faulty (encoder fault latched), its replies are stale or
+        # not finite.  Then the joint encoder of the sensor node, which is an independent sensor --
+        # except after an encoder fault: a motor/joint mismatch cannot tell which of the two lies,
+        # so neither is used and the safe state is the catalogue's damped hold.
+        src = ANGLE_NONE
+        if (isfinite(inp.motor_angle_rad) and isfinite(inp.motor_vel_rad_s)
+                and not (self.faults & ANKLE_FAULT_ENCODER)
+                and not (self.present & (ANKLE_FAULT_MOTOR_STALE | ANKLE_FAULT_NONFINITE_INPUT))):
+            src = ANGLE_MOTOR
+        elif (inp.load_valid and isfinite(inp.ankle_angle_rad)
+                and not (self.faults & ANKLE_FAULT_ENCODER)):
+            src = ANGLE_JOINT
+        self.angle_source = src
 
         # ---- 1. safe state / standby --------------------------------------------------------
         if self.mode == ANKLE_MODE_SAFE or (self.mode == ANKLE_MODE_STANDBY and self.started):
@@ -213,7 +236,15 @@ cdef class Safety:
             cmd.pushoff_Nm = 0.0
             cmd.p_des_rad = 0.0
             cmd.v_des_rad_s = 0.0
-            cmd.kp_Nm_rad = alpha * k
+            if src == ANGLE_MOTOR:
+                # the spring-damper runs on the driver, on its own encoder, even if this host stops
+                cmd.kp_Nm_rad = alpha * k
+            else:
+                # the driver's encoder is not to be trusted (or not heard): no spring on it.  With
+                # the joint encoder the spring is computed here, every tick; without, none.
+                cmd.kp_Nm_rad = 0.0
+                if src == ANGLE_JOINT:
+                    cmd.torque_ff_Nm += alpha * k * inp.ankle_angle_rad
             cmd.kd_Nms_rad = alpha * b
         elif self.mode == ANKLE_MODE_STANDBY:
             # before arming: nothing at all (the driver is not yet active)
@@ -237,7 +268,7 @@ cdef class Safety:
         # ---- 3. limits (every mode) ---------------------------------------------------------
         limit = self.max_torque_Nm * self.thermal.derate
         self.torque_limit_Nm = limit
-        if angle_ok and self.started:
+        if self.started and src == ANGLE_MOTOR:
             # soft end stops: a virtual spring (and a damper while moving further in)
             if inp.motor_angle_rad > self.soft_dorsi_rad:
                 cmd.torque_ff_Nm += (self.soft_k * (inp.motor_angle_rad - self.soft_dorsi_rad)
@@ -245,6 +276,12 @@ cdef class Safety:
             elif inp.motor_angle_rad < self.soft_plantar_rad:
                 cmd.torque_ff_Nm += (self.soft_k * (inp.motor_angle_rad - self.soft_plantar_rad)
                                      + (self.soft_b * inp.motor_vel_rad_s if inp.motor_vel_rad_s < 0.0 else 0.0))
+        elif self.started and src == ANGLE_JOINT:
+            # the same stops on the joint encoder: the spring only (it gives no velocity)
+            if inp.ankle_angle_rad > self.soft_dorsi_rad:
+                cmd.torque_ff_Nm += self.soft_k * (inp.ankle_angle_rad - self.soft_dorsi_rad)
+            elif inp.ankle_angle_rad < self.soft_plantar_rad:
+                cmd.torque_ff_Nm += self.soft_k * (inp.ankle_angle_rad - self.soft_plantar_rad)
         cmd.torque_ff_Nm = clamp(cmd.torque_ff_Nm, -limit, limit)
         step_max = self.max_slew_Nm_s * dt
         cmd.torque_ff_Nm = clamp(cmd.torque_ff_Nm, self.last_torque_Nm - step_max,
@@ -252,7 +289,7 @@ cdef class Safety:
         cmd.kp_Nm_rad = clamp(cmd.kp_Nm_rad, 0.0, self.kp_max)
         cmd.kd_Nms_rad = clamp(cmd.kd_Nms_rad, 0.0, self.kd_max)
         cmd.v_des_rad_s = 0.0
-        if angle_ok:
+        if src == ANGLE_MOTOR:
             # The driver-side spring-damper first: scale it into the limit (an absurd
             # velocity must not let the damper exceed it) ...
             if cmd.kp_Nm_rad > 0.0:
@@ -270,10 +307,19 @@ cdef class Safety:
             cmd.torque_ff_Nm = clamp(cmd.torque_ff_Nm, -limit - impedance, limit - impedance)
             cmd.torque_expected_Nm = cmd.torque_ff_Nm + impedance
         else:
-            # No trustworthy angle: the set-point is neutral and the driver's own torque limit
-            # bounds the spring; report the feed-forward part.
-            cmd.p_des_rad = clamp(cmd.p_des_rad, -NEUTRAL_LIMIT_RAD, NEUTRAL_LIMIT_RAD)
-            cmd.torque_expected_Nm = cmd.torque_ff_Nm
+            # No trustworthy motor angle: no spring on the driver at all, and a damper no larger
+            # than the limit allows at the fastest velocity the driver can report (its reading
+            # may be the faulty one); the feed-forward gets what that leaves.
+            cmd.kp_Nm_rad = 0.0
+            cmd.p_des_rad = 0.0
+            cmd.kd_Nms_rad = min(cmd.kd_Nms_rad, 0.5 * limit / self.max_speed_rad_s)
+            reserve = cmd.kd_Nms_rad * self.max_speed_rad_s
+            cmd.torque_ff_Nm = clamp(cmd.torque_ff_Nm, -limit + reserve, limit - reserve)
+            if isfinite(inp.motor_vel_rad_s):
+                cmd.torque_expected_Nm = cmd.torque_ff_Nm + cmd.kd_Nms_rad * clamp(
+                    inp.motor_vel_rad_s, -self.max_speed_rad_s, self.max_speed_rad_s)
+            else:
+                cmd.torque_expected_Nm = cmd.torque_ff_Nm
         # clamp() passes NaN through; the NaN command was already replaced by the safe state
         # above, but a driver must never see one, so guard once more.
         if not isfinite(cmd.torque_ff_Nm):

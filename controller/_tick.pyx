@@ -76,9 +76,9 @@ cdef class Tick:
         self.controller.configure(params)
         self.safety.configure(params)
         self.params = params
-        self._set_transmission(params)
         # dict -> struct coercion: a missing key raises "No value specified for struct attribute"
         self.mit_range = mit_range
+        self._set_transmission(params)
         self.driver_id = driver_id
         self.reply_id = reply_id
 
@@ -135,6 +135,9 @@ cdef class Tick:
         self.direction = params["actuator.direction"]
         self.motor_per_ankle_rad = self.direction * self.ratio
         self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
+        # the fastest ankle velocity the driver's reply can carry: what a damper on an untrusted
+        # encoder must be bounded for (controller._safety)
+        self.safety.max_speed_rad_s = max(fabs(self.mit_range.v_min), fabs(self.mit_range.v_max)) / self.ratio
 
     def _reset_inputs(self):
         self.inp.shank_gyro_rad_s = 0.0

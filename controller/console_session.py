@@ -131,6 +131,7 @@ class RuntimeBackend:
     """
 
     running = True
+    START_WAIT_S = 2.0    # how long a change waits for a controller that is still starting
     TAKE_MARGIN_S = 0.5
     POLL_S = 0.002
 
@@ -167,6 +168,10 @@ class RuntimeBackend:
         or ("pending", why) when it did not take it in time (it may still: :meth:`params` will
         show it then, and until it has, further edits are refused)."""
         state = self.runtime.state
+        start_by = time.monotonic() + self.START_WAIT_S
+        while state == "starting" and time.monotonic() < start_by:
+            time.sleep(self.POLL_S)       # the console is up before the driver is commissioned
+            state = self.runtime.state
         if state != "running":
             return "refused", f"the controller is not running ({state})"
         if self._pending is not None:

@@ -46,7 +46,12 @@ DEFAULTS: Dict[str, Any] = {
     "driver_rate_Hz": 10000.0,
     "motor_torque_limit_Nm": 18.0,
     "watchdog_s": 0.05,                   # catalogue: 20-50 ms
-    "limp_damping_Nms_rad": 0.5,
+    # What the driver does when its watchdog expires: a damped stop, set at commissioning like the
+    # host's passive damper (safety.passive_damping_Nms_rad, 3 N*m*s/rad at the ankle):
+    # 0.06 x 7^2 x 0.95 = 2.8 N*m*s/rad, so even the fastest swing (about 7 rad/s at the ankle)
+    # stays far inside the torque limit once the host is gone.  (0.5 here, 23 N*m*s/rad at the
+    # ankle, reached 119.7 N*m against the 110 N*m limit in the attack campaign of issue 14.)
+    "limp_damping_Nms_rad": 0.06,
     "torque_constant_Nm_A": 0.8,
     "winding_resistance_ohm": 0.17,       # at 25 degC; copper adds 0.393 %/K
     # Heat, two nodes (assumed for an AK80-9-class motor, 485 g, no data sheet figures):

@@ -352,3 +352,53 @@ def test_a_bad_driver_range_never_reaches_the_tick(change, fragment):
         build_tick(P, rng, 1)
     with pytest.raises(ConfigError, match="missing"):
         build_tick(P, {"p_min": -1.0}, 1)
+
+
+# ---- issue 14, item 1: a safe state never uses the encoder it has just found faulty ---------------
+
+def _encoder_fault(s, stance=1, load=700.0):
+    """Walk healthy, then make the motor encoder jump by +0.9 rad (it stays offset)."""
+    now, _ = ticks(s, 40, cmd=dict(torque_ff_Nm=50.0), g=dict(stance=stance), load_N=load)
+    now, _ = ticks(s, 3, t0=now, cmd=dict(torque_ff_Nm=50.0), g=dict(stance=stance), load_N=load,
+                   motor_angle_rad=0.9)
+    assert "encoder" in fault_names(s.faults) and s.mode == SAFE
+    return now
+
+
+@settings(max_examples=60, deadline=None)
+@given(angle=st.floats(-12.0, 12.0), vel=st.floats(-50.0, 50.0), joint=st.floats(-0.6, 0.6),
+       stance=st.booleans())
+def test_after_an_encoder_fault_no_torque_depends_on_any_ankle_angle(angle, vel, joint, stance):
+    """The soft end stops and the driver-side spring read the motor encoder; after it is found
+    faulty (a jump to 0.9 rad drove the soft stop to the full 110 N*m limit, toe held down in swing)
+    neither may act on it, nor on the joint encoder (a mismatch cannot tell which of the two lies)."""
+    s = safety()
+    load = 700.0 if stance else 0.0
+    now = _encoder_fault(s, int(stance), load)
+    now, out = ticks(s, int(P["safety.ramp_s"] / DT) + 5, t0=now, g=dict(stance=int(stance)), load_N=load,
+                     motor_angle_rad=angle, motor_vel_rad_s=vel, ankle_angle_rad=joint)
+    assert out["kp_Nm_rad"] == 0.0
+    assert out["torque_ff_Nm"] == pytest.approx(0.0, abs=1e-9), "feed-forward from a faulty angle"
+    # the damper is bounded for the fastest velocity the driver can report (its reading may lie)
+    v_max = s.max_speed_rad_s
+    assert out["kd_Nms_rad"] * v_max <= MAX + 1e-9
+    assert abs(out["torque_expected_Nm"]) <= MAX + 1e-9
+
+
+def test_stale_driver_replies_put_the_safe_spring_on_the_joint_encoder_not_the_stale_reading():
+    """Replies stop: the last motor angle is stale, so no spring about it on the driver; the
+    joint encoder (an independent sensor) gives the passive foot's spring, computed every tick."""
+    s = safety()
+    now, _ = ticks(s, 20, g=dict(stance=1), load_N=700.0)
+    frozen = now
+    now, out = ticks(s, 200, t0=now, g=dict(stance=1), load_N=700.0, motor_rx_s=lambda t: frozen,
+                     motor_angle_rad=0.9, ankle_angle_rad=0.1)
+    assert "motor_stale" in fault_names(s.faults) and s.mode == SAFE
+    assert out["kp_Nm_rad"] == 0.0
+    assert out["torque_ff_Nm"] == pytest.approx(P["safety.passive_stiffness_Nm_rad"] * 0.1, rel=1e-6)
+    # the soft end stop acts on the joint angle too, never on the stale 0.9 rad
+    _, out = ticks(s, 50, t0=now, g=dict(stance=1), load_N=700.0, motor_rx_s=lambda t: frozen,
+                   motor_angle_rad=0.9, ankle_angle_rad=0.3)
+    spring = P["safety.passive_stiffness_Nm_rad"] * 0.3
+    stop = P["safety.soft_stiffness_Nm_rad"] * (0.3 - P["safety.soft_dorsi_rad"])
+    assert out["torque_ff_Nm"] == pytest.approx(spring + stop, rel=1e-6)
