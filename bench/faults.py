@@ -65,6 +65,12 @@ CASES = (
          duration_s=0.2, watchdog=True, from_end=True),
     Case("low voltage 18 V", "low_voltage", "low_voltage", "safe", 0.05, value=18.0),
     Case("NaN command", "nonfinite_command", "nonfinite_command", "safe", 0.001, duration_s=0.01),
+    Case("spoofed IMU frames at 2 kHz", "spoof_imu", "imu", "passive", 0.02, value=2000.0, duration_s=5.0),
+    # the spoofed frames also carry a joint angle the motor encoder disagrees with: encoder, safe
+    Case("spoofed load frames at 2 kHz", "spoof_load", "load", "safe", 0.02, value=2000.0, duration_s=5.0),
+    Case("spoofed IMU frames at 200 Hz", "spoof_imu", "imu", "passive", 0.02, value=200.0, duration_s=5.0),
+    Case("node status flags 0xFF", "node_status_flags", "sensor_node", "safe", 0.05, value=255),
+    Case("supply reading 655.35 V", "supply_reading", "sensor_node", "safe", 0.05, value=655.35),
 )
 
 

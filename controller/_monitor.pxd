@@ -3,6 +3,15 @@ from libc.stdint cimport uint32_t
 from controller._types cimport Inputs
 
 
+ctypedef struct StreamWatch:
+    # One sensor stream's window (Monitor._watch): counts at the window's start, when it began,
+    # and until when the stream counts as implausible / lossy.
+    double window_start_s
+    uint32_t frames0, disorder0, lost0
+    double bad_until_s
+    double lossy_until_s
+
+
 @cython.final
 cdef class Monitor:
     # parameters
@@ -24,6 +33,8 @@ cdef class Monitor:
     cdef int load_range_run, loaded_swing_run
     cdef double last_status_rx_s
     cdef int supply_low_frames
+    cdef int node_flag_frames, supply_implausible_frames
+    cdef StreamWatch imu_stream, load_stream
     cdef readonly double imu_bad_s       # last time the IMU looked bad (-1 = never)
     cdef readonly double load_bad_s
     cdef readonly uint32_t active        # fault conditions present this tick (not latched)

@@ -16,6 +16,13 @@ them).  Each detection is the fault catalogue's (../shared/REFERENCE.md):
 - load cell: no frame for ``safety.load_timeout_s``; saturation or impossible
   tension 2 frames running; a loaded foot while the shank swings forward faster
   than ``safety.swing_check_gyro_rad_s`` (only a swinging foot does) for 5 frames; NaN.
+- IMU and load streams (frames counted by the tick, per 20 ms window): more than 30 frames
+  (1.5x the node's 1 kHz: a second sender), or more than 2 out of sequence (a duplicate, a
+  step back, a jump ahead the time since cannot explain) make that sensor bad for the window
+  and the next one; over 25 % of its frames lost in a window is the warning frames_lost.
+- sensor node: status flags non-zero, or a supply reading outside 0..60 V (the node runs on
+  24 V; 655.35 V is the raw maximum) in 2 status frames running: fault sensor_node.  One
+  implausible reading: warning supply_implausible, the supply counts as unknown.
 - supply: below ``safety.supply_min_V`` in 2 status frames running (fault);
   below ``safety.supply_warn_V`` a warning and a push-off scale falling to 0 at
   the minimum; no status for 0.1 s: unknown, push-off scale 0.
@@ -28,7 +35,9 @@ from libc.stdint cimport uint32_t
 from controller._types cimport (Inputs,
     ANKLE_FAULT_MOTOR_STALE, ANKLE_FAULT_DRIVER_ERROR, ANKLE_FAULT_IMU, ANKLE_FAULT_LOAD,
     ANKLE_FAULT_NONFINITE_INPUT, ANKLE_FAULT_ENCODER, ANKLE_FAULT_OVERRUN, ANKLE_FAULT_LOW_VOLTAGE,
-    ANKLE_WARN_SUPPLY_LOW, ANKLE_WARN_SUPPLY_UNKNOWN)
+    ANKLE_FAULT_SENSOR_NODE, ANKLE_WARN_SUPPLY_LOW, ANKLE_WARN_SUPPLY_UNKNOWN,
+    ANKLE_WARN_SUPPLY_IMPLAUSIBLE, ANKLE_WARN_FRAMES_LOST)
+from controller._monitor cimport StreamWatch
 
 cdef double STANDARD_GRAVITY = 9.80665
 cdef int LINK_FAILURES = 3          # failed sends / error-frame ticks in a row
@@ -42,6 +51,43 @@ cdef int SUPPLY_FRAMES = 2          # status frames in a row below the minimum
 cdef double STATUS_TIMEOUT_S = 0.1  # node status every 20 ms; 5 missed = supply unknown
 cdef double LATE_FACTOR = 1.5       # a tick interval above this many periods is late
 cdef int LATE_TICKS = 3
+# Sensor streams: protocol facts of the node (hal/sensor_node.dbc), not tuning.
+cdef double STREAM_WINDOW_S = 0.02      # one status period; 20 frames of a 1 kHz stream
+cdef double STREAM_RATE_HZ = 1000.0     # SENSOR_IMU and SENSOR_LOAD cycle time 1 ms
+cdef double STREAM_RATE_FACTOR = 1.5    # above this many nominal frames per window: a second sender
+cdef uint32_t STREAM_DISORDER_MAX = 2   # a CAN bus neither repeats nor reorders one sender's frames
+cdef double STREAM_LOST_FRACTION = 0.25 # lost frames per window for the frames_lost warning
+cdef int NODE_FRAMES = 2                # status frames in a row with flags / an impossible supply
+# The supply reading the node can plausibly report: a 24 V pack never reads above 60 V (above
+# any charger), and the raw field's 0..655.35 V is far wider than the hardware.
+cdef double SUPPLY_PLAUSIBLE_MAX_V = 60.0
+
+
+cdef bint _watch(StreamWatch* w, uint32_t frames, uint32_t disorder, uint32_t lost,
+                 double now_s) noexcept nogil:
+    """Count one stream's frames in the present window; True while it looks implausible."""
+    cdef uint32_t n, d, l
+    if w.window_start_s < 0.0 or now_s < w.window_start_s or now_s - w.window_start_s >= STREAM_WINDOW_S:
+        w.window_start_s = now_s
+        w.frames0 = frames
+        w.disorder0 = disorder
+        w.lost0 = lost
+    # unsigned differences: the counters wrap
+    n = frames - w.frames0
+    d = disorder - w.disorder0
+    l = lost - w.lost0
+    if n > STREAM_RATE_FACTOR * STREAM_RATE_HZ * STREAM_WINDOW_S or d > STREAM_DISORDER_MAX:
+        w.bad_until_s = now_s + STREAM_WINDOW_S
+    if l > STREAM_LOST_FRACTION * STREAM_RATE_HZ * STREAM_WINDOW_S:
+        w.lossy_until_s = now_s + STREAM_WINDOW_S
+    return now_s <= w.bad_until_s
+
+
+cdef void _reset_watch(StreamWatch* w) noexcept nogil:
+    w.window_start_s = -1.0
+    w.frames0 = w.disorder0 = w.lost0 = 0
+    w.bad_until_s = -1.0
+    w.lossy_until_s = -1.0
 
 
 
@@ -114,6 +160,10 @@ cdef class Monitor:
         self.loaded_swing_run = 0
         self.last_status_rx_s = -1.0
         self.supply_low_frames = 0
+        self.node_flag_frames = 0
+        self.supply_implausible_frames = 0
+        _reset_watch(&self.imu_stream)
+        _reset_watch(&self.load_stream)
         self.imu_bad_s = -1.0
         self.load_bad_s = -1.0
         self.active = 0
@@ -132,7 +182,7 @@ cdef class Monitor:
     cdef uint32_t check(self, const Inputs* inp, double now_s) noexcept nogil:
         cdef uint32_t found = 0
         cdef double dt, dtheta, expected, heard_s
-        cdef bint motor_new, imu_new, load_new, status_new, motor_finite
+        cdef bint motor_new, imu_new, load_new, status_new, motor_finite, plausible
         cdef bint imu_bad = False, load_bad = False
 
         # ---- the tick itself ----------------------------------------------------------------
@@ -239,6 +289,12 @@ cdef class Monitor:
         if self.load_range_run >= RANGE_SAMPLES or self.loaded_swing_run >= LOADED_SWING_SAMPLES:
             load_bad = True
 
+        # ---- streams: a second sender, duplicates, reordering -------------------------------
+        if _watch(&self.imu_stream, inp.imu_frames, inp.imu_disorder, inp.imu_lost, now_s):
+            imu_bad = True
+        if _watch(&self.load_stream, inp.load_frames, inp.load_disorder, inp.load_lost, now_s):
+            load_bad = True
+
         if imu_bad:
             found |= ANKLE_FAULT_IMU
             self.imu_bad_s = now_s
@@ -246,24 +302,35 @@ cdef class Monitor:
             found |= ANKLE_FAULT_LOAD
             self.load_bad_s = now_s
 
-        # ---- supply -------------------------------------------------------------------------
+        # ---- supply and the node's own status -------------------------------------------------
         self.warnings = 0
-        if (inp.node_status_rx_s >= 0.0 and now_s - inp.node_status_rx_s <= self.status_timeout_s
-                and isfinite(inp.supply_V)):
+        if now_s <= self.imu_stream.lossy_until_s or now_s <= self.load_stream.lossy_until_s:
+            self.warnings |= ANKLE_WARN_FRAMES_LOST
+        if inp.node_status_rx_s >= 0.0 and now_s - inp.node_status_rx_s <= self.status_timeout_s:
             status_new = inp.node_status_rx_s != self.last_status_rx_s
+            plausible = isfinite(inp.supply_V) and 0.0 <= inp.supply_V <= SUPPLY_PLAUSIBLE_MAX_V
             if status_new:
-                if inp.supply_V < self.supply_min_V:
+                self.node_flag_frames = self.node_flag_frames + 1 if inp.node_flags != 0 else 0
+                self.supply_implausible_frames = 0 if plausible else self.supply_implausible_frames + 1
+                if plausible and inp.supply_V < self.supply_min_V:
                     self.supply_low_frames += 1
                 else:
                     self.supply_low_frames = 0
                 self.last_status_rx_s = inp.node_status_rx_s
+            if self.node_flag_frames >= NODE_FRAMES or self.supply_implausible_frames >= NODE_FRAMES:
+                found |= ANKLE_FAULT_SENSOR_NODE
             if self.supply_low_frames >= SUPPLY_FRAMES:
                 found |= ANKLE_FAULT_LOW_VOLTAGE
+        else:
+            plausible = False
+        if plausible:
             if inp.supply_V < self.supply_warn_V:
                 self.warnings |= ANKLE_WARN_SUPPLY_LOW
             self.supply_scale = clamp((inp.supply_V - self.supply_min_V)
                                       / (self.supply_warn_V - self.supply_min_V), 0.0, 1.0)
         else:
+            if inp.node_status_rx_s >= 0.0 and now_s - inp.node_status_rx_s <= self.status_timeout_s:
+                self.warnings |= ANKLE_WARN_SUPPLY_IMPLAUSIBLE
             self.warnings |= ANKLE_WARN_SUPPLY_UNKNOWN
             self.supply_scale = 0.0
         self.active = found

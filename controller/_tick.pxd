@@ -1,4 +1,5 @@
 # The host's per-tick kernel (implemented in _tick.pyx); the real-time loop (_rtloop.pyx) drives it.
+from libc.stdint cimport uint32_t
 from controller._types cimport Inputs, Command
 from controller._estimator cimport Estimator
 from controller._pushoff cimport PushoffController
@@ -28,6 +29,8 @@ cdef class Tick:
     cdef public long frames_lost
     cdef int last_imu_seq
     cdef int last_load_seq
+    cdef double last_imu_seq_s      # when the frame that set last_*_seq arrived
+    cdef double last_load_seq_s
     cdef bint poison_command        # fault injection: the controller's output becomes NaN
     cdef double timing[4]           # late, read, update, write [s] of this tick (note_timing)
     cdef public long long frames_sent, send_errors, error_frames
@@ -48,4 +51,5 @@ cdef class Tick:
     cdef void _update(self, double now_s) noexcept nogil
     cdef bint at_stride_boundary(self) noexcept nogil
     cdef void publish_row(self, double* r) noexcept nogil
-    cdef void _count_gap(self, int* last, int seq) noexcept nogil
+    cdef void _count_seq(self, int* last, double* last_s, int seq, double now_s,
+                         uint32_t* frames, uint32_t* disorder, uint32_t* lost) noexcept nogil

@@ -9,6 +9,7 @@ runs the kernels without the GIL, ``command_payload`` packs the driver frame,
 ankle side here, once, with the transmission parameters.
 """
 from libc.math cimport NAN, fabs
+from libc.stdint cimport uint32_t
 from controller._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE, ANKLE_MODE_STANDBY)
 from controller._estimator cimport Estimator
 from controller._pushoff cimport PushoffController
@@ -46,6 +47,11 @@ cdef double _SOUND_TIMEOUT_S = SOUND_TIMEOUT_S
 STILL_GYRO_RAD_S = 1.0
 STILL_S = 1.0
 cdef double _STILL_GYRO_RAD_S = STILL_GYRO_RAD_S
+# Sequence bookkeeping (_count_seq): the node's IMU and load rate (hal/sensor_node.dbc, 1 kHz),
+# the most a gap may exceed it, and frames a single read may bunch.  Protocol facts, not tuning.
+cdef double _SEQ_RATE_HZ = 1000.0
+cdef double _SEQ_RATE_FACTOR = 1.5
+cdef double _SEQ_SLACK = 2.0
 
 
 cdef class Tick:
@@ -57,6 +63,7 @@ cdef class Tick:
         self.frames_lost = 0
         self.last_imu_seq = -1
         self.last_load_seq = -1
+        self.last_imu_seq_s = self.last_load_seq_s = -1.0
         self.poison_command = False
         self.frames_sent = self.send_errors = self.error_frames = 0
         self.send_failures_run = self.error_ticks_run = 0
@@ -152,6 +159,8 @@ cdef class Tick:
         self.inp.imu_seq = -1
         self.inp.load_seq = -1
         self.inp.node_flags = 0
+        self.inp.imu_frames = self.inp.imu_disorder = self.inp.imu_lost = 0
+        self.inp.load_frames = self.inp.load_disorder = self.inp.load_lost = 0
         self.inp.motor_angle_rad = 0.0
         self.inp.motor_vel_rad_s = 0.0
         self.inp.motor_torque_Nm = 0.0
@@ -173,10 +182,34 @@ cdef class Tick:
         """How long the wearer has stood still (see :data:`STILL_S`), as of the last tick [s]."""
         return self.safety.last_now_s - self.moved_s
 
-    cdef void _count_gap(self, int* last, int seq) noexcept nogil:
-        if last[0] >= 0:
-            self.frames_lost += (seq - last[0] - 1) & 0xFF
+    cdef void _count_seq(self, int* last, double* last_s, int seq, double now_s,
+                         uint32_t* frames, uint32_t* disorder, uint32_t* lost) noexcept nogil:
+        # One frame of a 1 kHz stream with an 8-bit counter.  A step of 1 is in order; a gap
+        # counts as lost only if the time since the last in-order frame can explain it (at most
+        # 1.5x the node's rate, plus 2 for frames bunched in one read).  The same seq again, a
+        # step back (within half the counter range) or a jump the time cannot explain is out of
+        # sequence: a duplicate, a late frame or a second sender, never 255 lost frames.
+        cdef int step
+        cdef double allowed
+        frames[0] += 1
+        if last[0] < 0:
+            last[0] = seq
+            last_s[0] = now_s
+            return
+        step = (seq - last[0]) & 0xFF
+        if step == 0 or step >= 128:
+            disorder[0] += 1            # behind: the stream goes on from the newest frame
+            return
+        allowed = (now_s - last_s[0]) * _SEQ_RATE_HZ * _SEQ_RATE_FACTOR + _SEQ_SLACK
+        if step - 1 > allowed:
+            disorder[0] += 1
+        else:
+            lost[0] += step - 1
+            self.frames_lost += step - 1
+        # a jump ahead still moves the stream on, so a node that restarts its counter
+        # comes back in step after one out-of-sequence frame
         last[0] = seq
+        last_s[0] = now_s
 
     def ingest(self, unsigned int can_id, const unsigned char[::1] data, double now_s):
         """Decode one received frame into the inputs.  Returns True if it was used.
@@ -217,7 +250,8 @@ cdef class Tick:
             self.inp.shank_gyro_rad_s = imu.gyro_z_rad_s - self.gyro_bias_rad_s
             self.inp.accel_x_m_s2 = imu.accel_x_m_s2
             self.inp.accel_y_m_s2 = imu.accel_y_m_s2
-            self._count_gap(&self.last_imu_seq, imu.seq)
+            self._count_seq(&self.last_imu_seq, &self.last_imu_seq_s, imu.seq, now_s,
+                            &self.inp.imu_frames, &self.inp.imu_disorder, &self.inp.imu_lost)
             self.inp.imu_seq = imu.seq
             self.inp.imu_rx_s = now_s
             return True
@@ -226,7 +260,8 @@ cdef class Tick:
                 return False
             self.inp.load_N = load.load_N - self.load_offset_N
             self.inp.ankle_angle_rad = load.ankle_angle_rad - self.ankle_zero_rad
-            self._count_gap(&self.last_load_seq, load.seq)
+            self._count_seq(&self.last_load_seq, &self.last_load_seq_s, load.seq, now_s,
+                            &self.inp.load_frames, &self.inp.load_disorder, &self.inp.load_lost)
             self.inp.load_seq = load.seq
             self.inp.load_rx_s = now_s
             return True

@@ -23,6 +23,8 @@ cdef extern from *:
     #define ANKLE_FAULT_OVERRUN         (1u << 8)   /* ticks late 3 times running, or one gap > 5 ms */
     #define ANKLE_FAULT_LOW_VOLTAGE     (1u << 9)   /* supply below safety.supply_min_V */
     #define ANKLE_FAULT_PARAMS          (1u << 10)  /* parameter file corrupt at boot: powered mode refused */
+    #define ANKLE_FAULT_SENSOR_NODE     (1u << 11)  /* node status flags set, or an impossible supply reading,
+                                                       2 status frames running: no reading of that node is trusted */
     /* Faults that only take powered push-off away (the impedance law goes on, events from the
        other sensor); every other fault puts the ankle in the safe state. */
     #define ANKLE_FAULTS_DEGRADING (ANKLE_FAULT_IMU | ANKLE_FAULT_LOAD)
@@ -32,6 +34,8 @@ cdef extern from *:
     #define ANKLE_WARN_THERMAL_ALERT   (1u << 1)   /* winding above thermal.alert_degC */
     #define ANKLE_WARN_SUPPLY_LOW      (1u << 2)   /* supply below safety.supply_warn_V: push-off scaled down */
     #define ANKLE_WARN_SUPPLY_UNKNOWN  (1u << 3)   /* no supply reading: no push-off */
+    #define ANKLE_WARN_SUPPLY_IMPLAUSIBLE (1u << 4) /* supply reading the hardware cannot see: counts as unknown */
+    #define ANKLE_WARN_FRAMES_LOST     (1u << 5)   /* an IMU or load stream lost over 25 % of its frames in 20 ms */
 
     /* Where the estimator's phase comes from (GaitState.source). */
     #define GAIT_SOURCE_NONE  0   /* not walking */
@@ -56,11 +60,14 @@ cdef extern from *:
     uint32_t ANKLE_FAULT_OVERRUN
     uint32_t ANKLE_FAULT_LOW_VOLTAGE
     uint32_t ANKLE_FAULT_PARAMS
+    uint32_t ANKLE_FAULT_SENSOR_NODE
     uint32_t ANKLE_FAULTS_DEGRADING
     uint32_t ANKLE_WARN_THERMAL_DERATE
     uint32_t ANKLE_WARN_THERMAL_ALERT
     uint32_t ANKLE_WARN_SUPPLY_LOW
     uint32_t ANKLE_WARN_SUPPLY_UNKNOWN
+    uint32_t ANKLE_WARN_SUPPLY_IMPLAUSIBLE
+    uint32_t ANKLE_WARN_FRAMES_LOST
     int GAIT_SOURCE_NONE
     int GAIT_SOURCE_SHANK
     int GAIT_SOURCE_TIME
@@ -85,6 +92,15 @@ ctypedef struct Inputs:
     int32_t imu_seq
     int32_t load_seq
     int32_t node_flags
+    # Stream bookkeeping of the tick (cumulative, wrapping): frames accepted, frames out of
+    # sequence (same seq as the last, a step back, or a jump ahead the time since cannot
+    # explain), frames really lost (gaps the time since does explain).
+    uint32_t imu_frames
+    uint32_t imu_disorder
+    uint32_t imu_lost
+    uint32_t load_frames
+    uint32_t load_disorder
+    uint32_t load_lost
     # Motor driver reply, converted to the ankle side of the transmission.
     double motor_angle_rad       # ankle angle from the motor encoder, + dorsiflexion
     double motor_vel_rad_s

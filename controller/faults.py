@@ -9,8 +9,10 @@ __all__ = ["FAULT_BITS", "WARNING_BITS", "DEGRADING", "MODES", "GAIT_SOURCES", "
 FAULT_BITS = {
     1 << 0: ("motor_stale", "driver replies missing or late (about 3 missed), or commands failing to send"),
     1 << 1: ("driver_error", "the driver reported an error code"),
-    1 << 2: ("imu", "shank IMU lost, stuck, out of range or NaN"),
-    1 << 3: ("load", "load cell lost, saturated, loaded in swing or NaN"),
+    1 << 2: ("imu", "shank IMU lost, stuck, out of range, NaN, or frames too many (> 30 in 20 ms: a "
+                    "second sender) or out of sequence (> 2 in 20 ms: duplicated, reordered)"),
+    1 << 3: ("load", "load cell lost, saturated, loaded in swing, NaN, or frames too many (> 30 in "
+                     "20 ms: a second sender) or out of sequence (> 2 in 20 ms)"),
     1 << 4: ("nonfinite_input", "NaN or Inf in a driver value"),
     1 << 5: ("nonfinite_command", "the controller produced NaN or Inf"),
     1 << 6: ("over_temperature", "motor winding (model), I^2 t or driver temperature at thermal.limit_degC"),
@@ -18,6 +20,9 @@ FAULT_BITS = {
     1 << 8: ("overrun", "control ticks late 3 times running, or one gap above safety.overrun_gap_s"),
     1 << 9: ("low_voltage", "supply below safety.supply_min_V"),
     1 << 10: ("params", "parameter file corrupt at boot: running on a backup or defaults, powered mode refused"),
+    1 << 11: ("sensor_node", "the sensor node reports its own fault (status flags non-zero) or a supply "
+                             "it cannot see (outside 0..60 V), 2 status frames running: none of its "
+                             "readings is trusted"),
 }
 
 #: Faults that only take powered push-off away (mode passive); all others give the safe state.
@@ -29,6 +34,8 @@ WARNING_BITS = {
     1 << 1: ("thermal_alert", "motor winding above thermal.alert_degC"),
     1 << 2: ("supply_low", "supply below safety.supply_warn_V: push-off scaled down"),
     1 << 3: ("supply_unknown", "no supply reading from the sensor node: no push-off"),
+    1 << 4: ("supply_implausible", "the supply reading is outside 0..60 V: counts as unknown, no push-off"),
+    1 << 5: ("frames_lost", "an IMU or load stream lost over 25 % of its frames in 20 ms"),
 }
 
 #: mode value -> name (ANKLE_MODE_*).

@@ -40,7 +40,8 @@ from typing import Callable, Collection, Dict, Iterator, List, Optional, Sequenc
 import can
 
 from hal import _mit
-from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
+from hal._sensor_frames import (IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID, _encode_imu_py,
+                                _encode_load_py)
 from sim import plant as _plant
 from sim.faults import DEVICE_KINDS, Injection, resolved_value
 from sim.plant import AnklePlant
@@ -92,6 +93,8 @@ class SimAnkle:
         self.frames_in = 0
         self.frames_out = 0
         self.frames_lost = 0          # host frames dropped by comms_loss
+        self._spoof_sent: Dict[Injection, int] = {}   # frames each spoofer has sent so far
+        self._held: Dict[int, bytes] = {}              # reorder_frames: the frame sent after the next
 
     # ------------------------------------------------------------------ walking
     def begin_walking(self, t_s: float) -> None:
@@ -199,18 +202,60 @@ class SimAnkle:
         # same as in a run without the fault
         imu_dlc = self.plant.imu_payload(self._buf)
         if "imu_loss" not in active_kinds:
-            self._send(IMU_ID, imu_dlc)
+            self._send_sensor(IMU_ID, imu_dlc, active_kinds)
         load_dlc = self.plant.load_payload(self._buf)
         if "load_loss" not in active_kinds:
-            self._send(LOAD_ID, load_dlc)
+            self._send_sensor(LOAD_ID, load_dlc, active_kinds)
+        self._spoof(active, now_s)
         if now_s >= self._next_status_s:
-            self._send(STATUS_ID, self.plant.status_payload(self._buf))
+            dlc = self.plant.status_payload(self._buf)
+            inj = self._latest(active, ("node_status_flags",))
+            if inj is not None:
+                self._buf[1] = int(resolved_value(inj))
+            inj = self._latest(active, ("supply_reading",))
+            if inj is not None:
+                raw = min(65535, int(round(resolved_value(inj) / 0.01)))
+                self._buf[2:4] = raw.to_bytes(2, "little")
+            self._send(STATUS_ID, dlc)
             self._next_status_s += self.status_period_s
         # on the 2 ms grid (counted, so no rounding drift; a 1 ms step sends every other one)
         if self.sound_node and now_s >= self._sound_frames * SOUND_PERIOD_S - 1e-9:
             self._send(SOUND_ID, self.plant.sound_payload(self._buf))
             self._sound_frames = int(math.floor(now_s / SOUND_PERIOD_S + 1e-6)) + 1
         return new_stride
+
+    def _send_sensor(self, can_id: int, dlc: int, active_kinds: Collection[str]) -> None:
+        """One IMU or load frame from ``self._buf``, as the frame-level injections have it."""
+        if "reorder_frames" in active_kinds:
+            held = self._held.pop(can_id, None)
+            if held is None:                    # keep this one; it goes out after the next
+                self._held[can_id] = bytes(self._buf[:dlc])
+                return
+            self._send(can_id, dlc)
+            self._buf[:len(held)] = held
+            self._send(can_id, len(held))
+            return
+        self._send(can_id, dlc)
+        if "duplicate_frames" in active_kinds:
+            self._send(can_id, dlc)
+
+    def _spoof(self, active: List[Injection], now_s: float) -> None:
+        """The frames of every active spoofer due by ``now_s`` (``value`` Hz since its ``t_s``)."""
+        for inj in active:
+            if inj.kind not in ("spoof_imu", "spoof_load"):
+                continue
+            due = int(math.floor((now_s - inj.t_s) * resolved_value(inj) + 1e-9)) + 1
+            sent = self._spoof_sent.get(inj, 0)
+            for k in range(sent, due):
+                if inj.kind == "spoof_imu":     # a still shank, upright
+                    data = _encode_imu_py(0.01 * math.sin(k), 0.0, 9.81, k & 0xFF, 0)
+                    can_id = IMU_ID
+                else:                           # an unloaded foot at neutral
+                    data = _encode_load_py(5.0 + math.sin(k), 0.0, k & 0xFF, 0)
+                    can_id = LOAD_ID
+                self.bus.send(can.Message(arbitration_id=can_id, data=data, is_extended_id=False))
+                self.frames_out += 1
+            self._spoof_sent[inj] = max(sent, due)
 
     # ------------------------------------------------------------------ real time (set-up)
     def answer(self, timeout_s: float) -> bool:

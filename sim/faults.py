@@ -51,6 +51,16 @@ KINDS: Dict[str, Tuple[str, float]] = {
     "loop_overrun": ("the host ticks only every `value`-th period (integer >= 2)", 2.0),
     "low_voltage": ("the supply is `value` V (nominal 24): in the status frame, and driver "
                     "error 4 below the plant's driver_undervoltage_V", 18.0),
+    "spoof_imu": ("a second sender puts plausible IMU frames (a still shank) on the bus at `value` "
+                  "Hz with its own sequence counter", 2000.0),
+    "spoof_load": ("a second sender puts plausible load frames (an unloaded foot) on the bus at "
+                   "`value` Hz with its own sequence counter", 2000.0),
+    "duplicate_frames": ("every IMU and load frame is sent twice (no value)", _NO_VALUE),
+    "reorder_frames": ("IMU and load frames go out in swapped pairs: each one after its successor "
+                       "(no value)", _NO_VALUE),
+    "node_status_flags": ("the status frame carries flags `value` (integer 1..255)", 255.0),
+    "supply_reading": ("the status frame reports a supply of `value` V (0..655.35, the field's "
+                       "range); the real supply is unchanged", 655.35),
     "nonfinite_command": ("the controller's command is poisoned with NaN (no value)", _NO_VALUE),
 }
 
@@ -70,6 +80,10 @@ _VALUE_RULES: Dict[str, Tuple[Callable[[float], bool], str]] = {
     "winding_heat": (lambda v: v >= 0.0, ">= 0 W"),
     "loop_overrun": (_integer_in(2, math.inf), "an integer >= 2 (ticks every value-th period)"),
     "low_voltage": (lambda v: v >= 0.0, ">= 0 V"),
+    "spoof_imu": (lambda v: 1.0 <= v <= 20000.0, "1..20000 Hz"),
+    "spoof_load": (lambda v: 1.0 <= v <= 20000.0, "1..20000 Hz"),
+    "node_status_flags": (_integer_in(1, 255), "an integer 1..255 (0 would be no flag)"),
+    "supply_reading": (lambda v: 0.0 <= v <= 655.35, "0..655.35 V (the status field's range)"),
 }
 
 

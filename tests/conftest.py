@@ -3,7 +3,8 @@ def inputs(**over):
     """An Inputs record with fresh, plausible values at t = 1.0 s (fields overridable)."""
     d = dict(shank_gyro_rad_s=0.0, accel_x_m_s2=0.0, accel_y_m_s2=9.8, load_N=700.0,
              ankle_angle_rad=0.0, supply_V=24.0, imu_rx_s=1.0, load_rx_s=1.0, node_status_rx_s=1.0,
-             imu_seq=0, load_seq=0, node_flags=0, motor_angle_rad=0.0, motor_vel_rad_s=0.0,
+             imu_seq=0, load_seq=0, node_flags=0, imu_frames=0, imu_disorder=0, imu_lost=0,
+             load_frames=0, load_disorder=0, load_lost=0, motor_angle_rad=0.0, motor_vel_rad_s=0.0,
              motor_torque_Nm=0.0, motor_temp_C=30.0, motor_error=0, motor_rx_s=1.0,
              send_failures=0, bus_error_ticks=0, imu_valid=1, load_valid=1)
     d.update(over)

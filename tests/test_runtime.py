@@ -74,6 +74,8 @@ def _heated_tick():
         tick.set_inputs(dict(shank_gyro_rad_s=0.0, accel_x_m_s2=0.0, accel_y_m_s2=9.81, load_N=0.0,
                              ankle_angle_rad=0.0, supply_V=24.0, imu_rx_s=t, load_rx_s=t,
                              node_status_rx_s=t, imu_seq=k & 0xFF, load_seq=k & 0xFF, node_flags=0,
+                             imu_frames=k, imu_disorder=0, imu_lost=0, load_frames=k,
+                             load_disorder=0, load_lost=0,
                              motor_angle_rad=0.0, motor_vel_rad_s=0.0, motor_torque_Nm=0.0,
                              motor_temp_C=70.0, motor_error=0, motor_rx_s=t, send_failures=0,
                              bus_error_ticks=0, imu_valid=1, load_valid=1))

@@ -109,13 +109,15 @@ def test_kinds_are_the_catalogue_and_split_between_host_and_devices():
     assert set(KINDS) == {
         "comms_loss", "stale_replies", "driver_error", "over_temperature", "encoder_jump",
         "encoder_stuck", "imu_loss", "imu_stuck", "imu_range", "load_loss", "load_stuck",
-        "load_saturation", "host_hang", "loop_overrun", "low_voltage", "nonfinite_command", "winding_heat"}
+        "load_saturation", "host_hang", "loop_overrun", "low_voltage", "nonfinite_command", "winding_heat",
+        "spoof_imu", "spoof_load", "duplicate_frames", "reorder_frames", "node_status_flags", "supply_reading"}
     assert HOST_KINDS == {"host_hang", "loop_overrun", "nonfinite_command"}
     assert DEVICE_KINDS == set(KINDS) - HOST_KINDS
     defaults = {k: v for k, (_, v) in KINDS.items() if not math.isnan(v)}
     assert defaults == {"driver_error": 2.0, "over_temperature": 100.0, "winding_heat": 300.0, "encoder_jump": 0.3,
                         "imu_range": 40.0, "load_stuck": 800.0, "load_saturation": 20000.0,
-                        "loop_overrun": 2.0, "low_voltage": 18.0}
+                        "loop_overrun": 2.0, "low_voltage": 18.0, "spoof_imu": 2000.0, "spoof_load": 2000.0,
+                        "node_status_flags": 255.0, "supply_reading": 655.35}
     assert resolved_value(Injection("imu_range", 1.0)) == 40.0
     assert resolved_value(Injection("imu_range", 1.0, value=-3.0)) == -3.0
     assert math.isnan(resolved_value(Injection("imu_loss", 1.0)))
@@ -154,7 +156,10 @@ def _valid(kind, t_s, duration_s, value) -> bool:
     return {"driver_error": value == int(value) and 1 <= value <= 255,
             "loop_overrun": value == int(value) and value >= 2,
             "over_temperature": value >= 0, "winding_heat": value >= 0,
-            "low_voltage": value >= 0}.get(kind, True)
+            "low_voltage": value >= 0,
+            "spoof_imu": 1 <= value <= 20000, "spoof_load": 1 <= value <= 20000,
+            "node_status_flags": value == int(value) and 1 <= value <= 255,
+            "supply_reading": 0 <= value <= 655.35}.get(kind, True)
 
 
 @settings(max_examples=400, deadline=None)
