@@ -231,6 +231,12 @@ def test_the_driver_watchdog_after_a_host_hang_keeps_the_torque_limit():
     assert c.run_walk(walk)["violations"] == []
 
 
+def test_the_safe_state_spring_keeps_a_derated_limit_between_ticks():
+    # found by the campaign (seed 18): the driver runs its spring on the angle of the moment, which
+    # moves on from the one the command was computed with: -62.0 N*m against a 61.0 N*m limit
+    assert c.run_walk(c.plan_walk(18))["violations"] == []
+
+
 @pytest.mark.attack
 def test_a_short_campaign_breaks_no_invariant():
     result = c.campaign(seed=0, walks=12)
