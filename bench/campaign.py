@@ -630,8 +630,17 @@ def check_watchdog(faults: Sequence[Injection], watchdog_trip_s: float, watchdog
     if not long:
         return []
     hang = long[-1]
-    later = [f.t_s for f in faults if f.kind in ("comms_loss", "host_hang") and f.t_s > hang.t_s]
-    if hang.t_s <= watchdog_trip_s <= hang.t_s + watchdog_s + 0.005:
+    silencing = [f for f in faults if f.kind in ("comms_loss", "host_hang")]
+    later = [f.t_s for f in silencing if f.t_s > hang.t_s]
+    # a hang that begins while the driver already hears nothing (an earlier hang or comms loss still
+    # acting) sends no command in between: the watchdog trips once, from the start of that silence
+    start = hang.t_s
+    while True:
+        earlier = [f.t_s for f in silencing if f.t_s < start < f.end_s]
+        if not earlier:
+            break
+        start = min(earlier)
+    if start <= watchdog_trip_s <= start + watchdog_s + 0.005:
         return []
     if later and watchdog_trip_s >= min(later):
         return []
