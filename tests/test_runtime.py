@@ -7,6 +7,7 @@ watchdog and by the overrun check, bad configuration refused with the field name
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -440,15 +441,15 @@ def test_ankle_run_stops_on_sigterm_and_switches_the_driver_off(tmp_path):
         served.stop()
 
 
-def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
+@contextlib.contextmanager
+def _board_console(tmp_path, state, result):
+    """`ankle run` with its console on a real pty (the board's UART, seen from the laptop) and
+    the simulated devices served; yields (terminal, console line).  On leaving: SIGTERM, and
+    ``result`` gets the process's stdout, stderr and exit code once everything is stopped."""
     from conftest import Terminal
     from controller.console_session import FdPort
-    master, slave = os.openpty()                        # the board's UART, seen from the laptop
+    master, slave = os.openpty()
     port_path = os.ttyname(slave)
-    state = tmp_path / "state"
-    pin = subprocess.run(CLI + ["pin", "set", "--state-dir", str(state)], input="97531\n", cwd=ROOT,
-                         capture_output=True, text=True)
-    assert pin.returncode == 0 and (state / "pin").stat().st_mode & 0o077 == 0, pin.stderr
     served = _Served()
     try:
         cfg = served.config(tmp_path, f"""
@@ -461,25 +462,38 @@ def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
         proc = subprocess.Popen(CLI + ["run", "--config", str(cfg), "--duration", "60"], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
+            said = ""
             for line in proc.stdout:
                 if line.startswith("console: "):
-                    assert port_path in line, line
+                    said = line
                     break
             term = Terminal(FdPort(master))
             term.send(b"\r")
-            assert term.cmd("login 97531").startswith("prosthetist")
-            assert "takes effect" in term.cmd("set swing.target_rad 0.06")
-            assert "saved to" in term.cmd("save")
-            assert "battery" in term.cmd("status")
+            yield term, said, port_path
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        assert "driver switched off" in out
+            result.update(out=said + out, err=err, code=proc.returncode)
     finally:
         served.stop()
         os.close(master)
         os.close(slave)
+
+
+def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
+    state = tmp_path / "state"
+    pin = subprocess.run(CLI + ["pin", "set", "--state-dir", str(state)], input="97531\n", cwd=ROOT,
+                         capture_output=True, text=True)
+    assert pin.returncode == 0 and (state / "pin").stat().st_mode & 0o077 == 0, pin.stderr
+    result = {}
+    with _board_console(tmp_path, state, result) as (term, said, port_path):
+        assert port_path in said, said
+        assert term.cmd("login 97531").startswith("prosthetist")
+        assert "takes effect" in term.cmd("set swing.target_rad 0.06")
+        assert "saved to" in term.cmd("save")
+        assert "battery" in term.cmd("status")
+    assert result["code"] == 0, result["err"]
+    assert "driver switched off" in result["out"]
     from controller import paramstore
     from controller.audit import read as read_audit
     assert paramstore.load(tmp_path / "ankle.params").params["swing.target_rad"] == 0.06
@@ -488,45 +502,20 @@ def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
 
 def test_ankle_run_with_a_damaged_audit_log_starts_its_console_on_a_new_log(tmp_path):
     """A garbage audit.log (issue 14, item 3) used to stop `ankle run` before the loop started."""
-    from conftest import Terminal
     from controller.access import PinFile
     from controller.audit import read as read_audit
-    from controller.console_session import FdPort
-    master, slave = os.openpty()
-    port_path = os.ttyname(slave)
     state = tmp_path / "state"
     state.mkdir()
     PinFile(state / "pin").set("97531")
     damaged = b"\x00\x01 not an audit log\n" * 100
     (state / "audit.log").write_bytes(damaged)
-    served = _Served()
-    try:
-        cfg = served.config(tmp_path, f"""
-            [params]
-            file = "{tmp_path / 'ankle.params'}"
-            [console]
-            port = "{port_path}"
-            state_directory = "{state}"
-        """)
-        proc = subprocess.Popen(CLI + ["run", "--config", str(cfg), "--duration", "60"], cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            for line in proc.stdout:
-                if line.startswith("console: "):
-                    break
-            term = Terminal(FdPort(master))
-            term.send(b"\r")
-            assert term.cmd("login 97531").startswith("prosthetist")
-            assert "battery" in term.cmd("status")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        assert "driver switched off" in out
-    finally:
-        served.stop()
-        os.close(master)
-        os.close(slave)
+    result = {}
+    with _board_console(tmp_path, state, result) as (term, _, _port):
+        assert term.cmd("login 97531").startswith("prosthetist")
+        assert "battery" in term.cmd("status")
+    assert result["code"] == 0, result["err"]
+    out = result["out"]
+    assert "driver switched off" in out
     assert "console: audit log: audit.log was damaged" in out, out
     kept = sorted(state.glob("audit.log.damaged-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == damaged
