@@ -100,6 +100,31 @@ class Terminal:
         return CONSOLE_PROMPT.sub(b"", body.encode()).decode().strip()
 
 
+def finish(proc, timeout_s: float):
+    """(the rest of ``proc``'s stdout, its stderr) once it has exited; kills it after ``timeout_s``.
+
+    Use this, not ``communicate``, once a test has read lines from ``proc.stdout``: communicate
+    reads the pipes' descriptors directly, so lines the file object had already buffered
+    (two lines that arrived in one read) were silently lost: the flake of CI stop 20."""
+    import subprocess
+    import threading
+    got = {}
+    def read(name, stream):
+        got[name] = stream.read() if stream is not None else ""
+    readers = [threading.Thread(target=read, args=item, daemon=True)
+               for item in (("out", proc.stdout), ("err", proc.stderr))]
+    for r in readers:
+        r.start()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for r in readers:
+        r.join()
+    return got["out"], got["err"]
+
+
 @contextlib.contextmanager
 def sim_console(state, pin, *args: str):
     """``ankle sim --console`` (real time implied) in ``state`` (extra ``args``: scenario, duration, ...):

@@ -23,6 +23,7 @@ import can
 import numpy as np
 import pytest
 
+from conftest import finish
 from controller._tick import TELEMETRY_COLUMNS
 from controller.faults import fault_bit
 from controller.loop import build_tick
@@ -375,7 +376,7 @@ class _Served:
 
     def stop(self):
         self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=30)
+        out, err = finish(self.proc, 30)
         return self.proc.returncode, out, err
 
 
@@ -434,7 +435,7 @@ def test_ankle_run_stops_on_sigterm_and_switches_the_driver_off(tmp_path):
             if line.startswith("t "):
                 break
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        out, err = finish(proc, 60)
         assert proc.returncode == 0, err
         assert "driver switched off" in out, "".join(lines) + out
     finally:
@@ -472,7 +473,7 @@ def _board_console(tmp_path, state, result):
             yield term, said, port_path
         finally:
             proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=60)
+            out, err = finish(proc, 60)
             result.update(out=said + out, err=err, code=proc.returncode)
     finally:
         served.stop()
@@ -643,7 +644,7 @@ def test_ankle_run_says_the_bus_is_lost_and_stops_cleanly_on_sigterm(tmp_path):
         assert lost is not None, "".join(lines) + proc.stderr.read()
         assert "motor_stale" in lost and "supply" not in lost and "torque" not in lost, lost
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        out, err = finish(proc, 60)
         assert "while the supervisor waited" not in err, err
         assert "error" not in err, err
         stopped = [l for l in out.splitlines() if l.startswith("stopped:")]
@@ -653,7 +654,7 @@ def test_ankle_run_says_the_bus_is_lost_and_stops_cleanly_on_sigterm(tmp_path):
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            finish(proc, 30)
         if served.proc.poll() is None:
             served.stop()
 
@@ -667,7 +668,7 @@ def test_serve_walks_until_stopped_unless_given_a_duration():
         assert "serving the simulated ankle" in line and "until stopped" in line, line
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = finish(proc, 30)
     assert proc.returncode == 0, err
     assert "stopped:" in out
 
@@ -678,3 +679,14 @@ def test_status_line_says_when_the_machine_does_not_keep_time():
     stats = {"ticks": 1000, "missed": 40, "max_late_ns": 3_000_000}
     assert "not keeping time: 40 deadlines missed" in status_line(row, stats, 40)
     assert "not keeping time" not in status_line(row, stats, 0)
+
+
+def test_finish_keeps_the_lines_already_buffered_by_reading_stdout():
+    """CI stop 20: two lines arriving in one read, the first taken by iterating stdout, the
+    second lost by communicate() (which reads the descriptor, not the file object)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; print('first\\nsecond', flush=True); "    # one write
+                             "time.sleep(0.3); print('third')"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "first\n"
+    out, err = finish(proc, 30)
+    assert out == "second\nthird\n" and err == ""
