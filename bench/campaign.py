@@ -5,7 +5,7 @@ scenario, a length, a start temperature, several faults of the catalogue (every 
 ``sim.faults.KINDS``, whatever it holds, at random times, for random durations, with random
 values) and a few console edits, some of them hostile.  The walk runs on the full stack in
 lock-step (:func:`sim.harness.run`, real CAN frames); the console edits go through the real
-console (``controller.console.Console``) with a real PIN file and a real audit log in a
+console (``controller.console.commands.Console``) with a real PIN file and a real audit log in a
 temporary folder.  Then every tick is checked against what a wearer relies on (:data:`INVARIANTS`):
 
 - ``torque_limit``: the commanded torque never beyond the limit in force (``torque_limit_Nm``,
@@ -43,9 +43,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from bench._common import emit, parser
-from controller.faults import DEGRADING, fault_bit
-from controller.loop import TELEMETRY_COLUMNS
-from controller.params import REGISTRY, ParamSet
+from controller.kernels.faults import DEGRADING, fault_bit
+from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.params.registry import REGISTRY, ParamSet
 from sim import harness, scenarios
 from sim.faults import KINDS, Injection, resolved_value
 from sim.plant import DEFAULTS as PLANT_DEFAULTS
@@ -72,7 +72,7 @@ class Bound:
     """What the catalogue asks after an injection of one kind.
 
     ``response``: "safe" (the safe mode by the bound) or "no_pushoff" (push-off share 0 and the
-    mode passive or safe by the bound; the sensor faults, controller.faults.DEGRADING).
+    mode passive or safe by the bound; the sensor faults, controller.kernels.faults.DEGRADING).
     ``bound_s(params, inj)`` [s] from ``t_s`` (or from the end, ``from_end``); None when the
     injection need not give a response (too short, a value the detection rightly ignores).
     ``walking``: the bound holds only if the wearer truly walks through it (detection needs
@@ -99,7 +99,7 @@ def _lasting(need_s: Callable[[ParamSet, Injection], float], extra_s=lambda p, i
 
 
 def _ramp(p: ParamSet, inj: Injection) -> float:
-    # the push-off share ramps out over safety.ramp_s once the mode is passive (controller/_safety.pyx)
+    # the push-off share ramps out over safety.ramp_s once the mode is passive (controller/kernels/_safety.pyx)
     return p["safety.ramp_s"] + _ticks(p, 1)
 
 
@@ -307,7 +307,7 @@ def plan_walk(seed: int) -> Walk:
 
 # ---------------------------------------------------------------------------------------- console
 class _LockstepBackend:
-    """The console's view of the lock-step tick (controller.console.Backend): a set sent is taken at
+    """The console's view of the lock-step tick (controller.console.commands.Backend): a set sent is taken at
     the next stride boundary, as the runtime does, but whole (the runtime ramps live changes over 3
     strides); one that is not live only while the wearer stands (the tick refuses it otherwise)."""
 
@@ -324,12 +324,12 @@ class _LockstepBackend:
         return self.tick.params              # the set in force, as the runtime's backend shows it
 
     def check(self, params: ParamSet) -> None:
-        from controller.params import ParamError
+        from controller.params.registry import ParamError
         if params["actuator.max_torque_Nm"] > self._t_max_Nm:
             raise ParamError(f"actuator.max_torque_Nm beyond the driver's t_max {self._t_max_Nm:g} N*m")
 
     def send(self, params: ParamSet) -> Tuple[str, str]:
-        """As controller.console_session.RuntimeBackend.send: taken now at a stride boundary
+        """As controller.console.session.RuntimeBackend.send: taken now at a stride boundary
         (accepted or refused), else pending until the next one; a second edit waits for the first."""
         if self.pending is not None:
             return "refused", "the controller has not yet taken the change sent before this one"
@@ -340,7 +340,7 @@ class _LockstepBackend:
         return ("refused", why) if why else ("accepted", "")
 
     def moving(self) -> bool:
-        from controller._tick import STILL_S
+        from controller.kernels._tick import STILL_S
         return self.tick.still_for_s() < STILL_S
 
     def latest(self):
@@ -386,9 +386,9 @@ class CampaignConsole:
         self.audit_path = self.state_dir / "audit.log"
 
     def bind(self, tick, telemetry: np.ndarray, params: ParamSet) -> None:
-        from controller.access import Access, PinFile
-        from controller.audit import AuditLog
-        from controller.console import Console
+        from controller.console.access import Access, PinFile
+        from controller.console.audit import AuditLog
+        from controller.console.commands import Console
         self.tick = tick
         self._in_force = tick.params
         pins = PinFile(self.state_dir / "pin")
@@ -675,7 +675,7 @@ def check_walk(walk: Walk, run, console: Optional[CampaignConsole] = None,
     out += check_overrun(tel, params)
     out += check_watchdog(walk.faults, run.watchdog_trip_s, PLANT_DEFAULTS["watchdog_s"], run.sim_seconds)
     if console is not None:
-        from controller import audit
+        from controller.console import audit
         out += check_audit(console.changes, audit.read(console.audit_path))
     return out
 

@@ -13,9 +13,9 @@ import struct
 import numpy as np
 
 from bench._common import emit, parser, per_call_ns
-from controller.loop import build_tick
-from controller.params import ParamSet
-from controller._estimator import Estimator
+from controller.runtime.loop import build_tick
+from controller.params.registry import ParamSet
+from controller.kernels._estimator import Estimator
 from hal import _mit, _sensor_frames
 from hal.ak import mit_range
 from sim.traces import walking_trace

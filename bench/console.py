@@ -49,7 +49,7 @@ import numpy as np
 import serial
 
 from bench._common import emit, parser
-from controller.params import REGISTRY
+from controller.params.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN = "2468"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from bench._common import emit, parser
-from controller.faults import fault_bit
+from controller.kernels.faults import fault_bit
 from sim import evaluation, harness
 from sim.faults import Injection
 
@@ -28,7 +28,7 @@ class Case:
 
     label: str
     kind: str
-    fault: str                      # fault name expected to latch (controller.faults.FAULT_BITS)
+    fault: str                      # fault name expected to latch (controller.kernels.faults.FAULT_BITS)
     mode: str                       # mode expected afterwards: "safe" or "passive"
     bound_s: float                  # detection bound (catalogue)
     value: float = float("nan")

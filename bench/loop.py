@@ -32,9 +32,9 @@ import time
 import numpy as np
 
 from bench._common import emit, parser
-from controller._tick import TELEMETRY_COLUMNS
-from controller.params import ParamSet
-from controller.runtime import RealtimeSpec
+from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.params.registry import ParamSet
+from controller.runtime.process import RealtimeSpec
 
 COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 CONFIGS = ("idle", "hog", "console")
@@ -139,7 +139,7 @@ def run_config(name: str, seconds: float, rate_Hz: float, spin_us: float, io: st
         if hog is not None:
             hog.halt.set()
             hog.join()
-    from controller.faults import fault_names
+    from controller.kernels.faults import fault_names
     from sim.realtime import timing_figures
     tel = result.telemetry
     faults = int(np.bitwise_or.reduce(tel[:, COL["faults"]].astype(np.int64))) if len(tel) else 0

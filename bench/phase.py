@@ -30,10 +30,10 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from bench._common import emit, parser
-from controller.loop import TELEMETRY_COLUMNS
-from controller.csvlog import atomic_write_text, rows_to_csv
-from controller.params import ParamSet
-from controller.replay import estimate, replay_file
+from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.records.csvlog import atomic_write_text, rows_to_csv
+from controller.params.registry import ParamSet
+from controller.records.replay import estimate, replay_file
 from sim import evaluation, harness
 from sim.reference import read_commented_csv
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from bench._common import emit, parser
-from controller.params import ParamSet
+from controller.params.registry import ParamSet
 from sim import evaluation, harness
 
 #: speed m/s -> (peak ankle power W/kg able-bodied, net stance work J/kg able-bodied, BiOM)

@@ -2,7 +2,7 @@
 
 The asymmetric simulated wearer (``sim/asymmetry.py``: a passive foot gives a stance-time
 symmetry index of -10 %; push-off work received shortens the gap, with a lag of a few strides)
-walks on the full stack in lock-step.  :class:`controller.symmetry.StrideAnalyzer` runs over the
+walks on the full stack in lock-step.  :class:`controller.symmetry.strides.StrideAnalyzer` runs over the
 telemetry as it would on the device, and each of its strides is matched to the true stride.
 
 - ``accuracy``: the error of the per-stride stance-time and step-time symmetry index against the
@@ -22,8 +22,8 @@ from typing import Dict, List
 import numpy as np
 
 from bench._common import emit, parser
-from controller.params import ParamSet
-from controller.symmetry import StrideAnalyzer
+from controller.params.registry import ParamSet
+from controller.symmetry.strides import StrideAnalyzer
 from sim import harness
 from sim.asymmetry import AsymmetryModel
 from sim.supervisor import SymmetrySupervisor

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from controller.cliio import InputFileError, OutputTarget, describe_os_error, figure_format, json_text
-from controller.params import REGISTRY, ParamError, groups, markdown_reference
+from controller.params.registry import REGISTRY, ParamError, groups, markdown_reference
 from sim.faults import KINDS as FAULT_KINDS
 
 __all__ = ["main"]
@@ -76,7 +76,7 @@ def _figure_format(target: OutputTarget, option: str) -> str:
 
 
 def _pin(text: str) -> str:
-    from controller.access import PinError, check_pin
+    from controller.console.access import PinError, check_pin
     try:
         return check_pin(text)
     except PinError as e:
@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=_bounded(int, 0, 2**31 - 1, ""), default=0, metavar="N",
                    help="random seed for noise and stride variability (default 0)")
     s.add_argument("--params", type=Path, metavar="FILE",
-                   help="parameter file (controller.paramstore; a corrupt file falls back to its backup "
+                   help="parameter file (controller.params.store; a corrupt file falls back to its backup "
                         "or the defaults and refuses powered mode)")
     s.add_argument("--inject", type=_injection, action="append", default=[], metavar="KIND@T[:VALUE]",
                    help="inject a fault at T s (repeatable), e.g. imu_loss@10 or low_voltage@8:20; "
@@ -270,8 +270,8 @@ def _cmd_sim(args) -> int:
         if saved.exists() or saved.with_name(saved.name + ".bak").exists():
             args.params = saved
     if args.params is not None:
-        from controller import paramstore
-        from controller.faults import fault_bit
+        from controller.params import store as paramstore
+        from controller.kernels.faults import fault_bit
         loaded = paramstore.load(args.params)
         params, param_problems = loaded.params, loaded.problems
         if loaded.corrupt:
@@ -334,7 +334,7 @@ def _asymmetry(args):
 
 def _symmetry_summary(run) -> dict:
     """Stance-time symmetry of the run: as the controller measured it, and the simulator's truth."""
-    from controller.symmetry import StrideAnalyzer
+    from controller.symmetry.strides import StrideAnalyzer
     strides = StrideAnalyzer(run.params["wearer.mass_kg"]).feed(run.telemetry)
     measured = [s.si_stance_pct for s in strides if math.isfinite(s.si_stance_pct)]
     true = [s.si_stance_pct for s in run.strides if s.walking and math.isfinite(getattr(s, "si_stance_pct", math.nan))]
@@ -346,8 +346,8 @@ def _symmetry_summary(run) -> dict:
 def _realtime_run(args, params, boot_faults):
     """``ankle sim --realtime``: the three-process session, as a SimRun and its timing figures."""
     import os
-    from controller.params import ParamSet
-    from controller.runtime import RealtimeSpec
+    from controller.params.registry import ParamSet
+    from controller.runtime.process import RealtimeSpec
     from sim import realtime
     cpus = sorted(os.sched_getaffinity(0))
     spin_ns = int(args.spin_us * 1000)
@@ -359,8 +359,8 @@ def _realtime_run(args, params, boot_faults):
     params = (params or ParamSet()).with_values({"wearer.mass_kg": args.mass})
     sinks, csv_log = [], None
     if args.log:
-        from controller._tick import TELEMETRY_COLUMNS
-        from controller.logger import CsvSessionLog
+        from controller.kernels._tick import TELEMETRY_COLUMNS
+        from controller.records.logger import CsvSessionLog
         csv_log = CsvSessionLog(args.log.in_place(), TELEMETRY_COLUMNS)   # streamed: kept if the run fails
         sinks.append(csv_log.write)
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
@@ -391,9 +391,9 @@ class _SimConsole:
     def __init__(self, args):
         import os
         import tempfile
-        from controller._tick import TELEMETRY_COLUMNS
-        from controller.console_session import GaitWatch
-        from controller.logger import LogSwitch
+        from controller.kernels._tick import TELEMETRY_COLUMNS
+        from controller.console.session import GaitWatch
+        from controller.records.logger import LogSwitch
         self.state = Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="ankle-console-"))
         self.state.mkdir(parents=True, exist_ok=True)
         self.pin = args.pin
@@ -409,7 +409,7 @@ class _SimConsole:
 
     def _pin_in_force(self) -> str:
         """Install a PIN only where there is none: never over one set with `ankle pin set`."""
-        from controller.access import PinFile
+        from controller.console.access import PinFile
         pins = PinFile(self.state / "pin")
         if pins.exists():
             problem = pins.problem
@@ -420,7 +420,7 @@ class _SimConsole:
         return f"PIN {self.pin} (new state directory)" if self.pin else f"demo PIN {DEMO_PIN} (new state directory)"
 
     def start(self, runtime, devices) -> None:
-        from controller.console_session import FdPort, open_console
+        from controller.console.session import FdPort, open_console
         try:                             # the wearer walks on whether or not the console opens
             pin = self._pin_in_force()
             self.session = open_console(runtime, self.watch, FdPort(self.master), self.state,
@@ -483,7 +483,7 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from controller.board import run_board
+    from controller.runtime.board import run_board
     from controller.config import load_config
     cfg = load_config(args.config)
     if args.check_config:
@@ -542,7 +542,7 @@ def _print_summary(r) -> None:
 
 
 def _cmd_replay(args) -> int:
-    from controller.replay import replay_file
+    from controller.records.replay import replay_file
     result = replay_file(args.input, args.out.temp, mass_kg=args.mass)
     result["output"] = str(args.out)
     if args.json:
@@ -559,7 +559,7 @@ def _cmd_replay(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from controller.session_report import report, summary_text
+    from controller.records.session_report import report, summary_text
     fmt = _figure_format(args.out, "--out") if args.out is not None else None   # before the analysis
     result = report(args.log, args.mass, args.out.temp if args.out is not None else None, fmt=fmt)
     if args.json:
@@ -606,7 +606,7 @@ def _cmd_console(args) -> int:
     import os
     import termios
     import tty
-    from controller.console_session import FdPort, service_console
+    from controller.console.session import FdPort, service_console
     state, store = _console_state(args)
     if args.port is not None:
         import serial
@@ -635,7 +635,7 @@ def _cmd_console(args) -> int:
 def _cmd_pin(args) -> int:
     """``ankle pin set``: store the prosthetist PIN where the console will look for it."""
     import getpass
-    from controller.access import PinError, PinFile, check_pin
+    from controller.console.access import PinError, PinFile, check_pin
     state, _ = _console_state(args)
     if sys.stdin.isatty():
         pin = getpass.getpass("new prosthetist PIN (4-12 digits): ")
@@ -661,8 +661,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params, "run": _cmd_run, "pin": _cmd_pin, "report": _cmd_report,
                 "console": _cmd_console}
-    from controller.csvlog import CsvError
-    from controller.paramstore import ParamFileError
+    from controller.records.csvlog import CsvError
+    from controller.params.store import ParamFileError
     from hal.errors import HalError
 
     def error(message) -> int:

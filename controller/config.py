@@ -41,7 +41,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from controller.cliio import MAX_CONFIG_BYTES, InputFileError, InputFileMissing, read_input
-from controller.params import by_name
+from controller.params.registry import by_name
 from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
 from hal.ak import AK_MODELS, RANGE_KEYS, mit_range
 from hal.bus import BusConfig
@@ -254,7 +254,7 @@ class LoopConfig:
     """``[loop]``: the control loop.
 
     rate_Hz: tick rate [Hz], within the bounds of the ``loop.rate_Hz`` parameter of the registry
-    (``controller/params.py``); default that parameter's default.
+    (``controller/params/registry.py``); default that parameter's default.
     duration_s: stop after this long [s]; ``None`` (key left out) runs until stopped.
     """
 
@@ -296,7 +296,7 @@ class RealtimeConfig:
 
 @dataclass(frozen=True)
 class ParamsConfig:
-    """``[params]``: the saved parameter file (``controller/paramstore.py``, two copies).
+    """``[params]``: the saved parameter file (``controller/params/store.py``, two copies).
 
     file: its path, absolute after loading (relative paths are taken from the config file's
     directory); it need not exist yet, then the defaults are used (the caller reports it).

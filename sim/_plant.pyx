@@ -56,7 +56,7 @@ Everything here runs without the GIL on preallocated memory; Python only
 hands in strides and moves frames.
 """
 from libc.math cimport sqrt, log, cos, sin, tanh, M_PI, isfinite, floor
-from controller._numeric cimport clamp
+from controller.kernels._numeric cimport clamp
 from libc.stdint cimport uint64_t
 from hal._mit cimport (MitRange, MitCommand, MitReply, mit_unpack_command, mit_pack_reply,
     mit_frame_kind, MIT_FRAME_ENTER, MIT_FRAME_EXIT, MIT_FRAME_ZERO, MIT_FRAME_COMMAND)

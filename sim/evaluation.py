@@ -14,8 +14,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from controller.faults import MODES, fault_bit, fault_names, warning_bit, warning_names
-from controller.loop import TELEMETRY_COLUMNS
+from controller.kernels.faults import MODES, fault_bit, fault_names, warning_bit, warning_names
+from controller.runtime.loop import TELEMETRY_COLUMNS
 from sim.harness import TRUTH_COLUMNS, SimRun
 from sim.wearer import Stride
 
@@ -35,7 +35,7 @@ TORQUE_TOLERANCE_NM = 0.5
 #: safety stage has taken push-off away).
 PUSHOFF_DELIVERED_NM = 5.0
 
-#: Push-off never begins before mid-stance (controller._pushoff), i.e. about 30 % of the stride:
+#: Push-off never begins before mid-stance (controller.kernels._pushoff), i.e. about 30 % of the stride:
 #: a phase at or beyond this while the wearer stands could have pushed.
 PUSHOFF_EARLIEST_PHASE = 0.30
 

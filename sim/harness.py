@@ -30,9 +30,9 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from controller._tick import Tick
-from controller.loop import HostLoop, build_tick, telemetry_table
-from controller.params import ParamSet
+from controller.kernels._tick import Tick
+from controller.runtime.loop import HostLoop, build_tick, telemetry_table
+from controller.params.registry import ParamSet
 from hal.ak import AKDriver
 from hal.errors import HalError
 from hal.bus import BusConfig, open_bus
@@ -64,7 +64,7 @@ class SimRun:
     """Everything a simulated session produced."""
 
     params: ParamSet
-    telemetry: np.ndarray          # ticks x controller.loop.TELEMETRY_COLUMNS
+    telemetry: np.ndarray          # ticks x controller.runtime.loop.TELEMETRY_COLUMNS
     truth: np.ndarray              # ticks x TRUTH_COLUMNS
     strides: List[Stride]          # ground truth of every stride and standing segment begun
     rate_Hz: float

@@ -2,7 +2,7 @@
 
 ``ankle sim --realtime`` runs three processes: the supervisor (this module's
 :func:`run`, with the telemetry pump and loggers), the tick's process
-(:mod:`controller.runtime`) and the simulated devices (:func:`_device_process`).
+(:mod:`controller.runtime.process`) and the simulated devices (:func:`_device_process`).
 The devices serve a socketcand-protocol bus on loopback
 (:class:`sim.socketcand.SocketcandServerBus`); the tick's process connects to it
 with python-can's own ``socketcand`` interface, exactly as it would to a
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from controller import _rt
-from controller.params import ParamSet
-from controller.runtime import (RealtimeSpec, Runtime, RuntimeFailure, RuntimeSpec, TelemetryPump,
+from controller.runtime import _rt
+from controller.params.registry import ParamSet
+from controller.runtime.process import (RealtimeSpec, Runtime, RuntimeFailure, RuntimeSpec, TelemetryPump,
                                 TelemetryRecorder, wait_until_ns)
 from hal.bus import BusConfig
 from sim.asymmetry import AsymmetryModel
@@ -211,11 +211,11 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         boot_faults: int = 0, can_log: Optional[str] = None, io: str = "auto") -> RealtimeRun:
     """Walk the simulated wearer in real time for ``duration_s`` on the three-process stack.
 
-    ``sinks`` get every telemetry batch (:class:`controller.runtime.TelemetryPump`);
+    ``sinks`` get every telemetry batch (:class:`controller.runtime.process.TelemetryPump`);
     ``on_start(runtime, devices)`` is called once the loop is about to begin (e.g. to start
     a load for a benchmark).  ``can_log``: record the raw CAN traffic there (BLF or ASC by
     suffix) through a connection of its own to the devices' bus.  ``io``: the tick's I/O
-    (:attr:`controller.runtime.RuntimeSpec.io`).
+    (:attr:`controller.runtime.process.RuntimeSpec.io`).
     """
     params = (params or ParamSet()).with_values({"wearer.mass_kg": device.mass_kg})
     rate_Hz = params["loop.rate_Hz"]
@@ -232,7 +232,7 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         spec = RuntimeSpec(bus=BusConfig(interface="socketcand", channel=_CHANNEL, host=device.host, port=port),
                            driver_id=driver_id, realtime=realtime, boot_faults=boot_faults, io=io)
         if can_log is not None:
-            from controller.logger import CanTrafficLog
+            from controller.records.logger import CanTrafficLog
             traffic = CanTrafficLog(BusConfig(interface="socketcand", channel=_CHANNEL, host=device.host,
                                               port=port), can_log)
             traffic.start()
@@ -302,7 +302,7 @@ def as_sim_run(rt: RealtimeRun, params: ParamSet) -> "SimRun":
 
 def timing_figures(rt: RealtimeRun, miss_s: float = 500e-6) -> dict:
     """Rate, lateness and per-phase compute of a real-time session, from every tick's row."""
-    from controller._tick import TELEMETRY_COLUMNS
+    from controller.kernels._tick import TELEMETRY_COLUMNS
     col = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
     tel = rt.telemetry
 

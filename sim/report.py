@@ -11,8 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from controller.csvlog import atomic_write_text, format_value, rows_to_csv
-from controller.loop import TELEMETRY_COLUMNS
+from controller.records.csvlog import atomic_write_text, format_value, rows_to_csv
+from controller.runtime.loop import TELEMETRY_COLUMNS
 from sim.harness import TRUTH_COLUMNS, SimRun
 
 __all__ = ["LOG_COLUMNS", "write_log", "plot"]

@@ -1,8 +1,8 @@
 """The supervisor's gait-symmetry work in the lock-step simulator: stride analysis and adaptation.
 
-On the device the supervisor process analyses the telemetry stream (``controller.symmetry``) and
+On the device the supervisor process analyses the telemetry stream (``controller.symmetry.strides``) and
 the console runs the symmetry-seeking adaptation, whose changes reach the tick through the
-parameter snapshot at a stride boundary, ramped over 3 strides (``controller.runtime``).  In
+parameter snapshot at a stride boundary, ramped over 3 strides (``controller.runtime.process``).  In
 lock-step there is no supervisor process: :class:`SymmetrySupervisor` does the same between ticks
 (``harness.run(supervisor=...)``), with two differences: the telemetry is analysed every
 :data:`SymmetrySupervisor.BATCH` ticks (the device's telemetry pump drains every 10 ms), and a
@@ -15,8 +15,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from controller.params import ParamSet
-from controller.symmetry import StrideAnalyzer, StrideSymmetry, SymmetryAdapter
+from controller.params.registry import ParamSet
+from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry, SymmetryAdapter
 
 __all__ = ["SymmetrySupervisor"]
 

@@ -61,7 +61,7 @@ class Terminal:
 
     def __init__(self, path):
         """``path``: a tty's path (opened with pyserial), or a port object with pyserial's
-        read/write/in_waiting (controller.console_session.FdPort on a pty's master)."""
+        read/write/in_waiting (controller.console.session.FdPort on a pty's master)."""
         import serial
         self.port = serial.Serial(path, timeout=0.05) if isinstance(path, str) else path
 

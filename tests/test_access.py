@@ -11,7 +11,7 @@ import pytest
 from conftest import kill_when_ready
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from controller.access import (PROSTHETIST, SET_PIN_HINT, VIEWER, Access, PinError, PinFile, check_pin,
+from controller.console.access import (PROSTHETIST, SET_PIN_HINT, VIEWER, Access, PinError, PinFile, check_pin,
                                hash_pin, parse_stored, verify_pin)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,7 +240,7 @@ def test_arbitrary_pin_file_bytes_never_raise(tmp_path, content):
 
 _SETTER = """
 import sys
-from controller.access import PinFile
+from controller.console.access import PinFile
 pins = PinFile(sys.argv[1])
 print("ready", flush=True)
 while True:

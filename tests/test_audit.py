@@ -9,7 +9,7 @@ import pytest
 from conftest import kill_when_ready
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from controller.audit import FIELDS, HEADER_LINE, AuditError, AuditLog, escape, read, unescape
+from controller.console.audit import FIELDS, HEADER_LINE, AuditError, AuditLog, escape, read, unescape
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = b"time_utc\trole\taction\tparameter\told\tnew\tdetail\n"
@@ -296,7 +296,7 @@ def test_records_stay_inside_4k_blocks_and_padding_is_invisible(tmp_path):
 
 _RECORDER = """
 import sys
-from controller.audit import AuditLog
+from controller.console.audit import AuditLog
 log = AuditLog(sys.argv[1])
 child = sys.argv[2]
 print("ready", flush=True)
@@ -347,7 +347,7 @@ def test_sigkill_while_recording_leaves_only_whole_records(tmp_path):
 
 def test_concurrent_writers_never_interleave(tmp_path):
     path = tmp_path / "audit.tsv"
-    code = ("import sys\nfrom controller.audit import AuditLog\nlog = AuditLog(sys.argv[1])\n"
+    code = ("import sys\nfrom controller.console.audit import AuditLog\nlog = AuditLog(sys.argv[1])\n"
             "for i in range(150):\n    log.record('prosthetist', 'set', 'p', i, 'x' * (i * 7 % 300), "
             "f'child {sys.argv[2]} seq {i}')\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path), str(c)], cwd=ROOT, env=child_env(),
@@ -401,7 +401,7 @@ def snapshot(path):
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_a_damaged_log_is_moved_aside_unchanged_and_a_new_one_started(tmp_path, damage):
-    from controller.audit import open_or_replace
+    from controller.console.audit import open_or_replace
     path = tmp_path / "audit.log"
     DAMAGE[damage](path)
     before = snapshot(path)
@@ -420,7 +420,7 @@ def test_a_damaged_log_is_moved_aside_unchanged_and_a_new_one_started(tmp_path, 
 
 
 def test_moving_aside_never_replaces_anything(tmp_path):
-    from controller.audit import open_or_replace
+    from controller.console.audit import open_or_replace
     path = tmp_path / "audit.log"
     taken = tmp_path / "audit.log.damaged-20240501T091403Z"
     taken.mkdir()                                   # an empty directory: rename(2) would replace it
@@ -435,7 +435,7 @@ def test_moving_aside_never_replaces_anything(tmp_path):
 
 
 def test_a_good_log_is_opened_as_it_is(tmp_path):
-    from controller.audit import open_or_replace
+    from controller.console.audit import open_or_replace
     path = tmp_path / "audit.log"
     with AuditLog(path, clock=fixed_clock()) as log:
         log.record("prosthetist", "set")
@@ -446,7 +446,7 @@ def test_a_good_log_is_opened_as_it_is(tmp_path):
 
 
 def test_when_no_log_can_be_written_every_record_is_refused(tmp_path):
-    from controller.audit import UnusableLog, open_or_replace
+    from controller.console.audit import UnusableLog, open_or_replace
     log, note = open_or_replace(tmp_path / "missing" / "audit.log")
     assert isinstance(log, UnusableLog) and note is None and "cannot open its directory" in log.problem
     with pytest.raises(AuditError, match="no audit log: .*cannot open its directory"):

@@ -1,4 +1,4 @@
-"""Sensor calibration from telemetry windows (controller.calibration.measure), and the tick applying
+"""Sensor calibration from telemetry windows (controller.console.calibration.measure), and the tick applying
 the offsets to what it reads and sends."""
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller._tick import TELEMETRY_COLUMNS
-from controller.calibration import KINDS, WINDOW_S, measure
-from controller.loop import build_tick
-from controller.params import ParamError, ParamSet
+from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.console.calibration import KINDS, WINDOW_S, measure
+from controller.runtime.loop import build_tick
+from controller.params.registry import ParamError, ParamSet
 from hal import _mit, _sensor_frames
 from hal._sensor_frames import LOAD_ID, IMU_ID
 from hal.ak import mit_range

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from bench import campaign as c
-from controller.audit import AuditLog, read
-from controller.faults import fault_bit
-from controller.loop import telemetry_table
-from controller.params import ParamSet
+from controller.console.audit import AuditLog, read
+from controller.kernels.faults import fault_bit
+from controller.runtime.loop import telemetry_table
+from controller.params.registry import ParamSet
 from sim import harness
 from sim.faults import KINDS, Injection
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.params import REGISTRY
+from controller.params.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_KEYS = {"strides", "phase_rmse_pct", "hs_latency_ms_median", "missed_heel_strikes", "false_heel_strikes",
@@ -136,8 +136,8 @@ def test_params_lists_every_parameter_with_its_unit():
 
 
 def test_sim_with_a_saved_parameter_file_and_with_a_corrupt_one(tmp_path):
-    from controller import paramstore
-    from controller.params import ParamSet
+    from controller.params import store as paramstore
+    from controller.params.registry import ParamSet
     path = tmp_path / "ankle.params"
     paramstore.save(ParamSet({"pushoff.work_J_kg": 0.15}), path)
     good = json.loads(ankle("sim", "--duration", "3", "--params", path, "--json").stdout)

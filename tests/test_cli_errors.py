@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from controller import cli, paramstore
+from controller import cli
+
+from controller.params import store as paramstore
 from controller.cliio import InputFileError, OutputTarget, json_text, read_input
-from controller.params import ParamSet
+from controller.params.registry import ParamSet
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMORY_LIMIT_BYTES = 3 << 30     # so a command that reads /dev/zero unbounded fails instead of eating the machine
@@ -177,8 +179,8 @@ def test_strides_with_push_off_are_those_that_had_push_off(tmp_path):
 
 def test_a_damaged_profile_is_said_to_be_damaged(tmp_path):
     from conftest import Terminal
-    from controller.access import PinFile
-    from controller.console_session import FdPort
+    from controller.console.access import PinFile
+    from controller.console.session import FdPort
     PinFile(tmp_path / "pin").set("2468")
     profiles = tmp_path / "profiles"
     profiles.mkdir()
@@ -301,7 +303,7 @@ def test_summary_skips_the_rows_a_late_or_hung_host_left_nan(imu_loss_run, holes
     # as ankle sim --realtime's table has them: a row per period, NaN where no tick ran
     import dataclasses
     import numpy as np
-    from controller.loop import TELEMETRY_COLUMNS
+    from controller.runtime.loop import TELEMETRY_COLUMNS
     from sim import evaluation
     tel = imu_loss_run.telemetry.copy()
     for start, length in holes:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from controller.config import (BAUDRATES, RunConfig, load_config, parse_config)
-from controller.params import by_name
+from controller.params.registry import by_name
 from hal.bus import BusConfig
 from hal.errors import ConfigError
 

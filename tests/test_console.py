@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from controller import paramstore
-from controller.audit import read as read_audit
-from controller.params import REGISTRY
+from controller.params import store as paramstore
+from controller.console.audit import read as read_audit
+from controller.params.registry import REGISTRY
 from conftest import CONSOLE_PROMPT, sim_console
 
 PIN = "2468"

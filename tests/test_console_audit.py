@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from controller import paramstore
-from controller.access import PinFile
-from controller.audit import read as read_audit
-from controller.params import ParamSet
+from controller.params import store as paramstore
+from controller.console.access import PinFile
+from controller.console.audit import read as read_audit
+from controller.params.registry import ParamSet
 from conftest import ROOT, sim_console
 from test_audit import DAMAGE, HEADER, snapshot
 

@@ -26,9 +26,9 @@ import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller import paramstore
-from controller.audit import read as read_audit
-from controller.params import KNOWN_UNITS, REGISTRY
+from controller.params import store as paramstore
+from controller.console.audit import read as read_audit
+from controller.params.registry import KNOWN_UNITS, REGISTRY
 from conftest import CONSOLE_PROMPT, Terminal, sim_console
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,7 @@
 
 The console's checks run in the supervisor's process and the tick's authority in its own, so the
 wearer can start walking between the console's "standing still?" and the tick taking the set.
-These tests put the real Tick, the real runtime retuner (``controller.runtime._Retuner``) and the
+These tests put the real Tick, the real runtime retuner (``controller.runtime.process._Retuner``) and the
 real shared block behind the real console and backend, with the runtime's between-ticks steps
 run in lock-step in the test's thread, so that race happens exactly when the test says.  Then a
 pty test over ``ankle sim --console`` for the loop rate.
@@ -17,16 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import inputs, sim_console
-from controller.access import Access, PinFile
-from controller.audit import AuditLog
-from controller.audit import read as read_audit
-from controller.console import Console
-from controller.console_session import GaitWatch, RuntimeBackend
-from controller.faults import fault_names
-from controller.loop import build_tick, telemetry_table
-from controller.params import ParamSet
-from controller.runtime import RuntimeSpec, _Retuner
-from controller.shm import SharedChannels
+from controller.console.access import Access, PinFile
+from controller.console.audit import AuditLog
+from controller.console.audit import read as read_audit
+from controller.console.commands import Console
+from controller.console.session import GaitWatch, RuntimeBackend
+from controller.kernels.faults import fault_names
+from controller.runtime.loop import build_tick, telemetry_table
+from controller.params.registry import ParamSet
+from controller.runtime.process import RuntimeSpec, _Retuner
+from controller.runtime.shm import SharedChannels
 from hal.ak import mit_range
 from hal.bus import BusConfig
 
@@ -38,7 +38,7 @@ MOVING_GYRO = 3.0          # the shank swings: the wearer sets off
 
 class Lockstep:
     """A runtime whose tick runs in the caller's thread: what :class:`RuntimeBackend` needs of
-    :class:`controller.runtime.Runtime`, over the same shared block and retuner.
+    :class:`controller.runtime.process.Runtime`, over the same shared block and retuner.
 
     ``retune`` publishes the set, lets ``before_take`` change the world (e.g. the wearer sets
     off), then ticks until the tick took it, as the tick's process would between ticks.
@@ -78,7 +78,7 @@ class Lockstep:
             self.tick.update(t)
             self.tick.publish(self.table, n)
             n += 1
-            if self.tick.stride_boundary():          # as controller.runtime._loop
+            if self.tick.stride_boundary():          # as controller.runtime.process._loop
                 if self.shared.snapshot.poll(self.values):
                     self.ramping = self.retuner(self.values)
                 elif self.ramping:
@@ -94,7 +94,7 @@ class Lockstep:
         self.gyro = STILL_GYRO
         self.step(1200)
 
-    # ---- what RuntimeBackend uses (controller.runtime.Runtime's API)
+    # ---- what RuntimeBackend uses (controller.runtime.process.Runtime's API)
     @property
     def state(self) -> str:
         return self.shared.state

@@ -21,11 +21,11 @@ import tty
 
 import pytest
 
-from controller import paramstore
-from controller.access import PinFile
-from controller.audit import read as read_audit
-from controller.console_session import FdPort, service_console
-from controller.params import ParamSet
+from controller.params import store as paramstore
+from controller.console.access import PinFile
+from controller.console.audit import read as read_audit
+from controller.console.session import FdPort, service_console
+from controller.params.registry import ParamSet
 from conftest import Terminal
 
 PIN = "8642"
@@ -177,7 +177,7 @@ def test_ankle_console_and_ankle_pin_set_from_the_command_line(tmp_path):
 
 
 def test_the_service_console_starts_on_a_new_log_when_the_old_one_is_damaged_and_says_so(tmp_path):
-    from controller.audit import read as read_log
+    from controller.console.audit import read as read_log
     PinFile(tmp_path / "pin").set(PIN)
     (tmp_path / "audit.log").write_bytes(b"time_utc\trole\tac")          # a torn header
     master, slave = os.openpty()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.audit import read as read_audit
-from controller.csvlog import read_columns
+from controller.console.audit import read as read_audit
+from controller.records.csvlog import read_columns
 from conftest import sim_console
 
 PIN = "1357"

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller.params import ParamSet
-from controller.replay import estimate
+from controller.params.registry import ParamSet
+from controller.records.replay import estimate
 
 G = 9.80665
 RATE_HZ = 1000.0

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bench.faults import CASES, run_case
-from controller.loop import TELEMETRY_COLUMNS
-from controller.params import ParamSet
+from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.params.registry import ParamSet
 
 T = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 P = ParamSet()

@@ -4,7 +4,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller.lineedit import CANCEL, ERROR, KEY, KINDS, LINE, Event, LineEditor
+from controller.console.lineedit import CANCEL, ERROR, KEY, KINDS, LINE, Event, LineEditor
 
 ERASE = b"\b \b"
 

@@ -1,4 +1,4 @@
-"""The off-tick loggers (controller/logger.py) and csvlog's torn-tail reading: real files, real
+"""The off-tick loggers (controller/records/logger.py) and csvlog's torn-tail reading: real files, real
 child processes killed with SIGKILL, a real python-can virtual bus."""
 import os
 import random
@@ -14,10 +14,10 @@ import can
 import numpy as np
 import pytest
 
-from controller._tick import TELEMETRY_COLUMNS
-from controller.csvlog import CsvError, format_value, read_columns
-from controller.logger import FIRST_COLUMNS, INTEGER_COLUMNS, CanTrafficLog, CsvSessionLog
-from controller.replay import INPUT_COLUMNS, replay_file
+from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.records.csvlog import CsvError, format_value, read_columns
+from controller.records.logger import FIRST_COLUMNS, INTEGER_COLUMNS, CanTrafficLog, CsvSessionLog
+from controller.records.replay import INPUT_COLUMNS, replay_file
 from hal.bus import BusConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +119,7 @@ CHILD = r"""
 import sys, time, numpy as np
 sys.path.insert(0, {root!r}); sys.path.insert(0, {tests!r})
 from test_logger import COLUMNS, telemetry
-from controller.logger import CsvSessionLog
+from controller.records.logger import CsvSessionLog
 rows = telemetry(30000, seed={seed})
 rng = np.random.default_rng({seed})
 sys.stdin.readline()

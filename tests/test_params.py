@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from controller.params import (KNOWN_UNITS, REGISTRY, ParamError, ParamSet, by_name, groups,
+from controller.params.registry import (KNOWN_UNITS, REGISTRY, ParamError, ParamSet, by_name, groups,
                                markdown_reference)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import pytest
 from conftest import kill_when_ready
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from controller.params import REGISTRY, ParamSet, by_name
-from controller.paramstore import (MAX_FILE_BYTES, ParamFileError, backup_path, check, decode, encode,
+from controller.params.registry import REGISTRY, ParamSet, by_name
+from controller.params.store import (MAX_FILE_BYTES, ParamFileError, backup_path, check, decode, encode,
                                    load, save)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -320,8 +320,8 @@ def test_stale_temporary_files_are_ignored_by_load_and_removed_by_save(tmp_path)
 _SAVER = """
 import sys
 from pathlib import Path
-from controller.params import ParamSet
-from controller.paramstore import save
+from controller.params.registry import ParamSet
+from controller.params.store import save
 A = ParamSet({a!r})
 B = ParamSet({b!r})
 path = Path(sys.argv[1])

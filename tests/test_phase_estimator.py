@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller._phase_match import PhaseMatcher
-from controller.params import ParamSet
-from controller.replay import estimate
+from controller.kernels._phase_match import PhaseMatcher
+from controller.params.registry import ParamSet
+from controller.records.replay import estimate
 from sim.traces import walking_trace
 
 PARAMS = ParamSet()
@@ -206,8 +206,8 @@ def test_any_sensor_sequence_gives_sane_outputs(samples):
 
 @pytest.mark.parametrize("source, fault, gait_source", [("imu", "imu", 2), ("load", "load", 3)])
 def test_sensor_loss_on_the_stack_is_a_fault_and_events_continue(source, fault, gait_source):
-    from controller.faults import fault_names
-    from controller.loop import TELEMETRY_COLUMNS
+    from controller.kernels.faults import fault_names
+    from controller.runtime.loop import TELEMETRY_COLUMNS
     from sim import harness
     from sim.faults import Injection
 

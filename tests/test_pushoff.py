@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from controller._pushoff import PushoffController
-from controller.params import ParamSet
+from controller.kernels._pushoff import PushoffController
+from controller.params.registry import ParamSet
 from conftest import gait, inputs
 
 P = ParamSet()

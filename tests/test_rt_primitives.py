@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller._ring import ParamSnapshot, TelemetryRing, ring_bytes, snapshot_bytes
-from controller._rt import Cadence, now_ns, sleep_until
-from controller.shm import STAT, SharedChannels
+from controller.runtime._ring import ParamSnapshot, TelemetryRing, ring_bytes, snapshot_bytes
+from controller.runtime._rt import Cadence, now_ns, sleep_until
+from controller.runtime.shm import STAT, SharedChannels
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 60.0          # generous: only so that a broken child cannot hang the suite
@@ -308,7 +308,7 @@ def test_sleep_until_holds_its_deadline_through_signals():
 _SETTINGS_CHILD = textwrap.dedent("""
     import json, os, sys
     os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))   # the kernel reports 0 under FIFO
-    from controller._rt import lock_memory, set_timer_slack_ns, timer_slack_ns, unlock_memory
+    from controller.runtime._rt import lock_memory, set_timer_slack_ns, timer_slack_ns, unlock_memory
 
     def locked_kB():
         with open("/proc/self/status") as f:

@@ -24,11 +24,11 @@ import numpy as np
 import pytest
 
 from conftest import finish
-from controller._tick import TELEMETRY_COLUMNS
-from controller.faults import fault_bit
-from controller.loop import build_tick
-from controller.params import REGISTRY, ParamError, ParamSet
-from controller.runtime import Runtime, RuntimeFailure, RuntimeSpec
+from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.faults import fault_bit
+from controller.runtime.loop import build_tick
+from controller.params.registry import REGISTRY, ParamError, ParamSet
+from controller.runtime.process import Runtime, RuntimeFailure, RuntimeSpec
 from hal.ak import mit_range
 from hal.bus import BusConfig
 from sim import realtime
@@ -175,8 +175,8 @@ def test_snapshots_are_applied_at_stride_boundaries_or_refused():
 
 
 def _retuner():
-    from controller.runtime import _Retuner
-    from controller.shm import SharedChannels
+    from controller.runtime.process import _Retuner
+    from controller.runtime.shm import SharedChannels
     shared = SharedChannels.create(capacity=16)
     shared.unlink()
     tick = build_tick(ParamSet(), mit_range("AK80-9"), 1, 0)
@@ -239,7 +239,7 @@ def test_a_fixed_parameter_changes_at_once_only_standing_still_and_a_bad_vector_
 
 
 def test_a_frozen_host_is_caught_by_the_driver_watchdog_and_the_overrun_check():
-    from controller._rt import now_ns
+    from controller.runtime._rt import now_ns
     frozen = {}
 
     def on_start(runtime, devices):
@@ -278,7 +278,7 @@ def test_a_runtime_that_cannot_reach_its_bus_says_where():
 # ---------------------------------------------------------------------------------- rt settings
 _CHILD_SETTINGS = textwrap.dedent("""
     import gc, json, os, resource, sys
-    from controller.rtsettings import apply_realtime, freeze_gc    # imported while still allowed to
+    from controller.runtime.rtsettings import apply_realtime, freeze_gc    # imported while still allowed to
     resource.setrlimit(resource.RLIMIT_MEMLOCK, (4096, 4096))
     resource.setrlimit(resource.RLIMIT_RTPRIO, (0, 0))
     if os.getuid() == 0:
@@ -409,7 +409,7 @@ def test_ankle_run_against_the_served_simulator_logs_csv_and_can(tmp_path):
 
 
 def test_ankle_run_says_the_symmetry_adaptation_is_off_without_a_console(tmp_path):
-    from controller import paramstore
+    from controller.params import store as paramstore
     paramstore.save(ParamSet({"symmetry.adapt": 1}), tmp_path / "ankle.params")
     served = _Served()
     try:
@@ -448,7 +448,7 @@ def _board_console(tmp_path, state, result):
     the simulated devices served; yields (terminal, console line).  On leaving: SIGTERM, and
     ``result`` gets the process's stdout, stderr and exit code once everything is stopped."""
     from conftest import Terminal
-    from controller.console_session import FdPort
+    from controller.console.session import FdPort
     master, slave = os.openpty()
     port_path = os.ttyname(slave)
     served = _Served()
@@ -495,16 +495,16 @@ def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
         assert "battery" in term.cmd("status")
     assert result["code"] == 0, result["err"]
     assert "driver switched off" in result["out"]
-    from controller import paramstore
-    from controller.audit import read as read_audit
+    from controller.params import store as paramstore
+    from controller.console.audit import read as read_audit
     assert paramstore.load(tmp_path / "ankle.params").params["swing.target_rad"] == 0.06
     assert [r["action"] for r in read_audit(state / "audit.log")] == ["login", "set", "save"]
 
 
 def test_ankle_run_with_a_damaged_audit_log_starts_its_console_on_a_new_log(tmp_path):
     """A garbage audit.log (issue 14, item 3) used to stop `ankle run` before the loop started."""
-    from controller.access import PinFile
-    from controller.audit import read as read_audit
+    from controller.console.access import PinFile
+    from controller.console.audit import read as read_audit
     state = tmp_path / "state"
     state.mkdir()
     PinFile(state / "pin").set("97531")
@@ -565,7 +565,7 @@ def test_the_tick_stops_itself_when_its_supervisor_dies(tmp_path):
 
 
 def test_requests_clear_a_latched_fault_and_select_modes_between_ticks():
-    from controller.faults import MODES
+    from controller.kernels.faults import MODES
     answers = {}
 
     def on_start(runtime, devices):
@@ -674,7 +674,7 @@ def test_serve_walks_until_stopped_unless_given_a_duration():
 
 
 def test_status_line_says_when_the_machine_does_not_keep_time():
-    from controller.board import status_line
+    from controller.runtime.board import status_line
     row = np.zeros(len(TELEMETRY_COLUMNS))
     stats = {"ticks": 1000, "missed": 40, "max_late_ns": 3_000_000}
     assert "not keeping time: 40 deadlines missed" in status_line(row, stats, 40)

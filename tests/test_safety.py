@@ -4,10 +4,10 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller._safety import Safety
-from controller.faults import DEGRADING, fault_names, warning_names
-from controller.loop import build_tick
-from controller.params import ParamSet
+from controller.kernels._safety import Safety
+from controller.kernels.faults import DEGRADING, fault_names, warning_names
+from controller.runtime.loop import build_tick
+from controller.params.registry import ParamSet
 from hal.ak import mit_range
 from conftest import command, gait, inputs
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller.faults import FAULT_BITS, WARNING_BITS, fault_bit, warning_bit
-from controller.loop import TELEMETRY_COLUMNS, build_tick
-from controller.params import ParamSet
+from controller.kernels.faults import FAULT_BITS, WARNING_BITS, fault_bit, warning_bit
+from controller.runtime.loop import TELEMETRY_COLUMNS, build_tick
+from controller.params.registry import ParamSet
 from hal._sensor_frames import (IMU_ID, LOAD_ID, STATUS_ID, _encode_imu_py, _encode_load_py,
                                 _encode_status_py)
 from hal.ak import mit_range

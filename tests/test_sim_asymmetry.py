@@ -326,7 +326,7 @@ def test_the_wearer_is_told_the_true_stance_work(asym_run):
 
 
 def test_the_prosthetic_load_follows_the_sound_events_in_the_run(asym_run):
-    from controller.loop import TELEMETRY_COLUMNS
+    from controller.runtime.loop import TELEMETRY_COLUMNS
     load = asym_run.telemetry[:, TELEMETRY_COLUMNS.index("load")]
     t = asym_run.truth[:, G["t"]]
     r_rise = reference_crossing(0.6, 0.0, REF_STANCE_EVENTS[1])

@@ -392,7 +392,7 @@ def stack_baseline():
 
 def ticked(run) -> np.ndarray:
     """Which telemetry rows the host wrote (the others stay NaN)."""
-    from controller.loop import TELEMETRY_COLUMNS
+    from controller.runtime.loop import TELEMETRY_COLUMNS
     return ~np.isnan(run.telemetry[:, TELEMETRY_COLUMNS.index("t")])
 
 
@@ -440,7 +440,7 @@ def test_plant_fault_setters_refuse_bad_arguments():
 def test_nonfinite_command_reaches_the_kernel_only_inside_its_window(stack_baseline):
     """The harness switches the kernel's poisoned command on at t_s and off at the end; what the
     controller then does is tested with the controller.  Here: nothing changes before t_s."""
-    from controller.loop import TELEMETRY_COLUMNS
+    from controller.runtime.loop import TELEMETRY_COLUMNS
     from sim import harness
     poison = Injection("nonfinite_command", 0.4, duration_s=0.05)
     run = harness.run(duration_s=1.0, seed=3, faults=[poison])

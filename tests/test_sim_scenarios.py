@@ -8,7 +8,7 @@ is enough for what only the simulated wearer decides.
 import numpy as np
 import pytest
 
-from controller.loop import TELEMETRY_COLUMNS
+from controller.runtime.loop import TELEMETRY_COLUMNS
 from hal._sensor_frames import decode_imu, decode_load
 from sim import harness, scenarios
 from sim.plant import build_plant

@@ -1,4 +1,4 @@
-"""Gait symmetry per stride (controller.symmetry), the sound-side frames in the tick, and
+"""Gait symmetry per stride (controller.symmetry.strides), the sound-side frames in the tick, and
 `ankle report`.  Synthetic strides with known events test the analysis exactly; the simulated
 wearer tests it end to end (tests/test_sim_asymmetry.py, bench/symmetry.py)."""
 from __future__ import annotations
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller import symmetry
-from controller._tick import SOUND_TIMEOUT_S, TELEMETRY_COLUMNS
-from controller.loop import build_tick
-from controller.params import ParamSet
-from controller.symmetry import StrideAnalyzer, symmetry_index, trend
+from controller.symmetry import strides as symmetry
+from controller.kernels._tick import SOUND_TIMEOUT_S, TELEMETRY_COLUMNS
+from controller.runtime.loop import build_tick
+from controller.params.registry import ParamSet
+from controller.symmetry.strides import StrideAnalyzer, symmetry_index, trend
 from hal import _sensor_frames
 from hal.ak import mit_range
 from conftest import ROOT

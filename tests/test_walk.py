@@ -4,9 +4,9 @@ import csv
 import numpy as np
 import pytest
 
-from controller.faults import fault_names
-from controller.loop import TELEMETRY_COLUMNS
-from controller.replay import replay_file
+from controller.kernels.faults import fault_names
+from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.records.replay import replay_file
 from sim import evaluation, harness, report
 from sim.faults import Injection
 

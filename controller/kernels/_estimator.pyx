@@ -1,0 +1,382 @@
+# cython: language_level=3
+"""Gait-event and phase estimator: load events fused with the shank's motion.
+
+Events.  Heel strike and toe-off come from the pylon load with hysteresis
+(loaded above ``heel_strike_load_bw`` of body weight, unloaded below
+``toe_off_load_bw``, each held ``event_hold_s``), dated at the first sample of
+the condition and reported when the hold completes.  The load-cell offset is
+re-learned in every swing (the foot carries nothing then), so offset drift
+does not move the thresholds.  A heel strike counts only after a real swing:
+the shank must have swung forward faster than ``swing_gyro_rad_s`` since the
+foot left the ground, so weight shifts while standing make no strides.
+
+Phase.  Phase is the time since heel strike over the stride time, but the
+stride time is not simply the last stride's: :class:`PhaseMatcher` fits the
+shank gyro since heel strike to a learned template of one stride, stretched
+over a bank of candidate stride times, and the best fit sets the divisor.
+When the wearer speeds up or slows down the shank's motion changes shape in
+time well before the next heel strike, so the phase follows within the
+stride instead of one stride late.  The phase never runs backwards within a
+stride and holds at 0.999 until the next heel strike.  ``confidence`` is the
+fit's R^2 (0..1).
+
+Standing.  Loaded and with the shank still (low-passed |gyro| below
+``quiet_gyro_rad_s``) for ``standing_after_s``: the wearer stands; phase
+is -1 and walking 0 until the next real heel strike, which resumes walking at
+once with the last stride time as the prior.  The gyro bias is learned while
+standing and from the mean over each whole stride.
+
+Fallbacks (fault catalogue).  IMU lost (stale or non-finite): events from the
+load alone, phase from time (``source`` TIME), standing from an overlong
+stance.  Load lost: heel strike from the gyro (the forward swing's zero
+crossing plus the learned delay to the load's heel strike), toe-off when the
+phase reaches the learned stance share (``source`` IMU).  The safety stage
+latches both as faults; this only keeps the estimate alive.
+
+Only ``t``, ``shank_gyro``, ``load``, ``ankle_angle`` and their arrival times
+are read, sample by sample, so ``ankle replay`` reproduces the online
+estimates at any sample rate.
+"""
+from libc.math cimport isfinite, fabs
+from controller.kernels._numeric cimport clamp01
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from controller.kernels._types cimport (Inputs, GaitState, GAIT_SOURCE_NONE, GAIT_SOURCE_SHANK,
+    GAIT_SOURCE_TIME, GAIT_SOURCE_IMU)
+from controller.kernels._phase_match cimport PhaseMatcher
+
+cdef double STANDARD_GRAVITY = 9.80665     # m/s^2
+cdef double QUIET_TAU_S = 0.05             # low-pass of |gyro| for the stillness test
+cdef double OFFSET_TAU_S = 0.2             # load-offset learning in swing
+cdef double OFFSET_MAX_BW = 0.1            # larger offsets are not learned (a sensor fault)
+cdef double BIAS_TAU_S = 2.0               # gyro-bias learning while standing
+cdef double SWING_SETTLE_S = 0.1           # after toe-off, before the load offset is sampled
+cdef double MAX_GAP_S = 0.1                # a longer gap between samples restarts the filters
+cdef double MOTION_MIN_RAD_S = 0.3         # expected shank speeds below this say nothing of progress
+cdef double MOTION_SLOW = 0.5              # a shank slower than this share of the expected motion slows the phase
+cdef double MOTION_STANCE_MARGIN = 0.05    # stop gating this far (in stride) before the usual toe-off
+cdef double MOTION_CATCH_UP = 0.1          # time constant of the catch-up, in strides
+
+
+
+cdef class Estimator:
+    """Per-tick gait estimator.  ``step`` is called every tick: no allocation, no blocking."""
+
+    def __cinit__(self):
+        self.weight_N = 80.0 * STANDARD_GRAVITY
+        self.hs_load_N = 0.15 * self.weight_N
+        self.to_load_N = 0.03 * self.weight_N
+        self.hold_s = 0.003
+        self.min_stride_s = 0.6
+        self.max_stride_s = 2.5
+        self.quiet_gyro_rad_s = 0.15
+        self.standing_after_s = 0.2
+        self.swing_gyro_rad_s = 1.0
+        self.use_shank = True
+        self.matcher = PhaseMatcher()
+        self.reset()
+
+    def configure(self, params, bint use_shank=True, bint keep_state=False):
+        """Take settings from a validated :class:`controller.params.registry.ParamSet` (not in the tick).
+
+        Starts afresh: the learned template and stride time are forgotten, unless
+        ``keep_state`` (a live retune; the template's own settings are not live).
+        ``use_shank=False`` ignores the IMU altogether: the plain time-based
+        estimator (load events, phase from the last stride time), which is also
+        what runs when the IMU is lost; benchmarks compare the two.
+        """
+        self.use_shank = use_shank
+        self.weight_N = params["wearer.mass_kg"] * STANDARD_GRAVITY
+        self.hs_load_N = params["estimator.heel_strike_load_bw"] * self.weight_N
+        self.to_load_N = params["estimator.toe_off_load_bw"] * self.weight_N
+        self.hold_s = params["estimator.event_hold_s"]
+        self.min_stride_s = params["estimator.min_stride_s"]
+        self.max_stride_s = params["estimator.max_stride_s"]
+        self.quiet_gyro_rad_s = params["estimator.quiet_gyro_rad_s"]
+        self.standing_after_s = params["estimator.standing_after_s"]
+        self.swing_gyro_rad_s = params["estimator.swing_gyro_rad_s"]
+        if keep_state and self.matcher is not None:
+            return
+        self.matcher = PhaseMatcher(params["estimator.template_rate"], params["estimator.prior_weight"])
+        self.reset()
+
+    cdef void reset(self) noexcept nogil:
+        self.state.phase = -1.0
+        self.state.heel_strike = 0
+        self.state.toe_off = 0
+        self.state.stance = 0
+        self.state.walking = 0
+        self.state.stride_time_s = 0.0
+        self.state.stance_time_s = 0.0
+        self.state.cadence_steps_min = 0.0
+        self.state.t_heel_strike_s = -1.0
+        self.state.t_toe_off_s = -1.0
+        self.state.confidence = 0.0
+        self.state.standing = 0
+        self.state.source = GAIT_SOURCE_NONE
+        self.state.stride_estimate_s = 0.0
+        self.last_now_s = -1.0
+        self.motion_phase = 0.0
+        self.cond_since_s = -1.0
+        self.prev_stride_s = 0.0
+        self.stance_fraction = 0.62
+        self.gyro_bias_rad_s = 0.0
+        self.load_offset_N = 0.0
+        self.quiet_lp_rad_s = 0.0
+        self.quiet_for_s = 0.0
+        self.swing_peak_rad_s = 0.0
+        self.gyro_sum = 0.0
+        self.gyro_n = 0.0
+        self.t_zero_cross_s = -1.0
+        self.hs_after_cross_s = 0.03
+        self.imu_hs_due_s = -1.0
+        self.swing_armed = False
+        self.stride_clean = False
+        self.was_walking = False
+        self.contact_counted = False
+        self.matcher.clear()
+
+    cdef void step(self, const Inputs* inp, double now_s) noexcept nogil:
+        cdef GaitState* g = &self.state
+        cdef double dt, omega = 0.0, load, t_event, tau, stride_s, previous, expected, ratio
+        cdef bint imu_ok, load_ok, condition, genuine
+        g.heel_strike = 0
+        g.toe_off = 0
+        dt = now_s - self.last_now_s if self.last_now_s >= 0.0 else 0.0
+        if dt < 0.0 or dt > MAX_GAP_S:
+            dt = 0.0
+        self.last_now_s = now_s
+        # Which sensors to trust is the safety monitor's call (age, stuck-at, range, latched
+        # faults); the finiteness test only keeps a NaN from entering the arithmetic.
+        imu_ok = self.use_shank and inp.imu_valid and isfinite(inp.shank_gyro_rad_s)
+        load_ok = inp.load_valid and isfinite(inp.load_N)
+
+        # ---- shank motion ------------------------------------------------------------------
+        if imu_ok:
+            omega = inp.shank_gyro_rad_s - self.gyro_bias_rad_s
+            self.quiet_lp_rad_s += (fabs(omega) - self.quiet_lp_rad_s) * clamp01(dt / QUIET_TAU_S)
+            if omega > self.swing_peak_rad_s:
+                self.swing_peak_rad_s = omega
+            if omega > self.swing_gyro_rad_s:
+                self.swing_armed = True
+            elif self.swing_armed and omega < 0.0:
+                # the forward swing has ended: heel strike follows by a learned delay
+                self.swing_armed = False
+                self.t_zero_cross_s = now_s
+                if not load_ok:
+                    self.imu_hs_due_s = now_s + self.hs_after_cross_s
+            self.gyro_sum += inp.shank_gyro_rad_s
+            self.gyro_n += 1.0
+            if g.t_heel_strike_s >= 0.0 and not g.standing:
+                self.matcher.add(now_s - g.t_heel_strike_s, inp.shank_gyro_rad_s)
+            if g.standing:
+                self.gyro_bias_rad_s += omega * clamp01(dt / BIAS_TAU_S)
+        else:
+            self.stride_clean = False
+            self.swing_armed = False
+            self.quiet_for_s = 0.0
+
+        # ---- events --------------------------------------------------------------------------
+        if load_ok:
+            self.imu_hs_due_s = -1.0
+            if (not g.stance and g.t_toe_off_s >= 0.0 and now_s - g.t_toe_off_s > SWING_SETTLE_S
+                    and fabs(inp.load_N) < OFFSET_MAX_BW * self.weight_N):
+                self.load_offset_N += (inp.load_N - self.load_offset_N) * clamp01(dt / OFFSET_TAU_S)
+            load = inp.load_N - self.load_offset_N
+            condition = load < self.to_load_N if g.stance else load > self.hs_load_N
+            if not condition:
+                self.cond_since_s = -1.0
+            else:
+                if self.cond_since_s < 0.0:
+                    self.cond_since_s = now_s
+                # 1 ns tolerance: sample times like k * 1e-3 are not exact in binary
+                if now_s - self.cond_since_s >= self.hold_s - 1e-9:
+                    t_event = self.cond_since_s
+                    self.cond_since_s = -1.0
+                    if g.stance and self.contact_counted:
+                        self._toe_off(t_event)
+                    elif g.stance:
+                        g.stance = 0            # the end of a contact that was no step
+                        self.swing_peak_rad_s = 0.0
+                    else:
+                        g.stance = 1
+                        # a real heel strike ends a swing; the first contact ever is taken as one
+                        genuine = (not imu_ok or self.swing_peak_rad_s >= self.swing_gyro_rad_s
+                                   or g.t_heel_strike_s < 0.0)
+                        if genuine:
+                            if imu_ok and self.t_zero_cross_s >= 0.0 and 0.0 <= t_event - self.t_zero_cross_s < 0.2:
+                                self.hs_after_cross_s += 0.3 * (t_event - self.t_zero_cross_s - self.hs_after_cross_s)
+                            self._heel_strike(t_event, imu_ok)
+                        else:
+                            self.contact_counted = False
+        else:
+            self.cond_since_s = -1.0
+            if imu_ok and self.imu_hs_due_s >= 0.0 and now_s >= self.imu_hs_due_s:
+                t_event = self.imu_hs_due_s
+                self.imu_hs_due_s = -1.0
+                g.stance = 1
+                self._heel_strike(t_event, imu_ok)
+            elif imu_ok and g.stance and g.walking and g.phase >= self.stance_fraction:
+                self._toe_off(now_s)
+
+        # ---- standing -----------------------------------------------------------------------
+        if g.stance and not g.standing and g.t_heel_strike_s >= 0.0:
+            if imu_ok:
+                if self.quiet_lp_rad_s < self.quiet_gyro_rad_s:
+                    self.quiet_for_s += dt
+                else:
+                    self.quiet_for_s = 0.0
+                if self.quiet_for_s >= self.standing_after_s:
+                    g.standing = 1
+            elif g.stance_time_s > 0.0 and now_s - g.t_heel_strike_s > 1.5 * g.stance_time_s + 0.1:
+                g.standing = 1       # IMU lost: a stance far longer than the last one
+            if g.standing:
+                self.was_walking = self.was_walking or g.walking
+                self.stride_clean = False
+                g.walking = 0
+        if not g.stance:
+            self.quiet_for_s = 0.0
+
+        # ---- phase ---------------------------------------------------------------------------
+        if g.walking and now_s - g.t_heel_strike_s > self.max_stride_s:
+            g.walking = 0
+            self.was_walking = True
+        if g.walking:
+            tau = now_s - g.t_heel_strike_s
+            if imu_ok and self.matcher.ready():
+                stride_s = self.matcher.best_stride_s
+                g.source = GAIT_SOURCE_SHANK if load_ok else GAIT_SOURCE_IMU
+                g.confidence = clamp01(self.matcher.fit_r2)
+            else:
+                stride_s = g.stride_time_s
+                g.source = GAIT_SOURCE_TIME
+                g.confidence = clamp01(1.0 - 5.0 * fabs(g.stride_time_s - self.prev_stride_s) / self.prev_stride_s) \
+                    if self.prev_stride_s > 0.0 else 0.5
+            g.stride_estimate_s = stride_s
+            previous = g.phase
+            g.phase = tau / stride_s
+            if g.source == GAIT_SOURCE_SHANK or g.source == GAIT_SOURCE_IMU:
+                # The shank must keep up: where the shank moves clearly slower than the
+                # template expects there (less than MOTION_SLOW of it), the phase slows
+                # in proportion.  A wearer who stops (shank slowing to still) stops the
+                # phase before push-off; a walking shank never trips it.
+                # Only in stance, while the shank rolls forward over the foot (expected < 0).
+                expected = self.matcher.expected_motion(self.motion_phase)
+                ratio = 1.0
+                if (g.stance and expected < -MOTION_MIN_RAD_S
+                        and self.motion_phase < self.stance_fraction - MOTION_STANCE_MARGIN):
+                    ratio = clamp01((inp.shank_gyro_rad_s - self.matcher.offset_rad_s) / expected / MOTION_SLOW)
+                self.motion_phase += dt / stride_s * ratio
+                if ratio >= 1.0 and self.motion_phase < g.phase:
+                    # moving as expected: catch up with the time phase
+                    self.motion_phase += (g.phase - self.motion_phase) * clamp01(dt / (MOTION_CATCH_UP * stride_s))
+                if self.motion_phase < g.phase:
+                    g.phase = self.motion_phase
+            else:
+                self.motion_phase = g.phase
+            if g.phase > 0.999:
+                g.phase = 0.999     # hold until the next heel strike; never wrap on time alone
+            elif g.phase < 0.0:
+                g.phase = 0.0
+            if not g.heel_strike and previous > g.phase:
+                g.phase = previous  # never backwards within a stride
+            g.cadence_steps_min = 120.0 / g.stride_time_s
+        else:
+            g.phase = -1.0
+            g.cadence_steps_min = 0.0
+            g.confidence = 0.0
+            g.source = GAIT_SOURCE_NONE
+            g.stride_estimate_s = 0.0
+
+    cdef void _heel_strike(self, double t_event_s, bint imu_ok) noexcept nogil:
+        """A real heel strike dated ``t_event_s``: close the stride, learn from it, start the next."""
+        cdef GaitState* g = &self.state
+        cdef double stride_s = t_event_s - g.t_heel_strike_s if g.t_heel_strike_s >= 0.0 else -1.0
+        cdef bint plausible = self.min_stride_s <= stride_s <= self.max_stride_s
+        g.heel_strike = 1
+        if plausible and not g.standing and not self.was_walking:
+            if self.stride_clean and self.gyro_n > 0.0:
+                if self.matcher.learn(stride_s):
+                    self.gyro_bias_rad_s += 0.2 * (self.gyro_sum / self.gyro_n - self.gyro_bias_rad_s)
+            self.prev_stride_s = g.stride_time_s if g.stride_time_s > 0.0 else stride_s
+            g.stride_time_s = stride_s
+            g.walking = 1
+        elif g.stride_time_s > 0.0:
+            g.walking = 1           # resuming after a stop: the last stride time is the prior
+        else:
+            g.walking = 0
+        g.standing = 0
+        self.was_walking = False
+        g.t_heel_strike_s = t_event_s
+        g.phase = 0.0
+        self.motion_phase = 0.0
+        self.stride_clean = imu_ok
+        self.gyro_sum = 0.0
+        self.gyro_n = 0.0
+        self.swing_peak_rad_s = 0.0
+        self.quiet_for_s = 0.0
+        self.contact_counted = True
+        self.matcher.begin_stride(g.stride_time_s)
+
+    cdef void _toe_off(self, double t_event_s) noexcept nogil:
+        cdef GaitState* g = &self.state
+        g.stance = 0
+        g.toe_off = 1
+        g.t_toe_off_s = t_event_s
+        g.standing = 0
+        if g.t_heel_strike_s >= 0.0:
+            g.stance_time_s = t_event_s - g.t_heel_strike_s
+            if g.walking and g.stride_time_s > 0.0:
+                self.stance_fraction += 0.3 * (clamp01(g.stance_time_s / g.stride_time_s) - self.stance_fraction)
+        self.swing_peak_rad_s = 0.0
+
+    # ---- Python-facing helpers (tools, replay, tests); the tick uses step() directly ----
+
+    def run_arrays(self, const double[::1] t_s, const double[::1] shank_gyro_rad_s,
+                   const double[::1] load_N, const double[::1] ankle_angle_rad,
+                   double[::1] phase, signed char[::1] heel_strike, signed char[::1] toe_off,
+                   signed char[::1] walking, signed char[::1] standing=None, long long[::1] step_ns=None):
+        """Run ``step`` over recorded samples (the same code as the tick), writing the outputs.
+
+        A non-finite gyro or load sample is treated as that sensor's frame not arriving.
+        ``step_ns``, if given, receives each step's duration in ns (benchmarks).
+        """
+        cdef Py_ssize_t n = t_s.shape[0], i
+        cdef bint want_standing = standing is not None
+        cdef bint want_ns = step_ns is not None
+        cdef timespec before, after
+        if want_ns and step_ns.shape[0] != n:
+            raise ValueError("step_ns must have one entry per sample")
+        if not (shank_gyro_rad_s.shape[0] == load_N.shape[0] == ankle_angle_rad.shape[0] == n
+                and phase.shape[0] == heel_strike.shape[0] == toe_off.shape[0] == walking.shape[0] == n
+                and (not want_standing or standing.shape[0] == n)):
+            raise ValueError("all input and output arrays must have the same length")
+        cdef Inputs inp
+        inp.imu_rx_s = -1.0
+        inp.load_rx_s = -1.0
+        inp.imu_valid = 0
+        inp.load_valid = 0
+        with nogil:
+            for i in range(n):
+                inp.shank_gyro_rad_s = shank_gyro_rad_s[i]
+                inp.load_N = load_N[i]
+                inp.ankle_angle_rad = ankle_angle_rad[i]
+                inp.imu_valid = isfinite(shank_gyro_rad_s[i])
+                inp.load_valid = isfinite(load_N[i])
+                if want_ns:
+                    clock_gettime(CLOCK_MONOTONIC, &before)
+                    self.step(&inp, t_s[i])
+                    clock_gettime(CLOCK_MONOTONIC, &after)
+                    step_ns[i] = (after.tv_sec - before.tv_sec) * 1000000000LL + (after.tv_nsec - before.tv_nsec)
+                else:
+                    self.step(&inp, t_s[i])
+                phase[i] = self.state.phase
+                heel_strike[i] = self.state.heel_strike
+                toe_off[i] = self.state.toe_off
+                walking[i] = self.state.walking
+                if want_standing:
+                    standing[i] = self.state.standing
+
+    @property
+    def gait(self):
+        """The present :c:type:`GaitState` as a dict (for tools and tests)."""
+        return self.state

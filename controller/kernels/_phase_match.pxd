@@ -1,0 +1,41 @@
+cimport cython
+# Shank-gyro template matching: the stride time that best explains the stride so far.
+# See controller/kernels/_phase_match.pyx.
+
+cdef enum:
+    TEMPLATE_BINS = 200          # template resolution, bins per stride
+    N_CANDIDATES = 33            # stride-time hypotheses per stride
+    STRIDE_BUFFER = 8192         # samples kept per stride (2.5 s at 2 kHz fits)
+
+
+@cython.final   # no subclasses: method calls in the tick are direct, not virtual
+cdef class PhaseMatcher:
+    # learned template of the shank angular velocity over one stride (zero mean, unit RMS)
+    cdef double template[TEMPLATE_BINS]
+    cdef public int strides_learned
+    cdef double learn_rate              # weight of the newest stride in the template
+    cdef double prior_weight            # cost of departing from the prior stride time (per ln^2)
+    # stride-time hypotheses for the stride in progress
+    cdef double ln_factor[N_CANDIDATES]
+    cdef double inv_stride_s[N_CANDIDATES]
+    cdef double s_og[N_CANDIDATES]
+    cdef double s_gg[N_CANDIDATES]
+    cdef double s_g[N_CANDIDATES]
+    cdef double s_o, s_oo, n
+    cdef double prior_stride_s
+    cdef public double best_stride_s    # the winning hypothesis (interpolated)
+    cdef public double fit_r2           # 1 - residual / variance of the best fit (0..1)
+    cdef public double gain             # last learned stride: RMS of its gyro about its mean [rad/s]
+    cdef public double offset_rad_s     # last learned stride: mean gyro (the bias) [rad/s]
+    # samples of the stride in progress (for learning once it is complete)
+    cdef double buf_tau_s[STRIDE_BUFFER]
+    cdef double buf_omega[STRIDE_BUFFER]
+    cdef int n_buf
+
+    cdef void clear(self) noexcept nogil
+    cdef void begin_stride(self, double prior_stride_s) noexcept nogil
+    cdef void add(self, double tau_s, double omega_rad_s) noexcept nogil
+    cdef bint learn(self, double stride_s) noexcept nogil
+    cdef bint ready(self) noexcept nogil
+    cdef double expected_motion(self, double phase) noexcept nogil
+    cdef double template_at(self, double phase) noexcept nogil

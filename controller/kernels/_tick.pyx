@@ -1,0 +1,472 @@
+# cython: language_level=3
+"""One control tick on the host: frames in, estimator -> controller -> safety, frame out.
+
+``Tick`` owns the tick's fixed records (Inputs, GaitState, Command) and the
+three kernels.  The runner (``controller.runtime.loop``) moves frames between the bus
+and this object: ``ingest`` decodes one received frame into Inputs, ``update``
+runs the kernels without the GIL, ``command_payload`` packs the driver frame,
+``publish`` writes one telemetry row.  Motor-side values are converted to the
+ankle side here, once, with the transmission parameters.
+"""
+from libc.math cimport NAN, fabs
+from libc.stdint cimport uint32_t
+from controller.kernels._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE, ANKLE_MODE_STANDBY)
+from controller.kernels._estimator cimport Estimator
+from controller.kernels._pushoff cimport PushoffController
+from controller.kernels._safety cimport Safety
+from hal._mit cimport (MitRange, MitCommand, MitReply, mit_pack_command, mit_unpack_reply)
+from hal._link cimport FrameLink, CanFrame, LINK_ERROR, LINK_EXTENDED, LINK_REMOTE
+from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, SoundFrame, decode_imu, decode_load,
+    decode_status, decode_sound, SENSOR_IMU_ID, SENSOR_LOAD_ID, SENSOR_STATUS_ID, SENSOR_SOUND_ID)
+
+#: Columns of a telemetry row, in order (``publish``).  The first ones are DESIGN.md's replay
+#: columns; ``torque_Nm`` is the measured ankle torque, ``torque_cmd_Nm`` the commanded total.
+#: ``winding_temp_C`` is the thermal model's, ``torque_limit_Nm`` the limit after derating,
+#: ``pushoff_cmd_Nm`` the powered share sent, ``assist`` the share of push-off the safety stage
+#: lets through, ``speed_m_s`` the controller's speed estimate, ``stance_work_J_kg`` the net
+#: ankle work of the last completed stance.  The last four are the runner's timing of the tick
+#: (``note_timing``): how late it woke after its deadline, and the read / update / write phases;
+#: NaN where not measured (the lock-step simulator has no deadline).  ``sound_load`` and
+#: ``sound_gyro`` come from the optional sound-side node (insole force [N], shank gyro [rad/s]);
+#: NaN without one, or when its last frame is older than SOUND_TIMEOUT_S.  The tick does not
+#: control with them: they are there for the gait-symmetry analysis (controller.symmetry.strides).
+TELEMETRY_COLUMNS = (
+    "t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
+    "stance", "torque_Nm", "torque_cmd_Nm", "motor_angle", "motor_vel", "motor_temp_C",
+    "mode", "faults", "stride_time_s", "frames_lost", "standing", "gait_source", "confidence",
+    "warnings", "winding_temp_C", "torque_limit_Nm", "pushoff_cmd_Nm", "assist", "speed_m_s",
+    "stance_work_J_kg", "supply_V", "late_s", "read_s", "update_s", "write_s",
+    "sound_load", "sound_gyro",
+)
+cdef int N_TELEMETRY = 35
+SOUND_TIMEOUT_S = 0.02          # 10 frames of the 500 Hz sound-side node
+cdef double _SOUND_TIMEOUT_S = SOUND_TIMEOUT_S
+#: Standing still, for changes that must not happen while the wearer moves (parameters that are
+#: not live, and calibration): not walking, and the shank slower than STILL_GYRO_RAD_S for STILL_S.
+#: Quiet standing sways the shank at a few hundredths of rad/s; a step turns it at several rad/s.
+STILL_GYRO_RAD_S = 1.0
+STILL_S = 1.0
+cdef double _STILL_GYRO_RAD_S = STILL_GYRO_RAD_S
+# Sequence bookkeeping (_count_seq): the node's IMU and load rate (hal/sensor_node.dbc, 1 kHz),
+# the most a gap may exceed it, and frames a single read may bunch.  Protocol facts, not tuning.
+cdef double _SEQ_RATE_HZ = 1000.0
+cdef double _SEQ_RATE_FACTOR = 1.5
+cdef double _SEQ_SLACK = 2.0
+
+
+cdef class Tick:
+    """The host's per-tick kernel.  Build it with :func:`controller.runtime.loop.build_tick`."""
+    def __cinit__(self):
+        self.estimator = Estimator()
+        self.controller = PushoffController()
+        self.safety = Safety()
+        self.frames_lost = 0
+        self.last_imu_seq = -1
+        self.last_load_seq = -1
+        self.last_imu_seq_s = self.last_load_seq_s = -1.0
+        self.poison_command = False
+        self.frames_sent = self.send_errors = self.error_frames = 0
+        self.send_failures_run = self.error_ticks_run = 0
+        self.moved_s = 0.0
+        self.sound_load_N = self.sound_gyro_rad_s = NAN
+        self.sound_rx_s = -1.0
+        self.timing[0] = self.timing[1] = self.timing[2] = self.timing[3] = NAN
+        self._reset_inputs()
+
+    def configure(self, params, dict mit_range, int driver_id, int reply_id=0):
+        """Configure the kernels and the driver link (set-up time, not in the tick).
+
+        ``mit_range`` holds the driver's MIT ranges (keys p_min .. t_max), as
+        checked at commissioning (:func:`hal.ak.mit_range`).
+        """
+        self.estimator.configure(params)
+        self.controller.configure(params)
+        self.safety.configure(params)
+        self.params = params
+        # dict -> struct coercion: a missing key raises "No value specified for struct attribute"
+        self.mit_range = mit_range
+        self._set_transmission(params)
+        self.driver_id = driver_id
+        self.reply_id = reply_id
+
+    def fixed_changes(self, params):
+        """Names of the parameters that are not ``live`` and differ between ``params`` and the set
+        in force: those may change only while the wearer stands."""
+        from controller.params.registry import REGISTRY
+        return [p.name for p in REGISTRY if not p.live and params[p.name] != self.params[p.name]]
+
+    def startup_changes(self, params):
+        """Names of the start-up parameters (``Param.startup``, e.g. ``loop.rate_Hz``) that differ
+        between ``params`` and the set in force: those never change while running."""
+        from controller.params.registry import REGISTRY
+        return [p.name for p in REGISTRY if p.startup and params[p.name] != self.params[p.name]]
+
+    def retune(self, params, bint allow_fixed=False):
+        """Take new parameter values while running (between ticks, not in one).
+
+        Live changes keep what the kernels learned and measured (stride template,
+        push-off corrections, thermal state, fault latches).  A change to a parameter
+        that is not ``live`` raises ValueError naming it, unless ``allow_fixed`` (the
+        wearer stands): then the estimator and the monitor start afresh, the thermal
+        model, the push-off corrections and the fault latches stay.  A change to a
+        start-up parameter always raises: the runner's period was fixed at the start
+        (a loop rate the cadence does not tick at would latch ``overrun`` at once).
+        """
+        startup = self.startup_changes(params)
+        if startup:
+            raise ValueError(f"{', '.join(startup)} is set when the controller starts, not while it runs")
+        fixed = self.fixed_changes(params)
+        if fixed and not allow_fixed:
+            raise ValueError(f"cannot change while running: {', '.join(fixed)}")
+        if params["actuator.max_torque_Nm"] > self.mit_range.t_max:
+            raise ValueError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond "
+                             f"the driver's MIT torque range {self.mit_range.t_max:g} N*m")
+        keep = not fixed
+        self.estimator.configure(params, self.estimator.use_shank, keep_state=keep)
+        self.controller.configure(params)
+        self.safety.configure(params, keep_state=True)
+        self.params = params
+        if fixed:
+            self.safety.monitor.configure(params, False)
+            self.safety.monitor.start(self.safety.last_now_s)
+            self._set_transmission(params)
+
+    def _set_transmission(self, params):
+        """Transmission and sensor calibration: how readings and set-points map to the ankle."""
+        self.ankle_zero_rad = params["calibration.ankle_zero_rad"]
+        self.motor_zero_rad = params["calibration.motor_zero_rad"]
+        self.gyro_bias_rad_s = params["calibration.gyro_bias_rad_s"]
+        self.load_offset_N = params["calibration.load_offset_N"]
+        self.ratio = params["actuator.ratio"]
+        self.efficiency = params["actuator.efficiency"]
+        self.direction = params["actuator.direction"]
+        self.motor_per_ankle_rad = self.direction * self.ratio
+        self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
+        # the fastest ankle velocity the driver's reply can carry: what a damper on an untrusted
+        # encoder must be bounded for (controller.kernels._safety)
+        self.safety.max_speed_rad_s = max(fabs(self.mit_range.v_min), fabs(self.mit_range.v_max)) / self.ratio
+
+    def _reset_inputs(self):
+        self.inp.shank_gyro_rad_s = 0.0
+        self.inp.accel_x_m_s2 = 0.0
+        self.inp.accel_y_m_s2 = 0.0
+        self.inp.load_N = 0.0
+        self.inp.ankle_angle_rad = 0.0
+        self.inp.supply_V = NAN
+        self.inp.imu_rx_s = -1.0
+        self.inp.load_rx_s = -1.0
+        self.inp.node_status_rx_s = -1.0
+        self.inp.imu_seq = -1
+        self.inp.load_seq = -1
+        self.inp.node_flags = 0
+        self.inp.imu_frames = self.inp.imu_disorder = self.inp.imu_lost = 0
+        self.inp.load_frames = self.inp.load_disorder = self.inp.load_lost = 0
+        self.inp.motor_angle_rad = 0.0
+        self.inp.motor_vel_rad_s = 0.0
+        self.inp.motor_torque_Nm = 0.0
+        self.inp.motor_temp_C = NAN
+        self.inp.motor_error = 0
+        self.inp.motor_rx_s = -1.0
+        self.inp.send_failures = 0
+        self.inp.bus_error_ticks = 0
+        self.inp.imu_valid = 0
+        self.inp.load_valid = 0
+
+    def start(self, double now_s):
+        """Begin supervised control at ``now_s``; the driver's activation reply counts as heard.
+        Until :data:`STILL_S` has passed, the wearer counts as moving (nothing is known yet)."""
+        self.safety.arm(now_s)
+        self.moved_s = now_s
+
+    def still_for_s(self):
+        """How long the wearer has stood still (see :data:`STILL_S`), as of the last tick [s]."""
+        return self.safety.last_now_s - self.moved_s
+
+    cdef void _count_seq(self, int* last, double* last_s, int seq, double now_s,
+                         uint32_t* frames, uint32_t* disorder, uint32_t* lost) noexcept nogil:
+        # One frame of a 1 kHz stream with an 8-bit counter.  A step of 1 is in order; a gap
+        # counts as lost only if the time since the last in-order frame can explain it (at most
+        # 1.5x the node's rate, plus 2 for frames bunched in one read).  The same seq again, a
+        # step back (within half the counter range) or a jump the time cannot explain is out of
+        # sequence: a duplicate, a late frame or a second sender, never 255 lost frames.
+        cdef int step
+        cdef double allowed
+        frames[0] += 1
+        if last[0] < 0:
+            last[0] = seq
+            last_s[0] = now_s
+            return
+        step = (seq - last[0]) & 0xFF
+        if step == 0 or step >= 128:
+            disorder[0] += 1            # behind: the stream goes on from the newest frame
+            return
+        allowed = (now_s - last_s[0]) * _SEQ_RATE_HZ * _SEQ_RATE_FACTOR + _SEQ_SLACK
+        if step - 1 > allowed:
+            disorder[0] += 1
+        else:
+            lost[0] += step - 1
+            self.frames_lost += step - 1
+        # a jump ahead still moves the stream on, so a node that restarts its counter
+        # comes back in step after one out-of-sequence frame
+        last[0] = seq
+        last_s[0] = now_s
+
+    def ingest(self, unsigned int can_id, const unsigned char[::1] data, double now_s):
+        """Decode one received frame into the inputs.  Returns True if it was used.
+
+        Frames that fail to decode, belong to another driver, or carry a
+        non-zero sensor status are not used, so their source goes stale and the
+        safety stage reports it.
+        """
+        if data.shape[0] == 0:
+            return False
+        return self.ingest_frame(can_id, &data[0], data.shape[0], now_s)
+
+    cdef bint ingest_frame(self, unsigned int can_id, const unsigned char* data, int dlc,
+                           double now_s) noexcept nogil:
+        cdef MitReply rep
+        cdef ImuFrame imu
+        cdef LoadFrame load
+        cdef StatusFrame status
+        cdef SoundFrame sound
+        if dlc == 0:
+            return False
+        if can_id == <unsigned int>self.reply_id:
+            if mit_unpack_reply(data, dlc, &self.mit_range, &rep) != 0 or rep.driver_id != self.driver_id:
+                return False
+            self.inp.motor_angle_rad = rep.p_rad / self.motor_per_ankle_rad - self.motor_zero_rad
+            self.inp.motor_vel_rad_s = rep.v_rad_s / self.motor_per_ankle_rad
+            # + motor torque turns the driver positive; plantar-flexor torque is + at the ankle.
+            self.inp.motor_torque_Nm = -self.direction * self.ratio * self.efficiency * rep.t_Nm
+            if rep.temperature_C > -1000:
+                self.inp.motor_temp_C = rep.temperature_C
+            if rep.error_code >= 0:
+                self.inp.motor_error = rep.error_code
+            self.inp.motor_rx_s = now_s
+            return True
+        if can_id == SENSOR_IMU_ID:
+            if decode_imu(data, dlc, &imu) != 0 or imu.status != 0:
+                return False
+            self.inp.shank_gyro_rad_s = imu.gyro_z_rad_s - self.gyro_bias_rad_s
+            self.inp.accel_x_m_s2 = imu.accel_x_m_s2
+            self.inp.accel_y_m_s2 = imu.accel_y_m_s2
+            self._count_seq(&self.last_imu_seq, &self.last_imu_seq_s, imu.seq, now_s,
+                            &self.inp.imu_frames, &self.inp.imu_disorder, &self.inp.imu_lost)
+            self.inp.imu_seq = imu.seq
+            self.inp.imu_rx_s = now_s
+            return True
+        if can_id == SENSOR_LOAD_ID:
+            if decode_load(data, dlc, &load) != 0 or load.status != 0:
+                return False
+            self.inp.load_N = load.load_N - self.load_offset_N
+            self.inp.ankle_angle_rad = load.ankle_angle_rad - self.ankle_zero_rad
+            self._count_seq(&self.last_load_seq, &self.last_load_seq_s, load.seq, now_s,
+                            &self.inp.load_frames, &self.inp.load_disorder, &self.inp.load_lost)
+            self.inp.load_seq = load.seq
+            self.inp.load_rx_s = now_s
+            return True
+        if can_id == SENSOR_SOUND_ID:
+            if decode_sound(data, dlc, &sound) != 0 or sound.status != 0:
+                return False
+            self.sound_load_N = sound.load_N
+            self.sound_gyro_rad_s = sound.gyro_z_rad_s
+            self.sound_rx_s = now_s
+            return True
+        if can_id == SENSOR_STATUS_ID:
+            if decode_status(data, dlc, &status) != 0:
+                return False
+            self.inp.supply_V = status.supply_V
+            self.inp.node_flags = status.flags
+            self.inp.node_status_rx_s = now_s
+            return True
+        return False
+
+    cdef void note_read(self, int error_frames) noexcept nogil:
+        self.error_frames += error_frames
+        self.error_ticks_run = self.error_ticks_run + 1 if error_frames else 0
+        self.inp.send_failures = self.send_failures_run
+        self.inp.bus_error_ticks = self.error_ticks_run
+
+    cdef void note_send(self, bint ok) noexcept nogil:
+        if ok:
+            self.frames_sent += 1
+            self.send_failures_run = 0
+        else:
+            self.send_errors += 1
+            self.send_failures_run += 1
+
+    def note_frames(self, int error_frames):
+        """The read phase is over: ``error_frames`` error frames came with it (link health)."""
+        self.note_read(error_frames)
+
+    def note_sent(self, bint ok):
+        """The command frame went out (``ok``) or the send failed (counted; 3 in a row is a fault)."""
+        self.note_send(ok)
+
+    cdef void read_link(self, FrameLink link, double now_s) noexcept nogil:
+        """The read phase on a GIL-free link: drain it into the inputs."""
+        cdef CanFrame f
+        cdef int errors = 0
+        while link.recv(&f) > 0:
+            if f.flags & LINK_ERROR:
+                errors += 1
+            elif not (f.flags & (LINK_EXTENDED | LINK_REMOTE)) and f.dlc > 0:
+                self.ingest_frame(f.can_id, f.data, f.dlc, now_s)
+        self.note_read(errors)
+
+    cdef void write_link(self, FrameLink link) noexcept nogil:
+        """The write phase on a GIL-free link: one command frame, unless it cannot be encoded."""
+        cdef CanFrame f
+        if self.pack_command(f.data) != 8:
+            return
+        f.can_id = <unsigned int>self.driver_id
+        f.dlc = 8
+        f.flags = 0
+        self.note_send(link.send(&f) > 0)
+
+    cdef bint at_stride_boundary(self) noexcept nogil:
+        """A heel strike now, or not walking: where parameter edits may take effect."""
+        return self.estimator.state.heel_strike != 0 or self.estimator.state.walking == 0
+
+    def stride_boundary(self):
+        """:meth:`at_stride_boundary` for the Python loop (no dict of the gait state per tick)."""
+        return self.at_stride_boundary()
+
+    cdef void _update(self, double now_s) noexcept nogil:
+        self.safety.check(&self.inp, now_s)
+        self.estimator.step(&self.inp, now_s)
+        self.controller.step(&self.estimator.state, &self.inp, self.safety.assist, &self.cmd)
+        if self.poison_command:
+            self.cmd.torque_ff_Nm = NAN
+        self.safety.step(&self.cmd, &self.inp, &self.estimator.state, now_s)
+        if self.estimator.state.walking or not (fabs(self.inp.shank_gyro_rad_s) < _STILL_GYRO_RAD_S):
+            self.moved_s = now_s
+
+    def update(self, double now_s):
+        """Monitor -> estimator -> controller -> safety for the tick at ``now_s`` (without the GIL)."""
+        with nogil:
+            self._update(now_s)
+
+    def note_timing(self, double late_s, double read_s, double update_s, double write_s):
+        """The runner's timing of this tick, published with its telemetry row."""
+        self.timing[0] = late_s
+        self.timing[1] = read_s
+        self.timing[2] = update_s
+        self.timing[3] = write_s
+
+    def inject_nonfinite_command(self, bint on):
+        """Fault injection (simulator, tests, bench): while on, the controller's output is NaN."""
+        self.poison_command = on
+
+    def set_inputs(self, dict inputs):
+        """Replace the whole Inputs record (tests: drive the kernels with any input sequence)."""
+        self.inp = inputs
+
+    def clear_faults(self):
+        """Clear latched faults if safe (foot unloaded, causes gone); "" or the reason refused."""
+        return self.safety.clear_faults()
+
+    def select_mode(self, int mode):
+        """The prosthetist's choice of mode (``controller.kernels.faults.MODES``: walk, passive or
+        standby; between ticks).  Returns "" when done, else why not (nothing changed).
+
+        Standby only while the wearer is not walking: unloaded it leaves the ankle free, which
+        in swing would drop the toe.  Standby is left only with the foot off the ground: its
+        passive spring sits on the driver, the other modes' law does not, so the switch must
+        not happen under load.  Faults still take precedence over any choice.
+        """
+        if mode == self.safety.chosen_mode:
+            return ""
+        if mode == ANKLE_MODE_STANDBY and self.estimator.state.walking:
+            return "refused: standby only while the wearer stands still; nothing changed"
+        if self.safety.chosen_mode == ANKLE_MODE_STANDBY and not self.safety.unloaded():
+            return ("refused: standby ends only with the foot off the ground (or the load is "
+                    "unknown); lift the foot and try again")
+        self.safety.select_mode(mode)
+        return ""
+
+    def command_payload(self, unsigned char[::1] out):
+        """Pack the bounded command as the driver's 8-byte MIT frame into ``out``.
+
+        Returns 8, or -1 when the command could not be encoded (then nothing
+        must be sent, and the driver's watchdog takes over).
+        """
+        if out.shape[0] < 8:
+            raise ValueError("out must hold 8 bytes")
+        return self.pack_command(&out[0])
+
+    cdef int pack_command(self, unsigned char* out) noexcept nogil:
+        cdef MitCommand m
+        cdef double g = self.motor_gain_per_ankle_gain
+        m.p_rad = (self.cmd.p_des_rad + self.motor_zero_rad) * self.motor_per_ankle_rad
+        m.v_rad_s = self.cmd.v_des_rad_s * self.motor_per_ankle_rad
+        m.kp_Nm_rad = self.cmd.kp_Nm_rad * g
+        m.kd_Nms_rad = self.cmd.kd_Nms_rad * g
+        m.t_Nm = -self.cmd.torque_ff_Nm / (self.direction * self.ratio * self.efficiency)
+        return mit_pack_command(out, &self.mit_range, &m)
+
+    def publish(self, double[:, ::1] table, Py_ssize_t row):
+        """Write this tick's telemetry row (``TELEMETRY_COLUMNS``) into ``table[row]``."""
+        if table.shape[1] != N_TELEMETRY or not (0 <= row < table.shape[0]):
+            raise IndexError("telemetry table has the wrong shape or row is out of range")
+        with nogil:
+            self.publish_row(&table[row, 0])
+
+    cdef void publish_row(self, double* r) noexcept nogil:
+        cdef GaitState* g = &self.estimator.state
+        r[0] = self.safety.last_now_s
+        r[1] = self.inp.shank_gyro_rad_s
+        r[2] = self.inp.load_N
+        r[3] = self.inp.ankle_angle_rad
+        r[4] = g.phase
+        r[5] = g.heel_strike
+        r[6] = g.toe_off
+        r[7] = g.walking
+        r[8] = g.stance
+        r[9] = self.inp.motor_torque_Nm
+        r[10] = self.cmd.torque_expected_Nm
+        r[11] = self.inp.motor_angle_rad
+        r[12] = self.inp.motor_vel_rad_s
+        r[13] = self.inp.motor_temp_C
+        r[14] = self.safety.mode
+        r[15] = self.safety.faults
+        r[16] = g.stride_time_s
+        r[17] = self.frames_lost
+        r[18] = g.standing
+        r[19] = g.source
+        r[20] = g.confidence
+        r[21] = self.safety.warnings
+        r[22] = self.safety.thermal.winding_C
+        r[23] = self.safety.torque_limit_Nm
+        r[24] = self.cmd.pushoff_Nm
+        r[25] = self.safety.assist
+        r[26] = self.controller.speed_m_s
+        r[27] = self.controller.last_work_J_kg
+        r[28] = self.inp.supply_V
+        r[29] = self.timing[0]
+        r[30] = self.timing[1]
+        r[31] = self.timing[2]
+        r[32] = self.timing[3]
+        if self.sound_rx_s >= 0.0 and self.safety.last_now_s - self.sound_rx_s <= _SOUND_TIMEOUT_S:
+            r[33] = self.sound_load_N
+            r[34] = self.sound_gyro_rad_s
+        else:
+            r[33] = NAN
+            r[34] = NAN
+
+    # ---- read-only views for tools and tests ----
+    @property
+    def inputs(self):
+        return self.inp
+
+    @property
+    def command(self):
+        return self.cmd
+
+    @property
+    def gait(self):
+        return self.estimator.state
+
+    @property
+    def in_safe_mode(self):
+        return self.safety.mode == ANKLE_MODE_SAFE

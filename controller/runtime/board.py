@@ -1,0 +1,251 @@
+"""``ankle run --config FILE``: the controller on the board, supervised from this process.
+
+This process is the supervisor: it loads the configuration and the parameter
+file, starts the tick's process (:class:`controller.runtime.process.Runtime`), drains
+telemetry into the loggers, prints one status line a second, and on Ctrl-C or
+SIGTERM (systemd's stop) asks the loop to stop, which switches the driver off
+before the process exits.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from controller.runtime import _rt
+from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.config import RunConfig
+from controller.kernels.faults import MODES, fault_bit, fault_names
+from controller.params.registry import ParamSet
+from controller.runtime.process import RealtimeSpec, Runtime, RuntimeSpec, TelemetryPump
+from hal.errors import ConfigError
+
+__all__ = ["realtime_spec", "load_params", "open_logs", "run_board", "LatestRow"]
+
+_COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+
+
+def realtime_spec(cfg: RunConfig) -> RealtimeSpec:
+    """The tick process's real-time settings from ``[realtime]``."""
+    r = cfg.realtime
+    return RealtimeSpec(priority=r.priority, cpus=tuple(r.cpus), lock_memory=r.lock_memory,
+                        timer_slack_ns=r.timer_slack_ns, spin_ns=r.spin_ns, freeze_gc=r.freeze_gc,
+                        cpu_latency_us=r.cpu_latency_us)
+
+
+def load_params(cfg: RunConfig, say: Callable[[str], None]):
+    """The parameter set to run with and the boot faults: ``[params] file`` if given (a corrupt
+    file falls back to its backup or the defaults and latches the ``params`` fault), the
+    registry's defaults otherwise; ``loop.rate_Hz`` is the configuration's."""
+    boot_faults = 0
+    if cfg.params.file is None:
+        params = ParamSet()
+        say("parameters: registry defaults (no [params] file configured)")
+    else:
+        from controller.params import store as paramstore
+        try:
+            loaded = paramstore.load(cfg.params.file)
+        except IsADirectoryError:
+            raise ConfigError(f"params.file: {cfg.params.file}: is a directory, not a parameter file") from None
+        params = loaded.params
+        say(f"parameters: {loaded.source} ({cfg.params.file})")
+        for line in loaded.problems:
+            say(f"  {line}")
+        if loaded.corrupt:
+            boot_faults = fault_bit("params")
+    if params["loop.rate_Hz"] != cfg.loop.rate_Hz:
+        say(f"  loop.rate_Hz = {cfg.loop.rate_Hz:g} Hz from the configuration "
+            f"(the parameter set says {params['loop.rate_Hz']:g} Hz)")
+        params = params.with_values({"loop.rate_Hz": cfg.loop.rate_Hz})
+    return params, boot_faults
+
+
+def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]):
+    """The CSV session log (a telemetry sink) and the raw CAN log, as configured; (sinks, closers)."""
+    sinks: List[Callable[[np.ndarray], None]] = []
+    closers: List[Callable[[], None]] = []
+    if cfg.log.directory is None:
+        return sinks, closers
+    from controller.records.logger import CanTrafficLog, CsvSessionLog
+    try:
+        Path(cfg.log.directory).mkdir(parents=True, exist_ok=True)
+    except OSError as e:             # checked before the bus is touched: nothing has started yet
+        raise ConfigError(f"log.directory: cannot create {cfg.log.directory}: "
+                          f"{(e.strerror or str(e)).lower()}") from None
+    if cfg.log.csv:
+        path = Path(cfg.log.directory) / f"ankle-{stamp}.csv"
+        csv_log = CsvSessionLog(path, TELEMETRY_COLUMNS)
+        sinks.append(csv_log.write)
+        closers.append(csv_log.close)
+        say(f"log: {path}")
+    if cfg.log.can:
+        path = Path(cfg.log.directory) / f"ankle-{stamp}.{cfg.log.can}"
+        can_log = CanTrafficLog(bus_config, path, fmt=cfg.log.can)
+        can_log.start()
+        closers.append(can_log.stop)
+        say(f"CAN log: {path}")
+    return sinks, closers
+
+
+class _BoardConsole:
+    """The prosthetists' console on ``[console] port``, if configured and it opens.
+
+    A port that cannot be opened is reported and the controller runs without a console:
+    the wearer's ankle matters more than the tuning session.
+    """
+
+    def __init__(self, cfg: RunConfig, say: Callable[[str], None], mass_kg: float):
+        self.cfg, self.say = cfg, say
+        self.port = self.session = None
+        self.sinks: List[Callable[[np.ndarray], None]] = []
+        if cfg.console.port is None:
+            return
+        import serial
+        from controller.console.session import GaitWatch
+        from controller.records.logger import LogSwitch
+        try:
+            self.port = serial.serial_for_url(cfg.console.port, baudrate=cfg.console.baudrate, timeout=0.05)
+        except (serial.SerialException, ValueError, OSError) as e:
+            say(f"console: cannot open {cfg.console.port} ({e}); running without a console")
+            return
+        self.watch = GaitWatch(mass_kg)
+        log_dir = cfg.log.directory or cfg.console.state_directory / "logs"
+        self.logs = LogSwitch(log_dir, TELEMETRY_COLUMNS)
+        self.sinks = [self.watch, self.logs]
+
+    def start(self, runtime) -> None:
+        if self.port is None:
+            return
+        from controller.console.session import open_console
+        state = self.cfg.console.state_directory
+        try:                             # the ankle walks whatever the state directory holds
+            state.mkdir(parents=True, exist_ok=True)
+            self.session = open_console(runtime, self.watch, self.port, state, self.cfg.params.file,
+                                        logs=self.logs, banner="ankle console")
+        except OSError as e:
+            self.say(f"console: cannot start it in {state} ({e.strerror or e}); running without a console")
+            return
+        self.say(f"console: {self.cfg.console.port} at {self.cfg.console.baudrate} bit/s; PIN, audit log and "
+                 f"profiles in {state}")
+        for line in self.session.banner.splitlines()[1:]:      # a damaged audit log, read-only and why
+            self.say(f"console: {line}")
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+        if self.port is not None:
+            self.logs.stop()
+            self.port.close()
+
+
+class LatestRow:
+    """A telemetry sink keeping the newest row (for status lines)."""
+
+    def __init__(self):
+        self.row: Optional[np.ndarray] = None
+
+    def __call__(self, batch: np.ndarray) -> None:
+        if len(batch):
+            self.row = batch[-1].copy()
+
+
+def status_line(row: Optional[np.ndarray], stats: dict, missed_recent: int = 0) -> str:
+    """One status line with units; ``missed_recent``: deadlines missed since the last line (said
+    in words, so a fault that follows from them is not taken for a motor or bus problem)."""
+    if row is None:
+        return "waiting for the first tick"
+    busy = (f"  this machine is not keeping time: {missed_recent} deadlines missed since the last line"
+            if missed_recent else "")
+    mode = MODES.get(int(row[_COL["mode"]]), "?")
+    faults = ", ".join(fault_names(int(row[_COL["faults"]]))) or "none"
+    if stats.get("link_down"):
+        # nothing is heard or delivered: the driver's and the sensors' last values would only be
+        # frozen numbers, so they are not shown
+        return (f"t {row[_COL['t']]:8.1f} s  BUS LOST ({os.strerror(stats['link_down'])}): no frames to or "
+                f"from the driver and sensors  mode {mode}  faults {faults}  ticks {stats['ticks']}  "
+                f"missed {stats['missed']}{busy}")
+    return (f"t {row[_COL['t']]:8.1f} s  mode {mode:<7}  faults {faults}  ticks {stats['ticks']}  "
+            f"missed {stats['missed']}  max late {stats['max_late_ns'] / 1e3:.0f} us  "
+            f"torque {row[_COL['torque_cmd_Nm']]:+6.1f} N*m  winding {row[_COL['winding_temp_C']]:5.1f} degC  "
+            f"supply {row[_COL['supply_V']]:4.1f} V{busy}")
+
+
+def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callable[[str], None] = print,
+              stop: Optional[threading.Event] = None, status_period_s: float = 1.0) -> dict:
+    """Run the controller as configured until ``duration_s`` (else ``loop.duration_s``), ``stop``
+    is set, or SIGINT / SIGTERM arrives; returns the summary."""
+    stop = stop or threading.Event()
+    duration_s = duration_s if duration_s is not None else cfg.loop.duration_s
+    params, boot_faults = load_params(cfg, say)
+    spec = RuntimeSpec(bus=cfg.bus, driver_id=cfg.driver.id, driver_model=cfg.driver.model,
+                       reply_id=cfg.driver.reply_id, setup_timeout_s=cfg.driver.timeout_s,
+                       range_overrides=dict(cfg.driver.range_overrides), realtime=realtime_spec(cfg),
+                       boot_faults=boot_faults)
+    if params["symmetry.adapt"] and cfg.console.port is None:
+        say("warning: symmetry.adapt is 1 but no [console] port is configured; the symmetry-seeking "
+            "adaptation runs with the console (whose audit log records its changes), so it is off")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    sinks, closers = open_logs(cfg, cfg.bus, stamp, say)
+    console = _BoardConsole(cfg, say, params["wearer.mass_kg"])
+    sinks += console.sinks
+    closers.append(console.close)
+    latest = LatestRow()
+    runtime = Runtime(spec, params)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        ready = runtime.start()
+        for line in ready["warnings"] + runtime.isolate():
+            say(line)
+        s = ready["settings"]
+        say(f"tick process: {s['policy']} priority {s['priority']}, CPUs {s['cpus']}, "
+            f"I/O {ready['io']}, {params['loop.rate_Hz']:g} Hz")
+        pump = TelemetryPump(runtime, [latest, *sinks])
+        pump.start()
+        console.start(runtime)
+        t0_ns = _rt.now_ns() + 100_000_000
+        runtime.begin(t0_ns)
+        end = None if duration_s is None else time.monotonic() + 0.1 + duration_s
+        next_status = time.monotonic() + status_period_s
+        missed_said = 0
+        while not stop.is_set():
+            now = time.monotonic()
+            if end is not None and now >= end:
+                break
+            if now >= next_status:
+                stats = runtime.stats()
+                say(status_line(latest.row, stats, stats["missed"] - missed_said))
+                missed_said = stats["missed"]
+                next_status += status_period_s
+            if runtime.shared.state in ("stopped", "failed"):
+                break
+            stop.wait(max(0.0, min(next_status, end if end is not None else next_status) - now))
+        summary = runtime.stop()
+        stats = runtime.stats()
+        pump.finish()
+    finally:
+        if runtime.process.is_alive():
+            runtime.stop()
+        for close in closers:
+            close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    faults = 0
+    if latest.row is not None:
+        faults = int(latest.row[_COL["faults"]])
+    result = {"ticks": stats["ticks"], "missed": stats["missed"], "skipped": stats["skipped"],
+              "overruns": stats["overruns"], "max_late_us": round(stats["max_late_ns"] / 1e3, 1),
+              "ring_dropped": stats["ring_dropped"], "rows": pump.rows, "faults": fault_names(faults),
+              **summary}
+    say(f"stopped: {result['ticks']} ticks, {result['missed']} missed, max late {result['max_late_us']} us, "
+        f"faults {', '.join(result['faults']) or 'none'}; driver "
+        f"{'switched off' if not summary.get('shutdown_error') else 'did not confirm: ' + summary['shutdown_error']}")
+    return result

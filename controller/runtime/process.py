@@ -1,0 +1,587 @@
+"""The real-time runtime: the tick in its own process, on absolute deadlines.
+
+The tick's process does nothing but the loop: it sets its real-time settings,
+commissions the driver, freezes the garbage collector, then ticks on
+``start + k * period`` (:class:`controller.runtime._rt.Cadence`): read the bus, update
+the kernels (without the GIL), write the command, publish one telemetry row
+into the shared ring, and only then, between ticks, take a new parameter
+snapshot if one was published.  Nothing else runs in that process, so no
+Python thread, console, logger or collector can hold it up; the supervisor
+(:class:`Runtime`, in the caller's process) reaches it only through shared
+memory (:mod:`controller.runtime.shm`) and, outside the loop, a pipe for start-up and
+shutdown.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from controller.runtime import _rt
+from controller.runtime._ring import memory_fence
+from controller.kernels._tick import STILL_S
+from controller.runtime._rtloop import run_loop
+from controller.runtime.loop import HostLoop, build_tick
+from controller.params.registry import ParamSet
+from controller.runtime.rtsettings import apply_realtime, current_settings, freeze_gc
+from controller.runtime.shm import REQUESTS, STAT, SharedChannels
+from hal.bus import BusConfig
+
+__all__ = ["RealtimeSpec", "RuntimeSpec", "Runtime", "RuntimeFailure", "TelemetryPump", "TelemetryRecorder"]
+
+
+class RuntimeFailure(RuntimeError):
+    """The tick's process could not start or stopped with an error; the message says why."""
+
+
+@dataclass(frozen=True)
+class RealtimeSpec:
+    """Real-time settings of one process (see :mod:`controller.runtime.rtsettings`).
+
+    priority: SCHED_FIFO priority 1..99, 0 = leave the scheduler alone.
+    cpus: CPUs to pin to, empty = leave.  lock_memory: mlockall.  timer_slack_ns: 0 = leave.
+    spin_ns: poll the clock for this long before each deadline (0 on a PREEMPT_RT kernel).
+    freeze_gc: freeze and disable the cyclic garbage collector before the loop.
+    cpu_latency_us: hold /dev/cpu_dma_latency at this while running (0: idle CPUs poll), -1 = leave.
+    """
+
+    priority: int = 0
+    cpus: tuple = ()
+    lock_memory: bool = False
+    timer_slack_ns: int = 0
+    spin_ns: int = 0
+    freeze_gc: bool = True
+    cpu_latency_us: int = -1
+
+    def apply(self) -> List[str]:
+        return apply_realtime(priority=self.priority, cpus=self.cpus, lock_memory=self.lock_memory,
+                              timer_slack_ns=self.timer_slack_ns, cpu_latency_us=self.cpu_latency_us)
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """Everything the tick's process needs (picklable: it crosses into a new process)."""
+
+    bus: BusConfig
+    driver_id: int
+    driver_model: str = "AK80-9"
+    reply_id: int = 0
+    setup_timeout_s: float = 0.5
+    range_overrides: dict = field(default_factory=dict)     # hal.ak.mit_range corrections
+    realtime: RealtimeSpec = field(default_factory=RealtimeSpec)
+    boot_faults: int = 0
+    miss_ns: int = 500_000
+    #: "auto": the GIL-free link where the interface has one (socketcan, socketcand), else python-can;
+    #: "python-can": always python-can (to compare, or for an interface without a link)
+    io: str = "auto"
+
+    def __post_init__(self):
+        if self.io not in ("auto", "python-can"):
+            raise ValueError(f"io must be 'auto' or 'python-can', got {self.io!r}")
+
+
+# ----------------------------------------------------------------------------- tick's process
+_ACTIVATE_LEAD_NS = 60_000_000      # the driver is switched on this long before the first tick
+_HANDOVER_NS = 20_000_000           # the last set-up frame this long before it (the link's hand-over)
+_HOLD_PERIOD_S = 0.005              # zero-torque commands this often between the range check and then
+def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None:
+    """Entry point of the tick's process."""
+    from hal.ak import AKDriver
+    from hal.bus import open_bus
+    from hal.errors import HalError
+    from hal.links import open_link
+
+    _rt.set_thread_name("ankle-tick")          # ps / top / journal show which process ticks
+    # Ctrl-C reaches the whole process group and systemd's stop the whole cgroup: only the
+    # supervisor decides, through shared memory, so the driver is always switched off in order
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    shared = SharedChannels(shm_path, capacity=capacity)
+    bus = driver = None
+    # python-can's socketcand client warns about every frame split across TCP reads, which
+    # is how TCP works; its real errors still come through
+    logging.getLogger("can.interfaces.socketcand").setLevel(logging.ERROR)
+    try:
+        warnings = spec.realtime.apply()
+        values = np.zeros(shared.n_params)
+        if not shared.snapshot.poll(values):
+            raise RuntimeFailure("no parameter snapshot was published before the start")
+        params = ParamSet.from_vector(values)
+        bus = open_bus(spec.bus)
+        driver = AKDriver(bus, driver_id=spec.driver_id, model=spec.driver_model, reply_id=spec.reply_id,
+                          range_overrides=spec.range_overrides or None)
+        driver.configure()
+        tick = build_tick(params, driver.mit_range, driver.node_id, driver.reply_arbitration_id)
+        shared.report_accepted(shared.snapshot.taken, values)        # the start-up set is in force
+        shared.set_stat("params_applied", shared.snapshot.taken)
+        link = open_link(spec.bus) if spec.io == "auto" else None
+        conn.send(("ready", {"warnings": warnings, "settings": current_settings(),
+                             "io": "GIL-free link" if link is not None else "python-can"}))
+        command = conn.recv()
+        if command[0] != "start":               # aborted before the start: the driver was never on
+            conn.send(("stopped", {"aborted": True}))
+            return
+        t0_ns = int(command[1])
+        # power the driver just before the first tick, so its watchdog never sees a gap
+        wait_until_ns(t0_ns - _ACTIVATE_LEAD_NS)
+        driver.activate(timeout_s=spec.setup_timeout_s)
+        # the commissioning round trip: the motor's own MIT law confirms the configured ranges
+        # before any torque of the controller's is sent (a mismatch disarms it and is refused)
+        driver.verify_range(timeout_s=spec.setup_timeout_s)
+        _hold_passive(driver, bus, t0_ns - _HANDOVER_NS)
+        if link is not None:
+            # the tick has its own connection; an unread python-can one would only fill up
+            bus.shutdown()
+            bus = None
+            link.discard()                      # what came before the loop is history
+        tick.start(0.0)
+        if spec.boot_faults:
+            tick.safety.latch(spec.boot_faults, 0.0)
+        period_ns = int(round(1e9 / params["loop.rate_Hz"]))
+        cadence = _rt.Cadence(period_ns, t0_ns, spec.miss_ns, spec.realtime.spin_ns)
+        retune = _Retuner(tick, shared)
+        requests = Requests(tick, shared)
+        if spec.realtime.freeze_gc:
+            freeze_gc()
+        shared.set_stat("start_ns", t0_ns)
+        shared.set_stat("state", 1)
+        if link is not None:
+            run_loop(tick, link, cadence, shared.ring, shared.snapshot, np.zeros(shared.n_params),
+                     shared.stats, STAT["stop"], t0_ns, retune, requests, STAT["req_seq"], STAT["ack_seq"],
+                     STAT["link_down"])
+            link.close()
+        else:
+            _loop(HostLoop(tick, bus), shared, cadence, t0_ns, retune, requests)
+        shared.set_stat("state", 2)
+        summary = {"frames_sent": tick.frames_sent, "send_errors": tick.send_errors,
+                   "error_frames": tick.error_frames, "frames_lost": tick.frames_lost,
+                   "rate_Hz": cadence.rate_Hz(_rt.now_ns()), "shutdown_error": ""}
+        try:
+            if bus is None:             # the shutdown talks python-can, on a connection of its own
+                bus = open_bus(spec.bus)
+                driver.rebind(bus)
+            driver.deactivate(timeout_s=spec.setup_timeout_s)
+        except HalError as e:
+            # a lost bus is a fault of the run, not a failure of the shutdown's code: say what
+            # could not be done and what happens instead, and end as a stop
+            summary["shutdown_error"] = (f"{e} (the driver's watchdog disarms it once commands stop)"
+                                         if shared.stat("link_down") else str(e))
+        conn.send(("stopped", summary))
+    except BaseException as e:      # the supervisor must hear why, whatever it was
+        shared.set_stat("state", 3)
+        expected = isinstance(e, (RuntimeFailure, HalError, ValueError, OSError))
+        detail = f"{type(e).__name__}: {e}" if expected else traceback.format_exc()
+        try:
+            conn.send(("error", detail))
+        except OSError:
+            pass                        # the supervisor is gone: there is nobody left to tell
+    finally:
+        if bus is not None:
+            bus.shutdown()
+
+
+def _hold_passive(driver, bus, until_ns: int) -> None:
+    """Zero-torque commands (no gains, no feed-forward) until ``until_ns``, so the driver's
+    watchdog sees no longer gap before the loop's first command than it did before the range check
+    (which finishes at a time of the bus's making); never past ``until_ns``, so tick 0 is on time."""
+    msg = driver.command_message(0.0, 0.0, 0.0, 0.0, 0.0)
+    while True:
+        left_s = (until_ns - _rt.now_ns()) * 1e-9
+        if left_s <= 0:
+            return
+        bus.send(msg)
+        time.sleep(min(left_s, _HOLD_PERIOD_S))
+
+
+#: A parameter edit reaches its new value over this many stride boundaries (a third each).
+RAMP_STRIDES = 3
+
+
+class _Retuner:
+    """Applies parameter snapshots in the tick's process, at stride boundaries (see run_loop).
+
+    The tick is the authority on what it runs with: a snapshot is validated again on this
+    side and either accepted or refused, and every one it takes is reported back through the
+    shared block (:meth:`controller.runtime.shm.SharedChannels.report_accepted` / ``report_refused``,
+    by generation, with the reason), so the console can say what became of an edit.  Live
+    changes ramp in over :data:`RAMP_STRIDES` boundaries, each step a straight-line blend of
+    the old and new sets (still a valid set: every cross-parameter rule is linear in the live
+    values); every step is built and checked when the snapshot is taken, so a ramp that was
+    accepted runs to its end.  A change to a parameter that is not ``live`` is applied at once
+    if the wearer stands still, and refused while the wearer walks or moved within
+    ``STILL_S``; a change to a start-up parameter (``loop.rate_Hz``) is always refused.  A
+    refused snapshot changes nothing: a ramp in progress goes on.  Never raises (it runs
+    inside the loop).
+    """
+
+    def __init__(self, tick, shared: SharedChannels, ramp_strides: int = RAMP_STRIDES):
+        self.tick, self.shared, self.ramp_strides = tick, shared, ramp_strides
+        self._steps: List[ParamSet] = []     # still to take, one per boundary; the last is the target
+        self.generation = 0                  # of the set accepted last (in force or ramping in)
+
+    def __call__(self, values) -> bool:
+        """Take a new snapshot (``values``) or the next ramp step (None); True while ramping."""
+        if values is not None:
+            self._take(values)
+        if not self._steps:
+            return False
+        step = self._steps.pop(0)
+        try:
+            self.tick.retune(step)
+        except ValueError as e:      # not expected (checked when taken): say so, and what holds
+            self._steps = []
+            self.shared.report_accepted(self.generation, np.array(self.tick.params.vector()))
+            self.shared.report_refused(self.generation, f"stopped while ramping in: {e}")
+            return False
+        if not self._steps:
+            self.shared.set_stat("params_applied", self.generation)
+        return bool(self._steps)
+
+    def _take(self, values) -> None:
+        generation = self.shared.snapshot.taken
+        try:
+            target = ParamSet.from_vector(values)
+            reason = self.refusal(target)
+            if reason:
+                self.shared.report_refused(generation, reason)
+                return
+            if self.tick.fixed_changes(target):
+                self.tick.retune(target, allow_fixed=True)       # standing still: at once
+                steps = []
+            else:
+                start, n = self.tick.params, self.ramp_strides
+                steps = [_blend(start, target, i / n) for i in range(1, n)] + [target]
+        except ValueError as e:          # ParamError too: a vector out of range
+            self.shared.report_refused(generation, str(e))
+            return
+        self._steps, self.generation = steps, generation
+        self.shared.report_accepted(generation, np.array(target.vector()))
+        if not steps:
+            self.shared.set_stat("params_applied", generation)
+
+    def refusal(self, target: ParamSet) -> str:
+        """Why the tick would not take ``target`` now ("" if it would)."""
+        tick = self.tick
+        startup = tick.startup_changes(target)
+        if startup:
+            return (f"{', '.join(startup)} is set when the controller starts (the loop's period is fixed "
+                    f"then), not while it runs")
+        fixed = tick.fixed_changes(target)
+        if fixed and (tick.gait["walking"] or tick.still_for_s() < STILL_S):
+            return (f"{', '.join(fixed)} can only change while the wearer stands still, and the wearer "
+                    f"walked or moved within the last {STILL_S:g} s when the controller took the change")
+        return ""
+
+
+class Requests:
+    """Answers the console's requests in the tick's process, between ticks.
+
+    ``clear_faults`` and ``select_mode`` (arg: a mode number of ``controller.kernels.faults.MODES``)
+    are tried at every tick for up to :data:`RETRY_WINDOW_S`: some need the wearer's foot
+    off the ground, which in walking is each swing.  The answer is "" or the last reason it
+    was refused.  Never raises (it runs inside the loop).
+    """
+
+    RETRY_WINDOW_S = 2.0
+
+    def __init__(self, tick, shared: SharedChannels):
+        self.tick, self.shared = tick, shared
+        self._retry_until = None
+
+    def __call__(self) -> None:
+        shared = self.shared
+        memory_fence()                                  # the number was seen: now read what it covers
+        code, arg = shared.stat("req_code"), shared.stat("req_arg")
+        try:
+            if code == REQUESTS["clear_faults"]:
+                reason = self.tick.clear_faults()
+            elif code == REQUESTS["select_mode"]:
+                reason = self.tick.select_mode(arg)
+            else:
+                self._answer(f"unknown request {code}")
+                return
+            now = self.tick.safety.last_now_s
+            if self._retry_until is None:
+                self._retry_until = now + self.RETRY_WINDOW_S
+            if reason and now < self._retry_until:
+                return                                  # try again next tick
+            self._answer(reason)
+        except Exception as e:       # the loop must go on; the console hears what went wrong
+            self._answer(f"{type(e).__name__}: {e}")
+
+    def _answer(self, text: str) -> None:
+        self._retry_until = None
+        self.shared.set_reply(text)
+        memory_fence()                                  # the reply lands before the acknowledgement
+        self.shared.set_stat("ack_seq", self.shared.stat("req_seq"))
+
+
+def _blend(a: ParamSet, b: ParamSet, share: float) -> ParamSet:
+    """``a`` moved ``share`` of the way to ``b`` (whole-number parameters move at the end)."""
+    from controller.params.registry import REGISTRY
+    return ParamSet({p.name: (a[p.name] + share * (b[p.name] - a[p.name]) if p.kind is float else a[p.name])
+                     for p in REGISTRY})
+
+
+def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _Retuner,
+          requests: "Requests") -> None:
+    """The loop on a python-can bus (interfaces without a GIL-free link): the same steps as
+    :func:`controller.runtime._rtloop.run_loop`, with the bus's I/O in Python."""
+    tick = host.kernel
+    ring, rows, stats = shared.ring, shared.ring.rows, shared.stats
+    counters = stats[0:5]               # Cadence.export's words
+    stop_at, req_at, ack_at = STAT["stop"], STAT["req_seq"], STAT["ack_seq"]
+    snapshot, values = shared.snapshot, np.zeros(shared.n_params)
+    clock, wait = _rt.now_ns, cadence.wait
+    read, update, write = host.read, tick.update, host.write
+    note_timing, publish, slot, commit = tick.note_timing, tick.publish, ring.slot, ring.commit
+    export, finish, boundary = cadence.export, cadence.finish, tick.stride_boundary
+    parent = os.getppid()
+    ramping = False
+    while not stats[stop_at]:
+        if cadence.ticks % 128 == 0 and os.getppid() != parent:
+            break                       # the supervisor died: stop, the driver is switched off
+        wake = wait()
+        now_s = (wake - t0_ns) * 1e-9
+        read(now_s)
+        t1 = clock()
+        update(now_s)
+        t2 = clock()
+        write()
+        t3 = clock()
+        note_timing(cadence.late_ns * 1e-9, (t1 - wake) * 1e-9, (t2 - t1) * 1e-9, (t3 - t2) * 1e-9)
+        i = slot()
+        if i >= 0:
+            publish(rows, i)
+            commit()
+        export(counters)
+        if boundary():                  # edits take effect at a stride boundary only
+            if snapshot.poll(values):
+                ramping = retune(values)
+            elif ramping:
+                ramping = retune(None)
+        if stats[req_at] != stats[ack_at]:
+            requests()
+        finish(clock())
+
+
+# ----------------------------------------------------------------------------- supervisor
+class Runtime:
+    """The tick's process as the supervisor sees it: start, begin, drain, retune, stop."""
+
+    def __init__(self, spec: RuntimeSpec, params: ParamSet, *, ring_capacity: int = 8192):
+        if not isinstance(params, ParamSet):
+            raise TypeError("params must be a validated controller.params.registry.ParamSet")
+        self.spec = spec
+        self.params = params
+        self.shared = SharedChannels.create(capacity=ring_capacity)
+        self.shared.snapshot.publish(np.array(params.vector()))
+        ctx = mp.get_context("spawn")      # a fresh interpreter: no threads or locks inherited
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_tick_process, name="ankle-tick", daemon=True,
+                                   args=(spec, self.shared.path, ring_capacity, child))
+        self.ready: dict = {}
+        self.summary: dict = {}
+        self._in_force: Optional[np.ndarray] = None
+        self._finished = False          # the process has said its last word (stopped or error)
+
+    def _receive(self, timeout_s: float, expect: str) -> dict:
+        if not self._conn.poll(timeout_s):
+            raise RuntimeFailure(f"the tick's process did not answer within {timeout_s:g} s "
+                                f"(waiting for {expect}; exit code {self.process.exitcode})")
+        try:
+            kind, payload = self._conn.recv()
+        except EOFError:
+            self._finished = True
+            raise RuntimeFailure(f"the tick's process exited (code {self.process.exitcode}) "
+                                f"while the supervisor waited for {expect}") from None
+        if kind == "error":
+            self._finished = True           # its last word: stop() must not wait for another
+            raise RuntimeFailure(payload)
+        if kind != expect:
+            raise RuntimeFailure(f"the tick's process said {kind!r}, expected {expect!r}")
+        return payload
+
+    def start(self, timeout_s: float = 20.0) -> dict:
+        """Start the process, wait until the driver is commissioned; returns its report
+        (``warnings``: the real-time settings refused, ``settings``: what it runs with)."""
+        self.process.start()
+        try:
+            self.ready = self._receive(timeout_s, "ready")
+        finally:
+            self.shared.unlink()       # both sides have it mapped; nothing is left in /dev/shm
+        return self.ready
+
+    def isolate(self) -> List[str]:
+        """Keep the calling thread, and the threads and processes it starts from now on, off the
+        CPUs the tick is pinned to (what ``isolcpus`` does for the whole system on a board).
+        Returns warnings (none if the tick is not pinned or there is no other CPU)."""
+        tick_cpus = set(self.spec.realtime.cpus)
+        others = set(os.sched_getaffinity(0)) - tick_cpus
+        if not tick_cpus or not others:
+            return []
+        try:
+            os.sched_setaffinity(0, others)
+        except OSError as e:
+            return [f"warning: realtime.cpus: keeping the supervisor off CPU {sorted(tick_cpus)} refused "
+                    f"({e.strerror}); running without it"]
+        return []
+
+    def begin(self, t0_ns: int) -> None:
+        """Tick from CLOCK_MONOTONIC ``t0_ns`` on (time 0 of the kernels)."""
+        self._conn.send(("start", int(t0_ns)))
+
+    def drain(self, out: np.ndarray) -> int:
+        """Copy pending telemetry rows into ``out``; returns how many."""
+        return self.shared.ring.drain(out)
+
+    def retune(self, params: ParamSet) -> int:
+        """Publish ``params`` for the tick to take between ticks; returns the snapshot's generation."""
+        if not isinstance(params, ParamSet):
+            raise TypeError("params must be a validated controller.params.registry.ParamSet")
+        return self.shared.snapshot.publish(np.array(params.vector()))
+
+    def params_outcome(self, generation: int):
+        """What the tick did with snapshot ``generation`` (see SharedChannels.params_outcome)."""
+        return self.shared.params_outcome(generation)
+
+    def in_force(self) -> Optional[ParamSet]:
+        """The set the tick accepted last (in force, or ramping in), if it changed since the last
+        call; None otherwise."""
+        if self._in_force is None:
+            self._in_force = np.zeros(self.shared.n_params)
+        return ParamSet.from_vector(self._in_force) if self.shared.read_in_force(self._in_force) else None
+
+    @property
+    def state(self) -> str:
+        """The tick's process: starting, running, stopped or failed."""
+        return self.shared.state
+
+    def request(self, name: str, arg: int = 0, timeout_s: float = 5.0) -> str:
+        """Ask the tick to ``clear_faults`` or ``select_mode`` (arg: a mode number) between ticks; returns
+        its answer ("" when done, else why not).  One request at a time (one console)."""
+        if name not in REQUESTS:
+            raise ValueError(f"unknown request {name!r}; known: {', '.join(REQUESTS)}")
+        shared = self.shared
+        if shared.state != "running":
+            return f"the controller is not running ({shared.state})"
+        seq = shared.stat("req_seq") + 1
+        shared.set_stat("req_code", REQUESTS[name])
+        shared.set_stat("req_arg", int(arg))
+        memory_fence()                                  # code and argument land before the number
+        shared.set_stat("req_seq", seq)
+        end = time.monotonic() + timeout_s
+        while shared.stat("ack_seq") != seq:
+            if time.monotonic() > end or shared.state != "running":
+                return "no answer from the controller"
+            time.sleep(0.002)
+        memory_fence()
+        return shared.get_reply()
+
+    def stats(self) -> dict:
+        """The loop's counters now, and the ring's."""
+        out = {name: self.shared.stat(name) for name in STAT
+               if name not in ("stop", "req_seq", "req_code", "req_arg", "ack_seq")}
+        out["state"] = self.shared.state
+        out["ring_dropped"] = self.shared.ring.dropped
+        out["rows_published"] = self.shared.ring.written
+        return out
+
+    def stop(self, timeout_s: float = 10.0) -> dict:
+        """Ask the loop to stop, wait for the driver's shutdown; returns the process's summary."""
+        self.shared.set_stat("stop", 1)
+        try:
+            # a process that already ended may have left its last word in the pipe: read it
+            if not self.summary and not self._finished and (self.process.is_alive() or self._conn.poll(0)):
+                # asked once only, and not after the process said its last word (an error): a
+                # caller's clean-up stop() must not wait for an answer that cannot come, and hide
+                # the real failure behind "exited while the supervisor waited"
+                self._finished = True
+                if self.shared.stat("state") == 0 and self.process.is_alive():      # never began
+                    self._conn.send(("abort", 0))
+                self.summary = self._receive(timeout_s, "stopped")
+        finally:
+            self.process.join(timeout_s)
+            if self.process.is_alive():
+                self.process.kill()
+        return self.summary
+
+
+class TelemetryPump(threading.Thread):
+    """Drains the telemetry ring every ``period_s`` and hands each batch to the sinks.
+
+    A sink is any callable taking an (n x columns) float array; it runs on this
+    thread, off the tick's process, so a slow disk or console delays only itself.
+    """
+
+    def __init__(self, runtime: Runtime, sinks: Sequence[Callable[[np.ndarray], None]],
+                 period_s: float = 0.01, batch: int = 4096):
+        super().__init__(name="telemetry-pump", daemon=True)
+        self.runtime = runtime
+        self.sinks = list(sinks)
+        self.period_s = period_s
+        self._buf = np.empty((batch, runtime.shared.width))
+        self._halt = threading.Event()
+        self.rows = 0
+        self.error: Optional[BaseException] = None
+
+    def _drain_all(self) -> None:
+        while True:
+            n = self.runtime.drain(self._buf)
+            if n == 0:
+                return
+            self.rows += n
+            for sink in self.sinks:
+                sink(self._buf[:n])
+
+    def run(self) -> None:
+        try:
+            while not self._halt.wait(self.period_s):
+                self._drain_all()
+            self._drain_all()
+        except BaseException as e:       # reported by finish(); the tick goes on regardless
+            self.error = e
+
+    def finish(self) -> None:
+        """Drain what is left and stop the thread; re-raises a sink's error."""
+        self._halt.set()
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+class TelemetryRecorder:
+    """A sink that keeps every row in a preallocated table (``rows`` x columns)."""
+
+    def __init__(self, rows: int, width: int):
+        self.table = np.full((rows, width), np.nan)
+        self.n = 0
+        self.overflow = 0
+
+    def __call__(self, batch: np.ndarray) -> None:
+        room = len(self.table) - self.n
+        take = min(room, len(batch))
+        self.table[self.n:self.n + take] = batch[:take]
+        self.n += take
+        self.overflow += len(batch) - take
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.table[:self.n]
+
+
+def wait_until_ns(t_ns: int) -> None:
+    """Sleep the calling thread until CLOCK_MONOTONIC ``t_ns`` (used by supervisors)."""
+    while True:
+        left = (t_ns - _rt.now_ns()) * 1e-9
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.1))
