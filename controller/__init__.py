@@ -1,6 +1,10 @@
-"""Real-time core of the powered ankle: gait-phase estimator, push-off controller, safety.
+"""The powered ankle's controller.
 
-The per-tick kernels are Cython ``cdef`` classes (``_estimator``, ``_pushoff``,
-``_safety``, composed by ``_tick``); this package's Python modules build them
-from the parameter registry and run them (``loop``, ``cli``).
+- ``kernels``: the real-time core (Cython): estimator, push-off, safety, composed by the tick.
+- ``runtime``: the loop that runs the tick, in a process of its own on the board.
+- ``params``: the parameter registry and the parameter file.
+- ``console``: the prosthetists' serial console, its access control and audit log.
+- ``records``: session logs, offline replay, the session report.
+- ``symmetry``: gait symmetry of both legs, stride by stride.
+- ``board`` runs it all on the device; ``cli`` is the ``ankle`` command, ``config`` its run file.
 """

@@ -483,7 +483,7 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from controller.runtime.board import run_board
+    from controller.board import run_board
     from controller.config import load_config
     cfg = load_config(args.config)
     if args.check_config:

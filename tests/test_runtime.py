@@ -674,7 +674,7 @@ def test_serve_walks_until_stopped_unless_given_a_duration():
 
 
 def test_status_line_says_when_the_machine_does_not_keep_time():
-    from controller.runtime.board import status_line
+    from controller.board import status_line
     row = np.zeros(len(TELEMETRY_COLUMNS))
     stats = {"ticks": 1000, "missed": 40, "max_late_ns": 3_000_000}
     assert "not keeping time: 40 deadlines missed" in status_line(row, stats, 40)

@@ -1,1 +1,1 @@
-"""Running the tick: the loop body, the tick's own process, shared memory with the supervisor, real-time settings, and the board's run."""
+"""Running the tick: the loop body, the tick's own process, shared memory with the supervisor, real-time settings."""
