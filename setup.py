@@ -34,7 +34,7 @@ setup(
     version="0.1.0",
     description="Controller for a powered ankle-foot prosthesis: Cython real-time core, CAN HAL, simulated plant.",
     packages=find_packages(include=["controller*", "hal*", "sim*", "bench*"]),
-    package_data={"hal": ["*.dbc", "*.pxd"], "controller": ["*.pxd"], "sim": ["*.pxd", "data/*.csv"]},
+    package_data={"hal": ["*.dbc", "*.pxd"], "controller": ["*.pxd"], "sim": ["*.pxd", "data/*.csv", "data/sources/*.csv"]},
     ext_modules=cythonize(
         _extensions(),
         compiler_directives={

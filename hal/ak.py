@@ -1,6 +1,6 @@
 """CubeMars / T-Motor AK series in MIT mode: range table, error codes and ``AKDriver``.
 
-Frames (../shared/REFERENCE.md, "Motor-driver protocols"): host->driver on standard id = driver
+Frames (docs/reference.md, "Motor driver"): host->driver on standard id = driver
 id, DLC 8; replies on ``reply_id`` (0x000 by default) with D0 = driver id.  The per-tick codec is
 ``hal/_mit.pxd``; this module is for set-up, tools and tests.
 
@@ -35,7 +35,7 @@ def _row(p: float, v: float, t: float) -> Mapping[str, float]:
 
 
 AK_MODELS: Mapping[str, Mapping[str, float]] = MappingProxyType({
-    #                 p [rad]  v [rad/s]  t [N*m]   (REFERENCE.md; firmware-dependent)
+    #                 p [rad]  v [rad/s]  t [N*m]   (docs/reference.md; firmware-dependent)
     "AK80-9": _row(12.5, 50.0, 18.0),
     "AK70-10": _row(12.5, 50.0, 25.0),
     "AK60-6": _row(12.5, 45.0, 15.0),
@@ -45,7 +45,7 @@ AK_MODELS: Mapping[str, Mapping[str, float]] = MappingProxyType({
 
 #: How far a firmware's range may lie from the model's published one: every bound's magnitude
 #: within this factor of the published bound, either way.  The documented variation between
-#: firmwares and models sharing the MIT frame is within 1.5x (REFERENCE.md: torque 18 / 25 N*m on
+#: firmwares and models sharing the MIT frame is within 1.5x (docs/reference.md: torque 18 / 25 N*m on
 #: one frame; Ben Katz's original firmware +-65 rad/s against CubeMars' 45-50), so 2x admits every
 #: known firmware with margin, and refuses what no firmware of the model means (t_max = 1e300 on
 #: a 12-bit field would make one count 5e296 N*m: the frame would carry nothing).
