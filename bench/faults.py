@@ -6,7 +6,7 @@ telemetry and the simulator's truth (sim.evaluation.fault_response): time to
 detect, time until the safe response is complete, the largest tick-to-tick
 step of the commanded and of the true actuator torque in the second after the
 injection, and, where the host stops talking, when the driver's watchdog
-tripped.  The bound is the catalogue's (../shared/REFERENCE.md).  For
+tripped.  The bound is the catalogue's (docs/reference.md).  For
 over-temperature "detect" is from the tick the limit temperature was reached to
 the latch; the heating itself takes tens of seconds (printed below the table).
 Prints figures, never pass/fail.

@@ -11,13 +11,14 @@ start left out), heel-strike and toe-off latency, missed and false events,
 standing recognition, push-off phase while standing, resumption.  Prints
 figures, never pass/fail.  ``--quick`` runs 20 s per scenario.
 
-Recorded data: when ``shared/data/winter2009_stride_frames.csv`` is found beside
-the checkout (or given with ``--winter``), one recorded adult stride (Winter's
-raw frames, 69.9 frames/s, never used to tune anything here; the simulator's
-table is derived from the resampled 101-point version of the same trial) is
-repeated with 2.5 % stride-time variability, interpolated to 500 Hz, given the
-same sensor noise, written as a four-column CSV and run through ``ankle
-replay``'s code with ``--mass 56.7``.
+Recorded data: with ``--winter FILE`` (Winter's raw frames,
+``winter2009_stride_frames.csv``, not shipped: the figures are (c) Wiley and the
+repository carries only derived tables, docs/reference.md), one recorded adult
+stride (69.9 frames/s, never used to tune anything here; the simulator's table
+is derived from the resampled 101-point version of the same trial) is repeated
+with 2.5 % stride-time variability, interpolated to 500 Hz, given the same sensor
+noise, written as a four-column CSV and run through ``ankle replay``'s code with
+``--mass 56.7``.
 """
 from __future__ import annotations
 
@@ -37,7 +38,6 @@ from controller.records.replay import estimate, replay_file
 from sim import evaluation, harness
 from sim.reference import read_commented_csv
 
-WINTER_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "winter2009_stride_frames.csv"
 WINTER_MASS_KG = 56.7
 WINTER_STRIDE_S = 0.987
 WINTER_TOE_OFF = (70 - 28) / 69.0       # frame of toe-off within the stride (frames 28..97)
@@ -163,15 +163,17 @@ def main(argv=None) -> None:
     p.add_argument("--duration", type=float, default=60.0, help="simulated seconds per scenario (default 60)")
     p.add_argument("--quick", action="store_true", help="20 s per scenario")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--winter", type=Path, default=WINTER_FRAMES,
-                   help="Winter's raw stride frames CSV (default: shared/data beside the checkout)")
+    p.add_argument("--winter", type=Path, default=None, metavar="FILE",
+                   help="Winter's raw stride frames CSV (winter2009_stride_frames.csv; not shipped): "
+                        "also run the recorded stride")
     args = p.parse_args(argv)
     duration_s = 20.0 if args.quick else args.duration
     wall0 = time.perf_counter()
     results: List[Dict] = [run_scenario(label, sc, v, duration_s, args.seed) for label, sc, v in SCENARIOS]
     recorded: Optional[Dict] = None
-    recorded_note = f"skipped: {args.winter} not found (it is in the project's shared/data)"
-    if args.winter.is_file():
+    recorded_note = ("skipped: no --winter FILE given" if args.winter is None
+                     else f"skipped: {args.winter} not found")
+    if args.winter is not None and args.winter.is_file():
         recorded, recorded_note = recorded_winter(args.winter, seed=args.seed), "ran"
     out = {"bench": "phase", "duration_s_per_scenario": duration_s, "seed": args.seed,
            "sensors": IMPERFECT_SENSORS, "stride_cv": STRIDE_CV, "scenarios": results,

@@ -18,7 +18,7 @@ from controller.params.registry import ParamSet
 from sim import evaluation, harness
 
 #: speed m/s -> (peak ankle power W/kg able-bodied, net stance work J/kg able-bodied, BiOM)
-#: Grabowski & D'Andrea 2013, J NeuroEng Rehabil 10:49, Table 2 (../shared/REFERENCE.md).
+#: Grabowski & D'Andrea 2013, J NeuroEng Rehabil 10:49, Table 2 (docs/reference.md).
 REFERENCE = {
     0.75: (1.4, -0.03, 0.12),
     1.00: (2.2, 0.02, 0.14),

@@ -26,7 +26,8 @@ from controller.params.registry import ParamSet
 from controller.runtime.process import RealtimeSpec, Runtime, RuntimeSpec, TelemetryPump
 from hal.errors import ConfigError
 
-__all__ = ["realtime_spec", "load_params", "open_logs", "run_board", "LatestRow"]
+__all__ = ["realtime_spec", "runtime_spec", "run_duration_s", "load_params", "open_logs", "run_board",
+           "LatestRow"]
 
 _COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 
@@ -39,10 +40,24 @@ def realtime_spec(cfg: RunConfig) -> RealtimeSpec:
                         cpu_latency_us=r.cpu_latency_us)
 
 
+def runtime_spec(cfg: RunConfig, boot_faults: int = 0) -> RuntimeSpec:
+    """What the tick's process is started with: ``[bus]``, ``[driver]`` and ``[realtime]``."""
+    return RuntimeSpec(bus=cfg.bus, driver_id=cfg.driver.id, driver_model=cfg.driver.model,
+                       reply_id=cfg.driver.reply_id, setup_timeout_s=cfg.driver.timeout_s,
+                       range_overrides=dict(cfg.driver.range_overrides), realtime=realtime_spec(cfg),
+                       boot_faults=boot_faults)
+
+
+def run_duration_s(cfg: RunConfig, duration_s: Optional[float] = None) -> Optional[float]:
+    """How long to run: ``--duration`` if given, else ``[loop] duration_s`` (None: until stopped)."""
+    return duration_s if duration_s is not None else cfg.loop.duration_s
+
+
 def load_params(cfg: RunConfig, say: Callable[[str], None]):
     """The parameter set to run with and the boot faults: ``[params] file`` if given (a corrupt
     file falls back to its backup or the defaults and latches the ``params`` fault), the
-    registry's defaults otherwise; ``loop.rate_Hz`` is the configuration's."""
+    registry's defaults otherwise.  The loop rate is the set's ``loop.rate_Hz``; ConfigError if
+    ``[realtime] spin_ns`` is not shorter than the period it gives."""
     boot_faults = 0
     if cfg.params.file is None:
         params = ParamSet()
@@ -59,10 +74,11 @@ def load_params(cfg: RunConfig, say: Callable[[str], None]):
             say(f"  {line}")
         if loaded.corrupt:
             boot_faults = fault_bit("params")
-    if params["loop.rate_Hz"] != cfg.loop.rate_Hz:
-        say(f"  loop.rate_Hz = {cfg.loop.rate_Hz:g} Hz from the configuration "
-            f"(the parameter set says {params['loop.rate_Hz']:g} Hz)")
-        params = params.with_values({"loop.rate_Hz": cfg.loop.rate_Hz})
+    rate_Hz = params["loop.rate_Hz"]
+    period_ns = 1e9 / rate_Hz
+    if cfg.realtime.spin_ns >= period_ns:
+        raise ConfigError(f"realtime.spin_ns: must be shorter than one period ({period_ns:.0f} ns at "
+                          f"loop.rate_Hz = {rate_Hz:g}, the parameter set's), got {cfg.realtime.spin_ns}")
     return params, boot_faults
 
 
@@ -181,12 +197,9 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
     """Run the controller as configured until ``duration_s`` (else ``loop.duration_s``), ``stop``
     is set, or SIGINT / SIGTERM arrives; returns the summary."""
     stop = stop or threading.Event()
-    duration_s = duration_s if duration_s is not None else cfg.loop.duration_s
+    duration_s = run_duration_s(cfg, duration_s)
     params, boot_faults = load_params(cfg, say)
-    spec = RuntimeSpec(bus=cfg.bus, driver_id=cfg.driver.id, driver_model=cfg.driver.model,
-                       reply_id=cfg.driver.reply_id, setup_timeout_s=cfg.driver.timeout_s,
-                       range_overrides=dict(cfg.driver.range_overrides), realtime=realtime_spec(cfg),
-                       boot_faults=boot_faults)
+    spec = runtime_spec(cfg, boot_faults)
     if params["symmetry.adapt"] and cfg.console.port is None:
         say("warning: symmetry.adapt is 1 but no [console] port is configured; the symmetry-seeking "
             "adaptation runs with the console (whose audit log records its changes), so it is off")

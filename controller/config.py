@@ -5,15 +5,17 @@ commented example)::
 
     [bus]          CAN bus (hal.bus.BusConfig)          required: interface, channel
     [driver]       the ankle's AK motor driver           required: id
-    [sensor_node]  the sensor node's status period
-    [loop]         control rate and run time
+    [loop]         run time
     [realtime]     SCHED_FIFO priority, CPU pinning, mlockall, timer slack, GC
     [params]       the saved parameter file
     [console]      the prosthetists' serial console
     [log]          telemetry logging
 
 Every key is checked for type and range when the file is loaded, and unknown sections and keys
-are refused (a typo must not silently fall back to a default).  Errors are
+are refused (a typo must not silently fall back to a default).  Every key it accepts changes what
+``ankle run`` runs with (``tests/test_config_consumed.py``); a key that would not is not a key.  The
+loop rate is not one: it is the parameter ``loop.rate_Hz`` (the ``[params]`` file), the one place
+it is declared, and an old file's ``[loop] rate_Hz`` is refused with a line saying so.  Errors are
 :class:`hal.errors.ConfigError`:
 
 - about a value, the message starts with the dotted field, then what was given and what is
@@ -41,9 +43,9 @@ from types import MappingProxyType
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from controller.cliio import MAX_CONFIG_BYTES, InputFileError, InputFileMissing, read_input
-from controller.params.registry import by_name
+from controller.runtime.process import RealtimeSpec
 from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
-from hal.ak import AK_MODELS, RANGE_KEYS, mit_range
+from hal.ak import AK_MODELS, DRIVER_ID_MAX, DRIVER_ID_MIN, RANGE_KEYS, mit_range
 from hal.bus import BusConfig
 from hal.errors import ConfigError
 
@@ -52,7 +54,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
-__all__ = ["RunConfig", "DriverConfig", "SensorNodeConfig", "LoopConfig", "RealtimeConfig",
+__all__ = ["RunConfig", "DriverConfig", "LoopConfig", "RealtimeConfig",
            "ParamsConfig", "ConsoleConfig", "LogConfig", "BAUDRATES", "LOG_CAN_FORMATS",
            "load_config", "parse_config"]
 
@@ -65,7 +67,17 @@ LOG_CAN_FORMATS = ("", "blf", "asc")
 
 _SENSOR_IDS = (IMU_ID, LOAD_ID, STATUS_ID, SOUND_ID)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_RATE = by_name("loop.rate_Hz")
+#: The tick's real-time settings when [realtime] leaves a key out: RealtimeSpec's defaults, the one
+#: place they are declared.
+_RT = RealtimeSpec()
+
+#: Keys an older configuration had, and where what they set lives now: refused with that line
+#: rather than "unknown key", so an old file says how to move on.
+_RETIRED = {
+    ("loop", "rate_Hz"): "no longer set in the run configuration: the loop rate is the parameter "
+                         "loop.rate_Hz in the [params] file (ankle console --config FILE: set loop.rate_Hz, "
+                         "then save); remove this key",
+}
 
 
 # --- value checkers: (dotted name, raw TOML value, config directory) -> checked value -----------
@@ -215,7 +227,8 @@ class DriverConfig:
     """``[driver]``: the ankle's AK-series motor driver (MIT mode, ``hal.ak.AKDriver``).
 
     model: row of ``hal.ak.AK_MODELS``.
-    id: the driver's CAN node id, 1..127 (commands go out on this standard id).  Required.
+    id: the driver's CAN node id, ``hal.ak.DRIVER_ID_MIN..DRIVER_ID_MAX`` (1..127; commands go out on
+    this standard id).  Required.
     reply_id: CAN id the driver replies on, 0..0x7FF (0x000 by default); not the driver's own
     id and not one of the sensor nodes' frame ids (0x110..0x113).
     timeout_s: how long a set-up request (enter motor mode, zero, exit) waits for its reply [s].
@@ -223,7 +236,7 @@ class DriverConfig:
     ``hal.ak.RANGE_KEYS``; checked with ``hal.ak.mit_range``.  Empty: the model's row as is.
     """
 
-    id: int = _checked(_integer(1, 127, " (the driver's CAN node id)"))
+    id: int = _checked(_integer(DRIVER_ID_MIN, DRIVER_ID_MAX, " (the driver's CAN node id)"))
     model: str = _checked(_model, default="AK80-9")
     reply_id: int = _checked(_integer(0, 0x7FF, " (a standard CAN id, 0x000..0x7FF)"), default=0)
     timeout_s: float = _checked(_number(0.01, 5.0, "s"), default=0.5)
@@ -236,29 +249,16 @@ class DriverConfig:
 
 
 @dataclass(frozen=True)
-class SensorNodeConfig:
-    """``[sensor_node]``: the shank sensor node.
-
-    Its frame ids (IMU 0x110, load/encoder 0x111, status 0x112) are fixed by
-    ``hal/sensor_node.dbc`` and are not configurable.
-
-    status_period_s: the period at which the node is expected to send its status frame [s]
-    (0.02 s = 50 Hz as the DBC documents); staleness of the status is judged against it.
-    """
-
-    status_period_s: float = _checked(_number(0.005, 1.0, "s"), default=0.02)
-
-
-@dataclass(frozen=True)
 class LoopConfig:
     """``[loop]``: the control loop.
 
-    rate_Hz: tick rate [Hz], within the bounds of the ``loop.rate_Hz`` parameter of the registry
-    (``controller/params/registry.py``); default that parameter's default.
     duration_s: stop after this long [s]; ``None`` (key left out) runs until stopped.
+
+    The rate is not here: it is the parameter ``loop.rate_Hz`` (set when the controller starts),
+    read from the ``[params]`` file like every other parameter.  The sensor node's frame ids and
+    periods are fixed by ``hal/sensor_node.dbc`` and are not configured either.
     """
 
-    rate_Hz: float = _checked(_number(_RATE.min, _RATE.max, _RATE.unit), default=float(_RATE.default))
     duration_s: Optional[float] = _checked(_positive_duration, default=None)
 
 
@@ -282,16 +282,21 @@ class RealtimeConfig:
     a PREEMPT_RT kernel) only sleeps.  Must be shorter than one period.
     cpu_latency_us: while running, hold /dev/cpu_dma_latency at this (PM QoS): no CPU enters an
     idle state slower to leave; 0 keeps idle CPUs polling (what cyclictest does); -1 leaves it.
+
+    A key left out takes :class:`controller.runtime.process.RealtimeSpec`'s default (priority 80, no
+    pinning, mlockall, 1 ns slack, GC frozen, no spin, cpu_dma_latency left).  ``spin_ns`` is
+    checked against the period when the parameter set (and so ``loop.rate_Hz``) is known.
     """
 
     priority: int = _checked(_integer(1, 99, " (SCHED_FIFO)", "to leave the scheduling alone"),
-                             default=80)
-    cpus: Tuple[int, ...] = _checked(_cpus, default=())
-    lock_memory: bool = _checked(_boolean, default=True)
-    timer_slack_ns: int = _checked(_integer(1, 1_000_000_000, " ns", "to leave the default"), default=1)
-    freeze_gc: bool = _checked(_boolean, default=True)
-    spin_ns: int = _checked(_integer(1, 9_000_000, " ns", "to sleep only"), default=0)
-    cpu_latency_us: int = _checked(_integer(-1, 100_000, " us (-1 leaves it)"), default=-1)
+                             default=_RT.priority)
+    cpus: Tuple[int, ...] = _checked(_cpus, default=_RT.cpus)
+    lock_memory: bool = _checked(_boolean, default=_RT.lock_memory)
+    timer_slack_ns: int = _checked(_integer(1, 1_000_000_000, " ns", "to leave the default"),
+                                   default=_RT.timer_slack_ns)
+    freeze_gc: bool = _checked(_boolean, default=_RT.freeze_gc)
+    spin_ns: int = _checked(_integer(1, 9_000_000, " ns", "to sleep only"), default=_RT.spin_ns)
+    cpu_latency_us: int = _checked(_integer(-1, 100_000, " us (-1 leaves it)"), default=_RT.cpu_latency_us)
 
 
 @dataclass(frozen=True)
@@ -349,7 +354,6 @@ class RunConfig:
     source: str
     bus: BusConfig
     driver: DriverConfig
-    sensor_node: SensorNodeConfig = field(default_factory=SensorNodeConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     params: ParamsConfig = field(default_factory=ParamsConfig)
@@ -380,7 +384,7 @@ def _plain(value: Any) -> Any:
 # Section name -> its dataclass, in file order.  [bus] is hal.bus.BusConfig, checked by its own
 # from_mapping.
 _SECTIONS: Dict[str, type] = {
-    "bus": BusConfig, "driver": DriverConfig, "sensor_node": SensorNodeConfig, "loop": LoopConfig,
+    "bus": BusConfig, "driver": DriverConfig, "loop": LoopConfig,
     "realtime": RealtimeConfig, "params": ParamsConfig, "console": ConsoleConfig, "log": LogConfig,
 }
 
@@ -461,10 +465,6 @@ def _build(doc: Mapping[str, Any], source: str, base: Path) -> RunConfig:
             raise ConfigError("console.port: the console needs a parameter file to save to; set [params] file")
         if console.state_directory is None:
             sections["console"] = replace(console, state_directory=sections["params"].file.parent)
-    period_ns = 1e9 / sections["loop"].rate_Hz
-    if sections["realtime"].spin_ns >= period_ns:
-        raise ConfigError(f"realtime.spin_ns: must be shorter than one period ({period_ns:.0f} ns at "
-                          f"loop.rate_Hz = {sections['loop'].rate_Hz:g}), got {sections['realtime'].spin_ns}")
     return RunConfig(source=source, bus=bus, **sections)
 
 
@@ -472,6 +472,8 @@ def _section(cls: type, name: str, table: Mapping[str, Any], base: Path) -> Any:
     """Build the dataclass ``cls`` from ``table`` with every field's checker."""
     known = [f.name for f in fields(cls)]
     for key in table:
+        if (name, key) in _RETIRED:
+            raise ConfigError(f"{name}.{key}: {_RETIRED[name, key]}")
         if key not in known:
             raise _unknown(f"{name}.{_key(key)}", "key", known, key=key)
     values = {}

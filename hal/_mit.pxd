@@ -1,5 +1,5 @@
 # CubeMars / T-Motor AK series, MIT mode: frame codec for the tick (no Python objects).
-# Layout and scaling: ../shared/REFERENCE.md, "Motor-driver protocols".  All values are on the
+# Layout and scaling: docs/reference.md, "Motor driver".  All values are on the
 # driver's output shaft (after its internal gearbox): rad, rad/s, N*m.  Implemented in _mit.pyx.
 
 cdef enum:

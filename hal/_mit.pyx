@@ -1,5 +1,5 @@
 # CubeMars / T-Motor AK series, MIT mode: frame codec.  Declarations and the frame layout are in
-# _mit.pxd; the protocol is in ../shared/REFERENCE.md, "Motor-driver protocols".
+# _mit.pxd; the protocol is in docs/reference.md, "Motor driver".
 #
 # The cdef functions are the per-tick codec: noexcept nogil, no Python objects, no allocation.
 # The def wrappers at the end are for set-up code, tools and tests; they validate and raise.

@@ -1,6 +1,6 @@
 """CubeMars / T-Motor AK series in MIT mode: range table, error codes and ``AKDriver``.
 
-Frames (../shared/REFERENCE.md, "Motor-driver protocols"): host->driver on standard id = driver
+Frames (docs/reference.md, "Motor driver"): host->driver on standard id = driver
 id, DLC 8; replies on ``reply_id`` (0x000 by default) with D0 = driver id.  The per-tick codec is
 ``hal/_mit.pxd``; this module is for set-up, tools and tests.
 
@@ -21,7 +21,14 @@ from .driver import DriverState, MotorDriver, MotorReply
 from .errors import ConfigError, HalError
 
 __all__ = ["check_mit_range", "AK_MODELS", "AK_ERROR_CODES", "RANGE_KEYS", "mit_range", "override_bounds",
-           "OVERRIDE_FACTOR", "AKDriver", "RangeMismatch"]
+           "OVERRIDE_FACTOR", "AKDriver", "RangeMismatch", "DRIVER_ID_MIN", "DRIVER_ID_MAX"]
+
+#: The AK driver ids accepted, inclusive: the one bound, used by ``AKDriver`` and by the run
+#: configuration's ``[driver] id``.  0 is refused because it is the replies' default id (commands and
+#: replies would share an id).  The reply's D0 byte could carry up to 255, but the configuration has
+#: always accepted only up to 127 (deploy/ankle.toml documents it) and nothing above has been tried
+#: on a driver, so no layer accepts an id another refuses.
+DRIVER_ID_MIN, DRIVER_ID_MAX = 1, 127
 
 RANGE_KEYS = ("p_min", "p_max", "v_min", "v_max", "kp_min", "kp_max", "kd_min", "kd_max",
               "t_min", "t_max")
@@ -35,7 +42,7 @@ def _row(p: float, v: float, t: float) -> Mapping[str, float]:
 
 
 AK_MODELS: Mapping[str, Mapping[str, float]] = MappingProxyType({
-    #                 p [rad]  v [rad/s]  t [N*m]   (REFERENCE.md; firmware-dependent)
+    #                 p [rad]  v [rad/s]  t [N*m]   (docs/reference.md; firmware-dependent)
     "AK80-9": _row(12.5, 50.0, 18.0),
     "AK70-10": _row(12.5, 50.0, 25.0),
     "AK60-6": _row(12.5, 45.0, 15.0),
@@ -45,7 +52,7 @@ AK_MODELS: Mapping[str, Mapping[str, float]] = MappingProxyType({
 
 #: How far a firmware's range may lie from the model's published one: every bound's magnitude
 #: within this factor of the published bound, either way.  The documented variation between
-#: firmwares and models sharing the MIT frame is within 1.5x (REFERENCE.md: torque 18 / 25 N*m on
+#: firmwares and models sharing the MIT frame is within 1.5x (docs/reference.md: torque 18 / 25 N*m on
 #: one frame; Ben Katz's original firmware +-65 rad/s against CubeMars' 45-50), so 2x admits every
 #: known firmware with margin, and refuses what no firmware of the model means (t_max = 1e300 on
 #: a 12-bit field would make one count 5e296 N*m: the frame would carry nothing).
@@ -162,17 +169,18 @@ _PROBE_MIN_NM = 0.1       # below this the 12-bit torque field (0.009 N*m a step
 class AKDriver(MotorDriver):
     """One AK-series actuator in MIT mode.
 
-    bus: python-can bus (the caller's).  driver_id: the driver's CAN id, 0..0xFF (D0 of its
-    replies is one byte) and not equal to reply_id.  model: row of ``AK_MODELS``.
+    bus: python-can bus (the caller's).  driver_id: the driver's CAN id,
+    ``DRIVER_ID_MIN..DRIVER_ID_MAX`` (1..127), not equal to reply_id.  model: row of ``AK_MODELS``.
     range_overrides: per-motor range corrections (firmware), checked by ``configure()``.
     reply_id: CAN id of the replies (0x000 by default).
     """
 
     def __init__(self, bus: can.BusABC, driver_id: int, model: str = "AK80-9",
                  range_overrides: Mapping[str, Any] | None = None, reply_id: int = 0x000):
-        if isinstance(driver_id, bool) or not isinstance(driver_id, int) or not 0 <= driver_id <= 0xFF:
-            raise ConfigError(f"driver_id: must be an integer in 0..255 (the reply's D0 byte), "
-                              f"got {driver_id!r}")
+        if isinstance(driver_id, bool) or not isinstance(driver_id, int) \
+                or not DRIVER_ID_MIN <= driver_id <= DRIVER_ID_MAX:
+            raise ConfigError(f"driver_id: must be an integer in {DRIVER_ID_MIN}..{DRIVER_ID_MAX} (the "
+                              f"driver's CAN node id), got {driver_id!r}")
         super().__init__(bus, driver_id)
         if isinstance(reply_id, bool) or not isinstance(reply_id, int) or not 0 <= reply_id <= 0x7FF:
             raise ConfigError(f"reply_id: must be a standard CAN id 0..0x7FF, got {reply_id!r}")

@@ -65,7 +65,7 @@ class DeviceSpec:
     plant_overrides: Tuple[Tuple[str, float], ...] = ()
     host: str = "127.0.0.1"
     port: int = 0
-    realtime: RealtimeSpec = field(default_factory=RealtimeSpec)
+    realtime: RealtimeSpec = field(default_factory=RealtimeSpec.none)
     asymmetry: Optional[AsymmetryModel] = None
     sound_node: bool = False
     #: print a line (stderr) each second in which the devices missed deadlines: the machine is
@@ -206,7 +206,7 @@ class RealtimeRun:
 
 
 def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceSpec = DeviceSpec(),
-        realtime: RealtimeSpec = RealtimeSpec(), sinks: Sequence[Callable[[np.ndarray], None]] = (),
+        realtime: RealtimeSpec = RealtimeSpec.none(), sinks: Sequence[Callable[[np.ndarray], None]] = (),
         on_start: Optional[Callable[[Runtime, DeviceProcess], None]] = None,
         boot_faults: int = 0, can_log: Optional[str] = None, io: str = "auto") -> RealtimeRun:
     """Walk the simulated wearer in real time for ``duration_s`` on the three-process stack.

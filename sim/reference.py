@@ -3,8 +3,8 @@
 One stride of Winter's adult walking data (about 1.43 m/s, 0.987 s, toe-off at 60.9 % of stride) is
 shipped as a derived 201-point table, ``data/reference_stride.csv``; stride time and stance share as
 functions of walking speed come from a fit to adult GAITRite normal ranges, ``data/speed_model.csv``.
-Both files are written by ``python -m sim.tools.derive_reference`` and are the only source of these
-numbers at run time (the ``shared/`` data files are not needed).
+Both files are written by ``python -m sim.tools.derive_reference`` from the source tables in
+``data/sources/`` and are the only source of these numbers at run time (sources: docs/reference.md).
 
 The model for another speed ``v``: the stride lasts ``stride_time_s(v)``, toe-off falls at
 ``stance_fraction(v)`` of it, and the reference is warped in time piecewise linearly so that stance maps

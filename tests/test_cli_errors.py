@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from controller import cli
-
 from controller.params import store as paramstore
 from controller.cliio import InputFileError, OutputTarget, json_text, read_input
 from controller.params.registry import ParamSet

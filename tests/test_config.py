@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from controller.config import (BAUDRATES, RunConfig, load_config, parse_config)
-from controller.params.registry import by_name
 from hal.bus import BusConfig
 from hal.errors import ConfigError
 
@@ -134,8 +133,7 @@ def test_minimal_config_gets_every_default():
     assert cfg.bus == BusConfig("virtual", "ankle")
     d = cfg.driver
     assert (d.model, d.id, d.reply_id, d.timeout_s, dict(d.range_overrides)) == ("AK80-9", 1, 0, 0.5, {})
-    assert cfg.sensor_node.status_period_s == 0.02
-    assert cfg.loop.rate_Hz == by_name("loop.rate_Hz").default and cfg.loop.duration_s is None
+    assert cfg.loop.duration_s is None
     r = cfg.realtime
     assert (r.priority, r.cpus, r.lock_memory, r.timer_slack_ns, r.freeze_gc) == (80, (), True, 1, True)
     assert cfg.params.file is None
@@ -152,16 +150,15 @@ def test_result_is_frozen_and_prints_as_plain_data():
         cfg.driver = None
     d = cfg.to_dict()
     assert json.loads(json.dumps(d)) == d
-    assert list(d) == ["source", "bus", "driver", "sensor_node", "loop", "realtime", "params",
-                       "console", "log"]
+    assert list(d) == ["source", "bus", "driver", "loop", "realtime", "params", "console", "log"]
     assert d["realtime"]["cpus"] == [0, 1]
     assert d["params"]["file"] == "/x/p.params"
     assert d["bus"]["interface"] == "virtual"
 
 
 def test_integers_are_accepted_where_numbers_are_expected():
-    cfg = parse(with_field("loop.rate_Hz", 500, with_field("driver.timeout_s", 1)))
-    assert cfg.loop.rate_Hz == 500.0 and isinstance(cfg.loop.rate_Hz, float)
+    cfg = parse(with_field("loop.duration_s", 500, with_field("driver.timeout_s", 1)))
+    assert cfg.loop.duration_s == 500.0 and isinstance(cfg.loop.duration_s, float)
     assert cfg.driver.timeout_s == 1.0 and isinstance(cfg.driver.timeout_s, float)
 
 
@@ -233,12 +230,6 @@ BAD = [
      "driver.range_overrides.t_max: 1e+300 is not a range any AK80-9 firmware uses (allowed 9..36"),
     ("driver.range_overrides", {"driver.range_overrides": {"kp_min": 1.0}},
      "driver.range_overrides.kp_min: must be 0"),
-    ("sensor_node.status_period_s", {"sensor_node.status_period_s": 2},
-     "sensor_node.status_period_s: must be a number in 0.005..1 s, got 2"),
-    ("sensor_node.status_period_s", {"sensor_node.status_period_s": True},
-     "sensor_node.status_period_s: must be a number"),
-    ("loop.rate_Hz", {"loop.rate_Hz": 5000}, "loop.rate_Hz: must be a number in 100..2000 Hz, got 5000"),
-    ("loop.rate_Hz", {"loop.rate_Hz": "1 kHz"}, "loop.rate_Hz: must be a number in 100..2000 Hz"),
     ("loop.duration_s", {"loop.duration_s": 0}, "loop.duration_s: must be a number of seconds > 0"),
     ("loop.duration_s", {"loop.duration_s": math.inf}, "loop.duration_s: must be a number of seconds > 0"),
     ("realtime.priority", {"realtime.priority": 120},
@@ -258,8 +249,6 @@ BAD = [
     ("realtime.spin_ns", {"realtime.spin_ns": -1}, "realtime.spin_ns: must be an integer in 1..9000000 ns"),
     ("realtime.cpu_latency_us", {"realtime.cpu_latency_us": -2},
      "realtime.cpu_latency_us: must be an integer in -1..100000 us (-1 leaves it), got -2"),
-    ("realtime.spin_ns", {"realtime.spin_ns": 1_000_000},
-     "realtime.spin_ns: must be shorter than one period (1000000 ns at loop.rate_Hz = 1000)"),
     ("params.file", {"params.file": 5}, "params.file: must be a string, got 5"),
     ("params.file", {"params.file": "  "}, "params.file: must be a path"),
     ("params.file", {"params.file": "a\x00b"}, "params.file: must not contain a NUL"),
@@ -334,7 +323,7 @@ def test_unknown_section_is_named_with_the_known_ones():
     with pytest.raises(ConfigError) as info:
         parse(doc)
     msg = str(info.value)
-    assert msg.startswith("realtme: unknown section (known: bus, driver, sensor_node, loop, realtime, "
+    assert msg.startswith("realtme: unknown section (known: bus, driver, loop, realtime, "
                           "params, console, log)"), msg
     assert "did you mean 'realtime'?" in msg
 

@@ -206,6 +206,9 @@ def console_input(draw, commands: Dict[str, List[str]]):
 
 
 # ---------------------------------------------------------------------------------------------- tests
+# realtime: the fixture waits (30 s at most) for the real-time wearer to walk, so that the refusals
+# of walking are fuzzed; on a machine too busy to keep time it may not walk in time.
+@pytest.mark.realtime
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(data=st.data())
@@ -242,6 +245,7 @@ def test_fuzzed_lines_get_an_answer_and_break_nothing(console, data):
         term.cmd(f"login {PIN}", end=LF)
 
 
+@pytest.mark.realtime      # the same running console (the module's fixture)
 def test_after_fuzzing_every_value_is_in_range_and_the_files_are_whole(console):
     term, state = console.term, console.state
     console.assert_alive()
@@ -293,7 +297,9 @@ def test_the_checks_catch_a_crash_a_hang_and_a_value_out_of_range(tmp_path):
         t0 = time.monotonic()
         with pytest.raises(AssertionError, match="no prompt"):
             term.read_until_prompt(timeout_s=0.3)
-        assert time.monotonic() - t0 < 2.0
+        # it gave up rather than hanging: a generous bound, since a busy machine may take a while
+        # to run this thread again after the 0.3 s (the claim is "returns", not "in 0.3 s")
+        assert time.monotonic() - t0 < 10.0
         os.write(master, b"status\r\nankle# ")
         assert term.read_until_prompt(timeout_s=2.0).endswith("ankle# ")
         term.port.close()

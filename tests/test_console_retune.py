@@ -291,6 +291,7 @@ def test_after_any_edits_some_refused_the_consoles_view_is_the_ticks_set(tmp_pat
 
 
 # ---------------------------------------------------------------------------- over the real pty
+@pytest.mark.realtime      # waits (30 s at most) for the real-time wearer to stand still
 def test_set_loop_rate_over_the_console_is_refused_and_the_loop_runs_on(tmp_path):
     with sim_console(tmp_path, PIN, "--duration", "60", "--scenario", "stand") as (term, _):
         term.cmd(f"login {PIN}")

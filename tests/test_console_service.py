@@ -63,6 +63,10 @@ def _start(state):
     return pid, term
 
 
+# realtime: the kill lands at a random moment up to 1.5x the first round's save time, and the test
+# asks for both outcomes (>= 5 each); a save that takes longer or shorter later (a machine whose load
+# changes) puts every kill on one side.  That each file is the old or the new set holds regardless.
+@pytest.mark.realtime
 def test_sigkill_during_save_leaves_the_old_or_the_new_set_every_time(tmp_path):
     seed = int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)

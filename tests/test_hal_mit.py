@@ -1,6 +1,6 @@
 """AK MIT-mode codec (hal/_mit.pyx): hand-computed byte vectors and hypothesis properties.
 
-Formula (REFERENCE.md, "Motor-driver protocols"): clamp x to [min, max], then
+Formula (docs/reference.md, "Motor driver"): clamp x to [min, max], then
 u = round((x - min) * (2^n - 1) / (max - min)); decode x = u * (max - min) / (2^n - 1) + min.
 """
 import math

@@ -1,4 +1,4 @@
-"""Reference gait for the simulator: shipped tables, figures from REFERENCE.md, speed model, time warp."""
+"""Reference gait for the simulator: shipped tables, figures from docs/reference.md, speed model, time warp."""
 import math
 from pathlib import Path
 
@@ -15,8 +15,9 @@ from sim.reference import (
     warp_phase,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHIPPED = Path(__file__).resolve().parents[1] / "sim" / "data"
+#: the derivation's inputs, shipped beside its outputs (their sources: docs/reference.md)
+SOURCES = SHIPPED / "sources"
 
 WINTER_SPEED_M_S = 1.43
 WINTER_STRIDE_TIME_S = 0.987
@@ -30,12 +31,11 @@ def _cumtrapz(y, x):
 # --- shipped tables ------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared/ data not beside the checkout")
 @pytest.mark.parametrize("name", ["reference_stride.csv", "speed_model.csv"])
 def test_shipped_table_equals_fresh_derivation(tmp_path, name):
     from sim.tools.derive_reference import derive
 
-    derive(SHARED_DATA.parent, tmp_path)
+    derive(SOURCES, tmp_path)
     fresh = (tmp_path / name).read_text(encoding="utf-8")
     shipped = (SHIPPED / name).read_text(encoding="utf-8")
     assert shipped == fresh, f"sim/data/{name} is stale: run python -m sim.tools.derive_reference"

@@ -3,7 +3,7 @@
 
 ``check`` runs first in every tick, before the estimator, and returns the
 fault conditions found this tick (ANKLE_FAULT_* bits; the safety stage latches
-them).  Each detection is the fault catalogue's (../shared/REFERENCE.md):
+them).  Each detection is the fault catalogue's (docs/reference.md):
 
 - driver link: reply older than ``safety.motor_timeout_s`` (about 3 missed), 3
   failed sends or 3 ticks running with CAN error frames; an error code; NaN/Inf.

@@ -278,9 +278,9 @@ REGISTRY: Tuple[Param, ...] = (
     # --- loop ---------------------------------------------------------------------------
     _p("loop.rate_Hz", "Hz", 1000.0, 100.0, 2000.0, 100.0,
        "Control loop rate. Set when the controller starts: the loop's period is fixed then (on the "
-       "device by the run configuration's [loop] rate_Hz, which wins over the parameter file), so "
-       "a change is refused while the controller runs, standing or walking; change it in the "
-       "configuration, or offline with the service console, and restart.", startup=True),
+       "device from the parameter file; the run configuration has no rate of its own), so a change "
+       "is refused while the controller runs, standing or walking; change it offline with the "
+       "service console (ankle console), save, and restart.", startup=True),
 )
 
 _BY_NAME: Dict[str, Param] = {p.name: p for p in REGISTRY}

@@ -51,15 +51,26 @@ class RealtimeSpec:
     spin_ns: poll the clock for this long before each deadline (0 on a PREEMPT_RT kernel).
     freeze_gc: freeze and disable the cyclic garbage collector before the loop.
     cpu_latency_us: hold /dev/cpu_dma_latency at this while running (0: idle CPUs poll), -1 = leave.
+
+    The defaults are the tick's on the board, declared only here: the run configuration's
+    ``[realtime]`` takes a key it leaves out from them, and ``ankle sim --realtime`` starts from
+    them.  80 is above PREEMPT_RT's threaded IRQ handlers (50).  :meth:`none` asks nothing of the
+    operating system: what a spec that says nothing about real time gets (``RuntimeSpec``'s
+    default), so tests and tools never take SCHED_FIFO by accident.
     """
 
-    priority: int = 0
+    priority: int = 80
     cpus: tuple = ()
-    lock_memory: bool = False
-    timer_slack_ns: int = 0
+    lock_memory: bool = True
+    timer_slack_ns: int = 1
     spin_ns: int = 0
     freeze_gc: bool = True
     cpu_latency_us: int = -1
+
+    @classmethod
+    def none(cls) -> "RealtimeSpec":
+        """No request to the operating system: scheduling, affinity, memory and slack left alone."""
+        return cls(priority=0, cpus=(), lock_memory=False, timer_slack_ns=0, spin_ns=0, cpu_latency_us=-1)
 
     def apply(self) -> List[str]:
         return apply_realtime(priority=self.priority, cpus=self.cpus, lock_memory=self.lock_memory,
@@ -76,7 +87,7 @@ class RuntimeSpec:
     reply_id: int = 0
     setup_timeout_s: float = 0.5
     range_overrides: dict = field(default_factory=dict)     # hal.ak.mit_range corrections
-    realtime: RealtimeSpec = field(default_factory=RealtimeSpec)
+    realtime: RealtimeSpec = field(default_factory=RealtimeSpec.none)
     boot_faults: int = 0
     miss_ns: int = 500_000
     #: "auto": the GIL-free link where the interface has one (socketcan, socketcand), else python-can;

@@ -1,1 +1,1 @@
-"""Offline tools that regenerate the simulator's shipped data files from ``shared/data``."""
+"""Offline tools that regenerate the simulator's shipped data files from their source tables in ``sim/data/sources``."""

