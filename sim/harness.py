@@ -143,7 +143,7 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     wearer = Wearer(scenario, speed_m_s, mass_kg, stride_cv=stride_cv, seed=seed, asymmetry=asymmetry)
 
     if bus == "memory":
-        host_link, sim_link = memory_link_pair(_to_host_frames(faults, duration_s, dt_s), _TO_DEVICES_FRAMES)
+        host_link, sim_link = memory_link_pair(_TO_DEVICES_FRAMES, _to_host_frames(faults, duration_s, dt_s))
         host_bus = LinkBus(host_link)             # commissioning through hal.ak, on the same link
         sim_bus = None
     else:
