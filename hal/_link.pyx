@@ -1,10 +1,11 @@
 # cython: language_level=3
-"""CAN links the real-time tick reads and writes without the GIL: SocketCAN and socketcand.
+"""CAN links the tick reads and writes: SocketCAN, socketcand and the in-process bus without the GIL,
+python-can (for any other interface) with it.
 
 ``FrameLink.recv`` returns 1 with a frame, 0 when nothing is waiting, or a
 negative errno; ``send`` returns 1 when the frame went out (or is queued in
 this link's own buffer), else a negative errno.  Neither blocks, allocates or
-touches a Python object.  Set-up (opening, the socketcand handshake) is done in
+touches a Python object (PyCanLink excepted: below).  Set-up (opening, the socketcand handshake) is done in
 Python by :mod:`hal.links`, which hands the connected socket's descriptor over.
 
 ``down_errno`` is non-zero while the link is lost (the errno that said so): a
