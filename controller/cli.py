@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="simulate the optional sound-side node (an insole on the other foot, CAN 0x113)")
     s.add_argument("--bus", choices=("memory", "python-can"), default=None,
                    help="the lock-step bus: memory (default), an in-process link like the board's GIL-free "
-                        "one; python-can, python-can's virtual bus (the same frames and results, about ten "
+                        "one; python-can, python-can's virtual bus (the same frames and results, over ten "
                         "times slower)")
     s.add_argument("--realtime", action="store_true",
                    help="run in real time: the tick in its own process on absolute deadlines, the simulated "

@@ -40,9 +40,8 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from typing import Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
-
 import time
+from typing import Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from hal._link import FrameLink, PyCanLink
 from hal._sensor_frames import (IMU_ID, LOAD_ID, STATUS_ID, _encode_imu_py,

@@ -12,7 +12,7 @@ runs :func:`~controller.runtime._rtloop.tick_once`); only who decides when the n
 happens differs.  The bus (``bus=``): ``"memory"`` (the default), an in-process
 :class:`hal._link.MemoryLink` pair, GIL-free like the board's SocketCAN link, one struct
 copy per frame; or ``"python-can"``, python-can's virtual bus (a Python object and a deep
-copy per frame: about ten times slower).  Both carry the same real CAN frames, byte for
+copy per frame: over ten times slower).  Both carry the same real CAN frames, byte for
 byte, so a seed gives the same run on either.
 
 Fault injection (``faults=``, :mod:`sim.faults`): the simulated devices act on
