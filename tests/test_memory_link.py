@@ -63,6 +63,29 @@ def test_a_full_ring_refuses_the_frame_keeps_what_it_holds_and_takes_more_once_r
     assert b.rx.pending == 0
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 5), st.lists(st.one_of(frames, st.none()), max_size=200))
+def test_a_ring_matches_a_bounded_queue_model(log2cap, ops):
+    # None: the peer reads one frame; a frame: this end sends it (refused when the model is full)
+    import collections
+    capacity = 1 << log2cap
+    a, b = memory_link_pair(capacity)
+    model, refused = collections.deque(), 0
+    for op in ops:
+        if op is None:
+            assert b.receive() == (model.popleft() if model else None)
+        elif len(model) == capacity:
+            with pytest.raises(OSError):
+                a.transmit(*op)
+            refused += 1
+        else:
+            a.transmit(*op)
+            model.append(op)
+        assert b.rx.pending == len(model)
+    assert drain(b) == list(model)
+    assert (a.send_failures, a.frames_out) == (refused, sum(op is not None for op in ops) - refused)
+
+
 def test_the_ring_wraps_around_many_times():
     a, b = memory_link_pair(8)
     for i in range(1000):
