@@ -4,7 +4,10 @@ The tick's own reads and writes go through a link when the interface has one
 (``socketcan`` on the board, ``socketcand`` for the simulator's gateway); set-up
 (driver commissioning, shutdown) and every other tool use python-can
 (:func:`hal.bus.open_bus`).  Each opens its own socket on the same bus, as
-``candump`` does beside an application.
+``candump`` does beside an application.  Other interfaces reach the tick through
+:class:`hal._link.PyCanLink` (python-can, not real-time safe); :class:`LinkBus` is
+the other way round, python-can's interface on a link (the lock-step simulator
+commissions the driver through :mod:`hal.ak` on its in-process link).
 """
 from __future__ import annotations
 
