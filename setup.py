@@ -1,7 +1,7 @@
 """Build the Cython real-time kernels and install the ``ankle`` console script.
 
-Every ``_*.pyx`` under controller/, hal/ and sim/ is one extension module of
-the same dotted name.  ``ANKLE_CYTHON_ANNOTATE=1`` writes Cython's HTML
+Every ``_*.pyx`` under controller/ (in its sub-packages), hal/ and sim/ is one
+extension module of the same dotted name.  ``ANKLE_CYTHON_ANNOTATE=1`` writes Cython's HTML
 annotation next to each source (yellow lines = Python interaction, which the
 tick must not have).
 """
@@ -16,7 +16,8 @@ PACKAGES_WITH_KERNELS = ("controller", "hal", "sim")
 
 
 def _extensions():
-    sources = sorted(p for pkg in PACKAGES_WITH_KERNELS for p in glob(os.path.join(pkg, "_*.pyx")))
+    sources = sorted(p for pkg in PACKAGES_WITH_KERNELS
+                     for p in glob(os.path.join(pkg, "**", "_*.pyx"), recursive=True))
     return [
         Extension(
             path[:-4].replace(os.sep, "."),
@@ -34,7 +35,7 @@ setup(
     version="0.1.0",
     description="Controller for a powered ankle-foot prosthesis: Cython real-time core, CAN HAL, simulated plant.",
     packages=find_packages(include=["controller*", "hal*", "sim*", "bench*"]),
-    package_data={"hal": ["*.dbc", "*.pxd"], "controller": ["*.pxd"], "sim": ["*.pxd", "data/*.csv", "data/sources/*.csv"]},
+    package_data={"hal": ["*.dbc", "*.pxd"], "controller": ["*/*.pxd"], "sim": ["*.pxd", "data/*.csv", "data/sources/*.csv"]},
     ext_modules=cythonize(
         _extensions(),
         compiler_directives={

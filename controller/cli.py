@@ -113,8 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     from sim.scenarios import SCENARIOS
     s = sub.add_parser("sim", help="walk the simulated wearer on the full stack (real CAN frames)",
                        description="Walk the simulated wearer on the full stack in lock-step: controller, "
-                                   "CAN frames on a python-can virtual bus, simulated AK driver and sensor "
-                                   "node.  Prints one line per stride and a summary.")
+                                   "real CAN frames on an in-process bus (or python-can's virtual bus: "
+                                   "--bus), simulated AK driver and sensor node.  Prints one line per "
+                                   "stride and a summary.")
     s.add_argument("--scenario", default="steady", choices=sorted(SCENARIOS),
                    help="walking scenario (default: steady)")
     s.add_argument("--speed", type=_bounded(float, *SPEED_RANGE_M_S, "m/s"), default=1.25, metavar="M_S",
@@ -138,6 +139,10 @@ def _parser() -> argparse.ArgumentParser:
                         "closing as push-off work is received (a model, sim/asymmetry.py)")
     s.add_argument("--sound-node", action="store_true",
                    help="simulate the optional sound-side node (an insole on the other foot, CAN 0x113)")
+    s.add_argument("--bus", choices=("memory", "python-can"), default=None,
+                   help="the lock-step bus: memory (default), an in-process link like the board's GIL-free "
+                        "one; python-can, python-can's virtual bus (the same frames and results, over ten "
+                        "times slower)")
     s.add_argument("--realtime", action="store_true",
                    help="run in real time: the tick in its own process on absolute deadlines, the simulated "
                         "devices in a third, real CAN frames over a socketcand bus on loopback "
@@ -242,6 +247,9 @@ def _cmd_sim(args) -> int:
         for flag, given in (("--spin-us", args.spin_us), ("--can-log", args.can_log)):
             if given:
                 raise UsageError(f"{flag} needs --realtime")
+    if args.bus is not None and (args.realtime or args.serve):
+        raise UsageError(f"--bus is the lock-step bus; {'--serve' if args.serve else '--realtime'} runs "
+                         f"over socketcand on loopback")
     if args.serve:
         return _cmd_serve(args)
     if args.realtime and args.duration > REALTIME_MAX_S:
@@ -301,7 +309,7 @@ def _cmd_sim(args) -> int:
         run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
                           mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
                           faults=args.inject, boot_faults=boot_faults, asymmetry=_asymmetry(args),
-                          sound_node=args.sound_node)
+                          sound_node=args.sound_node, bus=args.bus or "memory")
     result = evaluation.summary(run, scenario=args.scenario, speed_m_s=args.speed, seed=args.seed)
     result["symmetry"] = _symmetry_summary(run)
     if timing is not None:

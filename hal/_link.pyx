@@ -1,10 +1,11 @@
 # cython: language_level=3
-"""CAN links the real-time tick reads and writes without the GIL: SocketCAN and socketcand.
+"""CAN links the tick reads and writes: SocketCAN, socketcand and the in-process bus without the GIL,
+python-can (for any other interface) with it.
 
 ``FrameLink.recv`` returns 1 with a frame, 0 when nothing is waiting, or a
 negative errno; ``send`` returns 1 when the frame went out (or is queued in
 this link's own buffer), else a negative errno.  Neither blocks, allocates or
-touches a Python object.  Set-up (opening, the socketcand handshake) is done in
+touches a Python object (PyCanLink excepted: below).  Set-up (opening, the socketcand handshake) is done in
 Python by :mod:`hal.links`, which hands the connected socket's descriptor over.
 
 ``down_errno`` is non-zero while the link is lost (the errno that said so): a
@@ -17,8 +18,17 @@ link), a CAN interface that went down or away (until a frame goes through again)
   SEC.USEC HEX >`` in, ``< send ID DLC B0 .. >`` out), e.g. the simulator's
   gateway on loopback.  A partial TCP write keeps its remainder for the next send,
   so the byte stream never tears.
+- :class:`MemoryLink`: one end of an in-process bus (:func:`memory_link_pair`): two
+  preallocated rings of ``CanFrame``, one per direction, so a frame crosses by one
+  struct copy (the lock-step simulator's bus).  A full ring refuses the frame (-ENOBUFS,
+  counted), as a CAN controller's full transmit queue does.
+- :class:`PyCanLink`: a python-can bus behind the same interface, for the buses a user
+  configures that have no GIL-free link (``virtual``, ``slcan``, ``pcan``, ...).  Its
+  ``recv``/``send`` take the GIL, and python-can builds a Python object per frame: it is
+  NOT real-time safe (a busy Python thread or the collector can delay the tick).
 """
-from libc.errno cimport errno, EAGAIN, EINTR, ECONNRESET, EINVAL, ENOBUFS, ENETDOWN, ENODEV, ENXIO, EPIPE, EBADF
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.errno cimport errno, EAGAIN, EINTR, ECONNRESET, EINVAL, ENOBUFS, ENETDOWN, ENODEV, ENXIO, EPIPE, EBADF, EIO
 from libc.string cimport memcmp, memcpy, memmove, memset
 from posix.unistd cimport read, write, close
 
@@ -43,6 +53,16 @@ cdef extern from "<linux/can.h>" nogil:
     unsigned int CAN_ERR_FLAG
     unsigned int CAN_EFF_MASK
     unsigned int CAN_SFF_MASK
+
+cdef extern from *:
+    """
+    static inline unsigned long long link_load_relaxed(const unsigned long long* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+    static inline unsigned long long link_load_acquire(const unsigned long long* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void link_store_release(unsigned long long* p, unsigned long long v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    """
+    unsigned long long link_load_relaxed(const unsigned long long* p) nogil
+    unsigned long long link_load_acquire(const unsigned long long* p) nogil
+    void link_store_release(unsigned long long* p, unsigned long long v) nogil
 
 DEF RX_BYTES = 8192
 DEF TX_BYTES = 4096
@@ -348,5 +368,186 @@ cdef class SocketcandLink(FrameLink):
         if self.flush() < 0:
             self.send_failures += 1
             return -self.last_errno
+        self.frames_out += 1
+        return 1
+
+
+# ----------------------------------------------------------------------------- in-process bus
+#: Largest ring a MemoryLink direction may have (frames): 16 bytes each, 256 MiB at most.
+MAX_QUEUE_FRAMES = 1 << 24
+
+
+cdef class FrameQueue:
+    """One direction of an in-process bus: a ring of ``capacity`` CanFrames, allocated once.
+
+    One producer and one consumer, each in any one thread (head and tail are atomic), so the
+    simulated devices may answer from a thread of their own during commissioning.
+    """
+    cdef CanFrame* frames
+    cdef readonly Py_ssize_t capacity
+    cdef unsigned long long mask
+    cdef unsigned long long head       # frames pushed (the producer's)
+    cdef unsigned long long tail       # frames popped (the consumer's)
+
+    def __cinit__(self, Py_ssize_t capacity):
+        if not 1 <= capacity <= MAX_QUEUE_FRAMES or capacity & (capacity - 1):
+            raise ValueError(f"a frame queue holds a power of two of frames, 1..{MAX_QUEUE_FRAMES}; "
+                             f"got {capacity}")
+        self.frames = <CanFrame*>PyMem_Malloc(capacity * sizeof(CanFrame))
+        if self.frames == NULL:
+            raise MemoryError(f"no memory for a queue of {capacity} CAN frames")
+        memset(self.frames, 0, capacity * sizeof(CanFrame))
+        self.capacity = capacity
+        self.mask = capacity - 1
+        self.head = self.tail = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.frames)
+
+    cdef inline bint push(self, const CanFrame* f) noexcept nogil:
+        cdef unsigned long long h = link_load_relaxed(&self.head)
+        if h - link_load_acquire(&self.tail) >= <unsigned long long>self.capacity:
+            return False
+        self.frames[h & self.mask] = f[0]
+        link_store_release(&self.head, h + 1)
+        return True
+
+    cdef inline bint pop(self, CanFrame* f) noexcept nogil:
+        cdef unsigned long long t = link_load_relaxed(&self.tail)
+        if t == link_load_acquire(&self.head):
+            return False
+        f[0] = self.frames[t & self.mask]
+        link_store_release(&self.tail, t + 1)
+        return True
+
+    @property
+    def pending(self):
+        """Frames waiting to be received."""
+        return <Py_ssize_t>(link_load_acquire(&self.head) - link_load_acquire(&self.tail))
+
+
+cdef class MemoryLink(FrameLink):
+    """One end of an in-process CAN bus (make both with :func:`memory_link_pair`).
+
+    ``send`` copies the frame into the peer's receive ring, ``recv`` copies the oldest one
+    out of this end's: no allocation, no Python object, no system call per frame.  A frame
+    sent while the peer's ring is full is refused: ``send`` returns -ENOBUFS and counts it in
+    ``send_failures`` (the ring keeps what it holds, nothing is overwritten).  The link is
+    never lost (``down_errno`` stays 0).
+    """
+    cdef readonly FrameQueue rx
+    cdef readonly FrameQueue tx
+
+    def __init__(self, FrameQueue rx not None, FrameQueue tx not None):
+        self.rx = rx
+        self.tx = tx
+
+    cdef int recv(self, CanFrame* f) noexcept nogil:
+        if self.rx.pop(f):
+            self.frames_in += 1
+            return 1
+        return 0
+
+    cdef int send(self, const CanFrame* f) noexcept nogil:
+        if f.dlc > 8:
+            self.send_failures += 1
+            return -EINVAL
+        if self.tx.push(f):
+            self.frames_out += 1
+            return 1
+        self.send_failures += 1
+        self.last_errno = ENOBUFS
+        return -ENOBUFS
+
+
+def memory_link_pair(Py_ssize_t capacity=4096, Py_ssize_t reverse_capacity=0):
+    """Two connected :class:`MemoryLink` ends ``(a, b)``: what ``a`` sends ``b`` receives and back.
+
+    ``capacity`` frames may wait from ``a`` to ``b``, ``reverse_capacity`` (0: the same) from
+    ``b`` to ``a``; each a power of two.  Both rings are allocated here, once.
+    """
+    cdef FrameQueue ab = FrameQueue(capacity)
+    cdef FrameQueue ba = FrameQueue(reverse_capacity or capacity)
+    return MemoryLink(ba, ab), MemoryLink(ab, ba)
+
+
+# ----------------------------------------------------------------------------- python-can adapter
+cdef class PyCanLink(FrameLink):
+    """A python-can bus behind the FrameLink interface (buses with no GIL-free link).
+
+    NOT real-time safe: ``recv`` and ``send`` take the GIL for python-can's ``recv(0)`` /
+    ``send``, and python-can builds a Message per received frame (its virtual bus also
+    deep-copies every frame sent), so a busy Python thread or the garbage collector can
+    delay the tick.  The real-time runtime uses it only for a configured interface with no
+    GIL-free link; the board's SocketCAN and socketcand have their own links.
+
+    python-can's errors never leave the link: a failed ``recv`` returns -EIO, a failed
+    ``send`` -EIO (counted in ``send_failures``), with the exception's text in ``last_error``.
+    The bus stays the caller's (``close`` does not shut it down).
+    """
+    cdef readonly object bus
+    cdef readonly str last_error
+    cdef object _msg               # one Message, refilled for every frame sent
+
+    def __init__(self, bus):
+        import can
+        if not (hasattr(bus, "send") and hasattr(bus, "recv")):
+            raise TypeError(f"PyCanLink needs a python-can bus, got {type(bus).__name__}")
+        self.bus = bus
+        self.last_error = ""
+        self._msg = can.Message(arbitration_id=0, data=bytearray(8), is_extended_id=False)
+
+    cdef int recv(self, CanFrame* f) noexcept nogil:
+        with gil:
+            return self._recv(f)
+
+    cdef int send(self, const CanFrame* f) noexcept nogil:
+        with gil:
+            return self._send(f)
+
+    cdef int _recv(self, CanFrame* f) noexcept:
+        cdef Py_ssize_t i, n
+        try:
+            msg = self.bus.recv(0.0)
+        except Exception as e:          # python-can's CanError family, OSError, ...
+            self.last_error = f"{type(e).__name__}: {e}"
+            self.last_errno = EIO
+            return -EIO
+        if msg is None:
+            return 0
+        data = msg.data
+        n = 0 if data is None else len(data)
+        if n > 8:
+            self.bad_input += 1
+            return 0
+        f.flags = 0
+        if msg.is_error_frame:
+            f.flags |= LINK_ERROR
+        if msg.is_remote_frame:
+            f.flags |= LINK_REMOTE
+        if msg.is_extended_id:
+            f.flags |= LINK_EXTENDED
+        f.can_id = msg.arbitration_id
+        f.dlc = n
+        for i in range(n):
+            f.data[i] = data[i]
+        self.frames_in += 1
+        return 1
+
+    cdef int _send(self, const CanFrame* f) noexcept:
+        msg = self._msg
+        try:
+            msg.arbitration_id = f.can_id
+            msg.is_extended_id = (f.flags & LINK_EXTENDED) != 0
+            msg.is_remote_frame = (f.flags & LINK_REMOTE) != 0
+            msg.is_error_frame = (f.flags & LINK_ERROR) != 0
+            msg.data = bytearray(f.data[:f.dlc])
+            msg.dlc = f.dlc
+            self.bus.send(msg)
+        except Exception as e:
+            self.last_error = f"{type(e).__name__}: {e}"
+            self.send_failures += 1
+            self.last_errno = EIO
+            return -EIO
         self.frames_out += 1
         return 1

@@ -4,18 +4,26 @@ The tick's own reads and writes go through a link when the interface has one
 (``socketcan`` on the board, ``socketcand`` for the simulator's gateway); set-up
 (driver commissioning, shutdown) and every other tool use python-can
 (:func:`hal.bus.open_bus`).  Each opens its own socket on the same bus, as
-``candump`` does beside an application.
+``candump`` does beside an application.  Other interfaces reach the tick through
+:class:`hal._link.PyCanLink` (python-can, not real-time safe); :class:`LinkBus` is
+the other way round, python-can's interface on a link (the lock-step simulator
+commissions the driver through :mod:`hal.ak` on its in-process link).
 """
 from __future__ import annotations
 
 import socket
+import time
 from typing import Optional
+
+import can
 
 from hal._link import FrameLink, SocketCanLink, SocketcandLink
 from hal.bus import BusConfig, socketcan_available
 from hal.errors import ConfigError, HalError
 
-__all__ = ["open_link", "LINK_INTERFACES", "FrameLink"]
+__all__ = ["open_link", "LINK_INTERFACES", "FrameLink", "LinkBus"]
+
+_EXTENDED, _REMOTE, _ERROR = 1, 2, 4       # hal._link's LINK_* flags
 
 _CAN_RAW_ERR_FILTER = 2
 _CAN_ERR_MASK = 0x1FFFFFFF
@@ -90,3 +98,47 @@ def _open_socketcand(cfg: BusConfig, timeout_s: float) -> SocketcandLink:
             raise
         raise HalError(f"socketcand handshake with {cfg.host}:{cfg.port} failed: {e}") from e
     return SocketcandLink(sock.detach())
+
+
+class LinkBus(can.BusABC):
+    """python-can's bus interface on a :class:`~hal._link.FrameLink`, for set-up over the tick's link.
+
+    The lock-step simulator commissions the driver through :mod:`hal.ak` (a python-can bus
+    user) on the same in-process link its tick then runs on.  Set-up only, never the tick:
+    ``recv`` with a timeout polls the link every ``poll_s`` (the links do not block).  A link
+    error is python-can's ``CanOperationError``.  ``shutdown`` leaves the link open (it is the
+    caller's).
+    """
+
+    def __init__(self, link: FrameLink, poll_s: float = 0.0002, **kwargs):
+        if not isinstance(link, FrameLink):
+            raise TypeError(f"LinkBus needs a hal._link.FrameLink, got {type(link).__name__}")
+        self.link = link
+        self.poll_s = poll_s
+        self.channel_info = f"{type(link).__name__}"
+        super().__init__(channel=None, **kwargs)
+
+    def send(self, msg: can.Message, timeout: Optional[float] = None) -> None:
+        flags = ((_EXTENDED if msg.is_extended_id else 0) | (_REMOTE if msg.is_remote_frame else 0)
+                 | (_ERROR if msg.is_error_frame else 0))
+        try:
+            self.link.transmit(msg.arbitration_id, bytes(msg.data), flags)
+        except (OSError, ValueError) as e:
+            raise can.CanOperationError(f"{self.channel_info}: {e}") from e
+
+    def _recv_internal(self, timeout: Optional[float]):
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                got = self.link.receive()
+            except OSError as e:
+                raise can.CanOperationError(f"{self.channel_info}: {e}") from e
+            if got is not None:
+                can_id, data, flags = got
+                return can.Message(arbitration_id=can_id, data=data, is_extended_id=bool(flags & _EXTENDED),
+                                   is_remote_frame=bool(flags & _REMOTE), is_error_frame=bool(flags & _ERROR),
+                                   timestamp=time.time()), False
+            left_s = None if end is None else end - time.monotonic()
+            if left_s is not None and left_s <= 0:
+                return None, False
+            time.sleep(self.poll_s if left_s is None else min(self.poll_s, left_s))

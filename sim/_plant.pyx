@@ -59,9 +59,10 @@ from libc.math cimport sqrt, log, cos, sin, tanh, M_PI, isfinite, floor
 from controller.kernels._numeric cimport clamp
 from libc.stdint cimport uint64_t
 from hal._mit cimport (MitRange, MitCommand, MitReply, mit_unpack_command, mit_pack_reply,
-    mit_frame_kind, MIT_FRAME_ENTER, MIT_FRAME_EXIT, MIT_FRAME_ZERO, MIT_FRAME_COMMAND)
+    mit_frame_kind, MIT_FRAME_NONE, MIT_FRAME_ENTER, MIT_FRAME_EXIT, MIT_FRAME_ZERO, MIT_FRAME_COMMAND)
 from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, SoundFrame, encode_imu, encode_load,
-    encode_status, encode_sound)
+    encode_status, encode_sound, SENSOR_IMU_ID, SENSOR_LOAD_ID, SENSOR_STATUS_ID, SENSOR_SOUND_ID)
+from hal._link cimport FrameLink, CanFrame, LINK_ERROR, LINK_EXTENDED, LINK_REMOTE
 import numpy as np
 
 cdef double STANDARD_GRAVITY = 9.80665    # m/s^2
@@ -74,6 +75,8 @@ cdef double MAX_STANDING_SEGMENT_S = 30.0
 TRUTH_LENGTH = 9
 #: ... and the sound side's, written after them when the row has room.
 SOUND_TRUTH_LENGTH = 2
+cdef Py_ssize_t _TRUTH_LENGTH = TRUTH_LENGTH
+cdef Py_ssize_t _SOUND_TRUTH_LENGTH = SOUND_TRUTH_LENGTH
 # Copper's temperature coefficient of resistance, and the temperature the winding resistance
 # setting is given at.
 cdef double COPPER_ALPHA_PER_K = 0.00393
@@ -349,12 +352,16 @@ cdef class AnklePlant:
     # ---------------------------------------------------------------- driver frames
     def driver_frame(self, const unsigned char[::1] data, double now_s):
         """Handle one host->driver payload; returns its MIT_FRAME_* kind (0 = ignored)."""
-        cdef int dlc = data.shape[0]
+        if data.shape[0] == 0:
+            return 0
+        return self._driver_frame(&data[0], data.shape[0], now_s)
+
+    cdef int _driver_frame(self, const unsigned char* data, int dlc, double now_s) noexcept nogil:
         cdef int kind
         cdef MitCommand c
-        if dlc == 0:
+        if dlc <= 0:
             return 0
-        kind = mit_frame_kind(&data[0], dlc)
+        kind = mit_frame_kind(data, dlc)
         if kind == MIT_FRAME_ENTER:
             self.driver_active = True
             self.watchdog_tripped = False
@@ -366,7 +373,7 @@ cdef class AnklePlant:
             if not self.driver_active:
                 self.zero_offset_rad += self.motor_position()
         elif kind == MIT_FRAME_COMMAND:
-            if mit_unpack_command(&data[0], dlc, &self.rng, &c) != 0:
+            if mit_unpack_command(data, dlc, &self.rng, &c) != 0:
                 return 0
             if self.driver_active:
                 self.cmd = c
@@ -379,6 +386,9 @@ cdef class AnklePlant:
         plant: what its current loop reaches within a millisecond.  For commissioning
         (:meth:`sim.devices.SimAnkle.answer`), where the plant stands still, so a reply carries the
         torque of the command it answers; the lock-step and real-time paths never call it."""
+        self._settle_driver()
+
+    cdef void _settle_driver(self) noexcept nogil:
         cdef double tau_m = 0.0
         if self.driver_active and self.t_s - self.last_cmd_s <= self.watchdog_s:
             tau_m = (self.cmd.kp_Nm_rad * (self.cmd.p_rad - self.motor_position())
@@ -464,22 +474,27 @@ cdef class AnklePlant:
 
         Returns True when a new stride began (the next one must then be queued).
         """
+        cdef bint new_stride
+        with nogil:
+            new_stride = self._advance(t_end_s)
+        return new_stride
+
+    cdef bint _advance(self, double t_end_s) noexcept nogil:
         cdef bint new_stride = False
         cdef double h
-        with nogil:
-            while self.t_s < t_end_s - 1e-12:
-                h = t_end_s - self.t_s
-                if h > self.substep_s:
-                    h = self.substep_s
-                if self.started and self.phase_at(self.t_s + h) >= 1.0 and self.next_queued:
-                    # land exactly on the heel strike, then switch strides
-                    h = self.t0_s + self.stride_s - self.t_s
-                    if h > 0.0:
-                        self.substep(h)
-                    self._take_next(self.t0_s + self.stride_s)
-                    new_stride = True
-                    continue
-                self.substep(h)
+        while self.t_s < t_end_s - 1e-12:
+            h = t_end_s - self.t_s
+            if h > self.substep_s:
+                h = self.substep_s
+            if self.started and self.phase_at(self.t_s + h) >= 1.0 and self.next_queued:
+                # land exactly on the heel strike, then switch strides
+                h = self.t0_s + self.stride_s - self.t_s
+                if h > 0.0:
+                    self.substep(h)
+                self._take_next(self.t0_s + self.stride_s)
+                new_stride = True
+                continue
+            self.substep(h)
         return new_stride
 
     # ---------------------------------------------------------------- noise
@@ -512,6 +527,9 @@ cdef class AnklePlant:
         1 when the case is over ``driver_overtemp_degC``, else 4 when the supply is under
         ``driver_undervoltage_V``, else 0.
         """
+        return self._reply_payload(&out[0])
+
+    cdef int _reply_payload(self, unsigned char* out) noexcept nogil:
         cdef MitReply rep
         rep.driver_id = self.driver_id
         rep.p_rad = self.motor_position()
@@ -519,13 +537,16 @@ cdef class AnklePlant:
         rep.t_Nm = self.tau_motor_Nm
         rep.temperature_C = <int>floor(self.case_C + 0.5)
         rep.error_code = self.reply_error()
-        return mit_pack_reply(&out[0], &self.rng, &rep)
+        return mit_pack_reply(out, &self.rng, &rep)
 
     def imu_payload(self, unsigned char[::1] out):
         """One shank IMU sample at the present time, with noise and bias; returns the DLC.
 
         An IMU fault (:meth:`set_imu_fault`) replaces the sample after it is drawn.
         """
+        return self._imu_payload(&out[0])
+
+    cdef int _imu_payload(self, unsigned char* out) noexcept nogil:
         cdef ImuFrame f
         cdef double phase, shank_angle = 0.0, omega = 0.0
         if self.started:
@@ -551,7 +572,7 @@ cdef class AnklePlant:
         f.seq = self.imu_seq
         f.status = 0
         self.imu_seq = (self.imu_seq + 1) & 0xFF
-        return encode_imu(&out[0], &f)
+        return encode_imu(out, &f)
 
     def load_payload(self, unsigned char[::1] out):
         """One pylon-load and joint-encoder sample; returns the DLC.
@@ -559,6 +580,9 @@ cdef class AnklePlant:
         A load fault (:meth:`set_load_fault`) replaces the load after it is drawn; the joint
         encoder is a separate sensor and stays true.
         """
+        return self._load_payload(&out[0])
+
+    cdef int _load_payload(self, unsigned char* out) noexcept nogil:
         cdef LoadFrame f
         cdef double load = 0.0
         if self.started:
@@ -571,11 +595,14 @@ cdef class AnklePlant:
         f.seq = self.load_seq
         f.status = 0
         self.load_seq = (self.load_seq + 1) & 0xFF
-        return encode_load(&out[0], &f)
+        return encode_load(out, &f)
 
     def sound_payload(self, unsigned char[::1] out):
         """One sample of the sound-side node (SOUND_SIDE frame): the sound foot's vertical force and
         the sound shank's rate at the present time, with noise; returns the DLC."""
+        return self._sound_payload(&out[0])
+
+    cdef int _sound_payload(self, unsigned char* out) noexcept nogil:
         cdef SoundFrame f
         cdef double load = 0.0, omega = 0.0, phase
         if self.started:
@@ -587,10 +614,13 @@ cdef class AnklePlant:
         f.seq = self.sound_seq
         f.status = 0
         self.sound_seq = (self.sound_seq + 1) & 0xFF
-        return encode_sound(&out[0], &f)
+        return encode_sound(out, &f)
 
     def status_payload(self, unsigned char[::1] out):
         """The node's status frame, with the supply voltage (:meth:`set_supply_V`); returns the DLC."""
+        return self._status_payload(&out[0])
+
+    cdef int _status_payload(self, unsigned char* out) noexcept nogil:
         cdef StatusFrame f
         f.seq = self.status_seq
         f.flags = 0
@@ -598,7 +628,7 @@ cdef class AnklePlant:
         f.board_temp_C = <int>self.ambient_C
         f.uptime_ms = <long>(self.t_s * 1000.0)
         self.status_seq = (self.status_seq + 1) & 0xFF
-        return encode_status(&out[0], &f)
+        return encode_status(out, &f)
 
     # ---------------------------------------------------------------- ground truth
     def truth(self, double[::1] row):
@@ -610,9 +640,12 @@ cdef class AnklePlant:
         SOUND_TRUTH_LENGTH values, the sound foot's true vertical force [N] and its contact
         (1 while that force is > 0).
         """
-        cdef double phase = -1.0, stance = 0.0, walking = 0.0, sound_load = 0.0
         if row.shape[0] < TRUTH_LENGTH:
             raise ValueError(f"row must hold {TRUTH_LENGTH} values")
+        self._truth(&row[0], row.shape[0])
+
+    cdef void _truth(self, double* row, Py_ssize_t n) noexcept nogil:
+        cdef double phase = -1.0, stance = 0.0, walking = 0.0, sound_load = 0.0
         if self.started:
             phase = self.phase_at(self.t_s)
             if phase >= 1.0:
@@ -632,7 +665,7 @@ cdef class AnklePlant:
         row[6] = self.stride_index
         row[7] = walking
         row[8] = self.case_C
-        if row.shape[0] >= TRUTH_LENGTH + SOUND_TRUTH_LENGTH:
+        if n >= _TRUTH_LENGTH + _SOUND_TRUTH_LENGTH:
             row[9] = sound_load
             row[10] = 1.0 if sound_load > 0.0 else 0.0
 
@@ -712,3 +745,149 @@ cdef class AnklePlant:
     def state(self):
         """(t_s, ankle angle rad, ankle velocity rad/s, actuator torque N*m) for tools and tests."""
         return (self.t_s, self.theta, self.omega, self.tau_pf_Nm)
+
+
+# ----------------------------------------------------------------------------- the devices' frames
+#: The sound-side node's frame period [s] (hal/sensor_node.dbc: SOUND_SIDE, 500 Hz).
+SOUND_PERIOD_S = 0.002
+cdef double _SOUND_PERIOD_S = SOUND_PERIOD_S
+
+
+cdef class DeviceIO:
+    """The simulated driver's and sensor node's frames on a CAN link (any :class:`hal._link.FrameLink`).
+
+    The per-tick frame work of :class:`sim.devices.SimAnkle`, encoded and decoded here with
+    hal._mit and hal._sensor_frames (the protocol's one definition): ``receive`` hands every
+    host frame to the plant's driver, ``reply`` / ``send`` / the sensor samples put the
+    devices' frames on the link.  :meth:`step` is a whole lock-step step without any fault
+    injection active, in one call; with injections, SimAnkle composes the same parts from
+    Python (so the frames, and their order, are the same either way).
+    """
+    cdef readonly AnklePlant plant
+    cdef readonly FrameLink link
+    cdef readonly unsigned int reply_id
+    cdef readonly long long frames_in, frames_out, frames_lost
+    cdef readonly double status_period_s
+    cdef readonly double next_status_s        # the status frame is due at this simulated time
+    cdef readonly bint sound_node
+    cdef readonly long sound_frames           # SOUND_SIDE frames sent: the next is due at this many periods
+    cdef CanFrame out
+
+    def __init__(self, AnklePlant plant not None, FrameLink link not None, unsigned int reply_id=0,
+                 double status_period_s=0.02, bint sound_node=False):
+        if not status_period_s > 0.0:
+            raise ValueError(f"status period must be > 0 s, got {status_period_s}")
+        self.plant, self.link, self.reply_id = plant, link, reply_id
+        self.status_period_s = status_period_s
+        self.next_status_s = 0.0
+        self.sound_node = sound_node
+        self.sound_frames = 0
+        self.frames_in = self.frames_out = self.frames_lost = 0
+        self.out.flags = 0
+
+    cdef inline void _emit(self, unsigned int can_id, int dlc) noexcept nogil:
+        # self.out.data holds the payload; a payload that could not be encoded (dlc <= 0) is not sent
+        if dlc <= 0:
+            return
+        self.out.can_id = can_id
+        self.out.dlc = dlc
+        self.out.flags = 0
+        if self.link.send(&self.out) > 0:
+            self.frames_out += 1
+
+    cdef int _receive(self, double now_s, bint lose) noexcept nogil:
+        """Every host frame waiting: to the plant's driver (``lose``: dropped, counted as lost).
+        Returns how many the driver must reply to."""
+        cdef CanFrame f
+        cdef int due = 0
+        while self.link.recv(&f) > 0:
+            if lose:                            # lost on the way: the driver sees nothing
+                self.frames_lost += 1
+                continue
+            self.frames_in += 1
+            if f.flags & (LINK_EXTENDED | LINK_ERROR | LINK_REMOTE) or f.can_id != <unsigned int>self.plant.driver_id:
+                continue
+            if self.plant._driver_frame(f.data, f.dlc, now_s) != MIT_FRAME_NONE:
+                due += 1
+        return due
+
+    cdef void _reply(self, int n) noexcept nogil:
+        cdef int i
+        for i in range(n):
+            self._emit(self.reply_id, self.plant._reply_payload(self.out.data))
+
+    cdef bint _status_due(self, double now_s) noexcept nogil:
+        return now_s >= self.next_status_s
+
+    cdef bint _sound_due(self, double now_s) noexcept nogil:
+        # on the 2 ms grid (counted, so no rounding drift; a 1 ms step sends every other one)
+        return self.sound_node and now_s >= self.sound_frames * _SOUND_PERIOD_S - 1e-9
+
+    cdef void _send_sound(self, double now_s) noexcept nogil:
+        self._emit(SENSOR_SOUND_ID, self.plant._sound_payload(self.out.data))
+        self.sound_frames = <long>floor(now_s / _SOUND_PERIOD_S + 1e-6) + 1
+
+    def step(self, double now_s):
+        """A lock-step step with no injection active: take the host's frames, advance the plant to
+        ``now_s``, send the replies, the IMU and load samples, and the status and sound-side
+        frames when due.  Returns True when a stride began."""
+        cdef bint new_stride
+        cdef int due
+        due = self._receive(now_s, False)
+        new_stride = self.plant._advance(now_s)
+        self._reply(due)
+        self._emit(SENSOR_IMU_ID, self.plant._imu_payload(self.out.data))
+        self._emit(SENSOR_LOAD_ID, self.plant._load_payload(self.out.data))
+        if self._status_due(now_s):
+            self._emit(SENSOR_STATUS_ID, self.plant._status_payload(self.out.data))
+            self.next_status_s += self.status_period_s
+        if self._sound_due(now_s):
+            self._send_sound(now_s)
+        return new_stride
+
+    # ---- the parts, for the steps with injections (sim.devices.SimAnkle.step_to) ----
+    def receive(self, double now_s, bint lose=False):
+        """Take every host frame waiting (``lose``: all lost); returns how many need a reply."""
+        return self._receive(now_s, lose)
+
+    def reply(self, int n=1):
+        """Send ``n`` driver replies (the state now)."""
+        self._reply(n)
+
+    def send(self, unsigned int can_id, const unsigned char[::1] data, int dlc=-1):
+        """Send ``data[:dlc]`` (all of it when dlc < 0) as a standard frame from the devices."""
+        cdef int i, n = data.shape[0] if dlc < 0 else dlc
+        if not 0 <= n <= min(8, data.shape[0]):
+            raise ValueError(f"a frame carries 0..8 bytes of the {data.shape[0]} given, asked {n}")
+        for i in range(n):
+            self.out.data[i] = data[i]
+        if n > 0:
+            self._emit(can_id, n)
+
+    def status_due(self, double now_s):
+        """Whether the status frame is due at ``now_s``."""
+        return self._status_due(now_s)
+
+    def status_sent(self):
+        """The status frame due went out (or was withheld): the next is one period later."""
+        self.next_status_s += self.status_period_s
+
+    def send_sound_if_due(self, double now_s):
+        """The sound-side node's frame, when one is due at ``now_s``."""
+        if self._sound_due(now_s):
+            self._send_sound(now_s)
+
+    def answer(self):
+        """Commissioning: answer one host frame if one is waiting (the plant does not move: the
+        driver settles on the command first, so the reply carries its torque).  Returns whether
+        a frame came."""
+        cdef CanFrame f
+        if self.link.recv(&f) <= 0:
+            return False
+        self.frames_in += 1
+        if f.flags & (LINK_EXTENDED | LINK_ERROR | LINK_REMOTE) or f.can_id != <unsigned int>self.plant.driver_id:
+            return True
+        if self.plant._driver_frame(f.data, f.dlc, self.plant.t_s) != MIT_FRAME_NONE:
+            self.plant._settle_driver()
+            self._reply(1)
+        return True

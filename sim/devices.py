@@ -1,9 +1,14 @@
 """The simulated hardware on the CAN bus: an AK driver and the sensor node around one plant.
 
-:class:`SimAnkle` owns one bus endpoint (its own python-can Bus object on the
-host's channel), reads the host's frames and answers as the real devices do:
-the driver replies to every frame addressed to it (MIT mode), the sensor node
-sends its DBC frames every tick and its status every ``status_period_s``.
+:class:`SimAnkle` owns one bus endpoint, reads the host's frames and answers as
+the real devices do: the driver replies to every frame addressed to it (MIT
+mode), the sensor node sends its DBC frames every tick and its status every
+``status_period_s``.  The endpoint is a :class:`hal._link.FrameLink`: the
+lock-step simulator's in-process :class:`~hal._link.MemoryLink`, or a python-can
+bus (wrapped in a :class:`~hal._link.PyCanLink`: a virtual bus, the real-time
+simulator's socketcand server).  The frames are encoded and decoded in Cython
+(:class:`sim._plant.DeviceIO`, with hal._mit and hal._sensor_frames); they are
+the same real CAN frames, byte for byte, on either.
 
 The optional sound-side node (``sound_node=True``) sends the SOUND_SIDE
 frame (0x113) every ``SOUND_PERIOD_S`` (2 ms, 500 Hz) from the first step on:
@@ -35,22 +40,19 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+import time
 from typing import Callable, Collection, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import can
-
-from hal import _mit
-from hal._sensor_frames import (IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID, _encode_imu_py,
+from hal._link import FrameLink, PyCanLink
+from hal._sensor_frames import (IMU_ID, LOAD_ID, STATUS_ID, _encode_imu_py,
                                 _encode_load_py)
 from sim import plant as _plant
+from sim._plant import DeviceIO, SOUND_PERIOD_S
 from sim.faults import DEVICE_KINDS, Injection, resolved_value
 from sim.plant import AnklePlant
 from sim.wearer import Wearer
 
 __all__ = ["SimAnkle", "SOUND_PERIOD_S"]
-
-#: The sound-side node's frame period [s] (hal/sensor_node.dbc: SOUND_SIDE, 500 Hz).
-SOUND_PERIOD_S = 0.002
 
 # Plant-level sensor kinds, per sensor: kind -> the plant's fault mode (value from the injection).
 _ENCODER_MODES = {"encoder_jump": _plant.ENCODER_OFFSET, "encoder_stuck": _plant.ENCODER_STUCK}
@@ -65,15 +67,17 @@ def _value_or_zero(inj: Injection) -> float:
 
 
 class SimAnkle:
-    """Simulated driver + sensor node + plant on ``bus``."""
+    """Simulated driver + sensor node + plant on ``bus`` (a FrameLink, or a python-can bus)."""
 
-    def __init__(self, bus: can.BusABC, plant: AnklePlant, wearer: Wearer, *, reply_id: int = 0x000,
+    def __init__(self, bus, plant: AnklePlant, wearer: Wearer, *, reply_id: int = 0x000,
                  status_period_s: float = 0.02, faults: Sequence[Injection] = (),
                  sound_node: bool = False):
         """``faults``: injections to act on (host-side kinds are left to the harness).  The
         supply voltage is the plant's (``supply_V`` setting, lowered by ``low_voltage``).
         ``sound_node``: also send the sound-side node's frames (0x113, every 2 ms)."""
         self.bus = bus
+        self.link: FrameLink = bus if isinstance(bus, FrameLink) else PyCanLink(bus)
+        self.io = DeviceIO(plant, self.link, reply_id, status_period_s, bool(sound_node))
         self.plant = plant
         self.wearer = wearer
         self.reply_id = reply_id
@@ -85,14 +89,9 @@ class SimAnkle:
         self.faults: Tuple[Injection, ...] = tuple(f for f in faults if f.kind in DEVICE_KINDS)
         self._nominal_supply_V = plant.supply_V
         self._plant_faults: Dict[str, tuple] = {}     # what is set on the plant now, per sensor
-        self._next_status_s = 0.0
+        self._faulted = False         # an injection acted on the last step (the next clears it)
         self.sound_node = bool(sound_node)
-        self._sound_frames = 0        # SOUND_SIDE frames sent: the next is due at this many periods
         self._buf = bytearray(8)
-        self._lock = threading.Lock()
-        self.frames_in = 0
-        self.frames_out = 0
-        self.frames_lost = 0          # host frames dropped by comms_loss
         self._spoof_sent: Dict[Injection, int] = {}   # frames each spoofer has sent so far
         self._held: Dict[int, bytes] = {}              # reorder_frames: the frame sent after the next
 
@@ -116,23 +115,24 @@ class SimAnkle:
             self.wearer.record_stance_work(self.plant.stance_work_J / self.wearer.mass_kg)
         self.plant.queue_stride(*self.wearer.next_stride(present.t_end_s))
 
-    def _handle(self, msg: can.Message, now_s: float) -> bool:
-        """Apply one received frame; True if the driver must reply."""
-        self.frames_in += 1
-        if msg.is_extended_id or msg.is_error_frame or msg.is_remote_frame:
-            return False
-        if msg.arbitration_id != self.plant.driver_id:
-            return False
-        return self.plant.driver_frame(msg.data, now_s) != _mit.FRAME_NONE
+    @property
+    def frames_in(self) -> int:
+        """Host frames the devices received (not those comms_loss dropped)."""
+        return self.io.frames_in
+
+    @property
+    def frames_out(self) -> int:
+        """Frames the devices put on the bus."""
+        return self.io.frames_out
+
+    @property
+    def frames_lost(self) -> int:
+        """Host frames dropped by comms_loss."""
+        return self.io.frames_lost
 
     def _send(self, can_id: int, dlc: int) -> None:
-        if dlc <= 0:
-            return
-        self.bus.send(can.Message(arbitration_id=can_id, data=self._buf[:dlc], is_extended_id=False))
-        self.frames_out += 1
-
-    def _reply(self) -> None:
-        self._send(self.reply_id, self.plant.reply_payload(self._buf))
+        if dlc > 0:
+            self.io.send(can_id, self._buf, dlc)
 
     # ------------------------------------------------------------------ fault injection
     @staticmethod
@@ -180,24 +180,26 @@ class SimAnkle:
         sensor holds its reading at ``now_s``, extra heat flows from ``now_s`` on), and
         replies / IMU / load frames are withheld.  Returns True when a stride began.
         """
-        active = [inj for inj in self.faults if inj.active_at(now_s)]
+        active = [inj for inj in self.faults if inj.active_at(now_s)] if self.faults else None
+        if not (active or self._faulted):
+            # nothing acts now, nor did on the last step: the whole step in Cython.  The plan
+            # comes after the samples here, before them below: it only queues the NEXT segment,
+            # which no sample of this step reads
+            new_stride = self.io.step(now_s)
+            if not self.plant.next_queued:
+                self._plan_next(now_s)
+            return new_stride
+        # the steps with injections (and the one after, which clears what ended): the same
+        # parts as DeviceIO.step, each injection acting between them
+        self._faulted = bool(active)
         active_kinds = {inj.kind for inj in active}
-        reply_due = 0
-        while True:
-            msg = self.bus.recv(0.0)
-            if msg is None:
-                break
-            if "comms_loss" in active_kinds:           # lost on the way: the driver sees nothing
-                self.frames_lost += 1
-                continue
-            reply_due += self._handle(msg, now_s)
+        io = self.io
+        reply_due = io.receive(now_s, "comms_loss" in active_kinds)
         new_stride = self.plant.advance(now_s)
         self._plan_next(now_s)
-        if self.faults:
-            self._apply_plant_faults(active)
+        self._apply_plant_faults(active)
         if "stale_replies" not in active_kinds:
-            for _ in range(reply_due):
-                self._reply()
+            io.reply(reply_due)
         # sampled even when not sent, so the noise sequence (and every later sample) is the
         # same as in a run without the fault
         imu_dlc = self.plant.imu_payload(self._buf)
@@ -207,7 +209,7 @@ class SimAnkle:
         if "load_loss" not in active_kinds:
             self._send_sensor(LOAD_ID, load_dlc, active_kinds)
         self._spoof(active, now_s)
-        if now_s >= self._next_status_s:
+        if io.status_due(now_s):
             dlc = self.plant.status_payload(self._buf)
             inj = self._latest(active, ("node_status_flags",))
             if inj is not None:
@@ -217,11 +219,8 @@ class SimAnkle:
                 raw = min(65535, int(round(resolved_value(inj) / 0.01)))
                 self._buf[2:4] = raw.to_bytes(2, "little")
             self._send(STATUS_ID, dlc)
-            self._next_status_s += self.status_period_s
-        # on the 2 ms grid (counted, so no rounding drift; a 1 ms step sends every other one)
-        if self.sound_node and now_s >= self._sound_frames * SOUND_PERIOD_S - 1e-9:
-            self._send(SOUND_ID, self.plant.sound_payload(self._buf))
-            self._sound_frames = int(math.floor(now_s / SOUND_PERIOD_S + 1e-6)) + 1
+            io.status_sent()
+        io.send_sound_if_due(now_s)
         return new_stride
 
     def _send_sensor(self, can_id: int, dlc: int, active_kinds: Collection[str]) -> None:
@@ -253,21 +252,23 @@ class SimAnkle:
                 else:                           # an unloaded foot at neutral
                     data = _encode_load_py(5.0 + math.sin(k), 0.0, k & 0xFF, 0)
                     can_id = LOAD_ID
-                self.bus.send(can.Message(arbitration_id=can_id, data=data, is_extended_id=False))
-                self.frames_out += 1
+                self.io.send(can_id, data)
             self._spoof_sent[inj] = max(sent, due)
 
     # ------------------------------------------------------------------ real time (set-up)
-    def answer(self, timeout_s: float) -> bool:
+    def answer(self, timeout_s: float, poll_s: float = 0.0002) -> bool:
         """Answer one host frame if one arrives within ``timeout_s`` (the plant does not move).
 
-        Commissioning before walking starts; returns whether a frame came.
+        Commissioning before walking starts; returns whether a frame came.  The link does not
+        block: it is looked at every ``poll_s`` until then.
         """
-        msg = self.bus.recv(timeout_s)
-        if msg is not None and self._handle(msg, self.plant.state[0]):
-            self.plant.settle_driver()              # the reply carries this command's torque
-            self._reply()
-        return msg is not None
+        end = time.monotonic() + timeout_s
+        while not self.io.answer():
+            left_s = end - time.monotonic()
+            if left_s <= 0:
+                return False
+            time.sleep(min(poll_s, left_s))
+        return True
 
     @contextlib.contextmanager
     def serving(self, poll_s: float = 0.001) -> Iterator["SimAnkle"]:

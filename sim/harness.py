@@ -1,11 +1,19 @@
 """The whole stack on the simulated ankle, in lock-step: what ``ankle sim`` runs.
 
 Commissioning is done as on the hardware (driver configured and activated over
-the bus, the simulated devices answering from a background thread); then host
-and simulator alternate every tick on simulated time: the simulator advances
-the plant to ``t`` and sends the driver's reply and the sensor samples, the
-host reads them, updates and sends its command.  Deterministic for a seed, and
-as fast as the CPU allows.
+the bus through :mod:`hal.ak`, the simulated devices answering from a background
+thread); then host and simulator alternate every tick on simulated time: the
+simulator advances the plant to ``t`` and sends the driver's reply and the sensor
+samples, the host reads them, updates and sends its command.  Deterministic for a
+seed, and as fast as the CPU allows.
+
+The host's tick is the real-time loop's own body (:class:`controller.runtime._rtloop.LockStep`
+runs :func:`~controller.runtime._rtloop.tick_once`); only who decides when the next tick
+happens differs.  The bus (``bus=``): ``"memory"`` (the default), an in-process
+:class:`hal._link.MemoryLink` pair, GIL-free like the board's SocketCAN link, one struct
+copy per frame; or ``"python-can"``, python-can's virtual bus (a Python object and a deep
+copy per frame: over ten times slower).  Both carry the same real CAN frames, byte for
+byte, so a seed gives the same run on either.
 
 Fault injection (``faults=``, :mod:`sim.faults`): the simulated devices act on
 the device-side kinds; the host-side kinds act here, in the tick loop:
@@ -31,18 +39,24 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from controller.kernels._tick import Tick
-from controller.runtime.loop import HostLoop, build_tick, telemetry_table
+from controller.runtime._rtloop import LockStep
+from controller.runtime.loop import build_tick, telemetry_table
 from controller.params.registry import ParamSet
+from hal._link import PyCanLink, memory_link_pair
 from hal.ak import AKDriver
 from hal.errors import HalError
 from hal.bus import BusConfig, open_bus
+from hal.links import LinkBus
 from sim.devices import SimAnkle
 from sim.faults import Injection, resolved_value
 from sim.asymmetry import AsymmetryModel
 from sim.plant import SOUND_TRUTH_LENGTH, TRUTH_LENGTH, build_plant
 from sim.wearer import Stride, Wearer
 
-__all__ = ["SimRun", "run", "TRUTH_COLUMNS"]
+__all__ = ["SimRun", "run", "TRUTH_COLUMNS", "BUSES"]
+
+#: The lock-step simulator's buses (``run(bus=...)``, ``ankle sim --bus``); the first is the default.
+BUSES = ("memory", "python-can")
 
 #: Columns of the ground-truth table (one row per tick), as written by AnklePlant.truth.
 #: phase_true is -1 while the wearer stands; walking_true is 1 in walking strides, 0 in
@@ -77,6 +91,11 @@ class SimRun:
     plant_settings: Mapping[str, float] = field(default_factory=dict)
     faults: Tuple[Injection, ...] = ()     # the injections the run was made with
     shutdown_error: str = ""               # what the driver said to the final exit frame, if not OK
+    bus: str = "memory"                    # the lock-step bus (BUSES)
+    #: frames the in-process bus refused because the receiver's ring was full (the host hung
+    #: longer than its ring holds; python-can's virtual bus has no bound): 0 in every run whose
+    #: results equal the python-can bus's
+    frames_refused: int = 0
 
 
 def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float = 30.0,
@@ -86,7 +105,7 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         on_stride: Optional[Callable[[SimRun, Stride], None]] = None,
         faults: Sequence[Injection] = (), boot_faults: int = 0,
         asymmetry: Optional[AsymmetryModel] = None, sound_node: bool = False,
-        supervisor=None) -> SimRun:
+        supervisor=None, bus: str = "memory") -> SimRun:
     """Walk the simulated wearer for ``duration_s`` on the full stack and return the record.
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
@@ -100,8 +119,11 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     Scenarios with standing (speed 0) add standing segments to ``strides``
     (``walking`` False), and ``on_stride`` is called for them too.
     ``asymmetry``: the asymmetric wearer's model (None: a symmetric wearer); ``sound_node``:
-    simulate the sound-side sensor node (CAN 0x113 every 2 ms).
+    simulate the sound-side sensor node (CAN 0x113 every 2 ms).  ``bus``: ``"memory"`` (the
+    in-process link) or ``"python-can"`` (python-can's virtual bus); see the module docstring.
     """
+    if bus not in BUSES:
+        raise ValueError(f"bus must be one of {', '.join(BUSES)}, got {bus!r}")
     if not 0.0 < duration_s <= 3600.0:
         raise ValueError(f"duration {duration_s} s is outside 0..3600 s")
     faults = tuple(faults)
@@ -120,10 +142,17 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     plant = build_plant(overrides)
     wearer = Wearer(scenario, speed_m_s, mass_kg, stride_cv=stride_cv, seed=seed, asymmetry=asymmetry)
 
-    config = BusConfig(interface="virtual", channel=f"ankle-sim-{uuid.uuid4().hex[:8]}")
-    host_bus, sim_bus = open_bus(config), open_bus(config)
+    if bus == "memory":
+        host_link, sim_link = memory_link_pair(_TO_DEVICES_FRAMES, _to_host_frames(faults, duration_s, dt_s))
+        host_bus = LinkBus(host_link)             # commissioning through hal.ak, on the same link
+        sim_bus = None
+    else:
+        config = BusConfig(interface="virtual", channel=f"ankle-sim-{uuid.uuid4().hex[:8]}")
+        host_bus, sim_bus = open_bus(config), open_bus(config)
+        host_link = PyCanLink(host_bus)
     try:
-        sim = SimAnkle(sim_bus, plant, wearer, faults=faults, sound_node=sound_node)
+        sim = SimAnkle(sim_link if sim_bus is None else sim_bus, plant, wearer, faults=faults,
+                       sound_node=sound_node)
         driver = AKDriver(host_bus, driver_id=plant.driver_id, model="AK80-9")
         driver.configure()
         with sim.serving():
@@ -132,8 +161,8 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         host_faults = _HostFaults(faults, tick)
         telemetry = telemetry_table(n)
         truth = np.full((n, len(TRUTH_COLUMNS)), np.nan)
-        host = HostLoop(tick, host_bus, telemetry)
-        record = SimRun(params, telemetry, truth, wearer.strides, rate_Hz, 0.0, 0.0, faults=faults)
+        host = LockStep(tick, host_link, telemetry)
+        record = SimRun(params, telemetry, truth, wearer.strides, rate_Hz, 0.0, 0.0, faults=faults, bus=bus)
 
         sim.begin_walking(0.0)
         tick.start(0.0)
@@ -144,23 +173,27 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         wall0 = time.perf_counter()
         completed = 0
         k = 0
+        step_to, step, truth_row = sim.step_to, host.step, plant.truth
+        host_ticks = host_faults.host_ticks if host_faults.any else None
+        strides = wearer.strides
         for k in range(n):
             now_s = k * dt_s
-            sim.step_to(now_s)
-            if host_faults.host_ticks(k, now_s):
-                host.tick(now_s, k)
+            step_to(now_s)
+            if host_ticks is None or host_ticks(k, now_s):
+                step(now_s, k)
                 if supervisor is not None:
                     supervisor(k, now_s)
-            plant.truth(truth[k])
+            truth_row(truth[k])
             if on_stride is not None:
-                while completed < len(wearer.strides) and wearer.strides[completed].t_end_s <= now_s:
+                while completed < len(strides) and strides[completed].t_end_s <= now_s:
                     record.sim_seconds = now_s
-                    on_stride(record, wearer.strides[completed])
+                    on_stride(record, strides[completed])
                     completed += 1
         record.wall_seconds = time.perf_counter() - wall0
         record.sim_seconds = (k + 1) * dt_s
-        record.frames_sent = host.frames_sent
-        record.send_errors = host.send_errors
+        record.frames_sent = tick.frames_sent
+        record.send_errors = tick.send_errors
+        record.frames_refused = sim.link.send_failures if bus == "memory" else 0
         record.watchdog_tripped = plant.watchdog_tripped
         record.watchdog_trip_s = plant.watchdog_trip_s
         if not host_faults.hung(now_s):
@@ -174,7 +207,38 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         return record
     finally:
         host_bus.shutdown()
-        sim_bus.shutdown()
+        if sim_bus is not None:
+            sim_bus.shutdown()
+
+
+#: Host -> devices ring of the in-process bus [frames]: the host sends one command per tick and
+#: the devices read every step, so a few are ever waiting (commissioning's exchanges too).
+_TO_DEVICES_FRAMES = 1024
+#: Devices -> host: what the devices send per second at most (IMU, load and reply 1 kHz each,
+#: a duplicate of each sensor frame, status 50 Hz, sound side 500 Hz), for the host's silences.
+_TO_HOST_FRAMES_PER_S = 5600.0
+_TO_HOST_MIN_FRAMES = 4096
+_TO_HOST_MAX_FRAMES = 1 << 22            # 64 MiB: past that a full ring refuses (counted)
+
+
+def _to_host_frames(faults: Sequence[Injection], duration_s: float, dt_s: float) -> int:
+    """The devices -> host ring [frames, a power of two]: all the devices can send while the host
+    does not read (a host_hang, a loop_overrun's skipped ticks; spoofers add theirs), so the
+    in-process bus never refuses a frame python-can's unbounded virtual bus would deliver.  A
+    hang that lasts to the end of the run needs no room: nobody reads after it."""
+    silent_s, spoof_Hz = 0.0, 0.0
+    for f in faults:
+        if f.kind == "host_hang" and f.end_s < duration_s:
+            silent_s = max(silent_s, f.end_s - f.t_s)
+        elif f.kind == "loop_overrun":
+            silent_s = max(silent_s, resolved_value(f) * dt_s)
+        elif f.kind in ("spoof_imu", "spoof_load"):
+            spoof_Hz += resolved_value(f)
+    frames = (min(silent_s, duration_s) + 0.01) * (_TO_HOST_FRAMES_PER_S + spoof_Hz)
+    capacity = _TO_HOST_MIN_FRAMES
+    while capacity < frames and capacity < _TO_HOST_MAX_FRAMES:
+        capacity *= 2
+    return capacity
 
 
 class _HostFaults:
@@ -188,6 +252,8 @@ class _HostFaults:
         self._poisons = [f for f in faults if f.kind == "nonfinite_command"]
         self._poisoned = False
         self._tick = tick
+        #: whether any host-side injection was made (none: the host ticks every period)
+        self.any = bool(self._hangs or self._overruns or self._poisons)
 
     def hung(self, now_s: float) -> bool:
         """True while a host_hang acts."""

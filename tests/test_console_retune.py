@@ -78,7 +78,7 @@ class Lockstep:
             self.tick.update(t)
             self.tick.publish(self.table, n)
             n += 1
-            if self.tick.stride_boundary():          # as controller.runtime.process._loop
+            if self.tick.stride_boundary():          # as run_loop's StrideBoundary.step
                 if self.shared.snapshot.poll(self.values):
                     self.ramping = self.retuner(self.values)
                 elif self.ramping:

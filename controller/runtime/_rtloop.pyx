@@ -1,12 +1,24 @@
 # cython: language_level=3
-"""The real-time loop on a GIL-free CAN link: the whole tick without the GIL.
+"""The one loop body of the tick, on any CAN link, in real time and in lock-step.
 
-Per period: sleep to the deadline, read the link into the inputs, update the
-kernels, write the command frame, publish the telemetry row into the shared
-ring, export the cadence's counters, and only then, at a stride boundary, look
-for a new parameter snapshot.  The GIL is taken for one thing only, the retune after
-a new snapshot arrived (rare, and after the tick's work); the runtime runs this
-in a process of its own (:mod:`controller.runtime.process`), so no other thread holds it.
+:func:`tick_once` is the tick: read the link into the inputs, update the kernels,
+write the command frame, publish the telemetry row.  Both loops call it, and
+nothing else runs the kernels:
+
+- :func:`run_loop`, real time: a cadence sleeps to each absolute deadline, then
+  the tick, the counters, the stride-boundary step, the console's request;
+- :class:`LockStep`, the simulator's: the simulator decides when the next tick
+  happens (it steps simulated time) and calls :meth:`LockStep.step`.
+
+The link is any :class:`hal._link.FrameLink`: the board's SocketCAN, socketcand,
+the simulator's in-process :class:`~hal._link.MemoryLink`, or, for a configured
+python-can interface with no GIL-free link, :class:`~hal._link.PyCanLink` (which
+takes the GIL inside its own recv/send, and is not real-time safe).
+
+The GIL is taken for the stride-boundary step's retune after a new snapshot
+arrived (rare, and after the tick's work; :class:`StrideBoundary`, the one call
+site), and for the console's requests; the runtime runs :func:`run_loop` in a
+process of its own (:mod:`controller.runtime.process`), so no other thread holds it.
 """
 from libc.stdint cimport int64_t
 from posix.unistd cimport getppid
@@ -31,6 +43,116 @@ DEF W_OVERRUNS = 3
 DEF W_MAX_LATE = 4
 DEF PARENT_CHECK_TICKS = 128     # ~0.1 s at 1 kHz: how soon an orphaned loop notices
 
+#: Ticks run by tick_once in this process, whichever loop called it (tests: the one body).
+cdef long long _ticks_run = 0
+
+
+cdef void tick_once(Tick tick, FrameLink link, double now_s, double* row, long long wake_ns,
+                    double late_s) noexcept nogil:
+    """THE tick, for every loop: read -> update -> write -> publish ``row`` (NULL: no row).
+
+    ``wake_ns`` >= 0 (real time: when the loop woke): the phases are timed into the row's
+    late / read / update / write columns; < 0 (lock-step): not timed, those columns stay NaN,
+    so a lock-step run is the same bit for bit for a seed.  Called every tick: no allocation,
+    no blocking, no Python object (unless the link is a PyCanLink).
+    """
+    global _ticks_run
+    cdef long long t1 = 0, t2 = 0, t3 = 0
+    tick.read_link(link, now_s)
+    if wake_ns >= 0:
+        t1 = monotonic_ns()
+    tick._update(now_s)
+    if wake_ns >= 0:
+        t2 = monotonic_ns()
+    tick.write_link(link)
+    if wake_ns >= 0:
+        t3 = monotonic_ns()
+        tick.timing[0] = late_s
+        tick.timing[1] = (t1 - wake_ns) * 1e-9
+        tick.timing[2] = (t2 - t1) * 1e-9
+        tick.timing[3] = (t3 - t2) * 1e-9
+    if row != NULL:
+        tick.publish_row(row)
+    _ticks_run += 1
+
+
+def ticks_run():
+    """How many ticks :func:`tick_once` ran in this process (both loops count here)."""
+    return _ticks_run
+
+
+cdef class StrideBoundary:
+    """The stride-boundary step: where a new parameter snapshot is taken, between ticks.
+
+    ONE call site in each loop (:meth:`step`, after the tick's work and its row): replace
+    this class to change how snapshots are taken.  At a stride boundary (a heel strike, or
+    any tick while not walking), ``retune(values)`` is called with the GIL when a new
+    snapshot was taken into ``values``, and ``retune(None)`` while it last returned True (a
+    ramp in progress).  Without a snapshot (lock-step), the step does nothing.
+    """
+    cdef ParamSnapshot snapshot
+    cdef double[::1] values
+    cdef object values_obj         # what retune is handed (the caller's array)
+    cdef object retune
+    cdef bint enabled
+    cdef readonly bint ramping
+
+    def __init__(self, ParamSnapshot snapshot=None, values=None, retune=None):
+        self.enabled = snapshot is not None
+        if self.enabled:
+            self.values = values
+            if self.values.shape[0] != snapshot.n:
+                raise ValueError(f"values must hold the snapshot's {snapshot.n} values")
+            if not callable(retune):
+                raise TypeError("retune must be callable")
+        self.snapshot, self.values_obj, self.retune = snapshot, values, retune
+        self.ramping = False
+
+    cdef int step(self, Tick tick) except -1 nogil:
+        # >>> the stride-boundary step (parameter snapshots): the one place the loops take one
+        if not self.enabled or not tick.at_stride_boundary():
+            return 0
+        if self.snapshot.take(&self.values[0]):
+            with gil:
+                self.ramping = self.retune(self.values_obj)
+        elif self.ramping:
+            with gil:
+                self.ramping = self.retune(None)
+        return 0
+
+
+cdef class LockStep:
+    """The lock-step loop: the simulator decides when the next tick happens.
+
+    ``step(now_s, row)`` runs :func:`tick_once` on ``link`` at simulated time ``now_s``,
+    writing telemetry row ``row`` of ``telemetry`` (``TELEMETRY_COLUMNS`` wide), then the
+    stride-boundary step.  Ticks are not timed (their timing columns stay NaN).
+    """
+    cdef readonly Tick tick
+    cdef readonly FrameLink link
+    cdef double[:, ::1] table
+    cdef readonly StrideBoundary boundary
+
+    def __init__(self, Tick tick not None, FrameLink link not None, double[:, ::1] telemetry not None,
+                 StrideBoundary boundary=None):
+        from controller.kernels._tick import TELEMETRY_COLUMNS
+        if telemetry.shape[1] != len(TELEMETRY_COLUMNS):
+            raise ValueError("telemetry table has the wrong shape; use controller.runtime.loop.telemetry_table()")
+        self.tick, self.link, self.table = tick, link, telemetry
+        self.boundary = boundary if boundary is not None else StrideBoundary()
+
+    @property
+    def telemetry(self):
+        return self.table.base
+
+    def step(self, double now_s, Py_ssize_t row):
+        """One tick at ``now_s`` into telemetry row ``row``; IndexError outside the table."""
+        if not 0 <= row < self.table.shape[0]:
+            raise IndexError(f"telemetry row {row} is outside the table's {self.table.shape[0]}")
+        with nogil:
+            tick_once(self.tick, self.link, now_s, &self.table[row, 0], -1, 0.0)
+            self.boundary.step(self.tick)
+
 
 def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamSnapshot snapshot,
              double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune,
@@ -39,22 +161,23 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
 
     At a stride boundary (or any tick while not walking), ``retune(values)`` is called
     with the GIL, after the tick's work, when a new parameter snapshot was taken into
-    ``values``, and ``retune(None)`` while it last returned True (a ramp in progress).
-    It must not raise.  ``requests()`` (also with the GIL, after the tick's work) is called
-    while ``stats[req_word]`` differs from ``stats[ack_word]``: a request from the console
-    waits to be answered (it answers by setting the ack word).  ``stats[link_word]`` (if >= 0)
-    gets the link's ``down_errno`` every tick: non-zero while the bus is lost.
+    ``values``, and ``retune(None)`` while it last returned True (a ramp in progress)
+    (:class:`StrideBoundary`).  It must not raise.  ``requests()`` (also with the GIL, after
+    the tick's work) is called while ``stats[req_word]`` differs from ``stats[ack_word]``: a
+    request from the console waits to be answered (it answers by setting the ack word).
+    ``stats[link_word]`` (if >= 0) gets the link's ``down_errno`` every tick: non-zero while
+    the bus is lost.
     """
     if values.shape[0] != snapshot.n:
         raise ValueError(f"values holds {values.shape[0]}, the snapshot {snapshot.n}")
     if stats.shape[0] <= max(stop_word, W_MAX_LATE, req_word, ack_word, link_word):
         raise ValueError("stats is too short")
-    cdef long long wake, t1, t2, t3
+    cdef StrideBoundary boundary = StrideBoundary(snapshot, values, retune)
+    cdef long long wake
     cdef double now_s
     cdef Py_ssize_t slot
     cdef int64_t* words = &stats[0]
     cdef int parent = getppid()
-    cdef bint ramping = False
     with nogil:
         while rtloop_load(&words[stop_word]) == 0:
             # a supervisor that died cannot stop us: stop ourselves (the driver is then switched
@@ -64,19 +187,10 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
             wake = cadence.sleep()
             cadence.wake(wake)
             now_s = (wake - t0_ns) * 1e-9
-            tick.read_link(link, now_s)
-            t1 = monotonic_ns()
-            tick._update(now_s)
-            t2 = monotonic_ns()
-            tick.write_link(link)
-            t3 = monotonic_ns()
-            tick.timing[0] = cadence.late_ns * 1e-9
-            tick.timing[1] = (t1 - wake) * 1e-9
-            tick.timing[2] = (t2 - t1) * 1e-9
-            tick.timing[3] = (t3 - t2) * 1e-9
             slot = ring.claim()
+            tick_once(tick, link, now_s, ring.data + slot * ring.width if slot >= 0 else NULL,
+                      wake, cadence.late_ns * 1e-9)
             if slot >= 0:
-                tick.publish_row(ring.data + slot * ring.width)
                 ring.publish()
             rtloop_store(&words[W_TICKS], cadence.ticks)
             rtloop_store(&words[W_MISSED], cadence.missed)
@@ -87,13 +201,7 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
                 rtloop_store(&words[link_word], link.down_errno)
             # parameter edits take effect at a stride boundary (a heel strike), or at once while
             # not walking; a change in progress moves one step per boundary (the ramp)
-            if tick.at_stride_boundary():
-                if snapshot.take(&values[0]):
-                    with gil:
-                        ramping = retune(values)
-                elif ramping:
-                    with gil:
-                        ramping = retune(None)
+            boundary.step(tick)
             if rtloop_load(&words[req_word]) != rtloop_load(&words[ack_word]):
                 with gil:
                     requests()

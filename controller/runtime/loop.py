@@ -1,24 +1,26 @@
-"""The control loop: read -> update -> write, with time passed in.
+"""The control loop's set-up: the configured tick kernel and its telemetry table.
 
-:class:`HostLoop` is the host side of one tick: drain the bus into the
-:class:`~controller.kernels._tick.Tick`, run the kernels, send the driver frame, write
-the telemetry row.  Who decides *when* a tick happens is the caller's business:
-the simulator's lock-step harness (:mod:`sim.harness`) or, on the board, the
-real-time runner.  Nothing here reads a clock.
+The loop itself has one body, :func:`controller.runtime._rtloop.tick_once` (read the link
+into the :class:`~controller.kernels._tick.Tick`, run the kernels, send the driver frame,
+write the telemetry row), on any :class:`hal._link.FrameLink`.  Who decides *when* a tick
+happens is the only difference between its two drivers: :class:`LockStep` (the
+simulator steps time: :mod:`sim.harness`) and :func:`run_loop` (a cadence sleeps to
+absolute deadlines: the board's runtime, :mod:`controller.runtime.process`).  Nothing here
+reads a clock.
 """
 from __future__ import annotations
 
 from typing import Mapping
 
-import can
 import numpy as np
 
 from controller.kernels._tick import TELEMETRY_COLUMNS, Tick
+from controller.runtime._rtloop import LockStep, StrideBoundary, run_loop
 from controller.params.registry import ParamSet
 from hal.ak import check_mit_range
 from hal.errors import ConfigError
 
-__all__ = ["HostLoop", "build_tick", "TELEMETRY_COLUMNS", "telemetry_table"]
+__all__ = ["LockStep", "StrideBoundary", "run_loop", "build_tick", "TELEMETRY_COLUMNS", "telemetry_table"]
 
 
 def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
@@ -42,82 +44,3 @@ def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
 def telemetry_table(rows: int) -> np.ndarray:
     """A preallocated telemetry table (rows x ``TELEMETRY_COLUMNS``), NaN-filled."""
     return np.full((rows, len(TELEMETRY_COLUMNS)), np.nan)
-
-
-class HostLoop:
-    """One host tick: :meth:`read`, :meth:`update`, :meth:`write`, then :meth:`publish`.
-
-    :meth:`tick` runs all four (the lock-step simulator); the real-time runtime
-    (:mod:`controller.runtime.process`) calls them one by one to time each phase.
-    """
-
-    def __init__(self, tick: Tick, bus: can.BusABC, telemetry: np.ndarray | None = None):
-        if telemetry is not None and (telemetry.ndim != 2 or telemetry.shape[1] != len(TELEMETRY_COLUMNS)):
-            raise ValueError("telemetry table has the wrong shape; use telemetry_table()")
-        self.kernel = tick
-        self.bus = bus
-        self.telemetry = telemetry
-        self._payload = bytearray(8)
-        # one command frame, refilled in place each tick: nothing is built per tick to send it
-        self._command = can.Message(arbitration_id=tick.driver_id, data=bytearray(8), is_extended_id=False)
-
-    def read(self, now_s: float) -> None:
-        """Drain the bus: decode every frame that arrived since the last tick into the inputs."""
-        recv, ingest = self.bus.recv, self.kernel.ingest
-        error_frames = 0
-        while True:
-            msg = recv(0.0)
-            if msg is None:
-                break
-            if msg.is_error_frame:
-                error_frames += 1
-            elif not (msg.is_extended_id or msg.is_remote_frame):
-                ingest(msg.arbitration_id, msg.data, now_s)
-        self.kernel.note_frames(error_frames)
-
-    def update(self, now_s: float) -> None:
-        """Monitor -> estimator -> controller -> safety, without the GIL."""
-        self.kernel.update(now_s)
-
-    def write(self) -> None:
-        """Send the driver's command frame.
-
-        A frame that cannot be encoded is not sent (the driver's watchdog then makes
-        the ankle limp), and a failed send is counted, never raised.
-        """
-        if self.kernel.command_payload(self._payload) != 8:
-            return
-        self._command.data[:] = self._payload
-        try:
-            self.bus.send(self._command)
-        except can.CanError:
-            self.kernel.note_sent(False)
-        else:
-            self.kernel.note_sent(True)
-
-    @property
-    def frames_sent(self) -> int:
-        return self.kernel.frames_sent
-
-    @property
-    def send_errors(self) -> int:
-        return self.kernel.send_errors
-
-    @property
-    def error_frames(self) -> int:
-        return self.kernel.error_frames
-
-    def publish(self, table: np.ndarray, row: int) -> None:
-        """Write this tick's telemetry row into ``table[row]``."""
-        self.kernel.publish(table, row)
-
-    def tick(self, now_s: float, row: int) -> None:
-        """Read, update, write, and record the tick in telemetry row ``row``.
-
-        Lock-step ticks are not timed (their timing columns stay NaN), so a run is
-        the same bit for bit for the same seed.
-        """
-        self.read(now_s)
-        self.kernel.update(now_s)
-        self.write()
-        self.kernel.publish(self.telemetry, row)

@@ -29,7 +29,7 @@ from controller.runtime import _rt
 from controller.runtime._ring import memory_fence
 from controller.kernels._tick import STILL_S
 from controller.runtime._rtloop import run_loop
-from controller.runtime.loop import HostLoop, build_tick
+from controller.runtime.loop import build_tick
 from controller.params.registry import ParamSet
 from controller.runtime.rtsettings import apply_realtime, current_settings, freeze_gc
 from controller.runtime.shm import REQUESTS, STAT, SharedChannels
@@ -91,7 +91,9 @@ class RuntimeSpec:
     boot_faults: int = 0
     miss_ns: int = 500_000
     #: "auto": the GIL-free link where the interface has one (socketcan, socketcand), else python-can;
-    #: "python-can": always python-can (to compare, or for an interface without a link)
+    #: "python-can": always python-can (to compare, or for an interface without a link).  Either
+    #: way the same loop body runs (controller.runtime._rtloop.run_loop); python-can reaches it
+    #: through hal._link.PyCanLink, which takes the GIL per frame and is not real-time safe
     io: str = "auto"
 
     def __post_init__(self):
@@ -107,6 +109,7 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
     """Entry point of the tick's process."""
     from hal.ak import AKDriver
     from hal.bus import open_bus
+    from hal._link import PyCanLink
     from hal.errors import HalError
     from hal.links import open_link
 
@@ -160,17 +163,18 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         cadence = _rt.Cadence(period_ns, t0_ns, spec.miss_ns, spec.realtime.spin_ns)
         retune = _Retuner(tick, shared)
         requests = Requests(tick, shared)
+        if link is None:
+            # an interface with no GIL-free link: python-can, through the same loop body (the GIL
+            # is taken per frame inside the link; not real-time safe), on the set-up's bus
+            link = PyCanLink(bus)
         if spec.realtime.freeze_gc:
             freeze_gc()
         shared.set_stat("start_ns", t0_ns)
         shared.set_stat("state", 1)
-        if link is not None:
-            run_loop(tick, link, cadence, shared.ring, shared.snapshot, np.zeros(shared.n_params),
-                     shared.stats, STAT["stop"], t0_ns, retune, requests, STAT["req_seq"], STAT["ack_seq"],
-                     STAT["link_down"])
-            link.close()
-        else:
-            _loop(HostLoop(tick, bus), shared, cadence, t0_ns, retune, requests)
+        run_loop(tick, link, cadence, shared.ring, shared.snapshot, np.zeros(shared.n_params),
+                 shared.stats, STAT["stop"], t0_ns, retune, requests, STAT["req_seq"], STAT["ack_seq"],
+                 STAT["link_down"])
+        link.close()                    # a PyCanLink leaves its bus open: the shutdown uses it
         shared.set_stat("state", 2)
         summary = {"frames_sent": tick.frames_sent, "send_errors": tick.send_errors,
                    "error_frames": tick.error_frames, "frames_lost": tick.frames_lost,
@@ -340,48 +344,6 @@ def _blend(a: ParamSet, b: ParamSet, share: float) -> ParamSet:
     from controller.params.registry import REGISTRY
     return ParamSet({p.name: (a[p.name] + share * (b[p.name] - a[p.name]) if p.kind is float else a[p.name])
                      for p in REGISTRY})
-
-
-def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _Retuner,
-          requests: "Requests") -> None:
-    """The loop on a python-can bus (interfaces without a GIL-free link): the same steps as
-    :func:`controller.runtime._rtloop.run_loop`, with the bus's I/O in Python."""
-    tick = host.kernel
-    ring, rows, stats = shared.ring, shared.ring.rows, shared.stats
-    counters = stats[0:5]               # Cadence.export's words
-    stop_at, req_at, ack_at = STAT["stop"], STAT["req_seq"], STAT["ack_seq"]
-    snapshot, values = shared.snapshot, np.zeros(shared.n_params)
-    clock, wait = _rt.now_ns, cadence.wait
-    read, update, write = host.read, tick.update, host.write
-    note_timing, publish, slot, commit = tick.note_timing, tick.publish, ring.slot, ring.commit
-    export, finish, boundary = cadence.export, cadence.finish, tick.stride_boundary
-    parent = os.getppid()
-    ramping = False
-    while not stats[stop_at]:
-        if cadence.ticks % 128 == 0 and os.getppid() != parent:
-            break                       # the supervisor died: stop, the driver is switched off
-        wake = wait()
-        now_s = (wake - t0_ns) * 1e-9
-        read(now_s)
-        t1 = clock()
-        update(now_s)
-        t2 = clock()
-        write()
-        t3 = clock()
-        note_timing(cadence.late_ns * 1e-9, (t1 - wake) * 1e-9, (t2 - t1) * 1e-9, (t3 - t2) * 1e-9)
-        i = slot()
-        if i >= 0:
-            publish(rows, i)
-            commit()
-        export(counters)
-        if boundary():                  # edits take effect at a stride boundary only
-            if snapshot.poll(values):
-                ramping = retune(values)
-            elif ramping:
-                ramping = retune(None)
-        if stats[req_at] != stats[ack_at]:
-            requests()
-        finish(clock())
 
 
 # ----------------------------------------------------------------------------- supervisor
