@@ -3,15 +3,16 @@
 
 Per period: sleep to the deadline, read the link into the inputs, update the
 kernels, write the command frame, publish the telemetry row into the shared
-ring, export the cadence's counters, and only then, at a stride boundary, look
-for a new parameter snapshot.  The GIL is taken for one thing only, the retune after
-a new snapshot arrived (rare, and after the tick's work); the runtime runs this
-in a process of its own (:mod:`controller.runtime.process`), so no other thread holds it.
+ring, export the cadence's counters, and only then, at a stride boundary, take a
+parameter change (:meth:`controller.kernels._tick.Tick.take_params`, without the GIL: the
+supervisor validated it and blended its ramp).  The GIL is taken for one thing only, a
+console request (rare, and after the tick's work); the runtime runs this in a process of
+its own (:mod:`controller.runtime.process`), so no other thread holds it.
 """
 from libc.stdint cimport int64_t
 from posix.unistd cimport getppid
 from controller.runtime._rt cimport Cadence, monotonic_ns
-from controller.runtime._ring cimport TelemetryRing, ParamSnapshot
+from controller.runtime._ring cimport TelemetryRing, ParamChannel
 from controller.kernels._tick cimport Tick
 from hal._link cimport FrameLink
 
@@ -32,21 +33,19 @@ DEF W_MAX_LATE = 4
 DEF PARENT_CHECK_TICKS = 128     # ~0.1 s at 1 kHz: how soon an orphaned loop notices
 
 
-def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamSnapshot snapshot,
-             double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune,
+def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamChannel params,
+             int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns,
              requests, Py_ssize_t req_word, Py_ssize_t ack_word, Py_ssize_t link_word=-1):
     """Tick until ``stats[stop_word]`` becomes non-zero, or the process that started this one dies.
 
-    At a stride boundary (or any tick while not walking), ``retune(values)`` is called
-    with the GIL, after the tick's work, when a new parameter snapshot was taken into
-    ``values``, and ``retune(None)`` while it last returned True (a ramp in progress).
-    It must not raise.  ``requests()`` (also with the GIL, after the tick's work) is called
+    After the tick's work, ``tick.take_params(params)`` (without the GIL) takes a parameter
+    change at a stride boundary (or any tick while not walking).  ``requests()`` (also with the GIL, after the tick's work) is called
     while ``stats[req_word]`` differs from ``stats[ack_word]``: a request from the console
     waits to be answered (it answers by setting the ack word).  ``stats[link_word]`` (if >= 0)
     gets the link's ``down_errno`` every tick: non-zero while the bus is lost.
     """
-    if values.shape[0] != snapshot.n:
-        raise ValueError(f"values holds {values.shape[0]}, the snapshot {snapshot.n}")
+    if not tick.configured:
+        raise ValueError("the tick is not configured")
     if stats.shape[0] <= max(stop_word, W_MAX_LATE, req_word, ack_word, link_word):
         raise ValueError("stats is too short")
     cdef long long wake, t1, t2, t3
@@ -54,7 +53,6 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
     cdef Py_ssize_t slot
     cdef int64_t* words = &stats[0]
     cdef int parent = getppid()
-    cdef bint ramping = False
     with nogil:
         while rtloop_load(&words[stop_word]) == 0:
             # a supervisor that died cannot stop us: stop ourselves (the driver is then switched
@@ -87,13 +85,7 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
                 rtloop_store(&words[link_word], link.down_errno)
             # parameter edits take effect at a stride boundary (a heel strike), or at once while
             # not walking; a change in progress moves one step per boundary (the ramp)
-            if tick.at_stride_boundary():
-                if snapshot.take(&values[0]):
-                    with gil:
-                        ramping = retune(values)
-                elif ramping:
-                    with gil:
-                        ramping = retune(None)
+            tick.take_params(params)
             if rtloop_load(&words[req_word]) != rtloop_load(&words[ack_word]):
                 with gil:
                     requests()

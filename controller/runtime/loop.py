@@ -13,8 +13,9 @@ from typing import Mapping
 import can
 import numpy as np
 
-from controller.kernels._tick import TELEMETRY_COLUMNS, Tick
-from controller.params.registry import ParamSet
+from controller.kernels._tick import PARAM_COUNT, TELEMETRY_COLUMNS, Tick
+from controller.params.registry import REGISTRY, ParamSet
+from controller.runtime._ring import ParamChannel
 from hal.ak import check_mit_range
 from hal.errors import ConfigError
 
@@ -30,6 +31,9 @@ def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
     """
     if not isinstance(params, ParamSet):
         raise TypeError("params must be a validated controller.params.registry.ParamSet")
+    if PARAM_COUNT != len(REGISTRY):
+        raise ImportError(f"the kernels were built for {PARAM_COUNT} parameters, the registry has "
+                          f"{len(REGISTRY)}: rebuild them (python setup.py build_ext --inplace)")
     checked = check_mit_range(mit_range)
     if params["actuator.max_torque_Nm"] > checked["t_max"]:
         raise ConfigError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond the "
@@ -45,17 +49,20 @@ def telemetry_table(rows: int) -> np.ndarray:
 
 
 class HostLoop:
-    """One host tick: :meth:`read`, :meth:`update`, :meth:`write`, then :meth:`publish`.
+    """One host tick: :meth:`read`, :meth:`update`, :meth:`write`, then :meth:`publish`, and a
+    parameter change taken from ``params`` at a stride boundary (``Tick.take_params``).
 
-    :meth:`tick` runs all four (the lock-step simulator); the real-time runtime
+    :meth:`tick` runs them all (the lock-step simulator); the real-time runtime
     (:mod:`controller.runtime.process`) calls them one by one to time each phase.
     """
 
-    def __init__(self, tick: Tick, bus: can.BusABC, telemetry: np.ndarray | None = None):
+    def __init__(self, tick: Tick, bus: can.BusABC, telemetry: np.ndarray | None = None,
+                 params: ParamChannel | None = None):
         if telemetry is not None and (telemetry.ndim != 2 or telemetry.shape[1] != len(TELEMETRY_COLUMNS)):
             raise ValueError("telemetry table has the wrong shape; use telemetry_table()")
         self.kernel = tick
         self.bus = bus
+        self.params = params
         self.telemetry = telemetry
         self._payload = bytearray(8)
         # one command frame, refilled in place each tick: nothing is built per tick to send it
@@ -112,7 +119,8 @@ class HostLoop:
         self.kernel.publish(table, row)
 
     def tick(self, now_s: float, row: int) -> None:
-        """Read, update, write, and record the tick in telemetry row ``row``.
+        """Read, update, write, record the tick in telemetry row ``row``, then take a parameter
+        change at a stride boundary (as the real-time loop does, by the same method).
 
         Lock-step ticks are not timed (their timing columns stay NaN), so a run is
         the same bit for bit for the same seed.
@@ -121,3 +129,5 @@ class HostLoop:
         self.kernel.update(now_s)
         self.write()
         self.kernel.publish(self.telemetry, row)
+        if self.params is not None:
+            self.kernel.take(self.params)
