@@ -2,7 +2,7 @@
 
 On the device the supervisor process analyses the telemetry stream (``controller.symmetry.strides``) and
 the console runs the symmetry-seeking adaptation, whose changes reach the tick through the
-parameter snapshot at a stride boundary, ramped over 3 strides (``controller.runtime.process``).  In
+parameter snapshot at a stride boundary, ramped over 3 strides (``controller.runtime.retune``).  In
 lock-step there is no supervisor process: :class:`SymmetrySupervisor` does the same between ticks
 (``harness.run(supervisor=...)``), with one difference: the telemetry is analysed every
 :data:`SymmetrySupervisor.BATCH` ticks (the device's telemetry pump drains every 10 ms).  A

@@ -254,7 +254,7 @@ cdef class Tick:
         cdef const double* base = &self.staged[SNAP_BASE]
         cdef const double* target
         cdef const double* step
-        cdef double share
+        cdef double share, x, lo, hi
         if not (c >= 1.0 and c <= PARAM_MAX_STEPS and c == <int>c):
             ch.report_refused(generation, REFUSED_MALFORMED, 0, 0)
             return
@@ -310,7 +310,12 @@ cdef class Tick:
                 if param_flags(j) & PARAM_FLAG_WHOLE:
                     self.ramp[k * N_PARAMS + j] = target[j] if k == count - 1 else self.applied[j]
                 else:
-                    self.ramp[k * N_PARAMS + j] = step[j] + (1.0 - share) * (self.applied[j] - base[j])
+                    x = step[j] + (1.0 - share) * (self.applied[j] - base[j])
+                    # between where the tick is and the target, to the last bit (rounding must
+                    # not take a value a hair past a bound both ends respect)
+                    lo = self.applied[j] if self.applied[j] <= target[j] else target[j]
+                    hi = target[j] if self.applied[j] <= target[j] else self.applied[j]
+                    self.ramp[k * N_PARAMS + j] = lo if x < lo else (hi if x > hi else x)
         self.ramp_next = 0
         self.ramp_count = count
         self.ramp_generation = generation
