@@ -42,6 +42,10 @@ from controller.kernels._types cimport (Inputs,
 from controller.kernels._monitor cimport StreamWatch
 
 cdef double STANDARD_GRAVITY = 9.80665
+# Detection rules of the fault catalogue (REFERENCE.md), not site tuning: each is a stated
+# detection bound that the tests and bench.faults check, and the README's fault table promises;
+# changing one changes the safety case, so it is a code change with its evidence, not a setting.
+# The thresholds a site does set (timeouts, limits, supply levels) are registry parameters.
 cdef int LINK_FAILURES = 3          # failed sends / error-frame ticks in a row
 cdef int ENCODER_SAMPLES = 3        # stuck-at and mismatch
 cdef double ENCODER_MOTION_RAD = 0.01   # joint motion that a frozen motor encoder must have seen

@@ -42,7 +42,6 @@ from controller.kernels._monitor cimport Monitor
 from controller.kernels._thermal cimport ThermalModel
 
 cdef double STANDARD_GRAVITY = 9.80665   # m/s^2
-cdef double NOMINAL_DT_S = 0.001
 cdef double DRIVER_LAG_S = 0.002        # the reply's age plus one period: how far the driver's angle runs ahead
 cdef double MAX_DT_S = 0.05              # a longer gap (host stall) is integrated as this
 # Safety.angle_source: which ankle angle the limits and the safe state use this tick.
@@ -206,7 +205,7 @@ cdef class Safety:
         cdef int src
         cdef double reserve
         if not self.started or not (dt > 0.0):
-            dt = NOMINAL_DT_S
+            dt = self.monitor.period_s       # one period of the loop (1 / loop.rate_Hz)
         elif dt > MAX_DT_S:
             dt = MAX_DT_S
 
