@@ -4,8 +4,14 @@ Every ``_*.pyx`` under controller/ (in its sub-packages), hal/ and sim/ is one
 extension module of the same dotted name.  ``ANKLE_CYTHON_ANNOTATE=1`` writes Cython's HTML
 annotation next to each source (yellow lines = Python interaction, which the
 tick must not have).
+
+Before ``cythonize``, the tables the kernels need from the Python side are generated:
+``controller/kernels/_param_index.pxi`` (the parameter registry's indices,
+:mod:`controller.params.codegen`), written only if it changed.  Only pure-Python modules
+are imported for that: nothing compiled exists yet.
 """
 import os
+import sys
 from glob import glob
 
 import numpy
@@ -13,6 +19,20 @@ from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
 
 PACKAGES_WITH_KERNELS = ("controller", "hal", "sim")
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _generate_tables():
+    """The generated Cython includes, from the Python tables (pure Python: nothing built yet)."""
+    sys.path.insert(0, ROOT)
+    try:
+        from controller.params.codegen import write_param_index
+    finally:
+        sys.path.pop(0)
+    write_param_index(ROOT)
+
+
+_generate_tables()
 
 
 def _extensions():

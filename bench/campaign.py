@@ -385,7 +385,7 @@ class CampaignConsole:
         self.replies: List[Tuple[float, str, str]] = []
         self.audit_path = self.state_dir / "audit.log"
 
-    def bind(self, tick, telemetry: np.ndarray, params: ParamSet) -> None:
+    def bind(self, tick, telemetry: np.ndarray, params: ParamSet, publisher=None) -> None:
         from controller.console.access import Access, PinFile
         from controller.console.audit import AuditLog
         from controller.console.commands import Console

@@ -42,6 +42,7 @@ from controller.kernels._tick import Tick
 from controller.runtime._rtloop import LockStep
 from controller.runtime.loop import build_tick, telemetry_table
 from controller.params.registry import ParamSet
+from controller.runtime.retune import ParamPublisher, lockstep_channel
 from hal._link import PyCanLink, memory_link_pair
 from hal.ak import AKDriver
 from hal.errors import HalError
@@ -110,8 +111,11 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
     per-stride lines).  ``supervisor`` (e.g. :class:`sim.supervisor.SymmetrySupervisor`) does the
-    supervisor process's work between ticks: ``supervisor.bind(tick, telemetry, params)`` once,
-    then ``supervisor(k, now_s)`` after each tick.  ``params`` defaults to the registry's defaults with
+    supervisor process's work between ticks: ``supervisor.bind(tick, telemetry, params,
+    publisher=...)`` once, then ``supervisor(k, now_s)`` after each tick.  Its parameter changes
+    go through ``publisher`` (:class:`controller.runtime.retune.ParamPublisher`): validated and
+    blended there, taken by the tick at a stride boundary and ramped in exactly as the real-time
+    runtime does (the same ``Tick.take_params``).  ``params`` defaults to the registry's defaults with
     ``wearer.mass_kg = mass_kg``.  ``stride_cv`` is the wearer's stride-to-stride
     variability (coefficient of variation of stride time, 0..0.1).  ``faults``: the
     injections to make (:class:`sim.faults.Injection`; see the module docstring).
@@ -161,7 +165,9 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         host_faults = _HostFaults(faults, tick)
         telemetry = telemetry_table(n)
         truth = np.full((n, len(TRUTH_COLUMNS)), np.nan)
-        host = LockStep(tick, host_link, telemetry)
+        channel = lockstep_channel(params)
+        publisher = ParamPublisher(channel, driver.mit_range["t_max"])
+        host = LockStep(tick, host_link, telemetry, channel)
         record = SimRun(params, telemetry, truth, wearer.strides, rate_Hz, 0.0, 0.0, faults=faults, bus=bus)
 
         sim.begin_walking(0.0)
@@ -169,7 +175,7 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         if boot_faults:
             tick.safety.latch(boot_faults, 0.0)
         if supervisor is not None:
-            supervisor.bind(tick, telemetry, params)
+            supervisor.bind(tick, telemetry, params, publisher=publisher)
         wall0 = time.perf_counter()
         completed = 0
         k = 0

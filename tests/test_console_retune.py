@@ -2,9 +2,10 @@
 
 The console's checks run in the supervisor's process and the tick's authority in its own, so the
 wearer can start walking between the console's "standing still?" and the tick taking the set.
-These tests put the real Tick, the real runtime retuner (``controller.runtime.process._Retuner``) and the
-real shared block behind the real console and backend, with the runtime's between-ticks steps
-run in lock-step in the test's thread, so that race happens exactly when the test says.  Then a
+These tests put the real Tick, the real publisher (``controller.runtime.retune.ParamPublisher``, as
+``Runtime.retune`` uses it), the tick's own take path (``Tick.take_params``) and the real shared block
+behind the real console and backend, with the runtime's between-ticks steps run in lock-step in
+the test's thread, so that race happens exactly when the test says.  Then a
 pty test over ``ankle sim --console`` for the loop rate.
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ from controller.console.session import GaitWatch, RuntimeBackend
 from controller.kernels.faults import fault_names
 from controller.runtime.loop import build_tick, telemetry_table
 from controller.params.registry import ParamSet
-from controller.runtime.process import RuntimeSpec, _Retuner
+from controller.runtime.process import RuntimeSpec
+from controller.runtime.retune import ParamPublisher, pack, unpack_target
 from controller.runtime.shm import SharedChannels
 from hal.ak import mit_range
 from hal.bus import BusConfig
@@ -38,7 +40,7 @@ MOVING_GYRO = 3.0          # the shank swings: the wearer sets off
 
 class Lockstep:
     """A runtime whose tick runs in the caller's thread: what :class:`RuntimeBackend` needs of
-    :class:`controller.runtime.process.Runtime`, over the same shared block and retuner.
+    :class:`controller.runtime.process.Runtime`, over the same shared block, publisher and take path.
 
     ``retune`` publishes the set, lets ``before_take`` change the world (e.g. the wearer sets
     off), then ticks until the tick took it, as the tick's process would between ticks.
@@ -49,19 +51,18 @@ class Lockstep:
         self.shared.unlink()
         self.params = params
         self.spec = RuntimeSpec(bus=BusConfig(interface="virtual", channel="lockstep"), driver_id=1)
-        self.shared.snapshot.publish(np.array(self.params.vector()))
-        values = np.zeros(self.shared.n_params)
-        assert self.shared.snapshot.poll(values)
+        self.shared.snapshot.publish(pack(self.params, [self.params]))     # as Runtime does
+        published = np.zeros(self.shared.snapshot.n)
+        assert self.shared.snapshot.poll(published)
+        values = unpack_target(published)
         self.tick = build_tick(self.params, mit_range("AK80-9"), 1, 0)
         self.shared.report_accepted(self.shared.snapshot.taken, values)     # as _tick_process does
-        self.retuner = _Retuner(self.tick, self.shared)
+        self.publisher = ParamPublisher(self.shared.params, mit_range("AK80-9")["t_max"])
         self.shared.set_stat("state", 1)
-        self.values = np.zeros(self.shared.n_params)
         self.watch = GaitWatch()
         self.table = telemetry_table(256)
         self.gyro = STILL_GYRO
         self.now_s = 0.0
-        self.ramping = False
         self.before_take = None
         self.tick.start(0.0)
         self._force = np.zeros(self.shared.n_params)
@@ -78,11 +79,7 @@ class Lockstep:
             self.tick.update(t)
             self.tick.publish(self.table, n)
             n += 1
-            if self.tick.stride_boundary():          # as run_loop's StrideBoundary.step
-                if self.shared.snapshot.poll(self.values):
-                    self.ramping = self.retuner(self.values)
-                elif self.ramping:
-                    self.ramping = self.retuner(None)
+            self.tick.take(self.shared.params)     # as run_loop and LockStep do, by Tick.take_params
             if n == len(self.table):
                 self.watch(self.table[:n])
                 n = 0
@@ -100,7 +97,7 @@ class Lockstep:
         return self.shared.state
 
     def retune(self, params: ParamSet) -> int:
-        generation = self.shared.snapshot.publish(np.array(params.vector()))
+        generation = self.publisher.publish(params)          # as Runtime.retune
         if self.before_take is not None:
             self.before_take(self)
         for _ in range(10):
@@ -182,7 +179,7 @@ def test_the_loop_rate_is_refused_while_running_by_the_console_and_by_the_tick(t
         "nothing was changed" in out and "takes effect" not in out, out
     assert runtime.shared.snapshot.generation == generation            # nothing was sent
     # the tick is the authority: a snapshot with another rate is refused, standing still too
-    runtime.shared.snapshot.publish(np.array(ParamSet({"loop.rate_Hz": 2000.0}).vector()))
+    runtime.publisher.publish(ParamSet({"loop.rate_Hz": 2000.0}))
     runtime.step(50)
     outcome = runtime.shared.params_outcome(runtime.shared.snapshot.generation)
     assert outcome[0] == "refused" and "loop.rate_Hz is set when the controller starts" in outcome[1]
@@ -229,21 +226,18 @@ def test_a_set_the_tick_has_not_taken_is_pending_and_shown_once_it_is(tmp_path):
 
 
 def test_a_refused_snapshot_leaves_a_ramp_in_progress_to_finish():
-    shared = SharedChannels.create(capacity=16)
-    shared.unlink()
-    tick = build_tick(ParamSet(), mit_range("AK80-9"), 1, 0)
-    retune = _Retuner(tick, shared)
-    values = np.zeros(shared.n_params)
+    runtime = Lockstep()
+    tick, channel, publisher = runtime.tick, runtime.shared.params, runtime.publisher
     live = ParamSet({"pushoff.torque_Nm_kg": 0.6})
-    shared.snapshot.publish(np.array(live.vector()))
-    shared.snapshot.poll(values)
-    tick.start(0.0)                                # just started: counts as moving
-    assert retune(values) is True                  # a third of the way
-    shared.snapshot.publish(np.array(live.with_values({"wearer.mass_kg": 60.0}).vector()))
-    shared.snapshot.poll(values)
-    assert retune(values) is True                  # refused (moving); the ramp goes on
-    assert shared.stat("params_rejected") == 1
-    assert retune(None) is False
+    publisher.publish(live)
+    tick.take(channel)                             # just started: counts as moving
+    assert tick.ramp_steps_left == 2               # a third of the way
+    publisher.publish(live.with_values({"wearer.mass_kg": 60.0}))
+    tick.take(channel)                             # refused (moving); the ramp goes on
+    assert runtime.shared.stat("params_rejected") == 1
+    assert tick.ramp_steps_left == 1
+    tick.take(channel)
+    assert tick.ramp_steps_left == 0
     assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(0.6)
     assert tick.params["wearer.mass_kg"] == 80.0
 

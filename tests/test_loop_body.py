@@ -20,7 +20,8 @@ import pytest
 from controller.kernels._tick import TELEMETRY_COLUMNS
 from controller.params.registry import ParamSet
 from controller.runtime import _rt
-from controller.runtime._rtloop import LockStep, StrideBoundary, run_loop, ticks_run
+from controller.runtime._rtloop import LockStep, run_loop, ticks_run
+from controller.runtime.retune import ParamPublisher, lockstep_channel
 from controller.runtime.loop import build_tick, telemetry_table
 from controller.runtime.shm import STAT, SharedChannels
 from hal import _mit
@@ -76,9 +77,8 @@ def test_real_time_and_lock_step_give_the_same_rows_for_the_same_tick_times():
         sim_rt.step_to(0.0)
         t0_ns = _rt.now_ns() + 2_000_000
         before = ticks_run()
-        run_loop(tick_rt, host, _rt.Cadence(1_000_000, t0_ns), shared.ring, shared.snapshot,
-                 np.zeros(shared.n_params), stats, STAT["stop"], t0_ns, lambda values: False,
-                 between_ticks, STAT["req_seq"], STAT["ack_seq"])
+        run_loop(tick_rt, host, _rt.Cadence(1_000_000, t0_ns), shared.ring, shared.params,
+                 stats, STAT["stop"], t0_ns, between_ticks, STAT["req_seq"], STAT["ack_seq"])
         assert ticks_run() - before == n
         rt_rows = np.empty((n + 1, shared.width))
         assert shared.ring.drain(rt_rows) == n
@@ -122,8 +122,10 @@ def test_the_kernel_phases_are_called_by_tick_once_alone_and_both_loops_call_it(
         for phase in phases:
             assert (phase in text) == (name == "tick_once"), (name, phase)
     assert "tick_once(" in blocks["run_loop"] and "tick_once(" in blocks["LockStep"]
-    # and the one boundary step: StrideBoundary.step, called once in each loop
-    assert blocks["run_loop"].count("boundary.step(") == 1 and blocks["LockStep"].count("boundary.step(") == 1
+    # and the one parameter step: Tick.take_params, called once in each loop
+    calls = {name: len(re.findall(r"^\s+(?:self\.)?tick\.take_params\(", blocks[name], re.M))
+             for name in ("run_loop", "LockStep")}
+    assert calls == {"run_loop": 1, "LockStep": 1}, calls
     # no second loop body anywhere else (the old Python loops)
     for path in list(ROOT.glob("controller/**/*.py")) + list(ROOT.glob("sim/**/*.py")) + \
             list(ROOT.glob("controller/**/*.pyx")) + list(ROOT.glob("sim/**/*.pyx")):
@@ -148,34 +150,24 @@ def test_lock_step_checks_its_table_and_rows():
     assert lock.telemetry[3, COL["t"]] == 0.0 and np.isnan(lock.telemetry[0, COL["t"]])
 
 
-def test_the_stride_boundary_step_takes_a_snapshot_and_ramps_through_retune():
-    # the one call site: a published snapshot reaches retune at a boundary (not walking: every
-    # tick is one), then retune(None) while it says a ramp goes on
-    shared = SharedChannels.create(capacity=16)
-    try:
-        calls = []
-
-        def retune(values):
-            calls.append(None if values is None else np.array(values))
-            return len(calls) < 3
-
-        values = np.zeros(shared.n_params)
-        boundary = StrideBoundary(shared.snapshot, values, retune)
-        host, _ = memory_link_pair(8)
-        lock = LockStep(_tick(), host, telemetry_table(8), boundary)
-        lock.step(0.0, 0)
-        assert calls == []                                  # nothing published yet
-        target = np.array(ParamSet({"pushoff.work_J_kg": 0.2}).vector())
-        shared.snapshot.publish(target)
-        for k in range(1, 6):
-            lock.step(k * DT_S, k)
-        assert np.array_equal(calls[0], target) and calls[1:] == [None, None]
-        assert not boundary.ramping
-    finally:
-        shared.close()
-        shared.unlink()
-    with pytest.raises(ValueError):
-        StrideBoundary(SharedChannels.create(capacity=16).snapshot, np.zeros(3), retune)
+def test_lock_step_takes_a_published_change_by_the_same_step_as_run_loop():
+    # not walking: every tick is a boundary, so a published change ramps in over three ticks,
+    # one step each, and is then in force whole
+    tick = _tick()
+    channel = lockstep_channel(ParamSet())
+    host, _ = memory_link_pair(8)
+    lock = LockStep(tick, host, telemetry_table(8), channel)
+    lock.step(0.0, 0)
+    assert tick.params["pushoff.work_J_kg"] == ParamSet()["pushoff.work_J_kg"]   # nothing published
+    start, target = ParamSet()["pushoff.work_J_kg"], 0.2
+    generation = ParamPublisher(channel).publish(ParamSet({"pushoff.work_J_kg": target}))
+    seen = []
+    for k in range(1, 6):
+        lock.step(k * DT_S, k)
+        seen.append(tick.params["pushoff.work_J_kg"])
+    steps = [start + (target - start) * i / 3 for i in (1, 2, 3)]
+    assert seen[:3] == pytest.approx(steps) and seen[3:] == pytest.approx([target, target])
+    assert ParamPublisher(channel).applied(generation)
 
 
 # ------------------------------------------------------------------------ the two buses

@@ -167,7 +167,7 @@ def test_weight_shift_to_zero_without_a_swing_is_no_step():
 
 def test_matcher_finds_a_new_stride_time_within_the_stride():
     tr = walking_trace("steady", 1.25, 10.0, stride_cv=0.0, gyro_noise_rad_s=0.0, seed=0)
-    m = PhaseMatcher()
+    m = PhaseMatcher(PARAMS["estimator.template_rate"], PARAMS["estimator.prior_weight"])   # no defaults of its own
     t, g = tr["t"], tr["shank_gyro"]
     hs = tr["heel_strike_s"]
     stride_s = hs[1] - hs[0]

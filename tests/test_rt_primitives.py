@@ -519,7 +519,8 @@ def _snapshot_writer(path, capacity, duration_s, attached):
     """Child: publish vectors whose every element is the generation number, for ``duration_s``."""
     ch = SharedChannels(path, capacity=capacity)
     attached.set()
-    snap, values = ch.snapshot, np.empty(ch.n_params)
+    snap = ch.snapshot
+    values = np.empty(snap.n)
     gen = snap.generation
     end = time.monotonic() + duration_s
     while time.monotonic() < end:
@@ -585,7 +586,8 @@ def test_snapshot_across_processes_is_never_torn_and_generations_increase():
         proc.start()
         assert attached.wait(WAIT_S), "the writer never attached"
         ch.unlink()
-        snap, out = ch.snapshot, np.empty(ch.n_params)
+        snap = ch.snapshot
+        out = np.empty(snap.n)
         last, taken = 0.0, 0
         give_up = time.monotonic() + 4 * WAIT_S
         while True:

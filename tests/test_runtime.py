@@ -182,44 +182,46 @@ def test_snapshots_are_applied_at_stride_boundaries_or_refused():
 
 
 def _retuner():
-    from controller.runtime.process import _Retuner
-    from controller.runtime.shm import SharedChannels
-    shared = SharedChannels.create(capacity=16)
-    shared.unlink()
+    """A tick, its parameter channel in this process and the publisher (as Runtime.retune's)."""
+    from controller.runtime.retune import ParamPublisher, lockstep_channel
     tick = build_tick(ParamSet(), mit_range("AK80-9"), 1, 0)
-    return tick, shared, _Retuner(tick, shared)
+    channel = lockstep_channel(tick.params)
+    return tick, channel, ParamPublisher(channel, mit_range("AK80-9")["t_max"])
 
 
 def test_a_live_edit_ramps_in_over_three_boundaries():
-    tick, shared, retune = _retuner()
+    tick, channel, publisher = _retuner()
     before = tick.params["pushoff.torque_Nm_kg"]
     after = 0.6
-    gen = shared.snapshot.publish(np.array(ParamSet({"pushoff.torque_Nm_kg": after}).vector()))
-    values = np.zeros(shared.n_params)
-    assert shared.snapshot.poll(values)
-    steps = [retune(values), retune(None), retune(None)]
+    gen = publisher.publish(ParamSet({"pushoff.torque_Nm_kg": after}))
+    steps = []
+    for _ in range(3):
+        tick.take(channel)                            # not walking: every tick is a boundary
+        steps.append(tick.ramp_steps_left > 0)
     assert steps == [True, True, False]
     assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(after)
-    assert shared.stat("params_applied") == gen and shared.stat("params_rejected") == 0
-    assert retune(None) is False                      # nothing left to do
+    assert channel.word("params_applied") == gen and channel.word("params_rejected") == 0
+    version = tick.params_version
+    tick.take(channel)                                # nothing left to do
+    assert tick.params_version == version
     assert before != after
 
 
 def test_ramp_steps_are_thirds_of_the_change():
-    tick, shared, retune = _retuner()
+    tick, channel, publisher = _retuner()
     before = tick.params["pushoff.torque_Nm_kg"]
-    shared.snapshot.publish(np.array(ParamSet({"pushoff.torque_Nm_kg": 0.6}).vector()))
-    values = np.zeros(shared.n_params)
-    shared.snapshot.poll(values)
-    retune(values)
+    publisher.publish(ParamSet({"pushoff.torque_Nm_kg": 0.6}))
+    tick.take(channel)
     assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(before + (0.6 - before) / 3)
-    retune(None)
+    tick.take(channel)
     assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(before + 2 * (0.6 - before) / 3)
 
 
 def test_a_fixed_parameter_changes_at_once_only_standing_still_and_a_bad_vector_is_refused():
     from conftest import inputs
-    tick, shared, retune = _retuner()
+    from controller.params.registry import ParamError
+    from controller.runtime.retune import pack
+    tick, channel, publisher = _retuner()
     tick.start(0.0)
 
     def tick_at(now_s, gyro_rad_s):
@@ -227,22 +229,35 @@ def test_a_fixed_parameter_changes_at_once_only_standing_still_and_a_bad_vector_
                                node_status_rx_s=now_s))
         tick.update(now_s)
 
-    shared.snapshot.publish(np.array(ParamSet({"wearer.mass_kg": 60.0}).vector()))
-    values = np.zeros(shared.n_params)
-    shared.snapshot.poll(values)
+    lighter = ParamSet({"wearer.mass_kg": 60.0})
     tick_at(0.5, 0.0)                     # just started: nothing known yet, counts as moving
-    assert retune(values) is False and shared.stat("params_rejected") == 1
+    publisher.publish(lighter)
+    tick.take(channel)
+    assert channel.word("params_rejected") == 1
     tick_at(1.6, 2.0)                     # the shank turns: moving
-    assert retune(values) is False and shared.stat("params_rejected") == 2
+    publisher.publish(lighter)
+    tick.take(channel)
+    assert channel.word("params_rejected") == 2
     tick_at(2.4, 0.05)                    # quiet since 1.6 s: not yet still for 1 s
-    assert retune(values) is False and shared.stat("params_rejected") == 3
+    publisher.publish(lighter)
+    tick.take(channel)
+    assert channel.word("params_rejected") == 3
     tick_at(2.7, 0.05)
     assert tick.gait["walking"] == 0 and tick.still_for_s() == pytest.approx(1.1)
-    assert retune(values) is False
-    assert tick.params["wearer.mass_kg"] == 60.0 and shared.stat("params_rejected") == 3
-    values[0] = -1.0                                   # out of range: refused, nothing changes
-    assert retune(values) is False
-    assert shared.stat("params_rejected") == 4 and tick.params["wearer.mass_kg"] == 60.0
+    gen = publisher.publish(lighter)
+    tick.take(channel)
+    assert tick.ramp_steps_left == 0 and channel.word("params_applied") == gen
+    assert tick.params["wearer.mass_kg"] == 60.0 and channel.word("params_rejected") == 3
+    bad = np.array(lighter.vector())
+    bad[0] = -1.0                                      # out of range: no set to publish at all
+    with pytest.raises(ParamError):
+        publisher.publish(ParamSet.from_vector(bad))
+    # and a damaged publication that reaches the tick anyway changes nothing there
+    damaged = pack(lighter, [ParamSet()])
+    damaged[5] = np.nan
+    channel.published.publish(damaged)
+    tick.take(channel)
+    assert channel.word("params_rejected") == 4 and tick.params["wearer.mass_kg"] == 60.0
 
 
 @pytest.mark.realtime      # a real 0.3 s SIGSTOP against a 50 ms watchdog, on the wall clock

@@ -16,6 +16,7 @@ cdef class Estimator:
     cdef double standing_after_s
     cdef double swing_gyro_rad_s
     cdef bint use_shank
+    cdef readonly bint configured     # configure() has set every parameter
     # shank template matcher
     cdef readonly PhaseMatcher matcher
     # state
@@ -39,6 +40,7 @@ cdef class Estimator:
     cdef bint contact_counted     # the present contact began with a real heel strike
     cdef bint was_walking         # walking before standing (resume on the first heel strike)
 
+    cdef void configure_from(self, const double* p, bint keep_state) noexcept nogil
     cdef void reset(self) noexcept nogil
     cdef void step(self, const Inputs* inp, double now_s) noexcept nogil
     cdef void _heel_strike(self, double t_event_s, bint imu_ok) noexcept nogil

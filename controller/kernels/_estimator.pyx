@@ -37,8 +37,9 @@ Only ``t``, ``shank_gyro``, ``load``, ``ankle_angle`` and their arrival times
 are read, sample by sample, so ``ankle replay`` reproduces the online
 estimates at any sample rate.
 """
-from libc.math cimport isfinite, fabs
+from libc.math cimport isfinite, fabs, NAN
 from controller.kernels._numeric cimport clamp01
+from controller.kernels._params cimport *
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from controller.kernels._types cimport (Inputs, GaitState, GAIT_SOURCE_NONE, GAIT_SOURCE_SHANK,
     GAIT_SOURCE_TIME, GAIT_SOURCE_IMU)
@@ -62,15 +63,12 @@ cdef class Estimator:
     """Per-tick gait estimator.  ``step`` is called every tick: no allocation, no blocking."""
 
     def __cinit__(self):
-        self.weight_N = 80.0 * STANDARD_GRAVITY
-        self.hs_load_N = 0.15 * self.weight_N
-        self.to_load_N = 0.03 * self.weight_N
-        self.hold_s = 0.003
-        self.min_stride_s = 0.6
-        self.max_stride_s = 2.5
-        self.quiet_gyro_rad_s = 0.15
-        self.standing_after_s = 0.2
-        self.swing_gyro_rad_s = 1.0
+        # No parameter value of its own: every one comes from configure() (the registry).  NaN
+        # until then, and the Python entry points refuse to run an unconfigured estimator.
+        self.configured = False
+        self.weight_N = self.hs_load_N = self.to_load_N = self.hold_s = NAN
+        self.min_stride_s = self.max_stride_s = NAN
+        self.quiet_gyro_rad_s = self.standing_after_s = self.swing_gyro_rad_s = NAN
         self.use_shank = True
         self.matcher = PhaseMatcher()
         self.reset()
@@ -84,20 +82,38 @@ cdef class Estimator:
         estimator (load events, phase from the last stride time), which is also
         what runs when the IMU is lost; benchmarks compare the two.
         """
+        cdef double p[N_PARAMS]
+        fill_vector(params, p)
         self.use_shank = use_shank
-        self.weight_N = params["wearer.mass_kg"] * STANDARD_GRAVITY
-        self.hs_load_N = params["estimator.heel_strike_load_bw"] * self.weight_N
-        self.to_load_N = params["estimator.toe_off_load_bw"] * self.weight_N
-        self.hold_s = params["estimator.event_hold_s"]
-        self.min_stride_s = params["estimator.min_stride_s"]
-        self.max_stride_s = params["estimator.max_stride_s"]
-        self.quiet_gyro_rad_s = params["estimator.quiet_gyro_rad_s"]
-        self.standing_after_s = params["estimator.standing_after_s"]
-        self.swing_gyro_rad_s = params["estimator.swing_gyro_rad_s"]
-        if keep_state and self.matcher is not None:
+        with nogil:
+            self.configure_from(p, keep_state)
+
+    cdef void configure_from(self, const double* p, bint keep_state) noexcept nogil:
+        """Take settings from a parameter vector (registry order, validated by its publisher).
+        ``keep_state``: a live retune, what was learned stays (the template's own settings are
+        not live: they change only when starting afresh).  No allocation, no GIL."""
+        self.weight_N = p[P_WEARER_MASS_KG] * STANDARD_GRAVITY
+        self.hs_load_N = p[P_ESTIMATOR_HEEL_STRIKE_LOAD_BW] * self.weight_N
+        self.to_load_N = p[P_ESTIMATOR_TOE_OFF_LOAD_BW] * self.weight_N
+        self.hold_s = p[P_ESTIMATOR_EVENT_HOLD_S]
+        self.min_stride_s = p[P_ESTIMATOR_MIN_STRIDE_S]
+        self.max_stride_s = p[P_ESTIMATOR_MAX_STRIDE_S]
+        self.quiet_gyro_rad_s = p[P_ESTIMATOR_QUIET_GYRO_RAD_S]
+        self.standing_after_s = p[P_ESTIMATOR_STANDING_AFTER_S]
+        self.swing_gyro_rad_s = p[P_ESTIMATOR_SWING_GYRO_RAD_S]
+        if keep_state and self.configured:
             return
-        self.matcher = PhaseMatcher(params["estimator.template_rate"], params["estimator.prior_weight"])
+        self.matcher.configure_rates(p[P_ESTIMATOR_TEMPLATE_RATE], p[P_ESTIMATOR_PRIOR_WEIGHT])
         self.reset()
+        self.configured = True
+
+    def settings(self):
+        """The values configure() set, by field name (tools and tests)."""
+        return {"weight_N": self.weight_N, "hs_load_N": self.hs_load_N, "to_load_N": self.to_load_N,
+                "hold_s": self.hold_s, "min_stride_s": self.min_stride_s, "max_stride_s": self.max_stride_s,
+                "quiet_gyro_rad_s": self.quiet_gyro_rad_s, "standing_after_s": self.standing_after_s,
+                "swing_gyro_rad_s": self.swing_gyro_rad_s, "template_rate": self.matcher.learn_rate,
+                "prior_weight": self.matcher.prior_weight}
 
     cdef void reset(self) noexcept nogil:
         self.state.phase = -1.0
@@ -344,6 +360,7 @@ cdef class Estimator:
         cdef bint want_standing = standing is not None
         cdef bint want_ns = step_ns is not None
         cdef timespec before, after
+        require_configured(self.configured, "Estimator")
         if want_ns and step_ns.shape[0] != n:
             raise ValueError("step_ns must have one entry per sample")
         if not (shank_gyro_rad_s.shape[0] == load_N.shape[0] == ankle_angle_rad.shape[0] == n

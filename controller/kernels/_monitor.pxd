@@ -44,5 +44,9 @@ cdef class Monitor:
     cdef bint started
     cdef double armed_s              # when supervision began (the driver's activation)
 
+    cdef readonly bint configured       # configure() has set every parameter
+
+    cdef void configure_from(self, const double* p, bint keep_state) noexcept nogil
+    cdef void begin(self, double now_s) noexcept nogil
     cdef void reset(self) noexcept nogil
     cdef uint32_t check(self, const Inputs* inp, double now_s) noexcept nogil

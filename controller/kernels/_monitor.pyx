@@ -25,11 +25,13 @@ them).  Each detection is the fault catalogue's (docs/reference.md):
   implausible reading: warning supply_implausible, the supply counts as unknown.
 - supply: below ``safety.supply_min_V`` in 2 status frames running (fault);
   below ``safety.supply_warn_V`` a warning and a push-off scale falling to 0 at
-  the minimum; no status for 0.1 s: unknown, push-off scale 0.
+  the minimum; no status for ``safety.status_timeout_s`` (0.1 s: 5 missed): unknown, push-off
+  scale 0.
 - tick: a gap above ``safety.overrun_gap_s``, or 3 intervals running longer
   than 1.5 nominal periods.
 """
-from libc.math cimport isfinite, fabs
+from libc.math cimport isfinite, fabs, NAN
+from controller.kernels._params cimport *
 from controller.kernels._numeric cimport clamp
 from libc.stdint cimport uint32_t
 from controller.kernels._types cimport (Inputs,
@@ -40,6 +42,10 @@ from controller.kernels._types cimport (Inputs,
 from controller.kernels._monitor cimport StreamWatch
 
 cdef double STANDARD_GRAVITY = 9.80665
+# Detection rules of the fault catalogue (REFERENCE.md), not site tuning: each is a stated
+# detection bound that the tests and bench.faults check, and the README's fault table promises;
+# changing one changes the safety case, so it is a code change with its evidence, not a setting.
+# The thresholds a site does set (timeouts, limits, supply levels) are registry parameters.
 cdef int LINK_FAILURES = 3          # failed sends / error-frame ticks in a row
 cdef int ENCODER_SAMPLES = 3        # stuck-at and mismatch
 cdef double ENCODER_MOTION_RAD = 0.01   # joint motion that a frozen motor encoder must have seen
@@ -48,7 +54,6 @@ cdef int IMU_REPEATS = 10           # identical IMU frames in a row = stuck-at
 cdef int RANGE_SAMPLES = 2          # readings at the range limit in a row
 cdef int LOADED_SWING_SAMPLES = 5   # loaded while swinging, frames in a row
 cdef int SUPPLY_FRAMES = 2          # status frames in a row below the minimum
-cdef double STATUS_TIMEOUT_S = 0.1  # node status every 20 ms; 5 missed = supply unknown
 cdef double LATE_FACTOR = 1.5       # a tick interval above this many periods is late
 cdef int LATE_TICKS = 3
 # Sensor streams: protocol facts of the node (hal/sensor_node.dbc), not tuning.
@@ -95,22 +100,15 @@ cdef class Monitor:
     """Per-tick fault detection.  Configure with a ParamSet; ``check`` runs in the tick."""
 
     def __cinit__(self):
-        self.period_s = 0.001
-        self.overrun_gap_s = 0.005
-        self.motor_timeout_s = 0.0035
-        self.imu_timeout_s = 0.015
-        self.load_timeout_s = 0.008
-        self.status_timeout_s = STATUS_TIMEOUT_S
-        self.encoder_jump_rad = 0.05
-        self.encoder_mismatch_rad = 0.06
-        self.gyro_limit_rad_s = 30.0
-        self.accel_limit_m_s2 = 150.0
-        self.load_limit_N = 4000.0
-        self.tension_limit_N = 0.15 * 80.0 * STANDARD_GRAVITY
-        self.loaded_N = self.tension_limit_N
-        self.swing_gyro_rad_s = 3.0
-        self.supply_warn_V = 21.0
-        self.supply_min_V = 19.0
+        # No parameter value of its own: every one comes from configure() (the registry).  NaN
+        # until then; the monitor runs only inside a configured Safety (see Safety.configured).
+        self.configured = False
+        self.period_s = self.overrun_gap_s = NAN
+        self.motor_timeout_s = self.imu_timeout_s = self.load_timeout_s = self.status_timeout_s = NAN
+        self.encoder_jump_rad = self.encoder_mismatch_rad = NAN
+        self.gyro_limit_rad_s = self.accel_limit_m_s2 = NAN
+        self.load_limit_N = self.tension_limit_N = self.loaded_N = self.swing_gyro_rad_s = NAN
+        self.supply_warn_V = self.supply_min_V = NAN
         self.reset()
 
     def configure(self, params, bint keep_state=False):
@@ -118,25 +116,46 @@ cdef class Monitor:
 
         ``keep_state``: a live retune; what the monitor has seen so far stays.
         """
-        weight_N = params["wearer.mass_kg"] * STANDARD_GRAVITY
-        self.period_s = 1.0 / params["loop.rate_Hz"]
-        self.overrun_gap_s = params["safety.overrun_gap_s"]
-        self.motor_timeout_s = params["safety.motor_timeout_s"]
-        self.imu_timeout_s = params["safety.imu_timeout_s"]
-        self.load_timeout_s = params["safety.load_timeout_s"]
-        self.encoder_jump_rad = params["safety.encoder_jump_rad"]
-        self.encoder_mismatch_rad = params["safety.encoder_mismatch_rad"]
-        self.gyro_limit_rad_s = params["safety.imu_gyro_limit_rad_s"]
-        self.accel_limit_m_s2 = params["safety.imu_accel_limit_m_s2"]
-        self.load_limit_N = params["safety.load_limit_N"]
-        self.loaded_N = params["estimator.heel_strike_load_bw"] * weight_N
+        cdef double p[N_PARAMS]
+        fill_vector(params, p)
+        with nogil:
+            self.configure_from(p, keep_state)
+
+    cdef void configure_from(self, const double* p, bint keep_state) noexcept nogil:
+        """Take thresholds from a parameter vector (registry order, validated by its publisher).
+        No allocation, no GIL."""
+        cdef double weight_N = p[P_WEARER_MASS_KG] * STANDARD_GRAVITY
+        self.period_s = 1.0 / p[P_LOOP_RATE_HZ]
+        self.overrun_gap_s = p[P_SAFETY_OVERRUN_GAP_S]
+        self.motor_timeout_s = p[P_SAFETY_MOTOR_TIMEOUT_S]
+        self.imu_timeout_s = p[P_SAFETY_IMU_TIMEOUT_S]
+        self.load_timeout_s = p[P_SAFETY_LOAD_TIMEOUT_S]
+        self.status_timeout_s = p[P_SAFETY_STATUS_TIMEOUT_S]
+        self.encoder_jump_rad = p[P_SAFETY_ENCODER_JUMP_RAD]
+        self.encoder_mismatch_rad = p[P_SAFETY_ENCODER_MISMATCH_RAD]
+        self.gyro_limit_rad_s = p[P_SAFETY_IMU_GYRO_LIMIT_RAD_S]
+        self.accel_limit_m_s2 = p[P_SAFETY_IMU_ACCEL_LIMIT_M_S2]
+        self.load_limit_N = p[P_SAFETY_LOAD_LIMIT_N]
+        self.loaded_N = p[P_ESTIMATOR_HEEL_STRIKE_LOAD_BW] * weight_N
         # A strain-gauge pylon never sees tension beyond a fraction of body weight.
         self.tension_limit_N = self.loaded_N
-        self.swing_gyro_rad_s = params["safety.swing_check_gyro_rad_s"]
-        self.supply_warn_V = params["safety.supply_warn_V"]
-        self.supply_min_V = params["safety.supply_min_V"]
+        self.swing_gyro_rad_s = p[P_SAFETY_SWING_CHECK_GYRO_RAD_S]
+        self.supply_warn_V = p[P_SAFETY_SUPPLY_WARN_V]
+        self.supply_min_V = p[P_SAFETY_SUPPLY_MIN_V]
+        self.configured = True
         if not keep_state:
             self.reset()
+
+    def settings(self):
+        """The values configure() set, by field name (tools and tests)."""
+        return {"period_s": self.period_s, "overrun_gap_s": self.overrun_gap_s,
+                "motor_timeout_s": self.motor_timeout_s, "imu_timeout_s": self.imu_timeout_s,
+                "load_timeout_s": self.load_timeout_s, "status_timeout_s": self.status_timeout_s,
+                "encoder_jump_rad": self.encoder_jump_rad, "encoder_mismatch_rad": self.encoder_mismatch_rad,
+                "gyro_limit_rad_s": self.gyro_limit_rad_s, "accel_limit_m_s2": self.accel_limit_m_s2,
+                "load_limit_N": self.load_limit_N, "tension_limit_N": self.tension_limit_N,
+                "loaded_N": self.loaded_N, "swing_gyro_rad_s": self.swing_gyro_rad_s,
+                "supply_warn_V": self.supply_warn_V, "supply_min_V": self.supply_min_V}
 
     cdef void reset(self) noexcept nogil:
         self.started = False
@@ -174,6 +193,9 @@ cdef class Monitor:
 
     def start(self, double now_s):
         """Begin watching the tick interval at ``now_s`` (the tick's ``start``)."""
+        self.begin(now_s)
+
+    cdef void begin(self, double now_s) noexcept nogil:
         self.started = True
         self.armed_s = now_s
         self.last_now_s = now_s

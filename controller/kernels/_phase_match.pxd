@@ -13,8 +13,8 @@ cdef class PhaseMatcher:
     # learned template of the shank angular velocity over one stride (zero mean, unit RMS)
     cdef double template[TEMPLATE_BINS]
     cdef public int strides_learned
-    cdef double learn_rate              # weight of the newest stride in the template
-    cdef double prior_weight            # cost of departing from the prior stride time (per ln^2)
+    cdef readonly double learn_rate     # weight of the newest stride in the template
+    cdef readonly double prior_weight            # cost of departing from the prior stride time (per ln^2)
     # stride-time hypotheses for the stride in progress
     cdef double ln_factor[N_CANDIDATES]
     cdef double inv_stride_s[N_CANDIDATES]
@@ -32,6 +32,7 @@ cdef class PhaseMatcher:
     cdef double buf_omega[STRIDE_BUFFER]
     cdef int n_buf
 
+    cdef void configure_rates(self, double learn_rate, double prior_weight) noexcept nogil
     cdef void clear(self) noexcept nogil
     cdef void begin_stride(self, double prior_stride_s) noexcept nogil
     cdef void add(self, double tau_s, double omega_rad_s) noexcept nogil

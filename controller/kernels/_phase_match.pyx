@@ -21,7 +21,7 @@ and blended into the template.  Costs per sample: ``N_CANDIDATES``
 interpolations and sums (about 0.2 us); per stride: one pass over its samples.
 Fixed arrays only, no allocation, no Python objects in the per-sample path.
 """
-from libc.math cimport log, exp, sqrt, floor
+from libc.math cimport log, exp, sqrt, floor, NAN
 
 cdef double MIN_FACTOR_LN = -0.40       # x0.67: 0.75 -> 1.5 m/s shortens the stride ~29 %
 cdef double MAX_FACTOR_LN = 0.40        # x1.49
@@ -30,15 +30,30 @@ cdef double MAX_FACTOR_LN = 0.40        # x1.49
 cdef class PhaseMatcher:
     """Stride-time estimator by template matching (see the module docstring)."""
 
-    def __cinit__(self, double learn_rate=0.3, double prior_weight=2.0):
+    def __cinit__(self, learn_rate=None, prior_weight=None):
+        """``learn_rate`` (estimator.template_rate) and ``prior_weight`` (estimator.prior_weight):
+        no defaults of its own; the estimator sets them from the registry (configure_rates).
+        Unset, the Python entry points refuse to run it."""
         cdef int j
-        if not (0.0 < learn_rate <= 1.0 and prior_weight >= 0.0):
-            raise ValueError("learn_rate must be in (0, 1] and prior_weight >= 0")
-        self.learn_rate = learn_rate
-        self.prior_weight = prior_weight
+        self.learn_rate = NAN
+        self.prior_weight = NAN
+        if learn_rate is not None or prior_weight is not None:
+            if learn_rate is None or prior_weight is None or not (0.0 < learn_rate <= 1.0 and prior_weight >= 0.0):
+                raise ValueError("learn_rate must be in (0, 1] and prior_weight >= 0")
+            self.configure_rates(learn_rate, prior_weight)
         for j in range(N_CANDIDATES):
             self.ln_factor[j] = MIN_FACTOR_LN + (MAX_FACTOR_LN - MIN_FACTOR_LN) * j / (N_CANDIDATES - 1)
         self.clear()
+
+    cdef void configure_rates(self, double learn_rate, double prior_weight) noexcept nogil:
+        """The template's learning rate and the prior's weight (validated by the registry)."""
+        self.learn_rate = learn_rate
+        self.prior_weight = prior_weight
+
+    def _require(self):
+        if not (self.learn_rate > 0.0 and self.prior_weight >= 0.0):
+            raise RuntimeError("PhaseMatcher is not configured: give learn_rate and prior_weight "
+                               "(estimator.template_rate, estimator.prior_weight)")
 
     cdef void clear(self) noexcept nogil:
         """Forget the template and the stride in progress."""
@@ -178,7 +193,9 @@ cdef class PhaseMatcher:
         self.begin_stride(prior_stride_s)
 
     def py_add(self, double tau_s, double omega_rad_s):
+        self._require()
         self.add(tau_s, omega_rad_s)
 
     def py_learn(self, double stride_s):
+        self._require()
         return self.learn(stride_s)

@@ -31,6 +31,9 @@ cdef class PushoffController:
     cdef double last_angle_rad
     cdef bint stride_clean                       # full assist, shank phase, no standing
     cdef bint in_stride
+    cdef readonly bint configured                # configure() has set every parameter
+
+    cdef void configure_from(self, const double* p) noexcept nogil
 
     cdef double _bin_position(self, double v) noexcept nogil
     cdef double _correction_at(self, double v) noexcept nogil

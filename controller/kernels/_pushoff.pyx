@@ -36,6 +36,7 @@ safety stage scales that share and bounds everything before a driver sees it.
 from libc.math cimport cos, M_PI, pow, isfinite, NAN
 from controller.kernels._numeric cimport clamp
 from controller.kernels._types cimport Inputs, GaitState, Command, GAIT_SOURCE_SHANK
+from controller.kernels._params cimport *
 
 cdef double SPEED_BIN0_M_S = 0.5
 cdef double SPEED_BIN_M_S = 0.25
@@ -47,6 +48,9 @@ cdef double MIN_WORK_SCALE_J_KG = 0.05   # floor of the work used to normalise t
 cdef double NEUTRAL_BLEND = 0.1          # share of the stride over which swing returns to neutral
 cdef double MIN_START_STANCE = 0.5        # push-off never begins before mid-stance
 cdef double TORQUE_HEADROOM = 0.95       # push-off peak kept under this share of the limit
+# Where push-off starts before the first stance time is known (then pushoff.rise_s sets it
+# every stride): state of the planner, not tuning; no push-off is planned before a stride anyway.
+cdef double INITIAL_START_STANCE = 0.7
 
 
 
@@ -54,56 +58,68 @@ cdef class PushoffController:
     """Per-tick controller law.  ``step`` is called every tick: no allocation, no blocking."""
 
     def __cinit__(self):
-        self.mass_kg = 80.0
-        self.k_cp_Nm_rad = 120.0
-        self.k_cd_Nm_rad = 240.0
-        self.b_stance_Nms_rad = 1.6
-        self.stance_eq_rad = 0.0
-        self.t_at_1_m_s = 1.218
-        self.speed_exponent = 0.486
-        self.torque_ref_Nm_kg = 0.9
-        self.torque_slope_Nm_kg_per_m_s = 0.0
-        self.rise_s = 0.13
-        self.start_s = 0.7
-        self.peak_s = 0.9
-        self.end_s = 1.0
-        self.work_ref_J_kg = 0.18
-        self.work_slope_J_kg_per_m_s = 0.136
-        self.adapt_rate = 0.3
-        self.adapt_limit = 0.3
-        self.min_confidence = 0.5
-        self.max_torque_Nm = 110.0
-        self.swing_target_rad = 0.05
-        self.swing_neutral_phase = 0.85
-        self.swing_k_Nm_rad = 40.0
-        self.swing_b_Nms_rad = 1.5
+        # No parameter value of its own: every one comes from configure() (the registry).  NaN
+        # until then, and the Python entry points refuse to run an unconfigured controller.
+        self.configured = False
+        self.mass_kg = NAN
+        self.k_cp_Nm_rad = self.k_cd_Nm_rad = self.b_stance_Nms_rad = self.stance_eq_rad = NAN
+        self.t_at_1_m_s = self.speed_exponent = NAN
+        self.torque_ref_Nm_kg = self.torque_slope_Nm_kg_per_m_s = NAN
+        self.rise_s = self.peak_s = self.end_s = NAN
+        self.work_ref_J_kg = self.work_slope_J_kg_per_m_s = NAN
+        self.adapt_rate = self.adapt_limit = self.min_confidence = self.max_torque_Nm = NAN
+        self.swing_target_rad = self.swing_neutral_phase = self.swing_k_Nm_rad = self.swing_b_Nms_rad = NAN
+        self.start_s = INITIAL_START_STANCE
         self.reset()
 
     def configure(self, params):
         """Take gains from a validated :class:`controller.params.registry.ParamSet` (not in the tick)."""
-        m = params["wearer.mass_kg"]
+        cdef double p[N_PARAMS]
+        fill_vector(params, p)
+        with nogil:
+            self.configure_from(p)
+
+    cdef void configure_from(self, const double* p) noexcept nogil:
+        """Take gains from a parameter vector (registry order, validated by its publisher);
+        the learned corrections and the stride in progress stay.  No allocation, no GIL."""
+        cdef double m = p[P_WEARER_MASS_KG]
         self.mass_kg = m
-        self.k_cp_Nm_rad = params["stance.plantarflexion_stiffness_Nm_rad_kg"] * m
-        self.k_cd_Nm_rad = params["stance.stiffness_Nm_rad_kg"] * m
-        self.b_stance_Nms_rad = params["stance.damping_Nms_rad_kg"] * m
-        self.stance_eq_rad = params["stance.equilibrium_rad"]
-        self.t_at_1_m_s = params["speed.stride_time_at_1_m_s_s"]
-        self.speed_exponent = params["speed.exponent"]
-        self.torque_ref_Nm_kg = params["pushoff.torque_Nm_kg"]
-        self.torque_slope_Nm_kg_per_m_s = params["pushoff.torque_slope_Nm_s_kg_m"]
-        self.rise_s = params["pushoff.rise_s"]
-        self.peak_s = params["pushoff.peak_stance"]
-        self.end_s = params["pushoff.end_stance"]
-        self.work_ref_J_kg = params["pushoff.work_J_kg"]
-        self.work_slope_J_kg_per_m_s = params["pushoff.work_slope_J_s_kg_m"]
-        self.adapt_rate = params["pushoff.adapt_rate"]
-        self.adapt_limit = params["pushoff.adapt_limit"]
-        self.min_confidence = params["pushoff.min_confidence"]
-        self.max_torque_Nm = params["safety.max_torque_Nm"]
-        self.swing_target_rad = params["swing.target_rad"]
-        self.swing_neutral_phase = params["swing.neutral_phase"]
-        self.swing_k_Nm_rad = params["swing.stiffness_Nm_rad"]
-        self.swing_b_Nms_rad = params["swing.damping_Nms_rad"]
+        self.k_cp_Nm_rad = p[P_STANCE_PLANTARFLEXION_STIFFNESS_NM_RAD_KG] * m
+        self.k_cd_Nm_rad = p[P_STANCE_STIFFNESS_NM_RAD_KG] * m
+        self.b_stance_Nms_rad = p[P_STANCE_DAMPING_NMS_RAD_KG] * m
+        self.stance_eq_rad = p[P_STANCE_EQUILIBRIUM_RAD]
+        self.t_at_1_m_s = p[P_SPEED_STRIDE_TIME_AT_1_M_S_S]
+        self.speed_exponent = p[P_SPEED_EXPONENT]
+        self.torque_ref_Nm_kg = p[P_PUSHOFF_TORQUE_NM_KG]
+        self.torque_slope_Nm_kg_per_m_s = p[P_PUSHOFF_TORQUE_SLOPE_NM_S_KG_M]
+        self.rise_s = p[P_PUSHOFF_RISE_S]
+        self.peak_s = p[P_PUSHOFF_PEAK_STANCE]
+        self.end_s = p[P_PUSHOFF_END_STANCE]
+        self.work_ref_J_kg = p[P_PUSHOFF_WORK_J_KG]
+        self.work_slope_J_kg_per_m_s = p[P_PUSHOFF_WORK_SLOPE_J_S_KG_M]
+        self.adapt_rate = p[P_PUSHOFF_ADAPT_RATE]
+        self.adapt_limit = p[P_PUSHOFF_ADAPT_LIMIT]
+        self.min_confidence = p[P_PUSHOFF_MIN_CONFIDENCE]
+        self.max_torque_Nm = p[P_SAFETY_MAX_TORQUE_NM]
+        self.swing_target_rad = p[P_SWING_TARGET_RAD]
+        self.swing_neutral_phase = p[P_SWING_NEUTRAL_PHASE]
+        self.swing_k_Nm_rad = p[P_SWING_STIFFNESS_NM_RAD]
+        self.swing_b_Nms_rad = p[P_SWING_DAMPING_NMS_RAD]
+        self.configured = True
+
+    def settings(self):
+        """The values configure() set, by field name (tools and tests: what the law runs with)."""
+        return {"mass_kg": self.mass_kg, "k_cp_Nm_rad": self.k_cp_Nm_rad, "k_cd_Nm_rad": self.k_cd_Nm_rad,
+                "b_stance_Nms_rad": self.b_stance_Nms_rad, "stance_eq_rad": self.stance_eq_rad,
+                "t_at_1_m_s": self.t_at_1_m_s, "speed_exponent": self.speed_exponent,
+                "torque_ref_Nm_kg": self.torque_ref_Nm_kg,
+                "torque_slope_Nm_kg_per_m_s": self.torque_slope_Nm_kg_per_m_s, "rise_s": self.rise_s,
+                "peak_s": self.peak_s, "end_s": self.end_s, "work_ref_J_kg": self.work_ref_J_kg,
+                "work_slope_J_kg_per_m_s": self.work_slope_J_kg_per_m_s, "adapt_rate": self.adapt_rate,
+                "adapt_limit": self.adapt_limit, "min_confidence": self.min_confidence,
+                "max_torque_Nm": self.max_torque_Nm, "swing_target_rad": self.swing_target_rad,
+                "swing_neutral_phase": self.swing_neutral_phase, "swing_k_Nm_rad": self.swing_k_Nm_rad,
+                "swing_b_Nms_rad": self.swing_b_Nms_rad}
 
     def reset(self):
         """Forget the learned corrections and the stride in progress."""
@@ -233,11 +249,13 @@ cdef class PushoffController:
 
     def pushoff_profile(self, double s):
         """Push-off torque [N*m] at stance fraction ``s`` for the planned stride (tools and tests)."""
+        require_configured(self.configured, "PushoffController")
         return self.pushoff_torque_Nm(s)
 
     def plan_stride(self, dict gait):
         """Run the heel-strike planning on a plain-dict gait state (tools and tests)."""
         cdef GaitState g = gait
+        require_configured(self.configured, "PushoffController")
         self._new_stride(&g)
 
     @property
@@ -250,6 +268,7 @@ cdef class PushoffController:
         cdef GaitState g = gait
         cdef Inputs i = inputs
         cdef Command c
+        require_configured(self.configured, "PushoffController")
         with nogil:
             self.step(&g, &i, assist, &c)
         return c

@@ -22,7 +22,9 @@ cdef class Safety:
     cdef double recover_s
     cdef double soft_dorsi_rad, soft_plantar_rad, soft_k, soft_b
     cdef double ratio_eff                 # ratio * efficiency (ankle torque -> motor torque)
-    cdef public double max_speed_rad_s    # fastest ankle velocity the driver can report (its MIT v range)
+    cdef double driver_v_max_rad_s        # the driver's MIT velocity range (larger |bound|), motor side
+    cdef readonly double max_speed_rad_s  # fastest ankle velocity the driver can report (range / ratio)
+    cdef readonly bint configured         # configure() has set every parameter
     cdef readonly int angle_source        # ANGLE_*: which angle the limits used this tick
     # state
     cdef public uint32_t faults           # latched fault word (ANKLE_FAULT_*)
@@ -40,6 +42,7 @@ cdef class Safety:
     cdef double last_load_N               # load seen by the last check (clear_faults)
     cdef bint started
 
+    cdef void configure_from(self, const double* p, bint keep_state, double driver_v_max_rad_s) noexcept nogil
     cdef void arm(self, double now_s) noexcept nogil
     cdef void check(self, Inputs* inp, double now_s) noexcept nogil
     cdef void step(self, Command* cmd, const Inputs* inp, const GaitState* gait, double now_s) noexcept nogil

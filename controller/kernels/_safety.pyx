@@ -29,7 +29,8 @@ is called with the foot unloaded and the cause gone: it never clears under load.
    spring set-point so the total torque stays inside the limit; NaN/Inf never
    reaches a driver.
 """
-from libc.math cimport isfinite, fabs
+from libc.math cimport isfinite, fabs, NAN
+from controller.kernels._params cimport *
 from controller.kernels._numeric cimport clamp
 from libc.stdint cimport uint32_t
 from controller.kernels._types cimport (Inputs, GaitState, Command,
@@ -41,7 +42,6 @@ from controller.kernels._monitor cimport Monitor
 from controller.kernels._thermal cimport ThermalModel
 
 cdef double STANDARD_GRAVITY = 9.80665   # m/s^2
-cdef double NOMINAL_DT_S = 0.001
 cdef double DRIVER_LAG_S = 0.002        # the reply's age plus one period: how far the driver's angle runs ahead
 cdef double MAX_DT_S = 0.05              # a longer gap (host stall) is integrated as this
 # Safety.angle_source: which ankle angle the limits and the safe state use this tick.
@@ -58,32 +58,25 @@ cdef class Safety:
     """Per-tick fault latch, modes, phase-aware safe state and limits."""
 
     def __cinit__(self):
+        # No parameter value of its own: every one comes from configure() (the registry and the
+        # driver's range).  NaN until then; the Python entry points refuse to run it unconfigured.
+        self.configured = False
         self.monitor = Monitor()
         self.thermal = ThermalModel()
-        self.max_torque_Nm = 110.0
-        self.max_slew_Nm_s = 3000.0
-        self.stance_load_N = 0.15 * 80.0 * STANDARD_GRAVITY
-        self.passive_k = 250.0
-        self.passive_b = 3.0
-        self.hold_k = 40.0
-        self.hold_b = 1.5
-        self.ramp_s = 0.1
-        self.kp_max = 250.0
-        self.kd_max = 3.0
-        self.recover_s = 1.0
-        self.soft_dorsi_rad = 0.26
-        self.soft_plantar_rad = -0.42
-        self.soft_k = 300.0
-        self.soft_b = 2.0
-        self.ratio_eff = 7.0 * 0.95
-        self.max_speed_rad_s = 50.0 / 7.0     # AK80-9 MIT velocity range over the default ratio
+        self.max_torque_Nm = self.max_slew_Nm_s = self.stance_load_N = NAN
+        self.passive_k = self.passive_b = self.hold_k = self.hold_b = self.ramp_s = NAN
+        self.kp_max = self.kd_max = self.recover_s = NAN
+        self.soft_dorsi_rad = self.soft_plantar_rad = self.soft_k = self.soft_b = NAN
+        self.ratio_eff = NAN
+        self.driver_v_max_rad_s = NAN
+        self.max_speed_rad_s = NAN
         self.angle_source = ANGLE_MOTOR
         self.faults = 0
         self.warnings = 0
         self.mode = ANKLE_MODE_STANDBY
         self.chosen_mode = ANKLE_MODE_WALK
         self.assist = 0.0
-        self.torque_limit_Nm = self.max_torque_Nm
+        self.torque_limit_Nm = NAN
         self.present = 0
         self.t_safe_s = 0.0
         self.torque_at_safe_Nm = 0.0
@@ -93,30 +86,69 @@ cdef class Safety:
         self.last_load_N = 0.0
         self.started = False
 
-    def configure(self, params, bint keep_state=False):
+    def configure(self, params, bint keep_state=False, driver_v_max_rad_s=None):
         """Take limits from a validated :class:`controller.params.registry.ParamSet` (not in the tick).
 
         ``keep_state``: a live retune; the monitor's and the thermal model's state stay.
+        ``driver_v_max_rad_s``: the fastest velocity the driver's reply can carry, on its own
+        shaft (its MIT range's larger |v| bound); None: the range of the runtime's default driver
+        (hal.ak's AK80-9).  The tick passes its driver's.
         """
-        self.monitor.configure(params, keep_state)
-        self.thermal.configure(params, keep_state)
-        self.max_torque_Nm = params["safety.max_torque_Nm"]
+        cdef double p[N_PARAMS]
+        cdef double v_max
+        fill_vector(params, p)
+        if driver_v_max_rad_s is None:
+            from hal.ak import mit_range
+            rng = mit_range("AK80-9")
+            driver_v_max_rad_s = max(abs(rng["v_min"]), abs(rng["v_max"]))
+        v_max = driver_v_max_rad_s
+        if not v_max > 0.0:
+            raise ValueError(f"driver_v_max_rad_s must be positive, got {driver_v_max_rad_s!r}")
+        with nogil:
+            self.configure_from(p, keep_state, v_max)
+
+    cdef void configure_from(self, const double* p, bint keep_state, double driver_v_max_rad_s) noexcept nogil:
+        """Take limits from a parameter vector (registry order, validated by its publisher) and
+        the driver's velocity range (motor side).  No allocation, no GIL."""
+        self.monitor.configure_from(p, keep_state)
+        self.thermal.configure_from(p, keep_state)
+        self.max_torque_Nm = p[P_SAFETY_MAX_TORQUE_NM]
         self.torque_limit_Nm = self.max_torque_Nm
-        self.max_slew_Nm_s = params["safety.max_slew_Nm_s"]
-        self.stance_load_N = (params["estimator.heel_strike_load_bw"] * params["wearer.mass_kg"]
-                              * STANDARD_GRAVITY)
-        self.passive_k = params["safety.passive_stiffness_Nm_rad"]
-        self.passive_b = params["safety.passive_damping_Nms_rad"]
-        self.hold_k = params["safety.hold_stiffness_Nm_rad"]
-        self.hold_b = params["safety.hold_damping_Nms_rad"]
-        self.ramp_s = params["safety.ramp_s"]
-        self.recover_s = params["safety.sensor_recover_s"]
-        self.soft_dorsi_rad = params["safety.soft_dorsi_rad"]
-        self.soft_plantar_rad = params["safety.soft_plantar_rad"]
-        self.soft_k = params["safety.soft_stiffness_Nm_rad"]
-        self.ratio_eff = params["actuator.ratio"] * params["actuator.efficiency"]
-        self.kp_max = max(self.passive_k, self.hold_k)
-        self.kd_max = max(self.passive_b, self.hold_b, self.soft_b)
+        self.max_slew_Nm_s = p[P_SAFETY_MAX_SLEW_NM_S]
+        self.stance_load_N = p[P_ESTIMATOR_HEEL_STRIKE_LOAD_BW] * p[P_WEARER_MASS_KG] * STANDARD_GRAVITY
+        self.passive_k = p[P_SAFETY_PASSIVE_STIFFNESS_NM_RAD]
+        self.passive_b = p[P_SAFETY_PASSIVE_DAMPING_NMS_RAD]
+        self.hold_k = p[P_SAFETY_HOLD_STIFFNESS_NM_RAD]
+        self.hold_b = p[P_SAFETY_HOLD_DAMPING_NMS_RAD]
+        self.ramp_s = p[P_SAFETY_RAMP_S]
+        self.recover_s = p[P_SAFETY_SENSOR_RECOVER_S]
+        self.soft_dorsi_rad = p[P_SAFETY_SOFT_DORSI_RAD]
+        self.soft_plantar_rad = p[P_SAFETY_SOFT_PLANTAR_RAD]
+        self.soft_k = p[P_SAFETY_SOFT_STIFFNESS_NM_RAD]
+        self.soft_b = p[P_SAFETY_SOFT_DAMPING_NMS_RAD]
+        self.ratio_eff = p[P_ACTUATOR_RATIO] * p[P_ACTUATOR_EFFICIENCY]
+        self.kp_max = self.passive_k if self.passive_k > self.hold_k else self.hold_k
+        self.kd_max = self.passive_b if self.passive_b > self.hold_b else self.hold_b
+        if self.soft_b > self.kd_max:
+            self.kd_max = self.soft_b
+        # the fastest ankle velocity the driver's reply can carry: what a damper on an untrusted
+        # encoder must be bounded for
+        self.driver_v_max_rad_s = driver_v_max_rad_s
+        self.max_speed_rad_s = driver_v_max_rad_s / p[P_ACTUATOR_RATIO]
+        self.configured = True
+
+    def settings(self):
+        """The values configure() set, by field name, with the monitor's and the thermal model's
+        (prefixed ``monitor.`` and ``thermal.``; tools and tests)."""
+        out = {"max_torque_Nm": self.max_torque_Nm, "max_slew_Nm_s": self.max_slew_Nm_s,
+               "stance_load_N": self.stance_load_N, "passive_k": self.passive_k, "passive_b": self.passive_b,
+               "hold_k": self.hold_k, "hold_b": self.hold_b, "ramp_s": self.ramp_s, "kp_max": self.kp_max,
+               "kd_max": self.kd_max, "recover_s": self.recover_s, "soft_dorsi_rad": self.soft_dorsi_rad,
+               "soft_plantar_rad": self.soft_plantar_rad, "soft_k": self.soft_k, "soft_b": self.soft_b,
+               "ratio_eff": self.ratio_eff, "max_speed_rad_s": self.max_speed_rad_s}
+        out.update({"monitor." + k: v for k, v in self.monitor.settings().items()})
+        out.update({"thermal." + k: v for k, v in self.thermal.settings().items()})
+        return out
 
     cdef void arm(self, double now_s) noexcept nogil:
         """Start supervising at ``now_s`` (after the driver is active)."""
@@ -124,9 +156,7 @@ cdef class Safety:
         self.last_now_s = now_s
         self.last_torque_Nm = 0.0
         self.assist = 0.0
-        self.monitor.started = True
-        self.monitor.armed_s = now_s
-        self.monitor.last_now_s = now_s
+        self.monitor.begin(now_s)
         self._set_mode(now_s)
 
     cdef void _set_mode(self, double now_s) noexcept nogil:
@@ -175,7 +205,7 @@ cdef class Safety:
         cdef int src
         cdef double reserve
         if not self.started or not (dt > 0.0):
-            dt = NOMINAL_DT_S
+            dt = self.monitor.period_s       # one period of the loop (1 / loop.rate_Hz)
         elif dt > MAX_DT_S:
             dt = MAX_DT_S
 
@@ -391,6 +421,7 @@ cdef class Safety:
         cdef Command c = command
         cdef Inputs i = inputs
         cdef GaitState g = gait
+        require_configured(self.configured, "Safety")
         with nogil:
             self.check(&i, now_s)
             self.step(&c, &i, &g, now_s)
@@ -398,4 +429,5 @@ cdef class Safety:
 
     def start(self, double now_s):
         """Begin supervising at ``now_s`` (tools and tests; the tick calls ``arm``)."""
+        require_configured(self.configured, "Safety")
         self.arm(now_s)

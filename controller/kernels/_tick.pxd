@@ -1,5 +1,7 @@
 # The host's per-tick kernel (implemented in _tick.pyx); the real-time loop (_rtloop.pyx) drives it.
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, uint64_t
+from controller.kernels._params cimport N_PARAMS
+from controller.runtime._ring cimport ParamChannel, PARAM_MAX_STEPS, SNAP_BASE
 from controller.kernels._types cimport Inputs, Command
 from controller.kernels._estimator cimport Estimator
 from controller.kernels._pushoff cimport PushoffController
@@ -16,7 +18,15 @@ cdef class Tick:
     cdef MitRange mit_range
     cdef readonly int driver_id
     cdef readonly int reply_id
-    cdef readonly object params     # the ParamSet in force
+    cdef readonly bint configured   # configure() has set every parameter
+    cdef double applied[N_PARAMS]   # the parameter vector in force (registry order)
+    cdef double staged[SNAP_BASE + (PARAM_MAX_STEPS + 1) * N_PARAMS]   # a publication, as taken
+    cdef double ramp[PARAM_MAX_STEPS * N_PARAMS]    # an accepted change's steps, one per boundary
+    cdef int ramp_next, ramp_count
+    cdef uint64_t ramp_generation
+    cdef readonly long long params_version          # counts vectors applied
+    cdef long long _params_seen
+    cdef object _params             # ParamSet of ``applied`` (built when asked, outside the tick)
     cdef double ratio
     cdef double efficiency
     cdef double direction
@@ -49,6 +59,10 @@ cdef class Tick:
     cdef void write_link(self, FrameLink link) noexcept nogil
     cdef int pack_command(self, unsigned char* out) noexcept nogil
     cdef void _update(self, double now_s) noexcept nogil
+    cdef void _apply(self, const double* p, int how) noexcept nogil
+    cdef void _set_transmission(self, const double* p) noexcept nogil
+    cdef void take_params(self, ParamChannel ch) noexcept nogil
+    cdef void _consider(self, ParamChannel ch, uint64_t generation) noexcept nogil
     cdef bint at_stride_boundary(self) noexcept nogil
     cdef void publish_row(self, double* r) noexcept nogil
     cdef void _count_seq(self, int* last, double* last_s, int seq, double now_s,

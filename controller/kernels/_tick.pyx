@@ -7,9 +7,17 @@ and this object: ``ingest`` decodes one received frame into Inputs, ``update``
 runs the kernels without the GIL, ``command_payload`` packs the driver frame,
 ``publish`` writes one telemetry row.  Motor-side values are converted to the
 ankle side here, once, with the transmission parameters.
+
+Parameter changes reach the kernels by one path: :meth:`Tick.take_params` (without the GIL),
+called by every loop once per tick after the telemetry row; at a stride boundary it takes a
+change its publisher validated and blended (``controller.runtime.retune``), decides from the
+tick's own state whether it may take it, and moves one ramp step per boundary.
 """
-from libc.math cimport NAN, fabs
-from libc.stdint cimport uint32_t
+from libc.math cimport NAN, fabs, isfinite
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy
+from controller.kernels._params cimport *
+from controller.runtime._ring cimport ParamChannel, PARAM_MAX_STEPS, SNAP_COUNT, SNAP_BASE
 from controller.kernels._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE, ANKLE_MODE_STANDBY)
 from controller.kernels._estimator cimport Estimator
 from controller.kernels._pushoff cimport PushoffController
@@ -47,6 +55,26 @@ cdef double _SOUND_TIMEOUT_S = SOUND_TIMEOUT_S
 STILL_GYRO_RAD_S = 1.0
 STILL_S = 1.0
 cdef double _STILL_GYRO_RAD_S = STILL_GYRO_RAD_S
+cdef double _STILL_S = STILL_S
+#: Why the tick refused a parameter change (the ParamChannel's ``params_refusal_code`` word; the
+#: supervisor says it in words, controller.runtime.retune.refusal_text).
+REFUSAL_CODES = {"startup": 1, "moving": 2, "malformed": 3, "driver_range": 4}
+cdef enum:
+    REFUSED_STARTUP = 1        # a start-up parameter differs (loop.rate_Hz)
+    REFUSED_MOVING = 2         # a parameter that is not live differs, and the wearer walks or moved
+    REFUSED_MALFORMED = 3      # the publication's step count or values are not usable
+    REFUSED_DRIVER_RANGE = 4   # actuator.max_torque_Nm beyond the driver's MIT torque range
+    # how _apply takes a vector
+    APPLY_START = 0            # set-up: every kernel starts afresh
+    APPLY_LIVE = 1             # a live change (a ramp step): what the kernels learned stays
+    APPLY_STANDING = 2         # not-live parameters, standing still: estimator and monitor afresh
+#: Most parameters a refusal can name (two 64-bit words of ParamChannel).
+MAX_NAMED_PARAMS = 128
+if N_PARAMS > MAX_NAMED_PARAMS:
+    raise ImportError(f"{N_PARAMS} parameters: a refusal names at most {MAX_NAMED_PARAMS}")
+#: Parameters in the vector the kernels were built for (controller.params.codegen): must be the
+#: registry's count (controller.runtime.loop.build_tick checks).
+PARAM_COUNT = N_PARAMS
 # Sequence bookkeeping (_count_seq): the node's IMU and load rate (hal/sensor_node.dbc, 1 kHz),
 # the most a gap may exceed it, and frames a single read may bunch.  Protocol facts, not tuning.
 cdef double _SEQ_RATE_HZ = 1000.0
@@ -71,6 +99,17 @@ cdef class Tick:
         self.sound_load_N = self.sound_gyro_rad_s = NAN
         self.sound_rx_s = -1.0
         self.timing[0] = self.timing[1] = self.timing[2] = self.timing[3] = NAN
+        # no parameter value of its own until configure(): the transmission is NaN, and an
+        # unconfigured tick cannot run (update, start and take_params refuse)
+        self.configured = False
+        self.ratio = self.efficiency = self.direction = NAN
+        self.motor_per_ankle_rad = self.motor_gain_per_ankle_gain = NAN
+        self.ankle_zero_rad = self.motor_zero_rad = self.gyro_bias_rad_s = self.load_offset_N = NAN
+        self.ramp_next = self.ramp_count = 0
+        self.ramp_generation = 0
+        self.params_version = 0
+        self._params_seen = -1
+        self._params = None
         self._reset_inputs()
 
     def configure(self, params, dict mit_range, int driver_id, int reply_id=0):
@@ -79,30 +118,62 @@ cdef class Tick:
         ``mit_range`` holds the driver's MIT ranges (keys p_min .. t_max), as
         checked at commissioning (:func:`hal.ak.mit_range`).
         """
-        self.estimator.configure(params)
-        self.controller.configure(params)
-        self.safety.configure(params)
-        self.params = params
+        cdef double p[N_PARAMS]
+        fill_vector(params, p)
         # dict -> struct coercion: a missing key raises "No value specified for struct attribute"
         self.mit_range = mit_range
-        self._set_transmission(params)
         self.driver_id = driver_id
         self.reply_id = reply_id
+        self.estimator.use_shank = True
+        with nogil:
+            self._apply(p, APPLY_START)
+        self.ramp_next = self.ramp_count = 0
+        self._remember(params)
+        self.configured = True
+
+    @property
+    def params(self):
+        """The ParamSet in force (the ramp's present step while a change ramps in)."""
+        if self._params_seen != self.params_version:
+            from controller.params.registry import ParamSet
+            self._params = ParamSet.from_vector([self.applied[i] for i in range(N_PARAMS)])
+            self._params_seen = self.params_version
+        return self._params
+
+    def _remember(self, params):
+        self._params, self._params_seen = params, self.params_version
+
+    def settings(self):
+        """The values configure() set in the tick itself (transmission and calibration), by
+        field name (tools and tests; the kernels' own: estimator/controller/safety.settings())."""
+        return {"ratio": self.ratio, "efficiency": self.efficiency, "direction": self.direction,
+                "motor_per_ankle_rad": self.motor_per_ankle_rad,
+                "motor_gain_per_ankle_gain": self.motor_gain_per_ankle_gain,
+                "ankle_zero_rad": self.ankle_zero_rad, "motor_zero_rad": self.motor_zero_rad,
+                "gyro_bias_rad_s": self.gyro_bias_rad_s, "load_offset_N": self.load_offset_N}
+
+    @property
+    def ramp_steps_left(self):
+        """Ramp steps of an accepted change still to take (one per stride boundary)."""
+        return self.ramp_count - self.ramp_next
 
     def fixed_changes(self, params):
         """Names of the parameters that are not ``live`` and differ between ``params`` and the set
         in force: those may change only while the wearer stands."""
         from controller.params.registry import REGISTRY
-        return [p.name for p in REGISTRY if not p.live and params[p.name] != self.params[p.name]]
+        now = self.params
+        return [p.name for p in REGISTRY if not p.live and params[p.name] != now[p.name]]
 
     def startup_changes(self, params):
         """Names of the start-up parameters (``Param.startup``, e.g. ``loop.rate_Hz``) that differ
         between ``params`` and the set in force: those never change while running."""
         from controller.params.registry import REGISTRY
-        return [p.name for p in REGISTRY if p.startup and params[p.name] != self.params[p.name]]
+        now = self.params
+        return [p.name for p in REGISTRY if p.startup and params[p.name] != now[p.name]]
 
     def retune(self, params, bint allow_fixed=False):
-        """Take new parameter values while running (between ticks, not in one).
+        """Take new parameter values whole, at once (tools and tests; the loops take changes
+        through :meth:`take_params`, which ramps them in).
 
         Live changes keep what the kernels learned and measured (stride template,
         push-off corrections, thermal state, fault latches).  A change to a parameter
@@ -111,7 +182,10 @@ cdef class Tick:
         model, the push-off corrections and the fault latches stay.  A change to a
         start-up parameter always raises: the runner's period was fixed at the start
         (a loop rate the cadence does not tick at would latch ``overrun`` at once).
+        A ramp in progress is dropped.
         """
+        cdef double p[N_PARAMS]
+        cdef int how
         startup = self.startup_changes(params)
         if startup:
             raise ValueError(f"{', '.join(startup)} is set when the controller starts, not while it runs")
@@ -121,30 +195,135 @@ cdef class Tick:
         if params["actuator.max_torque_Nm"] > self.mit_range.t_max:
             raise ValueError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond "
                              f"the driver's MIT torque range {self.mit_range.t_max:g} N*m")
-        keep = not fixed
-        self.estimator.configure(params, self.estimator.use_shank, keep_state=keep)
-        self.controller.configure(params)
-        self.safety.configure(params, keep_state=True)
-        self.params = params
-        if fixed:
-            self.safety.monitor.configure(params, False)
-            self.safety.monitor.start(self.safety.last_now_s)
-            self._set_transmission(params)
+        how = APPLY_STANDING if fixed else APPLY_LIVE
+        fill_vector(params, p)
+        with nogil:
+            self._apply(p, how)
+        self.ramp_next = self.ramp_count = 0
+        self._remember(params)
 
-    def _set_transmission(self, params):
+    cdef void _apply(self, const double* p, int how) noexcept nogil:
+        """Every kernel takes the vector ``p`` (see APPLY_*); it becomes the set in force."""
+        cdef double v_max = self.mit_range.v_max if self.mit_range.v_max > -self.mit_range.v_min \
+            else -self.mit_range.v_min
+        self.estimator.configure_from(p, how == APPLY_LIVE)
+        self.controller.configure_from(p)
+        self.safety.configure_from(p, how != APPLY_START, v_max)
+        if how == APPLY_STANDING:
+            self.safety.monitor.configure_from(p, False)
+            self.safety.monitor.begin(self.safety.last_now_s)
+        if how != APPLY_LIVE:
+            self._set_transmission(p)
+        memcpy(self.applied, p, N_PARAMS * sizeof(double))
+        self.params_version += 1
+
+    cdef void _set_transmission(self, const double* p) noexcept nogil:
         """Transmission and sensor calibration: how readings and set-points map to the ankle."""
-        self.ankle_zero_rad = params["calibration.ankle_zero_rad"]
-        self.motor_zero_rad = params["calibration.motor_zero_rad"]
-        self.gyro_bias_rad_s = params["calibration.gyro_bias_rad_s"]
-        self.load_offset_N = params["calibration.load_offset_N"]
-        self.ratio = params["actuator.ratio"]
-        self.efficiency = params["actuator.efficiency"]
-        self.direction = params["actuator.direction"]
+        self.ankle_zero_rad = p[P_CALIBRATION_ANKLE_ZERO_RAD]
+        self.motor_zero_rad = p[P_CALIBRATION_MOTOR_ZERO_RAD]
+        self.gyro_bias_rad_s = p[P_CALIBRATION_GYRO_BIAS_RAD_S]
+        self.load_offset_N = p[P_CALIBRATION_LOAD_OFFSET_N]
+        self.ratio = p[P_ACTUATOR_RATIO]
+        self.efficiency = p[P_ACTUATOR_EFFICIENCY]
+        self.direction = p[P_ACTUATOR_DIRECTION]
         self.motor_per_ankle_rad = self.direction * self.ratio
         self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
-        # the fastest ankle velocity the driver's reply can carry: what a damper on an untrusted
-        # encoder must be bounded for (controller.kernels._safety)
-        self.safety.max_speed_rad_s = max(fabs(self.mit_range.v_min), fabs(self.mit_range.v_max)) / self.ratio
+
+    # ---- the one path of a parameter change -------------------------------------------------
+
+    cdef void take_params(self, ParamChannel ch) noexcept nogil:
+        """Called by every loop once per tick, after its telemetry row: at a stride boundary (a
+        heel strike, or any tick while not walking) take a change newly published on ``ch``,
+        accept or refuse it from the tick's own state (reported on ``ch`` by generation), and
+        move an accepted ramp one step.  A refused change alters nothing: a ramp in progress goes
+        on.  No allocation, no GIL, never fails."""
+        if not self.configured or ch.n != N_PARAMS or not self.at_stride_boundary():
+            return
+        if ch.published.take(self.staged):
+            self._consider(ch, ch.published.seen // 2)
+        if self.ramp_next < self.ramp_count:
+            self._apply(&self.ramp[self.ramp_next * N_PARAMS], APPLY_LIVE)
+            self.ramp_next += 1
+            if self.ramp_next == self.ramp_count:
+                ch.report_applied(self.ramp_generation)
+
+    cdef void _consider(self, ParamChannel ch, uint64_t generation) noexcept nogil:
+        cdef double c = self.staged[SNAP_COUNT]
+        cdef int count, i, j, k, flags
+        cdef uint64_t startup0 = 0, startup1 = 0, fixed0 = 0, fixed1 = 0, bit
+        cdef const double* base = &self.staged[SNAP_BASE]
+        cdef const double* target
+        cdef const double* step
+        cdef double share, x, lo, hi
+        if not (c >= 1.0 and c <= PARAM_MAX_STEPS and c == <int>c):
+            ch.report_refused(generation, REFUSED_MALFORMED, 0, 0)
+            return
+        count = <int>c
+        target = &self.staged[SNAP_BASE + count * N_PARAMS]
+        for i in range((count + 1) * N_PARAMS):
+            if not isfinite(base[i]):
+                ch.report_refused(generation, REFUSED_MALFORMED, 0, 0)
+                return
+        if target[P_ACTUATOR_MAX_TORQUE_NM] > self.mit_range.t_max:
+            bit = (<uint64_t>1) << (P_ACTUATOR_MAX_TORQUE_NM % 64)
+            ch.report_refused(generation, REFUSED_DRIVER_RANGE,
+                              bit if P_ACTUATOR_MAX_TORQUE_NM < 64 else 0,
+                              bit if P_ACTUATOR_MAX_TORQUE_NM >= 64 else 0)
+            return
+        for j in range(N_PARAMS):
+            if target[j] == self.applied[j]:
+                continue
+            flags = param_flags(j)
+            bit = (<uint64_t>1) << (j % 64)
+            if flags & PARAM_FLAG_STARTUP:
+                if j < 64:
+                    startup0 |= bit
+                else:
+                    startup1 |= bit
+            elif not (flags & PARAM_FLAG_LIVE):
+                if j < 64:
+                    fixed0 |= bit
+                else:
+                    fixed1 |= bit
+        if startup0 or startup1:
+            ch.report_refused(generation, REFUSED_STARTUP, startup0, startup1)
+            return
+        if (fixed0 or fixed1) and (self.estimator.state.walking
+                                   or self.safety.last_now_s - self.moved_s < _STILL_S):
+            ch.report_refused(generation, REFUSED_MOVING, fixed0, fixed1)
+            return
+        ch.report_accepted(generation, target)
+        if fixed0 or fixed1:
+            # standing still: at once (the publisher sends such a change as one step)
+            self._apply(target, APPLY_STANDING)
+            self.ramp_next = self.ramp_count = 0
+            ch.report_applied(generation)
+            return
+        # The publisher blended its steps from ``base``, the set it knew in force.  The tick may
+        # be elsewhere (a ramp of the change before still going): each step then moves from where
+        # the tick is, the offset shrinking to nothing at the target -- the same straight line
+        # from the tick's set to the target.  Whole numbers move at the last step.
+        for k in range(count):
+            share = (k + 1.0) / count
+            step = &self.staged[SNAP_BASE + (k + 1) * N_PARAMS]
+            for j in range(N_PARAMS):
+                if param_flags(j) & PARAM_FLAG_WHOLE:
+                    self.ramp[k * N_PARAMS + j] = target[j] if k == count - 1 else self.applied[j]
+                else:
+                    x = step[j] + (1.0 - share) * (self.applied[j] - base[j])
+                    # between where the tick is and the target, to the last bit (rounding must
+                    # not take a value a hair past a bound both ends respect)
+                    lo = self.applied[j] if self.applied[j] <= target[j] else target[j]
+                    hi = target[j] if self.applied[j] <= target[j] else self.applied[j]
+                    self.ramp[k * N_PARAMS + j] = lo if x < lo else (hi if x > hi else x)
+        self.ramp_next = 0
+        self.ramp_count = count
+        self.ramp_generation = generation
+
+    def take(self, ParamChannel ch):
+        """:meth:`take_params` for the Python loops (the lock-step harness, the python-can loop)."""
+        with nogil:
+            self.take_params(ch)
 
     def _reset_inputs(self):
         self.inp.shank_gyro_rad_s = 0.0
@@ -175,6 +354,7 @@ cdef class Tick:
     def start(self, double now_s):
         """Begin supervised control at ``now_s``; the driver's activation reply counts as heard.
         Until :data:`STILL_S` has passed, the wearer counts as moving (nothing is known yet)."""
+        require_configured(self.configured, "Tick")
         self.safety.arm(now_s)
         self.moved_s = now_s
 
@@ -344,6 +524,7 @@ cdef class Tick:
 
     def update(self, double now_s):
         """Monitor -> estimator -> controller -> safety for the tick at ``now_s`` (without the GIL)."""
+        require_configured(self.configured, "Tick")
         with nogil:
             self._update(now_s)
 

@@ -179,13 +179,18 @@ cdef class ParamSnapshot:
         """Writer: publish ``values`` (all ``n`` of them) as the new snapshot."""
         if values.shape[0] != self.n:
             raise ValueError(f"snapshot has {self.n} values, got {values.shape[0]}")
-        cdef uint64_t s
+        cdef uint64_t g
         with nogil:
-            s = ring_load_relaxed(self.seq)
-            ring_store_release(self.seq, s + 1)       # odd: being written
-            ring_fence_release()
-            memcpy(self.values, &values[0], self.n * 8)
-            ring_store_release(self.seq, s + 2)
+            g = self.put(&values[0])
+        return g
+
+    cdef uint64_t put(self, const double* values) noexcept nogil:
+        """Writer, without the GIL: publish ``n`` values; returns the new generation."""
+        cdef uint64_t s = ring_load_relaxed(self.seq)
+        ring_store_release(self.seq, s + 1)       # odd: being written
+        ring_fence_release()
+        memcpy(self.values, values, self.n * 8)
+        ring_store_release(self.seq, s + 2)
         return (s + 2) // 2
 
     cdef bint take(self, double* out) noexcept nogil:
@@ -199,6 +204,25 @@ cdef class ParamSnapshot:
             return False
         self.seen = s1
         return True
+
+    def read(self, double[::1] out):
+        """Any reader: copy the present complete snapshot into ``out`` whether or not it was taken
+        before (retries while a publication is in progress); False if nothing was published."""
+        if out.shape[0] != self.n:
+            raise ValueError(f"snapshot has {self.n} values, out holds {out.shape[0]}")
+        cdef uint64_t s1, s2
+        cdef int tries
+        with nogil:
+            for tries in range(100000):
+                s1 = ring_load_acquire(self.seq)
+                if s1 & 1:
+                    continue
+                memcpy(&out[0], self.values, self.n * 8)
+                ring_fence_acquire()
+                s2 = ring_load_relaxed(self.seq)
+                if s1 == s2:
+                    break
+        return s1 == s2 and s1 > 0
 
     def poll(self, double[::1] out):
         """Reader: copy a new complete snapshot into ``out``; False if none (or torn: retry later)."""
@@ -219,3 +243,105 @@ cdef class ParamSnapshot:
         """Reader: the generation of the snapshot this reader last took (0: none yet).  Not
         :attr:`generation`, which may already count a publication made after the take."""
         return self.seen // 2
+
+
+# ----------------------------------------------------------------------------- parameter changes
+#: Most ramp steps one publication carries (controller.runtime.retune.RAMP_STRIDES fits in it).
+MAX_STEPS = PARAM_MAX_STEPS
+#: Words of a ParamChannel's outcome (``words``), by name: the generation of the last snapshot the
+#: tick took (written last), accepted, refused, and whose ramp reached its target; how many were
+#: refused; the last refusal's code (controller.runtime.retune.REFUSALS) and the parameters it
+#: names (a bit per registry index, two words).
+CHANNEL_WORDS = ("params_taken", "params_accepted", "params_refused", "params_applied",
+                 "params_rejected", "params_refusal_code", "params_refusal_mask0", "params_refusal_mask1")
+
+
+def retune_length(Py_ssize_t n):
+    """Values of one parameter publication for ``n`` parameters: the step count, a spare, the
+    base the steps were blended from, and PARAM_MAX_STEPS step vectors (the last used is the
+    target)."""
+    return SNAP_BASE + (PARAM_MAX_STEPS + 1) * n
+
+
+def _aligned_buffer(Py_ssize_t nbytes):
+    import numpy as np
+    raw = np.zeros(nbytes + LINE, dtype=np.uint8)
+    start = (-raw.ctypes.data) % LINE
+    return raw[start:start + nbytes]
+
+
+cdef class ParamChannel:
+    """One path for a parameter change: the publisher's ramp in, the tick's outcome out.
+
+    ``published``: a :class:`ParamSnapshot` of :func:`retune_length` values, the whole ramp of one
+    change (validated and blended by its publisher, outside the tick).  ``in_force``: the set the
+    tick accepted last (its target), published back by the tick.  ``words``: int64 words the tick
+    writes (CHANNEL_WORDS, at the indices given), read by the supervisor.  The tick's side
+    (``report_*``) runs without the GIL; in the runtime the three live in the shared block
+    (controller.runtime.shm), in lock-step :meth:`local` makes them in this process.
+    """
+
+    def __init__(self, ParamSnapshot published, ParamSnapshot in_force, words, dict index):
+        cdef Py_ssize_t i
+        if published.n != retune_length(in_force.n):
+            raise ValueError(f"published holds {published.n} values, a ramp of {in_force.n} parameters "
+                             f"needs {retune_length(in_force.n)}")
+        missing = [w for w in CHANNEL_WORDS if w not in index]
+        if missing:
+            raise ValueError(f"words missing: {', '.join(missing)}")
+        self._words = words
+        cdef long long[::1] view = words
+        for name in CHANNEL_WORDS:
+            if not 0 <= index[name] < view.shape[0]:
+                raise ValueError(f"word {name} at {index[name]} is outside the {view.shape[0]} words")
+        self.published, self.in_force, self.n = published, in_force, in_force.n
+        self.words = <uint64_t*>&view[0]
+        self.w_taken = index["params_taken"]
+        self.w_accepted = index["params_accepted"]
+        self.w_refused = index["params_refused"]
+        self.w_applied = index["params_applied"]
+        self.w_rejected = index["params_rejected"]
+        self.w_code = index["params_refusal_code"]
+        self.w_mask0 = index["params_refusal_mask0"]
+        self.w_mask1 = index["params_refusal_mask1"]
+
+    @staticmethod
+    def local(Py_ssize_t n):
+        """A channel in this process's memory (the lock-step simulator, tests, benchmarks)."""
+        import numpy as np
+        published = ParamSnapshot(_aligned_buffer(snapshot_bytes(retune_length(n))), retune_length(n), True)
+        in_force = ParamSnapshot(_aligned_buffer(snapshot_bytes(n)), n, True)
+        words = np.zeros(len(CHANNEL_WORDS), dtype=np.int64)
+        return ParamChannel(published, in_force, words, {w: i for i, w in enumerate(CHANNEL_WORDS)})
+
+    def word(self, str name):
+        """One outcome word, by its CHANNEL_WORDS name (acquire load)."""
+        cdef Py_ssize_t i = CHANNEL_WORDS.index(name)
+        cdef Py_ssize_t at = (self.w_taken, self.w_accepted, self.w_refused, self.w_applied, self.w_rejected,
+                              self.w_code, self.w_mask0, self.w_mask1)[i]
+        return <long long>ring_load_acquire(self.words + at)
+
+    # ---- the tick's side (without the GIL) ----
+    cdef void report_accepted(self, uint64_t generation, const double* target) noexcept nogil:
+        """Snapshot ``generation`` was accepted; ``target`` is now the set in force or ramping in.
+        The vector lands before the words that announce it."""
+        self.in_force.put(target)
+        ring_store_release(self.words + self.w_accepted, generation)
+        ring_fence_full()
+        ring_store_release(self.words + self.w_taken, generation)
+
+    cdef void report_refused(self, uint64_t generation, int code, uint64_t mask0, uint64_t mask1) noexcept nogil:
+        """Snapshot ``generation`` was refused for ``code`` (naming the parameters of the masks);
+        the set in force stays."""
+        ring_store_release(self.words + self.w_code, <uint64_t>code)
+        ring_store_release(self.words + self.w_mask0, mask0)
+        ring_store_release(self.words + self.w_mask1, mask1)
+        ring_fence_full()
+        ring_store_release(self.words + self.w_refused, generation)
+        ring_store_release(self.words + self.w_rejected, ring_load_relaxed(self.words + self.w_rejected) + 1)
+        ring_fence_full()
+        ring_store_release(self.words + self.w_taken, generation)
+
+    cdef void report_applied(self, uint64_t generation) noexcept nogil:
+        """The ramp of snapshot ``generation`` reached its target (or it applied at once)."""
+        ring_store_release(self.words + self.w_applied, generation)

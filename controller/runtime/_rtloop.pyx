@@ -6,7 +6,7 @@ write the command frame, publish the telemetry row.  Both loops call it, and
 nothing else runs the kernels:
 
 - :func:`run_loop`, real time: a cadence sleeps to each absolute deadline, then
-  the tick, the counters, the stride-boundary step, the console's request;
+  the tick, the counters, the parameter change, the console's request;
 - :class:`LockStep`, the simulator's: the simulator decides when the next tick
   happens (it steps simulated time) and calls :meth:`LockStep.step`.
 
@@ -15,15 +15,16 @@ the simulator's in-process :class:`~hal._link.MemoryLink`, or, for a configured
 python-can interface with no GIL-free link, :class:`~hal._link.PyCanLink` (which
 takes the GIL inside its own recv/send, and is not real-time safe).
 
-The GIL is taken for the stride-boundary step's retune after a new snapshot
-arrived (rare, and after the tick's work; :class:`StrideBoundary`, the one call
-site), and for the console's requests; the runtime runs :func:`run_loop` in a
-process of its own (:mod:`controller.runtime.process`), so no other thread holds it.
+After the tick's work, at a stride boundary (or any tick while not walking), both loops take a
+parameter change by the same call, :meth:`controller.kernels._tick.Tick.take_params`, without the
+GIL (the supervisor validated the change and blended its ramp).  The GIL is taken for one thing
+only, a console request (rare, and after the tick's work); the runtime runs :func:`run_loop` in
+a process of its own (:mod:`controller.runtime.process`), so no other thread holds it.
 """
 from libc.stdint cimport int64_t
 from posix.unistd cimport getppid
 from controller.runtime._rt cimport Cadence, monotonic_ns
-from controller.runtime._ring cimport TelemetryRing, ParamSnapshot
+from controller.runtime._ring cimport TelemetryRing, ParamChannel
 from controller.kernels._tick cimport Tick
 from hal._link cimport FrameLink
 
@@ -81,65 +82,26 @@ def ticks_run():
     return _ticks_run
 
 
-cdef class StrideBoundary:
-    """The stride-boundary step: where a new parameter snapshot is taken, between ticks.
-
-    ONE call site in each loop (:meth:`step`, after the tick's work and its row): replace
-    this class to change how snapshots are taken.  At a stride boundary (a heel strike, or
-    any tick while not walking), ``retune(values)`` is called with the GIL when a new
-    snapshot was taken into ``values``, and ``retune(None)`` while it last returned True (a
-    ramp in progress).  Without a snapshot (lock-step), the step does nothing.
-    """
-    cdef ParamSnapshot snapshot
-    cdef double[::1] values
-    cdef object values_obj         # what retune is handed (the caller's array)
-    cdef object retune
-    cdef bint enabled
-    cdef readonly bint ramping
-
-    def __init__(self, ParamSnapshot snapshot=None, values=None, retune=None):
-        self.enabled = snapshot is not None
-        if self.enabled:
-            self.values = values
-            if self.values.shape[0] != snapshot.n:
-                raise ValueError(f"values must hold the snapshot's {snapshot.n} values")
-            if not callable(retune):
-                raise TypeError("retune must be callable")
-        self.snapshot, self.values_obj, self.retune = snapshot, values, retune
-        self.ramping = False
-
-    cdef int step(self, Tick tick) except -1 nogil:
-        # >>> the stride-boundary step (parameter snapshots): the one place the loops take one
-        if not self.enabled or not tick.at_stride_boundary():
-            return 0
-        if self.snapshot.take(&self.values[0]):
-            with gil:
-                self.ramping = self.retune(self.values_obj)
-        elif self.ramping:
-            with gil:
-                self.ramping = self.retune(None)
-        return 0
-
-
 cdef class LockStep:
     """The lock-step loop: the simulator decides when the next tick happens.
 
     ``step(now_s, row)`` runs :func:`tick_once` on ``link`` at simulated time ``now_s``,
-    writing telemetry row ``row`` of ``telemetry`` (``TELEMETRY_COLUMNS`` wide), then the
-    stride-boundary step.  Ticks are not timed (their timing columns stay NaN).
+    writing telemetry row ``row`` of ``telemetry`` (``TELEMETRY_COLUMNS`` wide), then takes a
+    parameter change from ``params`` (if given) as :func:`run_loop` does, by
+    ``Tick.take_params``.  Ticks are not timed (their timing columns stay NaN).
     """
     cdef readonly Tick tick
     cdef readonly FrameLink link
     cdef double[:, ::1] table
-    cdef readonly StrideBoundary boundary
+    cdef readonly ParamChannel params
 
     def __init__(self, Tick tick not None, FrameLink link not None, double[:, ::1] telemetry not None,
-                 StrideBoundary boundary=None):
+                 ParamChannel params=None):
         from controller.kernels._tick import TELEMETRY_COLUMNS
         if telemetry.shape[1] != len(TELEMETRY_COLUMNS):
             raise ValueError("telemetry table has the wrong shape; use controller.runtime.loop.telemetry_table()")
         self.tick, self.link, self.table = tick, link, telemetry
-        self.boundary = boundary if boundary is not None else StrideBoundary()
+        self.params = params
 
     @property
     def telemetry(self):
@@ -151,28 +113,26 @@ cdef class LockStep:
             raise IndexError(f"telemetry row {row} is outside the table's {self.table.shape[0]}")
         with nogil:
             tick_once(self.tick, self.link, now_s, &self.table[row, 0], -1, 0.0)
-            self.boundary.step(self.tick)
+            if self.params is not None:
+                self.tick.take_params(self.params)
 
 
-def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamSnapshot snapshot,
-             double[::1] values, int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns, retune,
+def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, ParamChannel params,
+             int64_t[::1] stats, Py_ssize_t stop_word, long long t0_ns,
              requests, Py_ssize_t req_word, Py_ssize_t ack_word, Py_ssize_t link_word=-1):
     """Tick until ``stats[stop_word]`` becomes non-zero, or the process that started this one dies.
 
-    At a stride boundary (or any tick while not walking), ``retune(values)`` is called
-    with the GIL, after the tick's work, when a new parameter snapshot was taken into
-    ``values``, and ``retune(None)`` while it last returned True (a ramp in progress)
-    (:class:`StrideBoundary`).  It must not raise.  ``requests()`` (also with the GIL, after
-    the tick's work) is called while ``stats[req_word]`` differs from ``stats[ack_word]``: a
-    request from the console waits to be answered (it answers by setting the ack word).
-    ``stats[link_word]`` (if >= 0) gets the link's ``down_errno`` every tick: non-zero while
-    the bus is lost.
+    After the tick's work, ``tick.take_params(params)`` (without the GIL) takes a parameter
+    change at a stride boundary (or any tick while not walking).  ``requests()`` (with the
+    GIL, after the tick's work) is called while ``stats[req_word]`` differs from
+    ``stats[ack_word]``: a request from the console waits to be answered (it answers by
+    setting the ack word).  ``stats[link_word]`` (if >= 0)
+    gets the link's ``down_errno`` every tick: non-zero while the bus is lost.
     """
-    if values.shape[0] != snapshot.n:
-        raise ValueError(f"values holds {values.shape[0]}, the snapshot {snapshot.n}")
+    if not tick.configured:
+        raise ValueError("the tick is not configured")
     if stats.shape[0] <= max(stop_word, W_MAX_LATE, req_word, ack_word, link_word):
         raise ValueError("stats is too short")
-    cdef StrideBoundary boundary = StrideBoundary(snapshot, values, retune)
     cdef long long wake
     cdef double now_s
     cdef Py_ssize_t slot
@@ -201,7 +161,7 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
                 rtloop_store(&words[link_word], link.down_errno)
             # parameter edits take effect at a stride boundary (a heel strike), or at once while
             # not walking; a change in progress moves one step per boundary (the ramp)
-            boundary.step(tick)
+            tick.take_params(params)
             if rtloop_load(&words[req_word]) != rtloop_load(&words[ack_word]):
                 with gil:
                     requests()

@@ -14,13 +14,13 @@ from typing import Mapping
 
 import numpy as np
 
-from controller.kernels._tick import TELEMETRY_COLUMNS, Tick
-from controller.runtime._rtloop import LockStep, StrideBoundary, run_loop
-from controller.params.registry import ParamSet
+from controller.kernels._tick import PARAM_COUNT, TELEMETRY_COLUMNS, Tick
+from controller.params.registry import REGISTRY, ParamSet
+from controller.runtime._rtloop import LockStep, run_loop
 from hal.ak import check_mit_range
 from hal.errors import ConfigError
 
-__all__ = ["LockStep", "StrideBoundary", "run_loop", "build_tick", "TELEMETRY_COLUMNS", "telemetry_table"]
+__all__ = ["LockStep", "run_loop", "build_tick", "TELEMETRY_COLUMNS", "telemetry_table"]
 
 
 def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
@@ -32,6 +32,9 @@ def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
     """
     if not isinstance(params, ParamSet):
         raise TypeError("params must be a validated controller.params.registry.ParamSet")
+    if PARAM_COUNT != len(REGISTRY):
+        raise ImportError(f"the kernels were built for {PARAM_COUNT} parameters, the registry has "
+                          f"{len(REGISTRY)}: rebuild them (python setup.py build_ext --inplace)")
     checked = check_mit_range(mit_range)
     if params["actuator.max_torque_Nm"] > checked["t_max"]:
         raise ConfigError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond the "

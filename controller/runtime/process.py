@@ -4,8 +4,10 @@ The tick's process does nothing but the loop: it sets its real-time settings,
 commissions the driver, freezes the garbage collector, then ticks on
 ``start + k * period`` (:class:`controller.runtime._rt.Cadence`): read the bus, update
 the kernels (without the GIL), write the command, publish one telemetry row
-into the shared ring, and only then, between ticks, take a new parameter
-snapshot if one was published.  Nothing else runs in that process, so no
+into the shared ring, and only then, at a stride boundary, take a parameter change
+if one was published (:meth:`controller.kernels._tick.Tick.take_params`, also without
+the GIL: the change was validated and its ramp blended in the supervisor,
+:mod:`controller.runtime.retune`).  Nothing else runs in that process, so no
 Python thread, console, logger or collector can hold it up; the supervisor
 (:class:`Runtime`, in the caller's process) reaches it only through shared
 memory (:mod:`controller.runtime.shm`) and, outside the loop, a pipe for start-up and
@@ -27,10 +29,10 @@ import numpy as np
 
 from controller.runtime import _rt
 from controller.runtime._ring import memory_fence
-from controller.kernels._tick import STILL_S
 from controller.runtime._rtloop import run_loop
 from controller.runtime.loop import build_tick
 from controller.params.registry import ParamSet
+from controller.runtime.retune import RAMP_STRIDES, ParamPublisher, pack, unpack_target  # noqa: F401 (RAMP_STRIDES: re-exported)
 from controller.runtime.rtsettings import apply_realtime, current_settings, freeze_gc
 from controller.runtime.shm import REQUESTS, STAT, SharedChannels
 from hal.bus import BusConfig
@@ -125,9 +127,10 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
     logging.getLogger("can.interfaces.socketcand").setLevel(logging.ERROR)
     try:
         warnings = spec.realtime.apply()
-        values = np.zeros(shared.n_params)
-        if not shared.snapshot.poll(values):
+        published = np.zeros(shared.snapshot.n)
+        if not shared.snapshot.poll(published):
             raise RuntimeFailure("no parameter snapshot was published before the start")
+        values = unpack_target(published)
         params = ParamSet.from_vector(values)
         bus = open_bus(spec.bus)
         driver = AKDriver(bus, driver_id=spec.driver_id, model=spec.driver_model, reply_id=spec.reply_id,
@@ -138,7 +141,8 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         shared.set_stat("params_applied", shared.snapshot.taken)
         link = open_link(spec.bus) if spec.io == "auto" else None
         conn.send(("ready", {"warnings": warnings, "settings": current_settings(),
-                             "io": "GIL-free link" if link is not None else "python-can"}))
+                             "io": "GIL-free link" if link is not None else "python-can",
+                             "t_max_Nm": driver.mit_range["t_max"]}))
         command = conn.recv()
         if command[0] != "start":               # aborted before the start: the driver was never on
             conn.send(("stopped", {"aborted": True}))
@@ -161,7 +165,6 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
             tick.safety.latch(spec.boot_faults, 0.0)
         period_ns = int(round(1e9 / params["loop.rate_Hz"]))
         cadence = _rt.Cadence(period_ns, t0_ns, spec.miss_ns, spec.realtime.spin_ns)
-        retune = _Retuner(tick, shared)
         requests = Requests(tick, shared)
         if link is None:
             # an interface with no GIL-free link: python-can, through the same loop body (the GIL
@@ -171,9 +174,8 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
             freeze_gc()
         shared.set_stat("start_ns", t0_ns)
         shared.set_stat("state", 1)
-        run_loop(tick, link, cadence, shared.ring, shared.snapshot, np.zeros(shared.n_params),
-                 shared.stats, STAT["stop"], t0_ns, retune, requests, STAT["req_seq"], STAT["ack_seq"],
-                 STAT["link_down"])
+        run_loop(tick, link, cadence, shared.ring, shared.params, shared.stats, STAT["stop"], t0_ns,
+                 requests, STAT["req_seq"], STAT["ack_seq"], STAT["link_down"])
         link.close()                    # a PyCanLink leaves its bus open: the shutdown uses it
         shared.set_stat("state", 2)
         summary = {"frames_sent": tick.frames_sent, "send_errors": tick.send_errors,
@@ -214,86 +216,6 @@ def _hold_passive(driver, bus, until_ns: int) -> None:
             return
         bus.send(msg)
         time.sleep(min(left_s, _HOLD_PERIOD_S))
-
-
-#: A parameter edit reaches its new value over this many stride boundaries (a third each).
-RAMP_STRIDES = 3
-
-
-class _Retuner:
-    """Applies parameter snapshots in the tick's process, at stride boundaries (see run_loop).
-
-    The tick is the authority on what it runs with: a snapshot is validated again on this
-    side and either accepted or refused, and every one it takes is reported back through the
-    shared block (:meth:`controller.runtime.shm.SharedChannels.report_accepted` / ``report_refused``,
-    by generation, with the reason), so the console can say what became of an edit.  Live
-    changes ramp in over :data:`RAMP_STRIDES` boundaries, each step a straight-line blend of
-    the old and new sets (still a valid set: every cross-parameter rule is linear in the live
-    values); every step is built and checked when the snapshot is taken, so a ramp that was
-    accepted runs to its end.  A change to a parameter that is not ``live`` is applied at once
-    if the wearer stands still, and refused while the wearer walks or moved within
-    ``STILL_S``; a change to a start-up parameter (``loop.rate_Hz``) is always refused.  A
-    refused snapshot changes nothing: a ramp in progress goes on.  Never raises (it runs
-    inside the loop).
-    """
-
-    def __init__(self, tick, shared: SharedChannels, ramp_strides: int = RAMP_STRIDES):
-        self.tick, self.shared, self.ramp_strides = tick, shared, ramp_strides
-        self._steps: List[ParamSet] = []     # still to take, one per boundary; the last is the target
-        self.generation = 0                  # of the set accepted last (in force or ramping in)
-
-    def __call__(self, values) -> bool:
-        """Take a new snapshot (``values``) or the next ramp step (None); True while ramping."""
-        if values is not None:
-            self._take(values)
-        if not self._steps:
-            return False
-        step = self._steps.pop(0)
-        try:
-            self.tick.retune(step)
-        except ValueError as e:      # not expected (checked when taken): say so, and what holds
-            self._steps = []
-            self.shared.report_accepted(self.generation, np.array(self.tick.params.vector()))
-            self.shared.report_refused(self.generation, f"stopped while ramping in: {e}")
-            return False
-        if not self._steps:
-            self.shared.set_stat("params_applied", self.generation)
-        return bool(self._steps)
-
-    def _take(self, values) -> None:
-        generation = self.shared.snapshot.taken
-        try:
-            target = ParamSet.from_vector(values)
-            reason = self.refusal(target)
-            if reason:
-                self.shared.report_refused(generation, reason)
-                return
-            if self.tick.fixed_changes(target):
-                self.tick.retune(target, allow_fixed=True)       # standing still: at once
-                steps = []
-            else:
-                start, n = self.tick.params, self.ramp_strides
-                steps = [_blend(start, target, i / n) for i in range(1, n)] + [target]
-        except ValueError as e:          # ParamError too: a vector out of range
-            self.shared.report_refused(generation, str(e))
-            return
-        self._steps, self.generation = steps, generation
-        self.shared.report_accepted(generation, np.array(target.vector()))
-        if not steps:
-            self.shared.set_stat("params_applied", generation)
-
-    def refusal(self, target: ParamSet) -> str:
-        """Why the tick would not take ``target`` now ("" if it would)."""
-        tick = self.tick
-        startup = tick.startup_changes(target)
-        if startup:
-            return (f"{', '.join(startup)} is set when the controller starts (the loop's period is fixed "
-                    f"then), not while it runs")
-        fixed = tick.fixed_changes(target)
-        if fixed and (tick.gait["walking"] or tick.still_for_s() < STILL_S):
-            return (f"{', '.join(fixed)} can only change while the wearer stands still, and the wearer "
-                    f"walked or moved within the last {STILL_S:g} s when the controller took the change")
-        return ""
 
 
 class Requests:
@@ -339,13 +261,6 @@ class Requests:
         self.shared.set_stat("ack_seq", self.shared.stat("req_seq"))
 
 
-def _blend(a: ParamSet, b: ParamSet, share: float) -> ParamSet:
-    """``a`` moved ``share`` of the way to ``b`` (whole-number parameters move at the end)."""
-    from controller.params.registry import REGISTRY
-    return ParamSet({p.name: (a[p.name] + share * (b[p.name] - a[p.name]) if p.kind is float else a[p.name])
-                     for p in REGISTRY})
-
-
 # ----------------------------------------------------------------------------- supervisor
 class Runtime:
     """The tick's process as the supervisor sees it: start, begin, drain, retune, stop."""
@@ -356,7 +271,8 @@ class Runtime:
         self.spec = spec
         self.params = params
         self.shared = SharedChannels.create(capacity=ring_capacity)
-        self.shared.snapshot.publish(np.array(params.vector()))
+        self.shared.snapshot.publish(pack(params, [params]))         # the start-up set
+        self.publisher = ParamPublisher(self.shared.params)
         ctx = mp.get_context("spawn")      # a fresh interpreter: no threads or locks inherited
         self._conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_tick_process, name="ankle-tick", daemon=True,
@@ -389,6 +305,7 @@ class Runtime:
         self.process.start()
         try:
             self.ready = self._receive(timeout_s, "ready")
+            self.publisher.t_max_Nm = self.ready.get("t_max_Nm")
         finally:
             self.shared.unlink()       # both sides have it mapped; nothing is left in /dev/shm
         return self.ready
@@ -417,10 +334,10 @@ class Runtime:
         return self.shared.ring.drain(out)
 
     def retune(self, params: ParamSet) -> int:
-        """Publish ``params`` for the tick to take between ticks; returns the snapshot's generation."""
-        if not isinstance(params, ParamSet):
-            raise TypeError("params must be a validated controller.params.registry.ParamSet")
-        return self.shared.snapshot.publish(np.array(params.vector()))
+        """Check ``params`` here, blend its ramp from the set the tick reported in force and publish
+        it for the tick to take at a stride boundary (:mod:`controller.runtime.retune`); returns
+        the publication's generation.  ParamError (nothing published) beyond the driver's range."""
+        return self.publisher.publish(params)
 
     def params_outcome(self, generation: int):
         """What the tick did with snapshot ``generation`` (see SharedChannels.params_outcome)."""

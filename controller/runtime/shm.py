@@ -1,12 +1,15 @@
 """The shared memory between the tick's process and the supervisor: one block, five parts.
 
 ``stats``: int64 words the runtime writes (its state, the cadence's counters)
-and the supervisor writes (the stop request).  ``snapshot``: the parameter
-vector the supervisor publishes (:class:`controller.runtime._ring.ParamSnapshot`).
-``in_force``: the vector the tick publishes back, the set it accepted (in force,
-or ramping in), with the outcome of every snapshot it took in ``stats``
-(``params_taken``, ``params_accepted``, ``params_refused``) and the last refusal's
-reason in words (:meth:`SharedChannels.params_outcome`).  ``ring``: the
+and the supervisor writes (the stop request).  ``snapshot``: a parameter change
+the supervisor publishes, its whole ramp (:class:`controller.runtime._ring.ParamSnapshot`
+of :func:`~controller.runtime._ring.retune_length` values, built by
+:mod:`controller.runtime.retune`).  ``in_force``: the vector the tick publishes back, the
+set it accepted (in force, or ramping in), with the outcome of every change it took in
+``stats`` (``params_taken``, ``params_accepted``, ``params_refused``, the refusal's code and
+the parameters it names); ``params`` joins the three as the
+:class:`~controller.runtime._ring.ParamChannel` the tick takes changes from, and
+:meth:`SharedChannels.params_outcome` says a refusal in words.  ``ring``: the
 telemetry rows (:class:`controller.runtime._ring.TelemetryRing`).  The block is a file in /dev/shm,
 mapped by both processes; the creator unlinks it once the runtime has mapped it,
 so nothing is left behind when either process dies.
@@ -22,7 +25,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from controller.runtime._ring import ParamSnapshot, TelemetryRing, memory_fence, ring_bytes, snapshot_bytes
+from controller.runtime._ring import (ParamChannel, ParamSnapshot, TelemetryRing, memory_fence, retune_length,
+                                      ring_bytes, snapshot_bytes)
 from controller.kernels._tick import TELEMETRY_COLUMNS
 from controller.params.registry import REGISTRY
 
@@ -33,9 +37,11 @@ STAT = {name: i for i, name in enumerate((
     "ticks", "missed", "skipped", "overruns", "max_late_ns",
     "state", "stop", "start_ns", "params_applied", "params_rejected", "ring_dropped",
     "req_seq", "req_code", "req_arg", "ack_seq", "link_down",
-    # the outcome of each snapshot the tick took (controller.runtime.process._Retuner), by generation:
-    # the last one taken (written last), the last one accepted, the last one refused
+    # the outcome of each change the tick took (controller.kernels._tick.Tick.take_params), by
+    # generation: the last one taken (written last), the last one accepted, the last one refused;
+    # the last refusal's code and the parameters it names (controller.runtime.retune.refusal_text)
     "params_taken", "params_accepted", "params_refused",
+    "params_refusal_code", "params_refusal_mask0", "params_refusal_mask1",
 ))}
 #: Requests to the tick (``req_code``), answered between ticks (see controller.runtime.process.Requests).
 REQUESTS = {"clear_faults": 1, "select_mode": 2}
@@ -43,7 +49,6 @@ REQUESTS = {"clear_faults": 1, "select_mode": 2}
 RUN_STATES = ("starting", "running", "stopped", "failed")
 _STATS_BYTES = 256
 _REPLY_BYTES = 256             # the tick's answer to the last request, UTF-8, NUL-padded
-_REASON_BYTES = 256            # why the tick refused the snapshot ``params_refused``, likewise
 _ALIGN = 64
 _SHM_DIR = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
@@ -60,9 +65,8 @@ class SharedChannels:
         self.capacity = capacity
         self.width = len(TELEMETRY_COLUMNS)
         self.n_params = len(REGISTRY)
-        reason_at = _STATS_BYTES + _REPLY_BYTES
-        snap_at = reason_at + _REASON_BYTES
-        force_at = snap_at + _aligned(snapshot_bytes(self.n_params))
+        snap_at = _STATS_BYTES + _REPLY_BYTES
+        force_at = snap_at + _aligned(snapshot_bytes(retune_length(self.n_params)))
         ring_at = force_at + _aligned(snapshot_bytes(self.n_params))
         size = ring_at + _aligned(ring_bytes(capacity, self.width))
         flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
@@ -78,14 +82,13 @@ class SharedChannels:
         view = memoryview(self._map)
         self.stats = np.frombuffer(self._map, dtype=np.int64, count=_STATS_BYTES // 8)
         self.reply = np.frombuffer(self._map, dtype=np.uint8, count=_REPLY_BYTES, offset=_STATS_BYTES)
-        self.reason = np.frombuffer(self._map, dtype=np.uint8, count=_REASON_BYTES, offset=reason_at)
-        self.snapshot = ParamSnapshot(view[snap_at:force_at], self.n_params, reset=create)
+        self.snapshot = ParamSnapshot(view[snap_at:force_at], retune_length(self.n_params), reset=create)
         self.in_force = ParamSnapshot(view[force_at:ring_at], self.n_params, reset=create)
         self.ring = TelemetryRing(view[ring_at:size], capacity, self.width, reset=create)
         if create:
             self.stats[:] = 0
             self.reply[:] = 0
-            self.reason[:] = 0
+        self.params = ParamChannel(self.snapshot, self.in_force, self.stats, STAT)
 
     @classmethod
     def create(cls, capacity: int = 4096) -> "SharedChannels":
@@ -121,28 +124,12 @@ class SharedChannels:
         memory_fence()
         self.set_stat("params_taken", generation)
 
-    def report_refused(self, generation: int, reason: str) -> None:
-        """Tick's side: snapshot ``generation`` was refused for ``reason``; the set in force stays."""
-        _put_text(self.reason, reason)
-        memory_fence()
-        self.set_stat("params_refused", generation)
-        self.set_stat("params_rejected", self.stat("params_rejected") + 1)
-        memory_fence()
-        self.set_stat("params_taken", generation)
-
     def params_outcome(self, generation: int) -> Optional[Tuple[str, str]]:
-        """Supervisor's side: what became of snapshot ``generation``: None while the tick has not
+        """Supervisor's side: what became of change ``generation``: None while the tick has not
         taken it, ("accepted", "") or ("refused", reason), or ("superseded", "") when the tick took
         a later one first (it takes the newest at each stride boundary)."""
-        taken = self.stat("params_taken")
-        if taken < generation:
-            return None
-        memory_fence()                                  # the number was seen: now read what it covers
-        if taken > generation:
-            return "superseded", ""
-        if self.stat("params_refused") == generation:
-            return "refused", _get_text(self.reason)
-        return "accepted", ""
+        from controller.runtime.retune import outcome
+        return outcome(self.params, generation)
 
     def read_in_force(self, out: np.ndarray) -> bool:
         """Supervisor's side: copy the set the tick last accepted into ``out`` (registry order)
@@ -161,7 +148,7 @@ class SharedChannels:
 
     def close(self) -> None:
         """Drop the views and unmap (views still held elsewhere keep the mapping alive)."""
-        self.stats = self.reply = self.reason = self.snapshot = self.in_force = self.ring = None
+        self.stats = self.reply = self.snapshot = self.in_force = self.ring = self.params = None
         with contextlib.suppress(BufferError):
             self._map.close()
 
