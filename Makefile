@@ -39,6 +39,7 @@ bench: build
 
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md
+	$(PY) -m controller.kernels.codegen --readme README.md
 
 clean:
 	rm -rf build *.egg-info $(VENV)

@@ -4,8 +4,13 @@ Every ``_*.pyx`` under controller/ (in its sub-packages), hal/ and sim/ is one
 extension module of the same dotted name.  ``ANKLE_CYTHON_ANNOTATE=1`` writes Cython's HTML
 annotation next to each source (yellow lines = Python interaction, which the
 tick must not have).
+
+Before cythonize, ``controller/kernels/codegen.py`` writes ``controller/kernels/_tables.pxd`` (the
+C constants of the fault, mode and telemetry tables) from the Python tables, only if its text
+changed, so an unchanged table recompiles nothing.
 """
 import os
+import sys
 from glob import glob
 
 import numpy
@@ -13,6 +18,18 @@ from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
 
 PACKAGES_WITH_KERNELS = ("controller", "hal", "sim")
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def _generate_tables():
+    """The kernels' generated constants.  codegen imports only pure-Python tables: nothing is
+    compiled yet."""
+    sys.path.insert(0, ROOT)
+    try:
+        from controller.kernels import codegen
+    finally:
+        sys.path.remove(ROOT)
+    codegen.write()
 
 
 def _extensions():
@@ -29,6 +46,8 @@ def _extensions():
         for path in sources
     ]
 
+
+_generate_tables()
 
 setup(
     name="ankle-controller",

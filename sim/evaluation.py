@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from controller.kernels.faults import MODES, fault_bit, fault_names, warning_bit, warning_names
-from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as _T
 from sim.harness import TRUTH_COLUMNS, SimRun
 from sim.wearer import Stride
 
@@ -40,7 +40,6 @@ PUSHOFF_DELIVERED_NM = 5.0
 PUSHOFF_EARLIEST_PHASE = 0.30
 
 
-_T = {name: i for i, name in enumerate(TELEMETRY_COLUMNS)}
 _G = {name: i for i, name in enumerate(TRUTH_COLUMNS)}
 
 

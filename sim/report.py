@@ -12,7 +12,6 @@ from typing import Optional
 import numpy as np
 
 from controller.records.csvlog import atomic_write_text, format_value, rows_to_csv
-from controller.runtime.loop import TELEMETRY_COLUMNS
 from sim.harness import TRUTH_COLUMNS, SimRun
 
 __all__ = ["LOG_COLUMNS", "write_log", "plot"]
@@ -32,7 +31,7 @@ LOG_COLUMNS = tuple(name for name, _, _ in _LAYOUT)
 
 def write_log(run: SimRun, path: Path) -> None:
     """Write the session's CSV log to ``path`` (atomically)."""
-    tel_i = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+    from controller.kernels.telemetry import COLUMN as tel_i
     truth_i = {c: i for i, c in enumerate(TRUTH_COLUMNS)}
     sources = [(run.telemetry if src == "tel" else run.truth,
                 (tel_i if src == "tel" else truth_i)[col], name in _INTEGER,
@@ -52,7 +51,7 @@ def plot(run: SimRun, path: Path, strides: int = 4, fmt: Optional[str] = None) -
         import matplotlib.pyplot as plt
     except ImportError:
         raise RuntimeError("--plot needs matplotlib: pip install 'ankle-controller[plot]'") from None
-    tel_i = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+    from controller.kernels.telemetry import COLUMN as tel_i
     tel, truth = run.telemetry, run.truth
     t = tel[:, tel_i["t"]]
     done = [s for s in run.strides if s.t_end_s <= t[-1]]

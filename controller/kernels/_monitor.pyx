@@ -32,7 +32,8 @@ them).  Each detection is the fault catalogue's (../shared/REFERENCE.md):
 from libc.math cimport isfinite, fabs
 from controller.kernels._numeric cimport clamp
 from libc.stdint cimport uint32_t
-from controller.kernels._types cimport (Inputs,
+from controller.kernels._types cimport Inputs
+from controller.kernels._tables cimport (tables_as_compiled,
     ANKLE_FAULT_MOTOR_STALE, ANKLE_FAULT_DRIVER_ERROR, ANKLE_FAULT_IMU, ANKLE_FAULT_LOAD,
     ANKLE_FAULT_NONFINITE_INPUT, ANKLE_FAULT_ENCODER, ANKLE_FAULT_OVERRUN, ANKLE_FAULT_LOW_VOLTAGE,
     ANKLE_FAULT_SENSOR_NODE, ANKLE_WARN_SUPPLY_LOW, ANKLE_WARN_SUPPLY_UNKNOWN,
@@ -89,6 +90,16 @@ cdef void _reset_watch(StreamWatch* w) noexcept nogil:
     w.bad_until_s = -1.0
     w.lossy_until_s = -1.0
 
+
+def compiled_tables():
+    """The generated constants (``_tables.pxd``: fault and warning bits, modes, phase sources,
+    telemetry indices) as this module was compiled with them, name -> value."""
+    return tables_as_compiled()
+
+
+# A module compiled from other tables would report faults and columns under the wrong names.
+from controller.kernels.codegen import check_compiled as _check_compiled
+_check_compiled(compiled_tables(), __name__)
 
 
 cdef class Monitor:
