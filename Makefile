@@ -44,3 +44,4 @@ docs: build
 clean:
 	rm -rf build *.egg-info $(VENV)
 	find controller hal sim -name '*.so' -delete -o -name '_*.c' -delete
+	rm -f controller/kernels/_tables.pxd

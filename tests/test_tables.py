@@ -100,7 +100,10 @@ def test_the_generated_constants_cover_every_entry_of_every_table():
     for i, c in enumerate(COLUMNS):
         assert want[f"T_{c.name.upper()}"] == i
     assert want["N_TELEMETRY"] == len(COLUMNS)
-    assert len(want) == len(FAULTS) + 1 + len(WARNINGS) + len(MODE_TABLE) + len(GAIT_SOURCE_TABLE) + len(COLUMNS) + 1
+    ours = [c for make in (codegen.fault_constants, codegen.warning_constants, codegen.mode_constants,
+                           codegen.gait_source_constants, codegen.telemetry_constants) for c in make().constants]
+    assert len(ours) == len(FAULTS) + 1 + len(WARNINGS) + len(MODE_TABLE) + len(GAIT_SOURCE_TABLE) + len(COLUMNS) + 1
+    assert all(make in codegen.SECTIONS for make in (codegen.fault_constants, codegen.telemetry_constants))
 
 
 def test_write_rewrites_only_a_changed_file(tmp_path):
@@ -267,3 +270,21 @@ def test_the_readme_table_is_rewritten_between_its_markers_only():
     assert stale != text and codegen.with_readme_table(stale) == text
     with pytest.raises(ValueError, match="BEGIN GENERATED"):
         codegen.with_readme_table(text.replace(codegen.README_END, ""))
+
+
+def test_the_real_time_loop_refuses_a_ring_whose_rows_are_not_a_telemetry_row():
+    """publish_row writes N_TELEMETRY values into each ring slot: a narrower ring would be written
+    past its rows (its last slot past the buffer).  Refused before the first tick."""
+    from controller.runtime._ring import TelemetryRing, ring_bytes
+    from controller.runtime._rtloop import run_loop
+
+    def aligned(nbytes):
+        raw = np.zeros(nbytes + 128, dtype=np.uint8)
+        off = (-raw.ctypes.data) % 64
+        return raw[off:off + nbytes]
+
+    tick = build_tick(ParamSet(), mit_range("AK80-9"), 1)
+    for width in (3, len(COLUMNS) - 1, len(COLUMNS) + 1):
+        ring = TelemetryRing(aligned(ring_bytes(8, width)), 8, width, reset=True)
+        with pytest.raises(ValueError, match=rf"must hold {len(COLUMNS)} values .*got {width}"):
+            run_loop(tick, None, None, ring, None, np.zeros(1), np.zeros(8, dtype=np.int64), 0, 0, None, None, 1, 2)

@@ -13,6 +13,7 @@ from posix.unistd cimport getppid
 from controller.runtime._rt cimport Cadence, monotonic_ns
 from controller.runtime._ring cimport TelemetryRing, ParamSnapshot
 from controller.kernels._tick cimport Tick
+from controller.kernels._tables cimport N_TELEMETRY
 from hal._link cimport FrameLink
 
 cdef extern from *:
@@ -45,6 +46,10 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
     waits to be answered (it answers by setting the ack word).  ``stats[link_word]`` (if >= 0)
     gets the link's ``down_errno`` every tick: non-zero while the bus is lost.
     """
+    # publish_row writes N_TELEMETRY values into a ring slot: a narrower ring would be overrun
+    if ring is None or ring.width != N_TELEMETRY:
+        raise ValueError(f"the telemetry ring's rows must hold {N_TELEMETRY} values "
+                         f"(controller.kernels.telemetry.COLUMNS), got {None if ring is None else ring.width}")
     if values.shape[0] != snapshot.n:
         raise ValueError(f"values holds {values.shape[0]}, the snapshot {snapshot.n}")
     if stats.shape[0] <= max(stop_word, W_MAX_LATE, req_word, ack_word, link_word):
