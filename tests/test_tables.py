@@ -77,6 +77,18 @@ def test_telemetry_columns_are_the_same_object_wherever_imported():
     assert logger.INTEGER_COLUMNS == telemetry.INTEGER_COLUMNS
 
 
+def test_the_numbers_logs_already_hold_keep_their_meaning():
+    """The contract with every log written so far: a bit or a mode value never changes meaning."""
+    assert {f.name: f.bit for f in FAULTS} == {
+        "motor_stale": 0, "driver_error": 1, "imu": 2, "load": 3, "nonfinite_input": 4, "nonfinite_command": 5,
+        "over_temperature": 6, "encoder": 7, "overrun": 8, "low_voltage": 9, "params": 10, "sensor_node": 11}
+    assert {w.name: w.bit for w in WARNINGS} == {
+        "thermal_derate": 0, "thermal_alert": 1, "supply_low": 2, "supply_unknown": 3, "supply_implausible": 4,
+        "frames_lost": 5}
+    assert faults.MODE_VALUES == {"standby": 0, "walk": 1, "safe": 2, "passive": 3}
+    assert faults.GAIT_SOURCES == {0: "none", 1: "shank", 2: "time", 3: "imu"}
+
+
 # ---- the generated file -----------------------------------------------------------------------
 
 def test_the_generated_pxd_is_what_the_generator_makes_from_todays_tables():
@@ -104,6 +116,18 @@ def test_the_generated_constants_cover_every_entry_of_every_table():
                            codegen.gait_source_constants, codegen.telemetry_constants) for c in make().constants]
     assert len(ours) == len(FAULTS) + 1 + len(WARNINGS) + len(MODE_TABLE) + len(GAIT_SOURCE_TABLE) + len(COLUMNS) + 1
     assert all(make in codegen.SECTIONS for make in (codegen.fault_constants, codegen.telemetry_constants))
+
+
+@pytest.mark.parametrize("table, bad", [
+    ("FAULTS", lambda t: t + (faults.Fault("ghost", 2, faults.SAFE, "a second fault on the imu bit"),)),
+    ("FAULTS", lambda t: t[:1] + (faults.Fault(t[1].name, t[1].bit, "pasive", t[1].meaning),) + t[2:]),
+    ("WARNINGS", lambda t: t + (faults.WarningBit("ghost", 32, "beyond the word"),)),
+    ("MODE_TABLE", lambda t: t + (faults.Mode("again", 1, "a second walk"),)),
+], ids=["shared-bit", "unknown-response", "bit-32", "shared-mode"])
+def test_the_generator_refuses_a_table_it_cannot_compile_faithfully(monkeypatch, table, bad):
+    monkeypatch.setattr(faults, table, bad(getattr(faults, table)))
+    with pytest.raises(ValueError, match="codegen: "):
+        codegen.render()
 
 
 def test_write_rewrites_only_a_changed_file(tmp_path):

@@ -63,6 +63,9 @@ _TELEMETRY_PY = "controller/kernels/telemetry.py"
 
 
 def _bits(prefix: str, table) -> Tuple[Constant, ...]:
+    bits = [b.bit for b in table]
+    if len(set(bits)) != len(bits) or not all(0 <= b < 32 for b in bits):
+        raise ValueError(f"codegen: the {prefix}* bits must be distinct, 0..31: {bits}")
     return tuple(Constant(f"{prefix}{b.name.upper()}", "uint32_t", b.mask, f"(1u << {b.bit})", b.meaning)
                  for b in table)
 
@@ -70,6 +73,9 @@ def _bits(prefix: str, table) -> Tuple[Constant, ...]:
 def fault_constants() -> Section:
     """ANKLE_FAULT_<NAME> for every bit of the fault word, and ANKLE_FAULTS_DEGRADING."""
     bits = _bits("ANKLE_FAULT_", faults.FAULTS)
+    unknown = [f.name for f in faults.FAULTS if f.response not in (faults.PASSIVE, faults.SAFE)]
+    if unknown:
+        raise ValueError(f"codegen: fault(s) {', '.join(unknown)}: response must be {faults.PASSIVE!r} or {faults.SAFE!r}")
     degrading = [c for c, f in zip(bits, faults.FAULTS) if f.response == faults.PASSIVE]
     expr = "(" + " | ".join(c.name for c in degrading) + ")" if degrading else "0u"
     return Section("Fault word bits (latched), faults.FAULTS.", _FAULTS_PY, bits + (
@@ -83,8 +89,15 @@ def warning_constants() -> Section:
                    _bits("ANKLE_WARN_", faults.WARNINGS))
 
 
+def _values(prefix: str, table) -> None:
+    values = [v.value for v in table]
+    if len(set(values)) != len(values):
+        raise ValueError(f"codegen: the {prefix}* values must be distinct: {values}")
+
+
 def mode_constants() -> Section:
     """ANKLE_MODE_<NAME> for every mode."""
+    _values("ANKLE_MODE_", faults.MODE_TABLE)
     return Section("Controller modes (Safety.mode), faults.MODE_TABLE.", _FAULTS_PY, tuple(
         Constant(f"ANKLE_MODE_{m.name.upper()}", "int", m.value, str(m.value), m.meaning)
         for m in faults.MODE_TABLE))
@@ -92,6 +105,7 @@ def mode_constants() -> Section:
 
 def gait_source_constants() -> Section:
     """GAIT_SOURCE_<NAME> for every value of GaitState.source."""
+    _values("GAIT_SOURCE_", faults.GAIT_SOURCE_TABLE)
     return Section("Where the estimator's phase comes from (GaitState.source), faults.GAIT_SOURCE_TABLE.",
                    _FAULTS_PY, tuple(
         Constant(f"GAIT_SOURCE_{s.name.upper()}", "int", s.value, str(s.value), s.meaning)

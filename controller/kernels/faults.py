@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 __all__ = ["Fault", "WarningBit", "Mode", "GaitSource", "FAULTS", "WARNINGS", "MODE_TABLE",
-           "GAIT_SOURCE_TABLE", "PASSIVE", "SAFE", "FAULT_BITS", "WARNING_BITS", "DEGRADING", "MODES",
+           "GAIT_SOURCE_TABLE", "PASSIVE", "SAFE", "FAULT_BITS", "WARNING_BITS", "DEGRADING", "MODES", "MODE_VALUES",
            "GAIT_SOURCES", "fault_names", "warning_names", "fault_bit", "warning_bit",
            "markdown_fault_table"]
 
@@ -135,6 +135,9 @@ WARNING_BITS: Dict[int, Tuple[str, str]] = {w.mask: (w.name, w.meaning) for w in
 
 #: mode value -> name.
 MODES: Dict[int, str] = {m.value: m.name for m in MODE_TABLE}
+
+#: mode name -> value.
+MODE_VALUES: Dict[str, int] = {m.name: m.value for m in MODE_TABLE}
 
 #: GaitState.source value -> name: what the phase comes from.
 GAIT_SOURCES: Dict[int, str] = {s.value: s.name for s in GAIT_SOURCE_TABLE}
