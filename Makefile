@@ -46,7 +46,9 @@ bench: build
 
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md
+	$(PY) -m controller.kernels.codegen --readme README.md
 
 clean:
 	rm -rf build *.egg-info $(VENV)
 	find controller hal sim -name '*.so' -delete -o -name '_*.c' -delete
+	rm -f controller/kernels/_tables.pxd

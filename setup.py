@@ -5,10 +5,11 @@ extension module of the same dotted name.  ``ANKLE_CYTHON_ANNOTATE=1`` writes Cy
 annotation next to each source (yellow lines = Python interaction, which the
 tick must not have).
 
-Before ``cythonize``, the tables the kernels need from the Python side are generated:
-``controller/kernels/_param_index.pxi`` (the parameter registry's indices,
-:mod:`controller.params.codegen`), written only if it changed.  Only pure-Python modules
-are imported for that: nothing compiled exists yet.
+Before ``cythonize``, the Cython constants the kernels need from the Python tables are generated
+(:mod:`controller.kernels.codegen`): ``controller/kernels/_tables.pxd`` (faults, modes, telemetry
+columns) and ``controller/kernels/_param_index.pxi`` (the parameter registry's indices), each
+written only if its text changed, so an unchanged table recompiles nothing.  Only pure-Python
+modules are imported for that: nothing compiled exists yet.
 """
 import os
 import sys
@@ -23,16 +24,14 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 def _generate_tables():
-    """The generated Cython includes, from the Python tables (pure Python: nothing built yet)."""
+    """The kernels' generated constants.  codegen imports only pure-Python tables: nothing is
+    compiled yet."""
     sys.path.insert(0, ROOT)
     try:
-        from controller.params.codegen import write_param_index
+        from controller.kernels import codegen
     finally:
-        sys.path.pop(0)
-    write_param_index(ROOT)
-
-
-_generate_tables()
+        sys.path.remove(ROOT)
+    codegen.write_all()
 
 
 def _extensions():
@@ -49,6 +48,8 @@ def _extensions():
         for path in sources
     ]
 
+
+_generate_tables()
 
 setup(
     name="ankle-controller",

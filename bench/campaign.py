@@ -44,7 +44,7 @@ import numpy as np
 
 from bench._common import emit, parser
 from controller.kernels.faults import DEGRADING, fault_bit
-from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as _T
 from controller.params.registry import REGISTRY, ParamSet
 from sim import harness, scenarios
 from sim.faults import KINDS, Injection, resolved_value
@@ -52,7 +52,6 @@ from sim.plant import DEFAULTS as PLANT_DEFAULTS
 
 __all__ = ["BOUNDS", "INVARIANTS", "Walk", "Violation", "plan_walk", "run_walk", "check_walk", "campaign"]
 
-_T = {name: i for i, name in enumerate(TELEMETRY_COLUMNS)}
 _G = {name: i for i, name in enumerate(harness.TRUTH_COLUMNS)}
 
 INVARIANTS = ("torque_limit", "finite", "fault_bound", "latched", "pushoff", "overtemp", "overrun",

@@ -32,11 +32,10 @@ import time
 import numpy as np
 
 from bench._common import emit, parser
-from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as COL
 from controller.params.registry import ParamSet
 from controller.runtime.process import RealtimeSpec
 
-COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 CONFIGS = ("idle", "hog", "console")
 #: the simulated devices poll 200 µs before each step: enough to send on time, and CPU 0 keeps
 #: most of its time for the supervisor and the kernel's network work (ksoftirqd is not real-time)

@@ -31,7 +31,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from bench._common import emit, parser
-from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as _COL
 from controller.records.csvlog import atomic_write_text, rows_to_csv
 from controller.params.registry import ParamSet
 from controller.records.replay import estimate, replay_file
@@ -65,7 +65,6 @@ SCENARIOS = (
     ("standing, sway + weight shifts", "stand", 1.25),
 )
 
-_COL = {name: i for i, name in enumerate(TELEMETRY_COLUMNS)}
 
 
 def run_scenario(label: str, scenario: str, speed_m_s: float, duration_s: float, seed: int) -> Dict:

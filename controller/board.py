@@ -20,6 +20,7 @@ import numpy as np
 
 from controller.runtime import _rt
 from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as _COL
 from controller.config import RunConfig
 from controller.kernels.faults import MODES, fault_bit, fault_names
 from controller.params.registry import ParamSet
@@ -29,7 +30,6 @@ from hal.errors import ConfigError
 __all__ = ["realtime_spec", "runtime_spec", "run_duration_s", "load_params", "open_logs", "run_board",
            "LatestRow"]
 
-_COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 
 
 def realtime_spec(cfg: RunConfig) -> RealtimeSpec:

@@ -14,8 +14,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from controller.kernels.faults import MODES, fault_bit, fault_names, warning_bit, warning_names
-from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.kernels.faults import MODE_VALUES, MODES, fault_bit, fault_names, warning_bit, warning_names
+from controller.kernels.telemetry import COLUMN as _T
 from sim.harness import TRUTH_COLUMNS, SimRun
 from sim.wearer import Stride
 
@@ -40,7 +40,6 @@ PUSHOFF_DELIVERED_NM = 5.0
 PUSHOFF_EARLIEST_PHASE = 0.30
 
 
-_T = {name: i for i, name in enumerate(TELEMETRY_COLUMNS)}
 _G = {name: i for i, name in enumerate(TRUTH_COLUMNS)}
 
 
@@ -353,8 +352,8 @@ def fault_response(run: SimRun, t_fault_s: float, fault_bit: int, *, window_s: f
     mode = int(tel[last, _T["mode"]])
     safe_s = None
     if hit.size:
-        if mode == 2:
-            entered = np.flatnonzero(after & (tel[:, _T["mode"]] == 2))
+        if mode == MODE_VALUES["safe"]:
+            entered = np.flatnonzero(after & (tel[:, _T["mode"]] == MODE_VALUES["safe"]))
             safe_s = float(t[entered[0]] - t_fault_s + run.params["safety.ramp_s"])
         else:
             gone = np.flatnonzero(after & (np.arange(len(t)) >= hit[0]) & (np.abs(tel[:, _T["pushoff_cmd_Nm"]]) < 1e-9))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from controller.kernels.telemetry import COLUMN
 from controller.runtime import _rt
 from controller.params.registry import ParamSet
 from controller.runtime.process import (RealtimeSpec, Runtime, RuntimeFailure, RuntimeSpec, TelemetryPump,
@@ -281,7 +282,7 @@ def as_sim_run(rt: RealtimeRun, params: ParamSet) -> "SimRun":
     import dataclasses
     from sim.harness import SimRun
     period_s = 1.0 / rt.rate_Hz
-    k = np.rint(rt.telemetry[:, 0] / period_s).astype(np.int64)
+    k = np.rint(rt.telemetry[:, COLUMN["t"]] / period_s).astype(np.int64)
     n = min(len(rt.truth), int(k.max()) + 1 if len(k) else 0)
     table = np.full((n, rt.telemetry.shape[1]), np.nan)
     keep = (k >= 0) & (k < n)
@@ -302,8 +303,6 @@ def as_sim_run(rt: RealtimeRun, params: ParamSet) -> "SimRun":
 
 def timing_figures(rt: RealtimeRun, miss_s: float = 500e-6) -> dict:
     """Rate, lateness and per-phase compute of a real-time session, from every tick's row."""
-    from controller.kernels._tick import TELEMETRY_COLUMNS
-    col = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
     tel = rt.telemetry
 
     def pct(x):
@@ -314,10 +313,10 @@ def timing_figures(rt: RealtimeRun, miss_s: float = 500e-6) -> dict:
         return {"p50_us": round(float(p50), 2), "p99_us": round(float(p99), 2),
                 "p99.9_us": round(float(p999), 2), "max_us": round(float(x.max()), 2)}
 
-    span = tel[-1, col["t"]] - tel[0, col["t"]] if len(tel) > 1 else 0.0
+    span = tel[-1, COLUMN["t"]] - tel[0, COLUMN["t"]] if len(tel) > 1 else 0.0
     achieved = (len(tel) - 1) / span if span > 0 else float("nan")
-    late = tel[:, col["late_s"]]
-    read, update, write = (tel[:, col[c]] for c in ("read_s", "update_s", "write_s"))
+    late = tel[:, COLUMN["late_s"]]
+    read, update, write = (tel[:, COLUMN[c]] for c in ("read_s", "update_s", "write_s"))
     deadlines = rt.stats.get("ticks", 0) + rt.stats.get("skipped", 0)
     missed = int(np.sum(late > miss_s)) + rt.stats.get("skipped", 0)
     return {"rate_target_Hz": rt.rate_Hz, "rate_achieved_Hz": round(float(achieved), 3),

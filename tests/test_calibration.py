@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as COL
 from controller.console.calibration import KINDS, WINDOW_S, measure
 from controller.runtime.loop import build_tick
 from controller.params.registry import ParamError, ParamSet
@@ -16,7 +17,6 @@ from hal import _mit, _sensor_frames
 from hal._sensor_frames import LOAD_ID, IMU_ID
 from hal.ak import mit_range
 
-COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 P = ParamSet()
 STANCE_N = P["estimator.heel_strike_load_bw"] * P["wearer.mass_kg"] * 9.80665
 

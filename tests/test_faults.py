@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from bench.faults import CASES, run_case
-from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as T
 from controller.params.registry import ParamSet
 
-T = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 P = ParamSet()
 #: Largest tick-to-tick step of the commanded torque accepted during a fault: the slew limit
 #: (3 N*m per ms) plus what the driver-side damper adds when an encoder reading jumps.

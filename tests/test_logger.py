@@ -13,6 +13,7 @@ from pathlib import Path
 import can
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from controller.kernels._tick import TELEMETRY_COLUMNS
 from controller.records.csvlog import CsvError, format_value, read_columns
@@ -273,3 +274,80 @@ def test_can_log_refuses_a_bad_format_and_an_existing_file(tmp_path):
     late.stop()
     assert path.read_bytes() == b"precious" and (tmp_path / "late.asc").read_text() == "precious"
     assert CanTrafficLog(cfg, tmp_path / "upper.ASC", fmt=None).fmt == "asc"
+
+
+# ---- one writer for every log: the device's session log and the simulator's ---------------------
+
+def _reference_csv(header, rows, integer, blank_negative):
+    """A log as the writers wrote it before they were one: format_value per cell, csv.writer."""
+    import csv
+    import io
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([format_value(x, c in integer, 0.0 if c in blank_negative else None)
+                      for x, c in zip(r, header)] for r in rows)
+    return buf.getvalue().encode("ascii")
+
+
+wide = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2 ** 60, 2 ** 60).map(float),
+                 st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5, 1.5, 2.0 ** 53, 2.0 ** 53 + 2, -3.0]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(wide, wide, wide, wide), min_size=1, max_size=20))
+def test_the_log_writer_cells_are_format_value_cells_whatever_the_value(tmp_path_factory, rows):
+    """The session log (CsvSessionLog) and format_value, the cell rule of the replay's output and of
+    the old simulator log, write every cell alike: an odd value in an integer column (1.5, 1e20,
+    inf) as it is.  Before they were one writer, format_value cut 1.5 to "1" and raised on inf."""
+    columns = ("t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
+               "torque_Nm", "torque_cmd_Nm", "faults", "mode")
+    data = np.zeros((len(rows), len(columns)))
+    data[:, 0] = np.arange(len(rows))
+    for j, name in enumerate(("phase", "heel_strike", "faults", "torque_Nm")):
+        data[:, columns.index(name)] = [r[j] for r in rows]
+    path = tmp_path_factory.mktemp("w") / "session.csv"
+    with CsvSessionLog(path, columns) as log:
+        log.write(data)
+    assert path.read_bytes() == _reference_csv(log.columns, data[:, [columns.index(c) for c in log.columns]],
+                                               INTEGER_COLUMNS, ("phase",))
+
+
+def test_the_simulator_log_is_the_one_writers_with_the_declared_columns_and_reads_back(tmp_path):
+    from controller.kernels.telemetry import COLUMN
+    from controller.records.csvlog import CsvRows
+    from sim import harness, report
+    from sim.harness import TRUTH_COLUMNS
+    run = harness.run(scenario="steady", speed_m_s=1.25, duration_s=3.0, mass_kg=80.0, seed=3)
+    path = tmp_path / "sim.csv"
+    report.write_log(run, path)
+    assert isinstance(report._CSV, CsvRows)
+    header, cells, _ = read_columns(path, INPUT_COLUMNS)
+    assert tuple(header) == report.LOG_COLUMNS
+    assert header[:10] == ["t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off",
+                           "walking", "torque_Nm", "torque_cmd_Nm"]
+    assert len(cells) == len(run.telemetry)
+    truth_i = {c: i for i, c in enumerate(TRUTH_COLUMNS)}
+    source = np.column_stack([run.telemetry[:, COLUMN[c]] if src == "tel" else run.truth[:, truth_i[c]]
+                              for _, src, c in report._LAYOUT])
+    # the same bytes as the writer it replaced (format_value per cell, csv.writer)
+    integer = {"heel_strike", "toe_off", "walking", "stance", "mode", "faults", "frames_lost", "standing",
+               "gait_source"}
+    assert path.read_bytes() == _reference_csv(report.LOG_COLUMNS, source, integer, ("phase", "phase_true"))
+    for j, name in enumerate(header):
+        back = np.array([float(r[j]) if r[j] else np.nan for r in cells])
+        want = source[:, j].copy()
+        if name in ("phase", "phase_true"):
+            want[want < 0] = np.nan
+        assert np.array_equal(back, want, equal_nan=True), name
+    summary = replay_file(path, tmp_path / "replayed.csv")
+    assert summary["samples"] == len(run.telemetry)
+
+
+def test_the_session_log_header_is_the_declared_column_list(tmp_path):
+    from controller.kernels.telemetry import COLUMNS as DECLARED
+    with CsvSessionLog(tmp_path / "s.csv", TELEMETRY_COLUMNS) as log:
+        log.write(telemetry(5))
+    header = (tmp_path / "s.csv").read_text().splitlines()[0].split(",")
+    assert header == list(FIRST_COLUMNS) + [c.name for c in DECLARED if c.name not in FIRST_COLUMNS]
+    assert sorted(header) == sorted(c.name for c in DECLARED)

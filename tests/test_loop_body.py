@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controller.kernels.telemetry import COLUMN
 from controller.kernels._tick import TELEMETRY_COLUMNS
 from controller.params.registry import ParamSet
 from controller.runtime import _rt
@@ -35,7 +36,7 @@ from sim.plant import TRUTH_LENGTH, build_plant
 from sim.wearer import Wearer
 
 ROOT = Path(__file__).resolve().parent.parent
-COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+COL = COLUMN
 TIMING = [COL[c] for c in ("late_s", "read_s", "update_s", "write_s")]
 UNTIMED = [i for i in range(len(TELEMETRY_COLUMNS)) if i not in TIMING]
 DT_S = 1e-3

@@ -23,6 +23,7 @@ from controller.kernels._phase_match import PhaseMatcher
 from controller.kernels._pushoff import PushoffController
 from controller.kernels._safety import Safety
 from controller.kernels._thermal import ThermalModel
+from controller.kernels.telemetry import COLUMN
 from controller.kernels._tick import PARAM_COUNT, REFUSAL_CODES, TELEMETRY_COLUMNS, Tick
 from controller.params import codegen
 from controller.params.registry import REGISTRY, ParamError, ParamSet
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 G = 9.80665
 AK = mit_range("AK80-9")
 V_MAX = max(abs(AK["v_min"]), abs(AK["v_max"]))
-COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+COL = COLUMN
 
 # What each configured kernel field must hold, computed here from the registry's values: the
 # formulas of the kernels' configure before it ran without the GIL.
@@ -187,13 +188,18 @@ def test_the_generated_index_is_the_registrys_and_written_only_when_changed(tmp_
         codegen.param_index_pxi(clash)
 
 
-def test_setup_py_generates_the_index_before_any_extension_exists():
+def test_setup_py_generates_the_index_before_any_extension_exists(tmp_path):
     # setup.py imports the generator by path, before the build: it must not need a compiled module
     import ast
     tree = ast.parse((ROOT / "controller" / "params" / "codegen.py").read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imported <= {"__future__", "re", "pathlib", "typing", "controller.params.registry"}
-    assert "write_param_index(ROOT)" in (ROOT / "setup.py").read_text()
+    assert imported <= {"__future__", "re", "pathlib", "typing", "controller.params.registry",
+                        "controller.kernels.codegen"}
+    assert "codegen.write_all()" in (ROOT / "setup.py").read_text()
+    from controller.kernels import codegen as kernels_codegen
+    written = kernels_codegen.write_all(tmp_path)      # both generated files, from one call
+    assert sorted(p.name for p in written) == ["_param_index.pxi", "_tables.pxd"]
+    assert kernels_codegen.write_all(tmp_path) == []
 
 
 # ---------------------------------------------------------------------------- no defaults of their own
@@ -425,6 +431,7 @@ class _PublishAt:
             self.generation = self.publisher.publish(self.params)
 
 
+@pytest.mark.realtime      # an 11 s real-time session: a loaded machine's missed deadlines end it early
 def test_a_change_ramps_in_alike_in_lock_step_and_in_real_time():
     from sim import harness, realtime
     before = ParamSet()

@@ -207,13 +207,12 @@ def test_any_sensor_sequence_gives_sane_outputs(samples):
 @pytest.mark.parametrize("source, fault, gait_source", [("imu", "imu", 2), ("load", "load", 3)])
 def test_sensor_loss_on_the_stack_is_a_fault_and_events_continue(source, fault, gait_source):
     from controller.kernels.faults import fault_names
-    from controller.runtime.loop import TELEMETRY_COLUMNS
     from sim import harness
     from sim.faults import Injection
 
     lost_at = 9.0
     run = harness.run(duration_s=16.0, seed=2, faults=[Injection(f"{source}_loss", lost_at)])
-    col = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
+    from controller.kernels.telemetry import COLUMN as col
     tel = run.telemetry
     t = tel[:, col["t"]]
     assert fault in fault_names(int(tel[-1, col["faults"]]))

@@ -25,6 +25,7 @@ import pytest
 
 from conftest import finish
 from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as COL
 from controller.kernels.faults import fault_bit
 from controller.runtime.loop import build_tick
 from controller.params.registry import REGISTRY, ParamError, ParamSet
@@ -33,7 +34,6 @@ from hal.ak import mit_range
 from hal.bus import BusConfig
 from sim import realtime
 
-COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "controller.cli"]
 

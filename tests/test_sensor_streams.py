@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from controller.kernels.faults import FAULT_BITS, WARNING_BITS, fault_bit, warning_bit
-from controller.runtime.loop import TELEMETRY_COLUMNS, build_tick
+from controller.runtime.loop import build_tick
+from controller.kernels.telemetry import COLUMN as T
 from controller.params.registry import ParamSet
 from hal._sensor_frames import (IMU_ID, LOAD_ID, STATUS_ID, _encode_imu_py, _encode_load_py,
                                 _encode_status_py)
@@ -20,7 +21,6 @@ from hal.ak import mit_range
 from sim import harness
 from sim.faults import Injection
 
-T = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 IMU, LOAD, NODE = fault_bit("imu"), fault_bit("load"), fault_bit("sensor_node")
 NEW_FAULTS = IMU | LOAD | NODE
 NEW_WARNINGS = warning_bit("supply_implausible") | warning_bit("frames_lost")

@@ -8,13 +8,12 @@ is enough for what only the simulated wearer decides.
 import numpy as np
 import pytest
 
-from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as T
 from hal._sensor_frames import decode_imu, decode_load
 from sim import harness, scenarios
 from sim.plant import build_plant
 from sim.wearer import STANDARD_GRAVITY, UNLOAD_S, Wearer
 
-T = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 G = {c: i for i, c in enumerate(harness.TRUTH_COLUMNS)}
 MASS_KG = 80.0
 BW_N = MASS_KG * STANDARD_GRAVITY

@@ -14,6 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 from controller.symmetry import strides as symmetry
 from controller.kernels._tick import SOUND_TIMEOUT_S, TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as COL
 from controller.runtime.loop import build_tick
 from controller.params.registry import ParamSet
 from controller.symmetry.strides import StrideAnalyzer, symmetry_index, trend
@@ -21,7 +22,6 @@ from hal import _sensor_frames
 from hal.ak import mit_range
 from conftest import ROOT
 
-COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 MASS = 80.0
 BW = MASS * 9.80665
 

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 
 from controller.kernels.faults import fault_names
-from controller.runtime.loop import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as T
 from controller.records.replay import replay_file
 from sim import evaluation, harness, report
 from sim.faults import Injection
 
-T = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 
 
 @pytest.fixture(scope="module")

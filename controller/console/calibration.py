@@ -16,11 +16,11 @@ from typing import Dict, Optional
 import numpy as np
 
 from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as _COL
 from controller.params.registry import ParamSet, by_name
 
 __all__ = ["KINDS", "WINDOW_S", "Calibration", "measure", "describe"]
 
-_COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 STANDARD_GRAVITY = 9.80665       # m/s^2
 WINDOW_S = 2.0                   # averaged window: several sway periods of quiet standing
 #: Holding still: quiet standing sways the shank a few hundredths of a radian below 1 Hz, so

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from controller.kernels._tick import STILL_GYRO_RAD_S, STILL_S, TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as _COL
 from controller.console.lineedit import LineEditor
 from controller.params.registry import ParamError, ParamSet
 from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry
@@ -30,7 +31,6 @@ from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry
 __all__ = ["ConsoleSession", "RuntimeBackend", "OfflineBackend", "GaitWatch", "FdPort", "open_console",
            "service_console"]
 
-_COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 WATCH_PERIOD_S = 0.2           # the live line: about 5 times a second
 AUTO_LOGOUT_S = 900.0          # a prosthetist idle this long is back to read-only (a laptop left open)
 _CLEAR_TO_EOL = "\x1b[K"
@@ -100,7 +100,7 @@ class GaitWatch:
         with self._lock:
             if self._row is None:
                 return True
-            return bool(self._row[0] - self.moved_t < STILL_S)
+            return bool(self._row[_COL["t"]] - self.moved_t < STILL_S)
 
     def since(self, t0_s: float) -> np.ndarray:
         """The kept rows with ``t`` after ``t0_s``, oldest first (a copy)."""
@@ -108,7 +108,7 @@ class GaitWatch:
             n = min(self._written, self.HISTORY_ROWS)
             order = (np.arange(self._written - n, self._written)) % self.HISTORY_ROWS
             rows = self._history[order]
-        return rows[rows[:, 0] > t0_s]
+        return rows[rows[:, _COL["t"]] > t0_s]
 
     def latest(self) -> Optional[Dict[str, float]]:
         with self._lock:
@@ -224,7 +224,7 @@ class RuntimeBackend:
                 break
             time.sleep(0.02)
         rows = self.watch.since(t0)
-        return rows[rows[:, 0] <= t0 + seconds]
+        return rows[rows[:, _COL["t"]] <= t0 + seconds]
 
 
 class OfflineBackend:

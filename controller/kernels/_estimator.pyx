@@ -41,8 +41,9 @@ from libc.math cimport isfinite, fabs, NAN
 from controller.kernels._numeric cimport clamp01
 from controller.kernels._params cimport *
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
-from controller.kernels._types cimport (Inputs, GaitState, GAIT_SOURCE_NONE, GAIT_SOURCE_SHANK,
-    GAIT_SOURCE_TIME, GAIT_SOURCE_IMU)
+from controller.kernels._types cimport Inputs, GaitState
+from controller.kernels._tables cimport (GAIT_SOURCE_NONE, GAIT_SOURCE_SHANK, GAIT_SOURCE_TIME, GAIT_SOURCE_IMU,
+    tables_as_compiled)
 from controller.kernels._phase_match cimport PhaseMatcher
 
 cdef double STANDARD_GRAVITY = 9.80665     # m/s^2
@@ -57,6 +58,16 @@ cdef double MOTION_SLOW = 0.5              # a shank slower than this share of t
 cdef double MOTION_STANCE_MARGIN = 0.05    # stop gating this far (in stride) before the usual toe-off
 cdef double MOTION_CATCH_UP = 0.1          # time constant of the catch-up, in strides
 
+
+def compiled_tables():
+    """The generated constants (``_tables.pxd``: fault and warning bits, modes, phase sources,
+    telemetry indices) as this module was compiled with them, name -> value."""
+    return tables_as_compiled()
+
+
+# A module compiled from other tables would report faults and columns under the wrong names.
+from controller.kernels.codegen import check_compiled as _check_compiled
+_check_compiled(compiled_tables(), __name__)
 
 
 cdef class Estimator:

@@ -34,7 +34,8 @@ from libc.math cimport isfinite, fabs, NAN
 from controller.kernels._params cimport *
 from controller.kernels._numeric cimport clamp
 from libc.stdint cimport uint32_t
-from controller.kernels._types cimport (Inputs,
+from controller.kernels._types cimport Inputs
+from controller.kernels._tables cimport (tables_as_compiled,
     ANKLE_FAULT_MOTOR_STALE, ANKLE_FAULT_DRIVER_ERROR, ANKLE_FAULT_IMU, ANKLE_FAULT_LOAD,
     ANKLE_FAULT_NONFINITE_INPUT, ANKLE_FAULT_ENCODER, ANKLE_FAULT_OVERRUN, ANKLE_FAULT_LOW_VOLTAGE,
     ANKLE_FAULT_SENSOR_NODE, ANKLE_WARN_SUPPLY_LOW, ANKLE_WARN_SUPPLY_UNKNOWN,
@@ -42,7 +43,7 @@ from controller.kernels._types cimport (Inputs,
 from controller.kernels._monitor cimport StreamWatch
 
 cdef double STANDARD_GRAVITY = 9.80665
-# Detection rules of the fault catalogue (REFERENCE.md), not site tuning: each is a stated
+# Detection rules of the fault catalogue (docs/reference.md), not site tuning: each is a stated
 # detection bound that the tests and bench.faults check, and the README's fault table promises;
 # changing one changes the safety case, so it is a code change with its evidence, not a setting.
 # The thresholds a site does set (timeouts, limits, supply levels) are registry parameters.
@@ -94,6 +95,16 @@ cdef void _reset_watch(StreamWatch* w) noexcept nogil:
     w.bad_until_s = -1.0
     w.lossy_until_s = -1.0
 
+
+def compiled_tables():
+    """The generated constants (``_tables.pxd``: fault and warning bits, modes, phase sources,
+    telemetry indices) as this module was compiled with them, name -> value."""
+    return tables_as_compiled()
+
+
+# A module compiled from other tables would report faults and columns under the wrong names.
+from controller.kernels.codegen import check_compiled as _check_compiled
+_check_compiled(compiled_tables(), __name__)
 
 
 cdef class Monitor:

@@ -35,7 +35,8 @@ safety stage scales that share and bounds everything before a driver sees it.
 """
 from libc.math cimport cos, M_PI, pow, isfinite, NAN
 from controller.kernels._numeric cimport clamp
-from controller.kernels._types cimport Inputs, GaitState, Command, GAIT_SOURCE_SHANK
+from controller.kernels._types cimport Inputs, GaitState, Command
+from controller.kernels._tables cimport GAIT_SOURCE_SHANK, tables_as_compiled
 from controller.kernels._params cimport *
 
 cdef double SPEED_BIN0_M_S = 0.5
@@ -52,6 +53,16 @@ cdef double TORQUE_HEADROOM = 0.95       # push-off peak kept under this share o
 # every stride): state of the planner, not tuning; no push-off is planned before a stride anyway.
 cdef double INITIAL_START_STANCE = 0.7
 
+
+def compiled_tables():
+    """The generated constants (``_tables.pxd``: fault and warning bits, modes, phase sources,
+    telemetry indices) as this module was compiled with them, name -> value."""
+    return tables_as_compiled()
+
+
+# A module compiled from other tables would report faults and columns under the wrong names.
+from controller.kernels.codegen import check_compiled as _check_compiled
+_check_compiled(compiled_tables(), __name__)
 
 
 cdef class PushoffController:

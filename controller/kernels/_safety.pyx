@@ -33,8 +33,9 @@ from libc.math cimport isfinite, fabs, NAN
 from controller.kernels._params cimport *
 from controller.kernels._numeric cimport clamp
 from libc.stdint cimport uint32_t
-from controller.kernels._types cimport (Inputs, GaitState, Command,
-    ANKLE_FAULT_IMU, ANKLE_FAULT_LOAD, ANKLE_FAULT_NONFINITE_CMD, ANKLE_FAULT_OVER_TEMP,
+from controller.kernels._types cimport Inputs, GaitState, Command
+from controller.kernels._tables cimport (tables_as_compiled,
+    ANKLE_FAULT_IMU, ANKLE_FAULT_LOAD, ANKLE_FAULT_NONFINITE_COMMAND, ANKLE_FAULT_OVER_TEMPERATURE,
     ANKLE_FAULT_ENCODER, ANKLE_FAULTS_DEGRADING, ANKLE_FAULT_MOTOR_STALE, ANKLE_FAULT_NONFINITE_INPUT,
     ANKLE_WARN_THERMAL_DERATE, ANKLE_WARN_THERMAL_ALERT,
     ANKLE_MODE_STANDBY, ANKLE_MODE_WALK, ANKLE_MODE_SAFE, ANKLE_MODE_PASSIVE)
@@ -52,6 +53,16 @@ cdef enum:
 #: Safety.angle_source value -> name.
 ANGLE_SOURCES = {ANGLE_NONE: "none", ANGLE_MOTOR: "motor", ANGLE_JOINT: "joint"}
 
+
+def compiled_tables():
+    """The generated constants (``_tables.pxd``: fault and warning bits, modes, phase sources,
+    telemetry indices) as this module was compiled with them, name -> value."""
+    return tables_as_compiled()
+
+
+# A module compiled from other tables would report faults and columns under the wrong names.
+from controller.kernels.codegen import check_compiled as _check_compiled
+_check_compiled(compiled_tables(), __name__)
 
 
 cdef class Safety:
@@ -218,10 +229,10 @@ cdef class Safety:
         if self.thermal.winding_C >= self.thermal.alert_C:
             self.warnings |= ANKLE_WARN_THERMAL_ALERT
         if self.thermal.heat_fraction() >= 1.0 or inp.motor_temp_C >= self.thermal.limit_C:
-            self.present |= ANKLE_FAULT_OVER_TEMP
+            self.present |= ANKLE_FAULT_OVER_TEMPERATURE
         if not (isfinite(cmd.torque_ff_Nm) and isfinite(cmd.p_des_rad) and isfinite(cmd.v_des_rad_s)
                 and isfinite(cmd.kp_Nm_rad) and isfinite(cmd.kd_Nms_rad) and isfinite(cmd.pushoff_Nm)):
-            self.present |= ANKLE_FAULT_NONFINITE_CMD
+            self.present |= ANKLE_FAULT_NONFINITE_COMMAND
         self.faults |= self.present
         self._set_mode(now_s)
         # Which ankle angle the limits and the safe state may use this tick.  The motor encoder,

@@ -18,7 +18,9 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
 from controller.kernels._params cimport *
 from controller.runtime._ring cimport ParamChannel, PARAM_MAX_STEPS, SNAP_COUNT, SNAP_BASE
-from controller.kernels._types cimport (Inputs, GaitState, Command, ANKLE_MODE_SAFE, ANKLE_MODE_STANDBY)
+from controller.kernels._types cimport Inputs, GaitState, Command
+# the generated constants (codegen.py): modes, and T_<COLUMN> / N_TELEMETRY for publish_row
+from controller.kernels._tables cimport *
 from controller.kernels._estimator cimport Estimator
 from controller.kernels._pushoff cimport PushoffController
 from controller.kernels._safety cimport Safety
@@ -27,27 +29,13 @@ from hal._link cimport FrameLink, CanFrame, LINK_ERROR, LINK_EXTENDED, LINK_REMO
 from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, SoundFrame, decode_imu, decode_load,
     decode_status, decode_sound, SENSOR_IMU_ID, SENSOR_LOAD_ID, SENSOR_STATUS_ID, SENSOR_SOUND_ID)
 
-#: Columns of a telemetry row, in order (``publish``).  The first ones are DESIGN.md's replay
-#: columns; ``torque_Nm`` is the measured ankle torque, ``torque_cmd_Nm`` the commanded total.
-#: ``winding_temp_C`` is the thermal model's, ``torque_limit_Nm`` the limit after derating,
-#: ``pushoff_cmd_Nm`` the powered share sent, ``assist`` the share of push-off the safety stage
-#: lets through, ``speed_m_s`` the controller's speed estimate, ``stance_work_J_kg`` the net
-#: ankle work of the last completed stance.  The last four are the runner's timing of the tick
-#: (``note_timing``): how late it woke after its deadline, and the read / update / write phases;
-#: NaN where not measured (the lock-step simulator has no deadline).  ``sound_load`` and
-#: ``sound_gyro`` come from the optional sound-side node (insole force [N], shank gyro [rad/s]);
-#: NaN without one, or when its last frame is older than SOUND_TIMEOUT_S.  The tick does not
-#: control with them: they are there for the gait-symmetry analysis (controller.symmetry.strides).
-TELEMETRY_COLUMNS = (
-    "t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
-    "stance", "torque_Nm", "torque_cmd_Nm", "motor_angle", "motor_vel", "motor_temp_C",
-    "mode", "faults", "stride_time_s", "frames_lost", "standing", "gait_source", "confidence",
-    "warnings", "winding_temp_C", "torque_limit_Nm", "pushoff_cmd_Nm", "assist", "speed_m_s",
-    "stance_work_J_kg", "supply_V", "late_s", "read_s", "update_s", "write_s",
-    "sound_load", "sound_gyro",
-)
-cdef int N_TELEMETRY = 35
-SOUND_TIMEOUT_S = 0.02          # 10 frames of the 500 Hz sound-side node
+#: Columns of a telemetry row, in order (``publish``): declared, with units and meanings, in
+#: controller/kernels/telemetry.py; publish_row writes them at the generated T_* indices.
+from controller.kernels.telemetry import TELEMETRY_COLUMNS
+
+#: The sound-side node's columns are NaN when its last frame is older than this [s]: 10 frames
+#: of the 500 Hz node.
+SOUND_TIMEOUT_S = 0.02
 cdef double _SOUND_TIMEOUT_S = SOUND_TIMEOUT_S
 #: Standing still, for changes that must not happen while the wearer moves (parameters that are
 #: not live, and calibration): not walking, and the shank slower than STILL_GYRO_RAD_S for STILL_S.
@@ -80,6 +68,17 @@ PARAM_COUNT = N_PARAMS
 cdef double _SEQ_RATE_HZ = 1000.0
 cdef double _SEQ_RATE_FACTOR = 1.5
 cdef double _SEQ_SLACK = 2.0
+
+
+def compiled_tables():
+    """The generated constants (``_tables.pxd``: fault and warning bits, modes, phase sources,
+    telemetry indices) as this module was compiled with them, name -> value."""
+    return tables_as_compiled()
+
+
+# A module compiled from other tables would report faults and columns under the wrong names.
+from controller.kernels.codegen import check_compiled as _check_compiled
+_check_compiled(compiled_tables(), __name__)
 
 
 cdef class Tick:
@@ -595,45 +594,45 @@ cdef class Tick:
 
     cdef void publish_row(self, double* r) noexcept nogil:
         cdef GaitState* g = &self.estimator.state
-        r[0] = self.safety.last_now_s
-        r[1] = self.inp.shank_gyro_rad_s
-        r[2] = self.inp.load_N
-        r[3] = self.inp.ankle_angle_rad
-        r[4] = g.phase
-        r[5] = g.heel_strike
-        r[6] = g.toe_off
-        r[7] = g.walking
-        r[8] = g.stance
-        r[9] = self.inp.motor_torque_Nm
-        r[10] = self.cmd.torque_expected_Nm
-        r[11] = self.inp.motor_angle_rad
-        r[12] = self.inp.motor_vel_rad_s
-        r[13] = self.inp.motor_temp_C
-        r[14] = self.safety.mode
-        r[15] = self.safety.faults
-        r[16] = g.stride_time_s
-        r[17] = self.frames_lost
-        r[18] = g.standing
-        r[19] = g.source
-        r[20] = g.confidence
-        r[21] = self.safety.warnings
-        r[22] = self.safety.thermal.winding_C
-        r[23] = self.safety.torque_limit_Nm
-        r[24] = self.cmd.pushoff_Nm
-        r[25] = self.safety.assist
-        r[26] = self.controller.speed_m_s
-        r[27] = self.controller.last_work_J_kg
-        r[28] = self.inp.supply_V
-        r[29] = self.timing[0]
-        r[30] = self.timing[1]
-        r[31] = self.timing[2]
-        r[32] = self.timing[3]
+        r[T_T] = self.safety.last_now_s
+        r[T_SHANK_GYRO] = self.inp.shank_gyro_rad_s
+        r[T_LOAD] = self.inp.load_N
+        r[T_ANKLE_ANGLE] = self.inp.ankle_angle_rad
+        r[T_PHASE] = g.phase
+        r[T_HEEL_STRIKE] = g.heel_strike
+        r[T_TOE_OFF] = g.toe_off
+        r[T_WALKING] = g.walking
+        r[T_STANCE] = g.stance
+        r[T_TORQUE_NM] = self.inp.motor_torque_Nm
+        r[T_TORQUE_CMD_NM] = self.cmd.torque_expected_Nm
+        r[T_MOTOR_ANGLE] = self.inp.motor_angle_rad
+        r[T_MOTOR_VEL] = self.inp.motor_vel_rad_s
+        r[T_MOTOR_TEMP_C] = self.inp.motor_temp_C
+        r[T_MODE] = self.safety.mode
+        r[T_FAULTS] = self.safety.faults
+        r[T_STRIDE_TIME_S] = g.stride_time_s
+        r[T_FRAMES_LOST] = self.frames_lost
+        r[T_STANDING] = g.standing
+        r[T_GAIT_SOURCE] = g.source
+        r[T_CONFIDENCE] = g.confidence
+        r[T_WARNINGS] = self.safety.warnings
+        r[T_WINDING_TEMP_C] = self.safety.thermal.winding_C
+        r[T_TORQUE_LIMIT_NM] = self.safety.torque_limit_Nm
+        r[T_PUSHOFF_CMD_NM] = self.cmd.pushoff_Nm
+        r[T_ASSIST] = self.safety.assist
+        r[T_SPEED_M_S] = self.controller.speed_m_s
+        r[T_STANCE_WORK_J_KG] = self.controller.last_work_J_kg
+        r[T_SUPPLY_V] = self.inp.supply_V
+        r[T_LATE_S] = self.timing[0]
+        r[T_READ_S] = self.timing[1]
+        r[T_UPDATE_S] = self.timing[2]
+        r[T_WRITE_S] = self.timing[3]
         if self.sound_rx_s >= 0.0 and self.safety.last_now_s - self.sound_rx_s <= _SOUND_TIMEOUT_S:
-            r[33] = self.sound_load_N
-            r[34] = self.sound_gyro_rad_s
+            r[T_SOUND_LOAD] = self.sound_load_N
+            r[T_SOUND_GYRO] = self.sound_gyro_rad_s
         else:
-            r[33] = NAN
-            r[34] = NAN
+            r[T_SOUND_LOAD] = NAN
+            r[T_SOUND_GYRO] = NAN
 
     # ---- read-only views for tools and tests ----
     @property

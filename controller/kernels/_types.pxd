@@ -9,73 +9,9 @@
 from libc.stdint cimport uint32_t, int32_t
 
 
-cdef extern from *:
-    """
-    /* Fault word bits (latched).  Mirrored in controller/kernels/faults.py, with their bounds. */
-    #define ANKLE_FAULT_MOTOR_STALE     (1u << 0)   /* driver comms: reply age, send failures, error frames */
-    #define ANKLE_FAULT_DRIVER_ERROR    (1u << 1)   /* error code in a driver reply */
-    #define ANKLE_FAULT_IMU             (1u << 2)   /* IMU: no frames, stuck-at, out of range, NaN */
-    #define ANKLE_FAULT_LOAD            (1u << 3)   /* load cell: no frames, saturated, loaded in swing, NaN */
-    #define ANKLE_FAULT_NONFINITE_INPUT (1u << 4)   /* NaN/Inf in a driver value */
-    #define ANKLE_FAULT_NONFINITE_CMD   (1u << 5)   /* the controller produced NaN/Inf */
-    #define ANKLE_FAULT_OVER_TEMP       (1u << 6)   /* winding model, I2t or driver temperature at the limit */
-    #define ANKLE_FAULT_ENCODER         (1u << 7)   /* motor encoder jump, stuck-at, or mismatch with the joint */
-    #define ANKLE_FAULT_OVERRUN         (1u << 8)   /* ticks late 3 times running, or one gap > 5 ms */
-    #define ANKLE_FAULT_LOW_VOLTAGE     (1u << 9)   /* supply below safety.supply_min_V */
-    #define ANKLE_FAULT_PARAMS          (1u << 10)  /* parameter file corrupt at boot: powered mode refused */
-    #define ANKLE_FAULT_SENSOR_NODE     (1u << 11)  /* node status flags set, or an impossible supply reading,
-                                                       2 status frames running: no reading of that node is trusted */
-    /* Faults that only take powered push-off away (the impedance law goes on, events from the
-       other sensor); every other fault puts the ankle in the safe state. */
-    #define ANKLE_FAULTS_DEGRADING (ANKLE_FAULT_IMU | ANKLE_FAULT_LOAD)
-
-    /* Warning word bits (recomputed every tick, never latched). */
-    #define ANKLE_WARN_THERMAL_DERATE  (1u << 0)   /* torque limit derated for temperature */
-    #define ANKLE_WARN_THERMAL_ALERT   (1u << 1)   /* winding above thermal.alert_degC */
-    #define ANKLE_WARN_SUPPLY_LOW      (1u << 2)   /* supply below safety.supply_warn_V: push-off scaled down */
-    #define ANKLE_WARN_SUPPLY_UNKNOWN  (1u << 3)   /* no supply reading: no push-off */
-    #define ANKLE_WARN_SUPPLY_IMPLAUSIBLE (1u << 4) /* supply reading the hardware cannot see: counts as unknown */
-    #define ANKLE_WARN_FRAMES_LOST     (1u << 5)   /* an IMU or load stream lost over 25 % of its frames in 20 ms */
-
-    /* Where the estimator's phase comes from (GaitState.source). */
-    #define GAIT_SOURCE_NONE  0   /* not walking */
-    #define GAIT_SOURCE_SHANK 1   /* load events + shank-gyro template match */
-    #define GAIT_SOURCE_TIME  2   /* load events + last stride time (IMU lost, or no template yet) */
-    #define GAIT_SOURCE_IMU   3   /* load lost: events and phase from the shank gyro alone */
-
-    /* Controller modes. */
-    #define ANKLE_MODE_STANDBY 0
-    #define ANKLE_MODE_WALK    1
-    #define ANKLE_MODE_SAFE    2   /* latched fault: passive spring-damper / hold / damped hold */
-    #define ANKLE_MODE_PASSIVE 3   /* impedance law without powered push-off (sensor fault, or chosen) */
-    """
-    uint32_t ANKLE_FAULT_MOTOR_STALE
-    uint32_t ANKLE_FAULT_DRIVER_ERROR
-    uint32_t ANKLE_FAULT_IMU
-    uint32_t ANKLE_FAULT_LOAD
-    uint32_t ANKLE_FAULT_NONFINITE_INPUT
-    uint32_t ANKLE_FAULT_NONFINITE_CMD
-    uint32_t ANKLE_FAULT_OVER_TEMP
-    uint32_t ANKLE_FAULT_ENCODER
-    uint32_t ANKLE_FAULT_OVERRUN
-    uint32_t ANKLE_FAULT_LOW_VOLTAGE
-    uint32_t ANKLE_FAULT_PARAMS
-    uint32_t ANKLE_FAULT_SENSOR_NODE
-    uint32_t ANKLE_FAULTS_DEGRADING
-    uint32_t ANKLE_WARN_THERMAL_DERATE
-    uint32_t ANKLE_WARN_THERMAL_ALERT
-    uint32_t ANKLE_WARN_SUPPLY_LOW
-    uint32_t ANKLE_WARN_SUPPLY_UNKNOWN
-    uint32_t ANKLE_WARN_SUPPLY_IMPLAUSIBLE
-    uint32_t ANKLE_WARN_FRAMES_LOST
-    int GAIT_SOURCE_NONE
-    int GAIT_SOURCE_SHANK
-    int GAIT_SOURCE_TIME
-    int GAIT_SOURCE_IMU
-    int ANKLE_MODE_STANDBY
-    int ANKLE_MODE_WALK
-    int ANKLE_MODE_SAFE
-    int ANKLE_MODE_PASSIVE
+# The constants of these records (fault and warning bits, modes, GaitState.source values,
+# telemetry indices) are declared in Python (controller/kernels/faults.py, telemetry.py) and
+# generated into controller/kernels/_tables.pxd when the kernels are built: cimport them there.
 
 
 ctypedef struct Inputs:
@@ -129,7 +65,7 @@ ctypedef struct GaitState:
     double t_toe_off_s
     double confidence            # 0..1
     int32_t standing             # 1 while the wearer stands (loaded, shank still): no phase
-    int32_t source               # GAIT_SOURCE_*: what the phase comes from this tick
+    int32_t source               # GAIT_SOURCE_* (_tables.pxd): what the phase comes from this tick
     double stride_estimate_s     # the stride time the phase divides by this tick
 
 

@@ -3,9 +3,10 @@
 The kernels' ``configure_from`` reads a parameter vector (registry order, what
 :meth:`controller.params.registry.ParamSet.vector` gives) without the GIL, so the
 index of each parameter must be a compile-time constant on the Cython side.  The
-registry is the source: ``setup.py`` calls :func:`write_param_index` before
-``cythonize``, which writes ``controller/kernels/_param_index.pxi`` (git-ignored, like
-the ``.c`` files) only when its text changed, so an unchanged registry rebuilds nothing.
+registry is the source: before ``cythonize``, ``setup.py`` has
+:func:`controller.kernels.codegen.write_all` write ``controller/kernels/_param_index.pxi``
+(git-ignored, like the ``.c`` files) only when its text changed, so an unchanged registry
+rebuilds nothing.
 
 This module imports only the registry (pure Python): setup.py runs it before any
 extension is built.
@@ -69,14 +70,5 @@ def param_index_pxi(registry: Iterable[Param] = REGISTRY) -> str:
 
 def write_param_index(root: Path, registry: Iterable[Param] = REGISTRY) -> bool:
     """Write the include under ``root`` if its text changed; True if it was written."""
-    path = Path(root) / PXI_PATH
-    text = param_index_pxi(registry)
-    try:
-        if path.read_text() == text:
-            return False
-    except FileNotFoundError:
-        pass
-    tmp = path.with_suffix(".pxi.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return True
+    from controller.kernels.codegen import write_if_changed
+    return write_if_changed(Path(root) / PXI_PATH, param_index_pxi(registry))

@@ -17,7 +17,8 @@ import can
 import numpy as np
 from can.util import channel2int
 
-from controller.records.csvlog import fsync_directory
+from controller.kernels import telemetry
+from controller.records.csvlog import CsvRows, fsync_directory
 from hal.bus import BusConfig, open_bus
 
 __all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "LogSwitch", "CanTrafficLog"]
@@ -25,9 +26,9 @@ __all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "LogSwitch", "Ca
 #: DESIGN.md's replay columns, then the torques, faults and mode; every other column follows.
 FIRST_COLUMNS = ("t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
                  "torque_Nm", "torque_cmd_Nm", "faults", "mode")
-#: Columns written as integers (when the value is integral; anything else keeps its float repr).
-INTEGER_COLUMNS = frozenset({"heel_strike", "toe_off", "walking", "stance", "mode", "faults",
-                             "frames_lost", "standing", "gait_source", "warnings"})
+#: Columns written as integers (when the value is integral; anything else keeps its float repr):
+#: the telemetry columns whose unit is a flag, code, word of bits or count (controller.kernels.telemetry).
+INTEGER_COLUMNS = telemetry.INTEGER_COLUMNS
 
 
 def _exists(path: Path) -> FileExistsError:
@@ -46,8 +47,9 @@ class CsvSessionLog:
     """The session's CSV log, written incrementally as telemetry rows arrive.
 
     File columns: :data:`FIRST_COLUMNS`, then every other column of ``columns`` in its order.
-    Cells: floats with ``repr`` (read back bit for bit), :data:`INTEGER_COLUMNS` as integers,
-    NaN and a negative ``phase`` (not walking) empty, as in ``sim/report.py``.
+    Cells, by :class:`~controller.records.csvlog.CsvRows` (the writer of ``sim/report.py`` too):
+    floats with ``repr`` (read back bit for bit), :data:`INTEGER_COLUMNS` as integers, NaN and a
+    negative ``phase`` (not walking) empty.
 
     Durability: every :meth:`write` goes straight to an O_APPEND descriptor (no Python buffer),
     as whole lines, so a crash of this process loses nothing already written.  The file is
@@ -74,14 +76,12 @@ class CsvSessionLog:
         self.rows_written = 0
         self._width = len(columns)
         self._order = np.array([columns.index(c) for c in self.columns])
-        self._integer = [j for j, c in enumerate(self.columns) if c in INTEGER_COLUMNS]
-        self._phase = self.columns.index("phase")
-        self._row_format = ",".join(["%r"] * len(self.columns)) + "\n"
+        self._csv = CsvRows(self.columns, integer=INTEGER_COLUMNS, blank_negative=("phase",))
         self._fsync_interval_s = float(fsync_interval_s)
         self._fd: Optional[int] = _create(self.path, os.O_APPEND)   # bare: no buffer to lose
         self._size = 0
         self._synced_at = time.monotonic()
-        self._write_all((",".join(self.columns) + "\n").encode("ascii"))
+        self._write_all(self._csv.header())
         self.sync()
         fsync_directory(self.path.parent)   # so the new file's name survives a power cut too
 
@@ -93,7 +93,7 @@ class CsvSessionLog:
         if rows.ndim != 2 or rows.shape[1] != self._width:
             raise ValueError(f"session log: expected rows of shape (n, {self._width}), got {rows.shape}")
         if len(rows):
-            self._write_all(self._format(rows[:, self._order]))
+            self._write_all(self._csv.rows(rows[:, self._order]))
             self.rows_written += len(rows)
         if time.monotonic() - self._synced_at >= self._fsync_interval_s:
             self.sync()
@@ -118,19 +118,6 @@ class CsvSessionLog:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def _format(self, block: np.ndarray) -> bytes:
-        # One %-format call for the whole batch over Python objects: floats print as repr,
-        # integral integer-column values as ints; blank cells are NaN, whose "nan" is then cut
-        # (no other cell can contain it).  Column-wise numpy work, no Python loop per row.
-        cells = block.astype(object)
-        cells[block[:, self._phase] < 0, self._phase] = np.nan      # not walking
-        for j in self._integer:
-            col = block[:, j]
-            exact = np.flatnonzero((np.abs(col) <= 2.0 ** 53) & (col == np.trunc(col)))   # NaN: False
-            cells[exact, j] = col[exact].astype(np.int64).tolist()
-        text = (self._row_format * len(block)) % tuple(cells.ravel().tolist())
-        return text.replace("nan", "").encode("ascii")
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)

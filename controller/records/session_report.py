@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as _COL
 from controller.records.csvlog import CsvError, read_columns
 from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry, trend
 
@@ -51,7 +52,7 @@ def load_log(path: Path) -> np.ndarray:
                     raise CsvError(f"{path}: row {k + 2}, column {name}: {text!r} is not a number") from None
     # an empty event cell is "no event"
     for name in ("heel_strike", "toe_off", "walking", "faults"):
-        j = TELEMETRY_COLUMNS.index(name)
+        j = _COL[name]
         rows[np.isnan(rows[:, j]), j] = 0.0
     if n < 2:
         raise CsvError(f"{path}: fewer than 2 rows: nothing to report")
@@ -65,7 +66,7 @@ def analyse(rows: np.ndarray, mass_kg: float) -> Dict[str, object]:
     for i in range(0, len(rows), 2000):                    # as it would arrive, in batches
         strides += analyzer.feed(rows[i:i + 2000])
     out: Dict[str, object] = {"strides": len(strides), "mass_kg": mass_kg,
-                              "duration_s": float(rows[-1, 0] - rows[0, 0])}
+                              "duration_s": float(rows[-1, _COL["t"]] - rows[0, _COL["t"]])}
 
     def stats(name: str, subset=None) -> Dict[str, float]:
         v = np.array([getattr(s, name) for s in (strides if subset is None else subset)], dtype=float)
@@ -125,8 +126,7 @@ def summary_text(result: Dict[str, object], source: str) -> str:
 
 def _phase_curves(rows: np.ndarray, strides: List[StrideSymmetry], mass_kg: float):
     """Torque [N*m/kg] and power [W/kg] of each stride on PHASE_POINTS phases (rows: strides)."""
-    col = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
-    t, torque, angle = rows[:, col["t"]], rows[:, col["torque_Nm"]], rows[:, col["ankle_angle"]]
+    t, torque, angle = rows[:, _COL["t"]], rows[:, _COL["torque_Nm"]], rows[:, _COL["ankle_angle"]]
     power = -torque * np.gradient(angle, t)
     phases = np.linspace(0.0, 1.0, PHASE_POINTS)
     torques, powers = [], []

@@ -26,6 +26,7 @@ from posix.unistd cimport getppid
 from controller.runtime._rt cimport Cadence, monotonic_ns
 from controller.runtime._ring cimport TelemetryRing, ParamChannel
 from controller.kernels._tick cimport Tick
+from controller.kernels._tables cimport N_TELEMETRY
 from hal._link cimport FrameLink
 
 cdef extern from *:
@@ -131,6 +132,10 @@ def run_loop(Tick tick, FrameLink link, Cadence cadence, TelemetryRing ring, Par
     """
     if not tick.configured:
         raise ValueError("the tick is not configured")
+    # publish_row writes N_TELEMETRY values into a ring slot: a narrower ring would be overrun
+    if ring is None or ring.width != N_TELEMETRY:
+        raise ValueError(f"the telemetry ring's rows must hold {N_TELEMETRY} values "
+                         f"(controller.kernels.telemetry.COLUMNS), got {None if ring is None else ring.width}")
     if stats.shape[0] <= max(stop_word, W_MAX_LATE, req_word, ack_word, link_word):
         raise ValueError("stats is too short")
     cdef long long wake

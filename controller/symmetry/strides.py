@@ -35,11 +35,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN as _COL
 
 __all__ = ["StrideSymmetry", "StrideAnalyzer", "SymmetryAdapter", "symmetry_index", "trend", "FIELDS"]
 
 STANDARD_GRAVITY = 9.80665
-_COL = {c: i for i, c in enumerate(TELEMETRY_COLUMNS)}
 
 # The reference stride's vertical ground reaction (sim/data/reference_stride.csv, Winter 2009): its
 # contralateral toe-off and heel strike and its own toe-off [fraction of the stride], and where
