@@ -43,7 +43,9 @@ from controller.kernels._monitor cimport Monitor
 from controller.kernels._thermal cimport ThermalModel
 
 cdef double STANDARD_GRAVITY = 9.80665   # m/s^2
-cdef double DRIVER_LAG_S = 0.002        # the reply's age plus one period: how far the driver's angle runs ahead
+cdef double _DRIVER_LAG_S = 0.002       # the reply's age plus one period: how far the driver's angle runs ahead
+#: The driver's spring keeps kp x |motor velocity| x this [s] of the limit free (see update).
+DRIVER_LAG_S = _DRIVER_LAG_S
 cdef double MAX_DT_S = 0.05              # a longer gap (host stall) is integrated as this
 # Safety.angle_source: which ankle angle the limits and the safe state use this tick.
 cdef enum:
@@ -335,7 +337,7 @@ cdef class Safety:
             # The driver runs its spring on the angle of the moment, which moves on from the one
             # this command was computed with until the next command lands: keep that much of the
             # limit free (found by bench.campaign: 1 N*m over a derated limit in the safe state).
-            limit = max(0.0, limit - cmd.kp_Nm_rad * fabs(inp.motor_vel_rad_s) * DRIVER_LAG_S)
+            limit = max(0.0, limit - cmd.kp_Nm_rad * fabs(inp.motor_vel_rad_s) * _DRIVER_LAG_S)
             # The driver-side spring-damper first: scale it into the limit (an absurd
             # velocity must not let the damper exceed it) ...
             if cmd.kp_Nm_rad > 0.0:
