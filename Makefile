@@ -43,6 +43,7 @@ bench: build
 	$(PY) -m bench.loop
 	$(PY) -m bench.console
 	$(PY) -m bench.symmetry
+	$(PY) -m bench.retune
 
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md
