@@ -20,6 +20,13 @@ The sound side (issue 7): ``asymmetry=`` makes the wearer asymmetric
 adds the simulated sound-side sensor node (CAN 0x113, 500 Hz).  Either way the
 strides (:class:`sim.wearer.Stride`) carry the sound side's true events and
 symmetry indices, and the truth table its load and contact.
+
+Parameter changes (issue 15): ``adaptation=`` runs the symmetry adaptation
+(:class:`controller.symmetry.adaptation.SymmetryAdaptation`) as on the device: fed the
+telemetry in batches of :data:`controller.runtime.process.PUMP_PERIOD_S` of simulated time
+(the device's telemetry pump), publishing through :class:`LockstepParams`, which the tick
+takes at its next stride boundary, checked by the tick's own rules
+(:func:`controller.runtime.process.refusal`).
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ import numpy as np
 
 from controller.kernels._tick import Tick
 from controller.runtime.loop import HostLoop, build_tick, telemetry_table
+from controller.runtime.process import PUMP_PERIOD_S, refusal
 from controller.params.registry import ParamSet
 from hal.ak import AKDriver
 from hal.errors import HalError
@@ -42,7 +50,7 @@ from sim.asymmetry import AsymmetryModel
 from sim.plant import SOUND_TRUTH_LENGTH, TRUTH_LENGTH, build_plant
 from sim.wearer import Stride, Wearer
 
-__all__ = ["SimRun", "run", "TRUTH_COLUMNS"]
+__all__ = ["SimRun", "run", "LockstepParams", "TRUTH_COLUMNS"]
 
 #: Columns of the ground-truth table (one row per tick), as written by AnklePlant.truth.
 #: phase_true is -1 while the wearer stands; walking_true is 1 in walking strides, 0 in
@@ -77,6 +85,64 @@ class SimRun:
     plant_settings: Mapping[str, float] = field(default_factory=dict)
     faults: Tuple[Injection, ...] = ()     # the injections the run was made with
     shutdown_error: str = ""               # what the driver said to the final exit frame, if not OK
+    #: the parameter sets the tick took from a publisher (``adaptation=``): (time s, the set)
+    retunes: List[Tuple[float, ParamSet]] = field(default_factory=list)
+
+
+class LockstepParams:
+    """The lock-step tick as a :class:`controller.symmetry.adaptation.ParamPublisher`, the way
+    :class:`controller.runtime.process.Runtime` is on the device: a published set waits for the
+    tick's next stride boundary (the newest one wins; an older one is superseded), is refused
+    for the tick's own reasons, or taken.  Call :meth:`between_ticks` after each tick.
+
+    Taken whole at that boundary (the device ramps a live change over 3 strides; an adaptation
+    step is at most 0.03 J/kg of the work target, once per window of strides).
+    """
+
+    def __init__(self, tick: Tick):
+        self.tick = tick
+        self._accepted: ParamSet = tick.params
+        self._generation = 0
+        self._waiting: Optional[Tuple[int, ParamSet]] = None
+        self._outcomes: dict = {}
+        self.retunes: List[Tuple[float, ParamSet]] = []
+
+    def accepted(self) -> ParamSet:
+        return self._accepted
+
+    def can_publish(self) -> bool:
+        return self._waiting is None
+
+    def publish(self, params: ParamSet) -> int:
+        if not isinstance(params, ParamSet):
+            raise TypeError("params must be a validated controller.params.registry.ParamSet")
+        self._generation += 1
+        if self._waiting is not None:
+            self._outcomes[self._waiting[0]] = ("superseded", "")
+        self._waiting = (self._generation, params)
+        return self._generation
+
+    def outcome(self, generation: int) -> Optional[Tuple[str, str]]:
+        return self._outcomes.get(generation)
+
+    def between_ticks(self, now_s: float) -> None:
+        """After a tick: at a stride boundary, the tick takes the set waiting, or refuses it."""
+        if self._waiting is None or not self.tick.stride_boundary():
+            return
+        generation, target = self._waiting
+        self._waiting = None
+        reason = refusal(self.tick, target)
+        if not reason:
+            try:
+                self.tick.retune(target, allow_fixed=bool(self.tick.fixed_changes(target)))
+            except ValueError as e:
+                reason = str(e)
+        if reason:
+            self._outcomes[generation] = ("refused", reason)
+            return
+        self._accepted = target
+        self._outcomes[generation] = ("accepted", "")
+        self.retunes.append((now_s, target))
 
 
 def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float = 30.0,
@@ -86,14 +152,17 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         on_stride: Optional[Callable[[SimRun, Stride], None]] = None,
         faults: Sequence[Injection] = (), boot_faults: int = 0,
         asymmetry: Optional[AsymmetryModel] = None, sound_node: bool = False,
-        supervisor=None) -> SimRun:
+        supervisor=None, adaptation=None) -> SimRun:
     """Walk the simulated wearer for ``duration_s`` on the full stack and return the record.
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
-    per-stride lines).  ``supervisor`` (e.g. :class:`sim.supervisor.SymmetrySupervisor`) does the
-    supervisor process's work between ticks: ``supervisor.bind(tick, telemetry, params)`` once,
-    then ``supervisor(k, now_s)`` after each tick.  ``params`` defaults to the registry's defaults with
-    ``wearer.mass_kg = mass_kg``.  ``stride_cv`` is the wearer's stride-to-stride
+    per-stride lines).  ``supervisor`` (e.g. the campaign's console, ``bench.campaign``) does
+    work between ticks: ``supervisor.bind(tick, telemetry, params)`` once, then
+    ``supervisor(k, now_s)`` after each tick.  ``adaptation``: a
+    :class:`controller.symmetry.adaptation.SymmetryAdaptation`, bound to the run's
+    :class:`LockstepParams` and fed the telemetry as the device's pump feeds it (the caller
+    closes it); the sets the tick took are ``SimRun.retunes``.  ``params`` defaults to the
+    registry's defaults with ``wearer.mass_kg = mass_kg``.  ``stride_cv`` is the wearer's stride-to-stride
     variability (coefficient of variation of stride time, 0..0.1).  ``faults``: the
     injections to make (:class:`sim.faults.Injection`; see the module docstring).
     ``boot_faults``: fault bits latched at start (e.g. a corrupt parameter file).
@@ -141,6 +210,10 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
             tick.safety.latch(boot_faults, 0.0)
         if supervisor is not None:
             supervisor.bind(tick, telemetry, params)
+        publisher = LockstepParams(tick)
+        pump = _Pump(telemetry, rate_Hz, adaptation)
+        if adaptation is not None:
+            adaptation.bind(publisher)
         wall0 = time.perf_counter()
         completed = 0
         k = 0
@@ -149,14 +222,18 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
             sim.step_to(now_s)
             if host_faults.host_ticks(k, now_s):
                 host.tick(now_s, k)
+                publisher.between_ticks(now_s)
                 if supervisor is not None:
                     supervisor(k, now_s)
+            pump.after_tick(k)
             plant.truth(truth[k])
             if on_stride is not None:
                 while completed < len(wearer.strides) and wearer.strides[completed].t_end_s <= now_s:
                     record.sim_seconds = now_s
                     on_stride(record, wearer.strides[completed])
                     completed += 1
+        pump.drain(k)                   # as the device's pump does when it stops
+        record.retunes = publisher.retunes
         record.wall_seconds = time.perf_counter() - wall0
         record.sim_seconds = (k + 1) * dt_s
         record.frames_sent = host.frames_sent
@@ -175,6 +252,30 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     finally:
         host_bus.shutdown()
         sim_bus.shutdown()
+
+
+class _Pump:
+    """The device's telemetry pump in simulated time: the rows of each
+    :data:`controller.runtime.process.PUMP_PERIOD_S` to the sink, the rows the host did not tick
+    (a hang, an overrun: never published on the device) left out."""
+
+    def __init__(self, telemetry: np.ndarray, rate_Hz: float, sink):
+        self.telemetry, self.sink = telemetry, sink
+        self.every = max(1, int(round(PUMP_PERIOD_S * rate_Hz)))
+        self.fed = 0
+
+    def after_tick(self, k: int) -> None:
+        if self.sink is not None and (k + 1) % self.every == 0:
+            self.drain(k)
+
+    def drain(self, k: int) -> None:
+        if self.sink is None or k + 1 <= self.fed:
+            return
+        rows = self.telemetry[self.fed:k + 1]
+        self.fed = k + 1
+        rows = rows[~np.isnan(rows[:, 0])]
+        if len(rows):
+            self.sink(rows)
 
 
 class _HostFaults:

@@ -35,7 +35,12 @@ from controller.runtime.rtsettings import apply_realtime, current_settings, free
 from controller.runtime.shm import REQUESTS, STAT, SharedChannels
 from hal.bus import BusConfig
 
-__all__ = ["RealtimeSpec", "RuntimeSpec", "Runtime", "RuntimeFailure", "TelemetryPump", "TelemetryRecorder"]
+__all__ = ["RealtimeSpec", "RuntimeSpec", "Runtime", "RuntimeFailure", "TelemetryPump", "TelemetryRecorder",
+           "PUMP_PERIOD_S", "refusal"]
+
+#: The supervisor drains the telemetry ring this often [s] (:class:`TelemetryPump`); the lock-step
+#: harness hands its sinks the same batches of simulated time.
+PUMP_PERIOD_S = 0.01
 
 
 class RuntimeFailure(RuntimeError):
@@ -269,16 +274,21 @@ class _Retuner:
 
     def refusal(self, target: ParamSet) -> str:
         """Why the tick would not take ``target`` now ("" if it would)."""
-        tick = self.tick
-        startup = tick.startup_changes(target)
-        if startup:
-            return (f"{', '.join(startup)} is set when the controller starts (the loop's period is fixed "
-                    f"then), not while it runs")
-        fixed = tick.fixed_changes(target)
-        if fixed and (tick.gait["walking"] or tick.still_for_s() < STILL_S):
-            return (f"{', '.join(fixed)} can only change while the wearer stands still, and the wearer "
-                    f"walked or moved within the last {STILL_S:g} s when the controller took the change")
-        return ""
+        return refusal(self.tick, target)
+
+
+def refusal(tick, target: ParamSet) -> str:
+    """Why ``tick`` would not take ``target`` now ("" if it would): the tick's own rules, which
+    the lock-step harness applies too (``sim.harness.LockstepParams``)."""
+    startup = tick.startup_changes(target)
+    if startup:
+        return (f"{', '.join(startup)} is set when the controller starts (the loop's period is fixed "
+                f"then), not while it runs")
+    fixed = tick.fixed_changes(target)
+    if fixed and (tick.gait["walking"] or tick.still_for_s() < STILL_S):
+        return (f"{', '.join(fixed)} can only change while the wearer stands still, and the wearer "
+                f"walked or moved within the last {STILL_S:g} s when the controller took the change")
+    return ""
 
 
 class Requests:
@@ -375,7 +385,12 @@ def _loop(host: HostLoop, shared: SharedChannels, cadence, t0_ns: int, retune: _
 
 # ----------------------------------------------------------------------------- supervisor
 class Runtime:
-    """The tick's process as the supervisor sees it: start, begin, drain, retune, stop."""
+    """The tick's process as the supervisor sees it: start, begin, drain, retune, stop.
+
+    Also a :class:`controller.symmetry.adaptation.ParamPublisher` (:meth:`accepted`, :meth:`can_publish`,
+    :meth:`publish`, :meth:`outcome`), for every component that changes parameters: the
+    console's backend and the symmetry adaptation, on their own threads.
+    """
 
     def __init__(self, spec: RuntimeSpec, params: ParamSet, *, ring_capacity: int = 8192):
         if not isinstance(params, ParamSet):
@@ -391,6 +406,11 @@ class Runtime:
         self.ready: dict = {}
         self.summary: dict = {}
         self._in_force: Optional[np.ndarray] = None
+        self._accepted = params         # the set the tick accepted last, as read back (accepted())
+        # the snapshot and the set read back are each a seqlock with one writer and one reader:
+        # publishers (the console's thread, the telemetry's) take turns
+        self._publish_lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._finished = False          # the process has said its last word (stopped or error)
 
     def _receive(self, timeout_s: float, expect: str) -> dict:
@@ -447,18 +467,38 @@ class Runtime:
         """Publish ``params`` for the tick to take between ticks; returns the snapshot's generation."""
         if not isinstance(params, ParamSet):
             raise TypeError("params must be a validated controller.params.registry.ParamSet")
-        return self.shared.snapshot.publish(np.array(params.vector()))
+        with self._publish_lock:
+            return self.shared.snapshot.publish(np.array(params.vector()))
+
+    publish = retune
 
     def params_outcome(self, generation: int):
         """What the tick did with snapshot ``generation`` (see SharedChannels.params_outcome)."""
         return self.shared.params_outcome(generation)
 
+    outcome = params_outcome
+
+    def can_publish(self) -> bool:
+        """The tick runs and has taken every snapshot published (none is waiting for a boundary)."""
+        return (self.shared.state == "running"
+                and self.shared.stat("params_taken") >= self.shared.snapshot.generation)
+
+    def accepted(self) -> ParamSet:
+        """The set the tick accepted last (in force, or ramping in); the start-up set until the tick
+        reports one."""
+        self.in_force()
+        return self._accepted
+
     def in_force(self) -> Optional[ParamSet]:
         """The set the tick accepted last (in force, or ramping in), if it changed since the last
-        call; None otherwise."""
-        if self._in_force is None:
-            self._in_force = np.zeros(self.shared.n_params)
-        return ParamSet.from_vector(self._in_force) if self.shared.read_in_force(self._in_force) else None
+        call of this or :meth:`accepted` (from any thread); None otherwise."""
+        with self._read_lock:
+            if self._in_force is None:
+                self._in_force = np.zeros(self.shared.n_params)
+            if not self.shared.read_in_force(self._in_force):
+                return None
+            self._accepted = ParamSet.from_vector(self._in_force)
+            return self._accepted
 
     @property
     def state(self) -> str:
@@ -523,7 +563,7 @@ class TelemetryPump(threading.Thread):
     """
 
     def __init__(self, runtime: Runtime, sinks: Sequence[Callable[[np.ndarray], None]],
-                 period_s: float = 0.01, batch: int = 4096):
+                 period_s: float = PUMP_PERIOD_S, batch: int = 4096):
         super().__init__(name="telemetry-pump", daemon=True)
         self.runtime = runtime
         self.sinks = list(sinks)
