@@ -292,6 +292,46 @@ def test_the_adaptation_with_no_audit_log_changes_nothing_and_says_so_once(tmp_p
     assert len(adaptation.strides) > 20                  # it analysed the walk all the same
 
 
+class _EditsWhileInFlight:
+    """Between lock-step ticks: once the adaptation's first change waits for a stride boundary,
+    another publisher (a prosthetist's edit, on the device the console's) sends a set of its own."""
+
+    def __init__(self, adaptation):
+        self.adaptation, self.sent_at = adaptation, None
+
+    def bind(self, tick, telemetry, params):
+        pass
+
+    def __call__(self, k, now_s):
+        publisher = self.adaptation.publisher
+        if self.sent_at is None and self.adaptation.sent and not publisher.can_publish():
+            publisher.publish(publisher.accepted().with_values({"pushoff.torque_Nm_kg": 0.6}))
+            self.sent_at = now_s
+
+
+def test_an_edit_sent_while_the_adaptations_change_waits_wins_and_the_adaptation_records_so(tmp_path):
+    from controller.console.audit import SharedAuditLog, read as read_audit
+    audit = SharedAuditLog(tmp_path)
+    adaptation = adapting.SymmetryAdaptation(audit.open, 80.0)
+    edits = _EditsWhileInFlight(adaptation)
+    run = harness.run(duration_s=28.0, seed=3, params=ParamSet({"symmetry.adapt": 1}), asymmetry=AsymmetryModel(),
+                      sound_node=True, adaptation=adaptation, supervisor=edits)
+    adaptation.close()
+    audit.close()
+    assert edits.sent_at is not None
+    first, then = run.retunes[0][1], run.retunes[1][1]
+    # the edit was taken, built on the set in force: the adaptation's first step was not made ...
+    assert first["pushoff.torque_Nm_kg"] == 0.6 and first["pushoff.work_J_kg"] == ParamSet()["pushoff.work_J_kg"]
+    assert adaptation.sent[0][3] == "superseded"
+    records = [(r["action"], r["parameter"], r["new"], r["detail"]) for r in read_audit(tmp_path / "audit.log")]
+    assert records[0][:3] == ("adapt", "pushoff.work_J_kg", repr(BEFORE_SEED_3[0][1]))
+    assert records[1] == ("adapt refused", "pushoff.work_J_kg", repr(BEFORE_SEED_3[0][1]),
+                          "a later set reached the controller first")
+    # ... and the next window's is, from the set in force, with the edit kept
+    assert adaptation.sent[1][3] == "accepted" and then["pushoff.torque_Nm_kg"] == 0.6
+    assert records[2][:2] == ("adapt", "pushoff.work_J_kg") and then["pushoff.work_J_kg"] == float(records[2][2])
+
+
 def test_ankle_report_uses_the_insole_of_a_session_with_a_sound_side_node(tmp_path):
     log = tmp_path / "asym.csv"
     cli = [sys.executable, "-m", "controller.cli"]

@@ -180,6 +180,11 @@ class SymmetryAdaptation:
     def bind(self, publisher: ParamPublisher) -> None:
         self._publisher = publisher
 
+    @property
+    def publisher(self) -> Optional[ParamPublisher]:
+        """What it sends its changes through (None before :meth:`bind`)."""
+        return self._publisher
+
     # ------------------------------------------------------------------ the sink
     def __call__(self, batch: np.ndarray) -> None:
         """A telemetry batch (called on the telemetry's thread, or between lock-step ticks)."""
