@@ -97,9 +97,9 @@ class SymmetryAdapter:
 
 
 class ParamPublisher(Protocol):
-    """The one way a component off the tick changes its parameters (the console's backend uses
-    the same calls on the device).  Implemented by :class:`controller.runtime.process.Runtime` and
-    :class:`sim.harness.LockstepParams`."""
+    """The one way a component off the tick changes its parameters.  Implemented by
+    :class:`controller.runtime.process.Runtime` (whose ``retune`` and ``params_outcome``, the same
+    calls, the console's backend uses) and :class:`sim.harness.LockstepParams`."""
 
     def accepted(self) -> ParamSet:
         """The set the tick accepted last (in force, or ramping in)."""
