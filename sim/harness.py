@@ -113,9 +113,11 @@ class LockstepParams:
     def can_publish(self) -> bool:
         return self._waiting is None
 
-    def publish(self, params: ParamSet) -> int:
+    def publish(self, params: ParamSet, *, if_idle: bool = False) -> Optional[int]:
         if not isinstance(params, ParamSet):
             raise TypeError("params must be a validated controller.params.registry.ParamSet")
+        if if_idle and self._waiting is not None:
+            return None
         self._generation += 1
         if self._waiting is not None:
             self._outcomes[self._waiting[0]] = ("superseded", "")

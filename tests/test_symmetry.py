@@ -332,6 +332,17 @@ def test_an_edit_sent_while_the_adaptations_change_waits_wins_and_the_adaptation
     assert records[2][:2] == ("adapt", "pushoff.work_J_kg") and then["pushoff.work_J_kg"] == float(records[2][2])
 
 
+def test_a_set_waiting_for_the_tick_is_never_superseded_by_a_publication_only_if_idle():
+    tick = build_tick(ParamSet(), mit_range("AK80-9"), 1, 0)
+    publisher = harness.LockstepParams(tick)
+    assert publisher.can_publish()
+    edit = publisher.publish(ParamSet({"pushoff.torque_Nm_kg": 0.6}))
+    assert not publisher.can_publish() and publisher.outcome(edit) is None
+    assert publisher.publish(ParamSet({"pushoff.work_J_kg": 0.2}), if_idle=True) is None
+    later = publisher.publish(ParamSet({"pushoff.work_J_kg": 0.2}))        # a plain one does supersede
+    assert publisher.outcome(edit) == ("superseded", "") and publisher.outcome(later) is None
+
+
 def test_ankle_report_uses_the_insole_of_a_session_with_a_sound_side_node(tmp_path):
     log = tmp_path / "asym.csv"
     cli = [sys.executable, "-m", "controller.cli"]

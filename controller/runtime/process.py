@@ -463,11 +463,15 @@ class Runtime:
         """Copy pending telemetry rows into ``out``; returns how many."""
         return self.shared.ring.drain(out)
 
-    def retune(self, params: ParamSet) -> int:
-        """Publish ``params`` for the tick to take between ticks; returns the snapshot's generation."""
+    def retune(self, params: ParamSet, *, if_idle: bool = False) -> Optional[int]:
+        """Publish ``params`` for the tick to take between ticks; returns the snapshot's generation.
+        ``if_idle``: only if the tick has taken every snapshot published, else None (checked under
+        the same lock as every publication, so a set the console just sent is never superseded)."""
         if not isinstance(params, ParamSet):
             raise TypeError("params must be a validated controller.params.registry.ParamSet")
         with self._publish_lock:
+            if if_idle and self.shared.stat("params_taken") < self.shared.snapshot.generation:
+                return None
             return self.shared.snapshot.publish(np.array(params.vector()))
 
     publish = retune

@@ -108,8 +108,10 @@ class ParamPublisher(Protocol):
         """Whether the tick can be sent a change now: it runs, and no set sent is still waiting
         to be taken (one change at a time: a second would supersede the first)."""
 
-    def publish(self, params: ParamSet) -> int:
-        """Hand ``params`` to the tick, to take at its next stride boundary; the generation."""
+    def publish(self, params: ParamSet, *, if_idle: bool = False) -> Optional[int]:
+        """Hand ``params`` to the tick, to take at its next stride boundary; the generation.
+        ``if_idle``: only if no set sent is still waiting to be taken (checked in the same step
+        as the publication), else None: a set another component just sent is never superseded."""
 
     def outcome(self, generation: int) -> Optional[Tuple[str, str]]:
         """What the tick did with ``generation``: None while not taken, ("accepted", ""),
@@ -272,11 +274,19 @@ class SymmetryAdaptation:
             self._say_once(f"symmetry adaptation: the audit log cannot record its changes ({e}); "
                            f"nothing is changed until it can")
             return
-        generation = publisher.publish(after)
-        self._sent = _Sent(generation, before, after, changed, why,
-                           self._t_s + before["estimator.max_stride_s"] + self.TAKE_MARGIN_S)
+        sent = _Sent(0, before, after, changed, why,
+                     self._t_s + before["estimator.max_stride_s"] + self.TAKE_MARGIN_S)
         self.sent.append([self._t_s, {name: after[name] for name in changed}, why, ""])
         del self.sent[:-self.SENT_KEPT]
+        generation = publisher.publish(after, if_idle=True)
+        if generation is None:           # another component's set arrived since can_publish()
+            why_not = "another change was sent to the controller at the same moment"
+            self.sent[-1][3] = f"refused: {why_not}"
+            self._record_outcome(sent, "refused", why_not)
+            self.adapter.last_note = f"{why}; not made: {why_not}"
+            return
+        sent.generation = generation
+        self._sent = sent
         self.adapter.last_note = why
 
     def _resolve(self) -> None:
