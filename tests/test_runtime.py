@@ -412,7 +412,11 @@ def _adapting(tmp_path, extra=""):
     """`ankle run` for 15 s, no console port, its parameter file with the adaptation on (a short
     window), against the asymmetric served wearer with the insole; (its output, the served one's)."""
     from controller.params import store as paramstore
-    paramstore.save(ParamSet({"symmetry.adapt": 1, "symmetry.window_strides": 3}), tmp_path / "ankle.params")
+    # the fault detection as lenient as its bounds allow: a fault switches the adaptation off, and
+    # this machine, not real time, misses deadlines now and then (the test allows for it too)
+    lenient = {"safety.motor_timeout_s": 0.05, "safety.imu_timeout_s": 0.02, "safety.load_timeout_s": 0.01,
+               "safety.overrun_gap_s": 0.05, "safety.encoder_jump_rad": 0.3}
+    paramstore.save(ParamSet({"symmetry.adapt": 1, "symmetry.window_strides": 3, **lenient}), tmp_path / "ankle.params")
     served = _Served("--asymmetric", "--sound-node")
     try:
         cfg = served.config(tmp_path, f"""
