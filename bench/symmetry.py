@@ -8,25 +8,29 @@ telemetry as it would on the device, and each of its strides is matched to the t
 - ``accuracy``: the error of the per-stride stance-time and step-time symmetry index against the
   truth, in percentage points (mean, mean absolute, p95, max), with the simulated sound-side node
   (the insole) and without it (the prosthetic load profile alone), at several speeds.
-- ``adaptation``: the same wearer with ``symmetry.adapt`` on (target 0 %): strides until the
-  stance-time index (5-stride mean) first comes within 1 point of the target and stays within 2,
-  the overshoot past the target after that, and the work target it settles on.
+- ``adaptation``: the same wearer with ``symmetry.adapt`` on (target 0 %), the adaptation the
+  device runs (:class:`controller.symmetry.adaptation.SymmetryAdaptation`, its audit log in a
+  temporary directory): strides until the stance-time index (5-stride mean) first comes within
+  1 point of the target and stays within 2, the overshoot past the target after that, and the
+  work target it settles on.
 
 Prints figures, never pass/fail; ``--json`` prints one object.
 """
 from __future__ import annotations
 
 import math
+import tempfile
 from typing import Dict, List
 
 import numpy as np
 
 from bench._common import emit, parser
+from controller.console.audit import SharedAuditLog
 from controller.params.registry import ParamSet
+from controller.symmetry.adaptation import SymmetryAdaptation
 from controller.symmetry.strides import StrideAnalyzer
 from sim import harness
 from sim.asymmetry import AsymmetryModel
-from sim.supervisor import SymmetrySupervisor
 
 MATCH_S = 0.05           # an analysed stride belongs to the true stride whose heel strike is this close
 
@@ -74,9 +78,16 @@ def accuracy(seconds: float, speeds, seed: int) -> List[Dict[str, object]]:
 
 def adaptation(seconds: float, seed: int, target_pct: float = 0.0) -> Dict[str, object]:
     params = ParamSet({"symmetry.adapt": 1, "symmetry.target_si_pct": target_pct})
-    supervisor = SymmetrySupervisor()
-    run = harness.run(scenario="steady", duration_s=seconds, seed=seed, params=params,
-                      asymmetry=AsymmetryModel(), sound_node=True, supervisor=supervisor)
+    with tempfile.TemporaryDirectory(prefix="bench-symmetry-") as state:
+        audit = SharedAuditLog(state)
+        adaptation = SymmetryAdaptation(audit.open, params["wearer.mass_kg"])
+        try:
+            run = harness.run(scenario="steady", duration_s=seconds, seed=seed, params=params,
+                              asymmetry=AsymmetryModel(), sound_node=True, adaptation=adaptation)
+        finally:
+            adaptation.close()
+            audit.close()
+    switched_off = [why for _, changes, why, _ in adaptation.sent if changes.get("symmetry.adapt") == 0]
     truth = [s for s in run.strides if s.walking and math.isfinite(s.si_stance_pct)]
     si = np.array([s.si_stance_pct for s in truth])
     smooth = np.convolve(si, np.ones(5) / 5, mode="valid") if len(si) >= 5 else si
@@ -90,16 +101,16 @@ def adaptation(seconds: float, seed: int, target_pct: float = 0.0) -> Dict[str, 
     if reached is not None:
         beyond = (smooth[reached - 4:] - target_pct) * (1 if si[0] < target_pct else -1)
         overshoot = round(float(max(0.0, np.max(beyond))), 2)
-    changes = supervisor.changes
+    changes = [(t, p["pushoff.work_J_kg"]) for t, p in run.retunes]
     return {"seconds": seconds, "target_si_pct": target_pct, "strides": int(len(si)),
             "si_first_5_strides_pct": round(float(np.mean(si[:5])), 2) if len(si) >= 5 else None,
             "si_last_20_strides_pct": round(float(np.mean(si[-20:])), 2) if len(si) >= 20 else None,
             "strides_to_target": reached, "overshoot_pp": overshoot,
             "work_target_start_J_kg": params["pushoff.work_J_kg"],
             "work_target_end_J_kg": changes[-1][1] if changes else params["pushoff.work_J_kg"],
-            "work_delivered_last_20_J_kg": round(float(np.mean([s.pushoff_work_J_kg for s in supervisor.strides[-20:]])), 3)
-            if supervisor.strides else None,
-            "adjustments": len(changes), "switched_off": supervisor.switched_off}
+            "work_delivered_last_20_J_kg": round(float(np.mean([s.pushoff_work_J_kg for s in adaptation.strides[-20:]])), 3)
+            if adaptation.strides else None,
+            "adjustments": len(changes), "switched_off": switched_off[-1] if switched_off else None}
 
 
 def main(argv=None) -> None:

@@ -2,9 +2,10 @@
 
 This process is the supervisor: it loads the configuration and the parameter
 file, starts the tick's process (:class:`controller.runtime.process.Runtime`), drains
-telemetry into the loggers, prints one status line a second, and on Ctrl-C or
-SIGTERM (systemd's stop) asks the loop to stop, which switches the driver off
-before the process exits.
+telemetry into the loggers and the symmetry adaptation
+(:class:`controller.symmetry.adaptation.SymmetryAdaptation`, which runs with or without a
+console), prints one status line a second, and on Ctrl-C or SIGTERM (systemd's stop) asks
+the loop to stop, which switches the driver off before the process exits.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from controller.runtime.process import RealtimeSpec, Runtime, RuntimeSpec, Telem
 from hal.errors import ConfigError
 
 __all__ = ["realtime_spec", "runtime_spec", "run_duration_s", "load_params", "open_logs", "run_board",
-           "LatestRow"]
+           "LatestRow", "state_directory"]
 
 
 
@@ -109,6 +110,15 @@ def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]
     return sinks, closers
 
 
+def state_directory(cfg: RunConfig) -> Optional[Path]:
+    """Where the audit log (and the console's PIN and profiles) live: ``[console] state_directory``,
+    else the ``[params] file``'s directory, with or without a console port (the symmetry
+    adaptation records its changes there); None with neither."""
+    if cfg.console.state_directory is not None:
+        return cfg.console.state_directory
+    return cfg.params.file.parent if cfg.params.file is not None else None
+
+
 class _BoardConsole:
     """The prosthetists' console on ``[console] port``, if configured and it opens.
 
@@ -135,7 +145,8 @@ class _BoardConsole:
         self.logs = LogSwitch(log_dir, TELEMETRY_COLUMNS)
         self.sinks = [self.watch, self.logs]
 
-    def start(self, runtime) -> None:
+    def start(self, runtime, audit, adaptation) -> None:
+        """``audit``: the shared audit log's (log, note); ``adaptation``: the one running beside."""
         if self.port is None:
             return
         from controller.console.session import open_console
@@ -143,7 +154,8 @@ class _BoardConsole:
         try:                             # the ankle walks whatever the state directory holds
             state.mkdir(parents=True, exist_ok=True)
             self.session = open_console(runtime, self.watch, self.port, state, self.cfg.params.file,
-                                        logs=self.logs, banner="ankle console")
+                                        logs=self.logs, banner="ankle console", audit=audit,
+                                        adaptation=adaptation)
         except OSError as e:
             self.say(f"console: cannot start it in {state} ({e.strerror or e}); running without a console")
             return
@@ -200,16 +212,22 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
     duration_s = run_duration_s(cfg, duration_s)
     params, boot_faults = load_params(cfg, say)
     spec = runtime_spec(cfg, boot_faults)
-    if params["symmetry.adapt"] and cfg.console.port is None:
-        say("warning: symmetry.adapt is 1 but no [console] port is configured; the symmetry-seeking "
-            "adaptation runs with the console (whose audit log records its changes), so it is off")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     sinks, closers = open_logs(cfg, cfg.bus, stamp, say)
     console = _BoardConsole(cfg, say, params["wearer.mass_kg"])
     sinks += console.sinks
     closers.append(console.close)
+    from controller.console.audit import SharedAuditLog
+    from controller.symmetry.adaptation import SymmetryAdaptation
+    audit = SharedAuditLog(state_directory(cfg), missing="no [params] file or [console] state_directory "
+                                                         "is configured, so there is no audit log")
+    # the policy beside the console: fed like any sink, it opens the audit log when first switched on
+    adaptation = SymmetryAdaptation(audit.open, params["wearer.mass_kg"], say=say)
+    sinks.append(adaptation)
+    closers += [adaptation.close, audit.close]       # after the console: it records into the same log
     latest = LatestRow()
     runtime = Runtime(spec, params)
+    adaptation.bind(runtime)
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -221,9 +239,10 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
         s = ready["settings"]
         say(f"tick process: {s['policy']} priority {s['priority']}, CPUs {s['cpus']}, "
             f"I/O {ready['io']}, {params['loop.rate_Hz']:g} Hz")
+        console_audit = audit.open() if console.port is not None else None      # before any telemetry
         pump = TelemetryPump(runtime, [latest, *sinks])
         pump.start()
-        console.start(runtime)
+        console.start(runtime, console_audit, adaptation)
         t0_ns = _rt.now_ns() + 100_000_000
         runtime.begin(t0_ns)
         end = None if duration_s is None else time.monotonic() + 0.1 + duration_s

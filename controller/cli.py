@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from controller.cliio import InputFileError, OutputTarget, describe_os_error, figure_format, json_text
-from controller.params.registry import REGISTRY, ParamError, groups, markdown_reference
+from controller.params.registry import REGISTRY, ParamError, ParamSet, groups, markdown_reference
 from sim.faults import KINDS as FAULT_KINDS
 
 __all__ = ["main"]
@@ -157,8 +157,9 @@ def _parser() -> argparse.ArgumentParser:
                         "with `python -m serial.tools.miniterm PATH` or `screen PATH`) while the simulated "
                         "wearer walks in real time (implies --realtime)")
     s.add_argument("--state-dir", type=_directory, metavar="DIR",
-                   help="with --console: where the parameter file, profiles, PIN and audit log live "
-                        "(default: a new temporary directory)")
+                   help="with --console: where the parameter file, profiles, PIN and audit log live; with "
+                        "symmetry.adapt on: where the adaptation's audit log lives (default: a new temporary "
+                        "directory)")
     s.add_argument("--pin", type=_pin, default=None, metavar="PIN",
                    help=f"with --console: the prosthetist PIN to install when the state directory has none "
                         f"(default {DEMO_PIN}); a PIN installed with `ankle pin set` is never replaced")
@@ -299,19 +300,33 @@ def _cmd_sim(args) -> int:
         for inj in args.inject:
             print(f"  injecting {inj.kind} at {inj.t_s:g} s", flush=True)
     timing = None
+    adaptation = None
     if args.realtime:
-        run, timing = _realtime_run(args, params, boot_faults)
+        run, timing, adaptation = _realtime_run(args, params, boot_faults)
         if not args.json:
             for stride in run.strides:
                 if stride.t_heel_strike_s + stride.stride_s <= run.sim_seconds:
                     per_stride(run, stride)
     else:
-        run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
-                          mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
-                          faults=args.inject, boot_faults=boot_faults, asymmetry=_asymmetry(args),
-                          sound_node=args.sound_node, bus=args.bus or "memory")
+        # in lock-step nothing can switch the adaptation on during the walk (there is no console):
+        # it runs when the parameter set starts with it on
+        adapt = (params or ParamSet())["symmetry.adapt"]
+        adaptation = _SimAdaptation(args, None) if adapt else None
+        try:
+            run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
+                              mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
+                              faults=args.inject, boot_faults=boot_faults, asymmetry=_asymmetry(args),
+                              sound_node=args.sound_node, bus=args.bus or "memory",
+                              adaptation=adaptation.component if adaptation is not None else None)
+        finally:
+            if adaptation is not None:
+                adaptation.close()
     result = evaluation.summary(run, scenario=args.scenario, speed_m_s=args.speed, seed=args.seed)
     result["symmetry"] = _symmetry_summary(run)
+    if adaptation is not None:
+        result["adaptation"] = adaptation.summary()
+        if not args.realtime:            # lock-step: when the tick took each change
+            result["adaptation"]["taken_s"] = [round(t, 3) for t, _ in run.retunes]
     if timing is not None:
         result["realtime"] = timing
     result["param_problems"] = list(param_problems)
@@ -338,6 +353,61 @@ def _asymmetry(args):
         return None
     from sim.asymmetry import AsymmetryModel
     return AsymmetryModel()
+
+
+class _SimAdaptation:
+    """The symmetry adaptation of a simulated session, as ``ankle run`` runs it
+    (:class:`controller.symmetry.adaptation.SymmetryAdaptation`), with its audit log in
+    ``state`` (the console's), else ``--state-dir``, else a new temporary directory made when
+    it is first switched on."""
+
+    def __init__(self, args, state: Optional[Path]):
+        from controller.console.audit import SharedAuditLog
+        from controller.symmetry.adaptation import SymmetryAdaptation
+        self.said: List[str] = []
+        self.quiet = args.json
+        self.audit = SharedAuditLog(state or args.state_dir)
+        if self.audit.directory is None:
+            self.audit = _LazyTempAudit()
+        self.component = SymmetryAdaptation(self.audit.open, args.mass, say=self._say)
+
+    def _say(self, line: str) -> None:
+        self.said.append(line)
+        if not self.quiet:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        self.component.close()
+        self.audit.close()
+
+    def summary(self) -> dict:
+        """What it sent and what became of it, and where it is recorded."""
+        directory = self.audit.directory
+        return {"audit_log": str(directory / "audit.log") if directory is not None else None,
+                "sent": [{"t_s": round(t, 3), "changes": changes, "outcome": outcome, "why": why}
+                         for t, changes, why, outcome in self.component.sent],
+                "note": self.component.note, "said": self.said}
+
+
+class _LazyTempAudit:
+    """A :class:`controller.console.audit.SharedAuditLog` in a temporary directory made when the
+    log is first opened (a session that never adapts leaves nothing behind)."""
+
+    def __init__(self):
+        self.directory: Optional[Path] = None
+        self._log = None
+
+    def open(self):
+        if self._log is None:
+            import tempfile
+            from controller.console.audit import SharedAuditLog
+            self.directory = Path(tempfile.mkdtemp(prefix="ankle-sim-"))
+            self._log = SharedAuditLog(self.directory)
+        return self._log.open()
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
 
 
 def _symmetry_summary(run) -> dict:
@@ -375,22 +445,30 @@ def _realtime_run(args, params, boot_faults):
                                  faults=tuple(args.inject), realtime=device_rt, asymmetry=_asymmetry(args),
                                  sound_node=args.sound_node)
     console = _SimConsole(args) if args.console else None
+    adaptation = None
+    if console is not None or params["symmetry.adapt"]:       # else nothing can switch it on
+        adaptation = _SimAdaptation(args, console.state if console is not None else None)
     if console is not None:
         sinks.extend(console.sinks)
+        # the console and the adaptation share the log, opened before any telemetry arrives
+        console.share(adaptation.audit.open(), adaptation.component)
     try:
         rt = realtime.run(duration_s=args.duration, params=params, device=device, realtime=tick_rt,
                           sinks=sinks, boot_faults=boot_faults,
                           can_log=str(args.can_log.in_place()) if args.can_log else None,
-                          on_start=console.start if console is not None else None)
+                          on_start=console.start if console is not None else None,
+                          adaptation=adaptation.component if adaptation is not None else None)
     finally:
         if csv_log is not None:
             csv_log.close()
         if console is not None:
             console.close()
+        if adaptation is not None:
+            adaptation.close()
     timing = realtime.timing_figures(rt)
     if args.can_log:
         timing["can_frames_logged"] = rt.device.get("can_frames_logged", 0)
-    return realtime.as_sim_run(rt, params), timing
+    return realtime.as_sim_run(rt, params), timing, adaptation
 
 
 class _SimConsole:
@@ -414,6 +492,11 @@ class _SimConsole:
         tty.setraw(slave)                # bytes pass as typed: the console does its own line editing
         self._slave = slave
         self.session = None
+        self.audit = self.adaptation = None
+
+    def share(self, audit, adaptation) -> None:
+        """The audit log's (log, note) shared with ``adaptation``, which runs beside the console."""
+        self.audit, self.adaptation = audit, adaptation
 
     def _pin_in_force(self) -> str:
         """Install a PIN only where there is none: never over one set with `ankle pin set`."""
@@ -433,7 +516,8 @@ class _SimConsole:
             pin = self._pin_in_force()
             self.session = open_console(runtime, self.watch, FdPort(self.master), self.state,
                                         self.state / "ankle.params", logs=self.logs,
-                                        banner="ankle console (simulated wearer)")
+                                        banner="ankle console (simulated wearer)", audit=self.audit,
+                                        adaptation=self.adaptation)
         except OSError as e:
             print(f"console: cannot start it in {self.state} ({e.strerror or e}); walking without a console",
                   flush=True)
@@ -544,6 +628,14 @@ def _print_summary(r) -> None:
               f"write {t['write'].get('p99_us', float('nan')):.1f}), I/O: {t['io']}")
         for w in t["warnings"] + t["device_warnings"]:
             print(f"  {w}")
+    adapted = r.get("adaptation")
+    if adapted is not None:
+        taken = [s for s in adapted["sent"] if s["outcome"] == "accepted"]
+        work = [s["changes"]["pushoff.work_J_kg"] for s in taken if "pushoff.work_J_kg" in s["changes"]]
+        print(f"  adaptation         {len(taken)} change(s) taken"
+              + (f", push-off work target {work[0]:.3f} .. {work[-1]:.3f} J/kg" if work else "")
+              + (f"; recorded in {adapted['audit_log']}" if adapted["audit_log"] else "")
+              + f"; {adapted['note']}")
     for key in ("log", "can_log", "plot"):
         if key in r:
             print(f"  {key:<18} {r[key]}")

@@ -321,7 +321,8 @@ class ConsoleConfig:
     baudrate: [bit/s], one of :data:`BAUDRATES` (ignored by a USB gadget port).
     state_directory: where the PIN (``pin``, set with ``ankle pin set``), the audit log
     (``audit.log``) and the profiles (``profiles/``) live; absolute after loading.  Left out:
-    the directory of the ``[params] file``.
+    the directory of the ``[params] file``.  The symmetry adaptation records its changes in that
+    audit log with or without a console port (``controller.board.state_directory``).
     """
 
     port: Optional[str] = _checked(_serial_port, default=None)

@@ -28,6 +28,13 @@ The sound side (issue 7): ``asymmetry=`` makes the wearer asymmetric
 adds the simulated sound-side sensor node (CAN 0x113, 500 Hz).  Either way the
 strides (:class:`sim.wearer.Stride`) carry the sound side's true events and
 symmetry indices, and the truth table its load and contact.
+
+Parameter changes (issue 15): ``adaptation=`` runs the symmetry adaptation
+(:class:`controller.symmetry.adaptation.SymmetryAdaptation`) as on the device: fed the
+telemetry in batches of :data:`controller.runtime.process.PUMP_PERIOD_S` of simulated time
+(the device's telemetry pump), publishing through the run's
+:class:`controller.runtime.retune.ParamPublisher`, which the tick takes at a stride boundary,
+checked by the tick's own rules and ramped in, by ``Tick.take_params`` as on the device.
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ import numpy as np
 from controller.kernels._tick import Tick
 from controller.runtime._rtloop import LockStep
 from controller.runtime.loop import build_tick, telemetry_table
+from controller.runtime.process import PUMP_PERIOD_S
 from controller.params.registry import ParamSet
 from controller.runtime.retune import ParamPublisher, lockstep_channel
 from hal._link import PyCanLink, memory_link_pair
@@ -97,6 +105,9 @@ class SimRun:
     #: longer than its ring holds; python-can's virtual bus has no bound): 0 in every run whose
     #: results equal the python-can bus's
     frames_refused: int = 0
+    #: the parameter sets the tick accepted from the run's publisher (the adaptation's, a
+    #: supervisor's): (time s, the set), at the stride boundary it took each
+    retunes: List[Tuple[float, ParamSet]] = field(default_factory=list)
 
 
 def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float = 30.0,
@@ -106,16 +117,19 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         on_stride: Optional[Callable[[SimRun, Stride], None]] = None,
         faults: Sequence[Injection] = (), boot_faults: int = 0,
         asymmetry: Optional[AsymmetryModel] = None, sound_node: bool = False,
-        supervisor=None, bus: str = "memory") -> SimRun:
+        supervisor=None, bus: str = "memory", adaptation=None) -> SimRun:
     """Walk the simulated wearer for ``duration_s`` on the full stack and return the record.
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
-    per-stride lines).  ``supervisor`` (e.g. :class:`sim.supervisor.SymmetrySupervisor`) does the
-    supervisor process's work between ticks: ``supervisor.bind(tick, telemetry, params,
-    publisher=...)`` once, then ``supervisor(k, now_s)`` after each tick.  Its parameter changes
-    go through ``publisher`` (:class:`controller.runtime.retune.ParamPublisher`): validated and
-    blended there, taken by the tick at a stride boundary and ramped in exactly as the real-time
-    runtime does (the same ``Tick.take_params``).  ``params`` defaults to the registry's defaults with
+    per-stride lines).  ``supervisor`` (e.g. the campaign's console, ``bench.campaign``) does
+    work between ticks: ``supervisor.bind(tick, telemetry, params, publisher=...)`` once, then
+    ``supervisor(k, now_s)`` after each tick.  ``adaptation``: a
+    :class:`controller.symmetry.adaptation.SymmetryAdaptation`, bound to the run's publisher
+    and fed the telemetry as the device's pump feeds it (the caller closes it).  Every
+    parameter change goes through that one publisher (:class:`controller.runtime.retune.ParamPublisher`):
+    validated and blended there, taken by the tick at a stride boundary and ramped in exactly
+    as the real-time runtime does (the same ``Tick.take_params``); the sets the tick accepted
+    are ``SimRun.retunes``.  ``params`` defaults to the registry's defaults with
     ``wearer.mass_kg = mass_kg``.  ``stride_cv`` is the wearer's stride-to-stride
     variability (coefficient of variation of stride time, 0..0.1).  ``faults``: the
     injections to make (:class:`sim.faults.Injection`; see the module docstring).
@@ -176,6 +190,11 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
             tick.safety.latch(boot_faults, 0.0)
         if supervisor is not None:
             supervisor.bind(tick, telemetry, params, publisher=publisher)
+        pump = _Pump(telemetry, rate_Hz, adaptation)
+        if adaptation is not None:
+            adaptation.bind(publisher)
+        watch = _Retunes(channel, publisher) if (adaptation is not None or supervisor is not None) else None
+        feed = pump.after_tick if adaptation is not None else None
         wall0 = time.perf_counter()
         completed = 0
         k = 0
@@ -187,14 +206,20 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
             step_to(now_s)
             if host_ticks is None or host_ticks(k, now_s):
                 step(now_s, k)
+                if watch is not None:
+                    watch(now_s)
                 if supervisor is not None:
                     supervisor(k, now_s)
+            if feed is not None:
+                feed(k)
             truth_row(truth[k])
             if on_stride is not None:
                 while completed < len(strides) and strides[completed].t_end_s <= now_s:
                     record.sim_seconds = now_s
                     on_stride(record, strides[completed])
                     completed += 1
+        pump.drain(k)                   # as the device's pump does when it stops
+        record.retunes = watch.retunes if watch is not None else []
         record.wall_seconds = time.perf_counter() - wall0
         record.sim_seconds = (k + 1) * dt_s
         record.frames_sent = tick.frames_sent
@@ -245,6 +270,48 @@ def _to_host_frames(faults: Sequence[Injection], duration_s: float, dt_s: float)
     while capacity < frames and capacity < _TO_HOST_MAX_FRAMES:
         capacity *= 2
     return capacity
+
+
+class _Pump:
+    """The device's telemetry pump in simulated time: the rows of each
+    :data:`controller.runtime.process.PUMP_PERIOD_S` to the sink, the rows the host did not tick
+    (a hang, an overrun: never published on the device) left out."""
+
+    def __init__(self, telemetry: np.ndarray, rate_Hz: float, sink):
+        self.telemetry, self.sink = telemetry, sink
+        self.every = max(1, int(round(PUMP_PERIOD_S * rate_Hz)))
+        self.fed = 0
+
+    def after_tick(self, k: int) -> None:
+        if self.sink is not None and (k + 1) % self.every == 0:
+            self.drain(k)
+
+    def drain(self, k: int) -> None:
+        if self.sink is None or k + 1 <= self.fed:
+            return
+        rows = self.telemetry[self.fed:k + 1]
+        self.fed = k + 1
+        rows = rows[~np.isnan(rows[:, 0])]
+        if len(rows):
+            self.sink(rows)
+
+
+class _Retunes:
+    """After each tick: the sets the tick accepted from the publisher, with the time it took each
+    (its ``params_taken`` word moves on at the stride boundary that takes a publication)."""
+
+    def __init__(self, channel, publisher: ParamPublisher):
+        self.channel, self.publisher = channel, publisher
+        self.taken = channel.word("params_taken")
+        self.retunes: List[Tuple[float, ParamSet]] = []
+
+    def __call__(self, now_s: float) -> None:
+        taken = self.channel.word("params_taken")
+        if taken == self.taken:
+            return
+        self.taken = taken
+        if self.publisher.outcome(taken) == ("accepted", ""):
+            self.retunes.append((now_s, self.publisher.in_force()))
 
 
 class _HostFaults:

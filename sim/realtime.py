@@ -209,14 +209,17 @@ class RealtimeRun:
 def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceSpec = DeviceSpec(),
         realtime: RealtimeSpec = RealtimeSpec.none(), sinks: Sequence[Callable[[np.ndarray], None]] = (),
         on_start: Optional[Callable[[Runtime, DeviceProcess], None]] = None,
-        boot_faults: int = 0, can_log: Optional[str] = None, io: str = "auto") -> RealtimeRun:
+        boot_faults: int = 0, can_log: Optional[str] = None, io: str = "auto",
+        adaptation=None) -> RealtimeRun:
     """Walk the simulated wearer in real time for ``duration_s`` on the three-process stack.
 
     ``sinks`` get every telemetry batch (:class:`controller.runtime.process.TelemetryPump`);
     ``on_start(runtime, devices)`` is called once the loop is about to begin (e.g. to start
     a load for a benchmark).  ``can_log``: record the raw CAN traffic there (BLF or ASC by
     suffix) through a connection of its own to the devices' bus.  ``io``: the tick's I/O
-    (:attr:`controller.runtime.process.RuntimeSpec.io`).
+    (:attr:`controller.runtime.process.RuntimeSpec.io`).  ``adaptation``: a
+    :class:`controller.symmetry.adaptation.SymmetryAdaptation`, bound to the runtime and fed as a
+    sink from the first row, as ``ankle run`` does (the caller closes it).
     """
     params = (params or ParamSet()).with_values({"wearer.mass_kg": device.mass_kg})
     rate_Hz = params["loop.rate_Hz"]
@@ -241,7 +244,9 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         ready = runtime.start()
         ready["warnings"] = ready["warnings"] + runtime.isolate()
         recorder = TelemetryRecorder(int(duration_s * rate_Hz) + 1000, runtime.shared.width)
-        pump = TelemetryPump(runtime, [recorder, *sinks])
+        if adaptation is not None:
+            adaptation.bind(runtime)
+        pump = TelemetryPump(runtime, [recorder, *sinks] + ([adaptation] if adaptation is not None else []))
         # the host's time 0 on the devices' grid, 0.1 s ahead: truth row k is the host's tick k
         periods = -(-(_rt.now_ns() + 100_000_000 - devices.t0_ns) // devices.period_ns)
         t0_ns = devices.t0_ns + periods * devices.period_ns

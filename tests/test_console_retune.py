@@ -112,6 +112,10 @@ class Lockstep:
     def in_force(self):
         return ParamSet.from_vector(self._force) if self.shared.read_in_force(self._force) else None
 
+    def accepted(self):
+        self._accepted = self.in_force() or getattr(self, "_accepted", self.params)
+        return self._accepted
+
     def stats(self):
         return {}
 

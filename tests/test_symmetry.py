@@ -12,14 +12,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from controller.symmetry import strides as symmetry
+from controller.symmetry import adaptation as adapting, strides as symmetry
 from controller.kernels._tick import SOUND_TIMEOUT_S, TELEMETRY_COLUMNS
 from controller.kernels.telemetry import COLUMN as COL
 from controller.runtime.loop import build_tick
 from controller.params.registry import ParamSet
+from controller.runtime.retune import ParamPublisher, lockstep_channel
 from controller.symmetry.strides import StrideAnalyzer, symmetry_index, trend
 from hal import _sensor_frames
 from hal.ak import mit_range
+from sim import harness
+from sim.asymmetry import AsymmetryModel
 from conftest import ROOT
 
 MASS = 80.0
@@ -201,13 +204,13 @@ ON = ParamSet({"symmetry.adapt": 1, "symmetry.window_strides": 4})
 
 
 def test_adaptation_is_off_by_default_and_moves_pushoff_toward_the_target_once_per_window():
-    adapter = symmetry.SymmetryAdapter()
+    adapter = adapting.SymmetryAdapter()
     assert ParamSet()["symmetry.adapt"] == 0
     assert all(adapter.on_stride(_stride(), ParamSet()) is None for _ in range(20))
     answers = [adapter.on_stride(_stride(-8.0), ON) for _ in range(4)]
     assert answers[:3] == [None, None, None]
     changes, why = answers[3]
-    step = min(ON["symmetry.gain_J_kg_pct"] * 8.0, symmetry.SymmetryAdapter.MAX_STEP_J_KG)
+    step = min(ON["symmetry.gain_J_kg_pct"] * 8.0, adapting.SymmetryAdapter.MAX_STEP_J_KG)
     assert changes == {"pushoff.work_J_kg": pytest.approx(ON["pushoff.work_J_kg"] + step)}
     assert "mean stance-time SI -8.0 %" in why
     # too much push-off (SI positive) brings it down; uncertain strides do not count
@@ -219,7 +222,7 @@ def test_adaptation_is_off_by_default_and_moves_pushoff_toward_the_target_once_p
 
 
 def test_a_fault_switches_the_adaptation_off():
-    adapter = symmetry.SymmetryAdapter()
+    adapter = adapting.SymmetryAdapter()
     changes, why = adapter.on_stride(_stride(faults=1 << 8), ON)
     assert changes == {"symmetry.adapt": 0} and "overrun" in why
 
@@ -232,7 +235,7 @@ def test_the_adaptation_never_leaves_the_prosthetists_bounds(strides, start, low
     params = ParamSet({"symmetry.adapt": 1, "symmetry.window_strides": 3, "symmetry.work_min_J_kg": low,
                        "symmetry.work_max_J_kg": high, "symmetry.gain_J_kg_pct": gain,
                        "symmetry.target_si_pct": target, "pushoff.work_J_kg": start})
-    adapter = symmetry.SymmetryAdapter()
+    adapter = adapting.SymmetryAdapter()
     for si, fault, confidence in strides:
         decided = adapter.on_stride(_stride(si, faults=int(fault and si > 50), confidence=confidence), params)
         if decided is None:
@@ -246,6 +249,105 @@ def test_the_adaptation_never_leaves_the_prosthetists_bounds(strides, start, low
         if not params["symmetry.adapt"]:
             assert all(adapter.on_stride(_stride(si), params) is None for _ in range(5))
             break
+
+
+# Issue 15: the adaptation was the console's (on the device) and sim/supervisor.py's copy (in
+# lock-step); both are controller.symmetry.adaptation.SymmetryAdaptation now.  These are the
+# changes the lock-step copy made for seed 3 (asymmetric wearer, the insole, the defaults): when
+# the tick took each [s], and the work target [J/kg].
+# Lock-step now ramps each change in over 3 strides as the device does (issue 15); with changes taken
+# whole the same boundaries gave 0.2063, 0.2186, 0.2268, 0.2315, 0.2356 (at most 0.0005 J/kg apart).
+BEFORE_SEED_3 = [(13.217, 0.2063), (24.002, 0.2187), (34.789, 0.2272), (45.716, 0.232), (56.467, 0.2361)]
+
+
+def test_lockstep_ankle_sim_adapts_as_before_and_records_each_change(tmp_path):
+    from controller.console.audit import read as read_audit
+    from controller.params import store as paramstore
+    paramstore.save(ParamSet({"symmetry.adapt": 1}), tmp_path / "adapt.params")
+    state = tmp_path / "state"
+    state.mkdir()
+    out = subprocess.run([sys.executable, "-m", "controller.cli", "sim", "--params", str(tmp_path / "adapt.params"),
+                          "--asymmetric", "--sound-node", "--duration", "60", "--seed", "3", "--state-dir",
+                          str(state), "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    adapted = json.loads(out.stdout)["adaptation"]
+    assert adapted["audit_log"] == str(state / "audit.log") and adapted["said"] == []
+    assert list(zip(adapted["taken_s"], [s["changes"]["pushoff.work_J_kg"] for s in adapted["sent"]])) == BEFORE_SEED_3
+    assert all(s["outcome"] == "accepted" for s in adapted["sent"])
+    records = read_audit(state / "audit.log")
+    assert [(r["role"], r["action"], r["parameter"], r["new"]) for r in records] == \
+        [("adaptation", "adapt", "pushoff.work_J_kg", repr(w)) for _, w in BEFORE_SEED_3]
+    assert records[0]["old"] == repr(ParamSet()["pushoff.work_J_kg"])
+
+
+def test_the_adaptation_with_no_audit_log_changes_nothing_and_says_so_once(tmp_path):
+    from controller.console.audit import UnusableLog
+    said = []
+    unusable = UnusableLog(tmp_path / "audit.log", "the disk is read-only")
+    adaptation = adapting.SymmetryAdaptation(lambda: (unusable, None), 80.0, say=said.append)
+    run = harness.run(duration_s=40.0, seed=3, params=ParamSet({"symmetry.adapt": 1}),
+                      asymmetry=AsymmetryModel(), sound_node=True, adaptation=adaptation)
+    adaptation.close()
+    assert run.retunes == [] and adaptation.sent == []
+    assert said == ["symmetry adaptation: symmetry.adapt is 1 but its changes cannot be recorded (the disk is "
+                    "read-only), so it changes nothing"]
+    assert adaptation.note.startswith("changes nothing: its changes cannot be recorded")
+    assert len(adaptation.strides) > 20                  # it analysed the walk all the same
+
+
+class _EditsWhileInFlight:
+    """Between lock-step ticks: once the adaptation's first change waits for a stride boundary,
+    another publisher (a prosthetist's edit, on the device the console's) sends a set of its own."""
+
+    def __init__(self, adaptation):
+        self.adaptation, self.sent_at = adaptation, None
+
+    def bind(self, tick, telemetry, params, publisher=None):
+        pass
+
+    def __call__(self, k, now_s):
+        publisher = self.adaptation.publisher
+        if self.sent_at is None and self.adaptation.sent and not publisher.can_publish():
+            publisher.publish(publisher.accepted().with_values({"pushoff.torque_Nm_kg": 0.6}))
+            self.sent_at = now_s
+
+
+def test_an_edit_sent_while_the_adaptations_change_waits_wins_and_the_adaptation_records_so(tmp_path):
+    from controller.console.audit import SharedAuditLog, read as read_audit
+    audit = SharedAuditLog(tmp_path)
+    adaptation = adapting.SymmetryAdaptation(audit.open, 80.0)
+    edits = _EditsWhileInFlight(adaptation)
+    run = harness.run(duration_s=28.0, seed=3, params=ParamSet({"symmetry.adapt": 1}), asymmetry=AsymmetryModel(),
+                      sound_node=True, adaptation=adaptation, supervisor=edits)
+    adaptation.close()
+    audit.close()
+    assert edits.sent_at is not None
+    first, then = run.retunes[0][1], run.retunes[1][1]
+    # the edit was taken, built on the set in force: the adaptation's first step was not made ...
+    assert first["pushoff.torque_Nm_kg"] == 0.6 and first["pushoff.work_J_kg"] == ParamSet()["pushoff.work_J_kg"]
+    assert adaptation.sent[0][3] == "superseded"
+    records = [(r["action"], r["parameter"], r["new"], r["detail"]) for r in read_audit(tmp_path / "audit.log")]
+    assert records[0][:3] == ("adapt", "pushoff.work_J_kg", repr(BEFORE_SEED_3[0][1]))
+    assert records[1] == ("adapt refused", "pushoff.work_J_kg", repr(BEFORE_SEED_3[0][1]),
+                          "a later set reached the controller first")
+    # ... and the next window's is, from the set in force, with the edit kept
+    assert adaptation.sent[1][3] == "accepted" and then["pushoff.torque_Nm_kg"] == 0.6
+    assert records[2][:2] == ("adapt", "pushoff.work_J_kg") and then["pushoff.work_J_kg"] == float(records[2][2])
+
+
+def test_a_set_waiting_for_the_tick_is_never_superseded_by_a_publication_only_if_idle():
+    tick = build_tick(ParamSet(), mit_range("AK80-9"), 1, 0)
+    tick.start(0.0)
+    channel = lockstep_channel(ParamSet())
+    publisher = ParamPublisher(channel)
+    assert publisher.can_publish()
+    edit = publisher.publish(ParamSet({"pushoff.torque_Nm_kg": 0.6}))
+    assert not publisher.can_publish() and publisher.outcome(edit) is None
+    assert publisher.publish(ParamSet({"pushoff.work_J_kg": 0.2}), if_idle=True) is None
+    later = publisher.publish(ParamSet({"pushoff.work_J_kg": 0.2}))        # a plain one does supersede
+    tick.take(channel)                  # standing: a boundary; the tick takes the newest
+    assert publisher.outcome(edit) == ("superseded", "") and publisher.outcome(later) == ("accepted", "")
+    assert publisher.can_publish()
 
 
 def test_ankle_report_uses_the_insole_of_a_session_with_a_sound_side_node(tmp_path):

@@ -34,6 +34,7 @@ import fcntl
 import os
 import re
 import stat
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,7 +42,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from controller.records.csvlog import fsync_directory
 
-__all__ = ["AuditLog", "AuditError", "NotAnAuditLog", "UnusableLog", "open_or_replace", "FIELDS",
+__all__ = ["AuditLog", "AuditError", "NotAnAuditLog", "UnusableLog", "SharedAuditLog", "open_or_replace", "FIELDS",
            "HEADER_LINE", "read", "escape", "unescape"]
 
 #: The columns, in order.
@@ -135,6 +136,9 @@ class AuditLog:
     def __init__(self, path: PathLike, *, clock: Callable[[], float] = time.time):
         self.path = Path(path)
         self._clock = clock
+        # one log is shared by the console's thread and the symmetry adaptation's (the telemetry's):
+        # a record's block padding and torn-line check must not interleave with another's
+        self._lock = threading.Lock()
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
@@ -212,7 +216,13 @@ class AuditLog:
         if not values["role"] or not values["action"]:
             raise ValueError("an audit record needs a role and an action")
         line = "\t".join(escape(values[f]) for f in FIELDS) + "\n"
-        data = (b"\n" if self._torn else b"") + line.encode("utf-8")
+        with self._lock:
+            self._append(line.encode("utf-8"))
+        return values
+
+    def _append(self, encoded: bytes) -> None:
+        """Write one encoded record inside one block and fsync it (under the lock)."""
+        data = (b"\n" if self._torn else b"") + encoded
         try:
             if len(data) <= _BLOCK:
                 room = _BLOCK - os.fstat(self._fd).st_size % _BLOCK
@@ -227,7 +237,6 @@ class AuditLog:
             os.fsync(self._fd)
         except OSError as e:
             raise AuditError(f"{self.path}: could not write the record ({e.strerror or e})") from e
-        return values
 
     def close(self) -> None:
         """Close the file (records are already on disk); closing twice is harmless."""
@@ -423,3 +432,39 @@ def read(path: PathLike, *, problems: Optional[List[str]] = None) -> List[Dict[s
         except ValueError as e:
             notes.append(f"{path}: skipped line {number}: the line {e}")
     return records
+
+
+class SharedAuditLog:
+    """``audit.log`` in ``directory``, opened (:func:`open_or_replace`, the directory made if need
+    be) when first asked for, then the same log for every caller: the console and the symmetry
+    adaptation record into one file, from their own threads.  ``directory`` None: there is none
+    to write, and ``missing`` says why.  :meth:`open` never raises."""
+
+    def __init__(self, directory: Optional[PathLike], missing: str = "no state directory is configured"):
+        self.directory = None if directory is None else Path(directory)
+        self.missing = missing
+        self._opened: Optional[Tuple[Union[AuditLog, UnusableLog], Optional[str]]] = None
+        self._lock = threading.Lock()
+
+    def open(self) -> Tuple[Union[AuditLog, UnusableLog], Optional[str]]:
+        """(the log, or an :class:`UnusableLog` saying why there is none; the note of opening it,
+        given to the first caller only)."""
+        with self._lock:
+            if self._opened is not None:
+                return self._opened[0], None
+            if self.directory is None:
+                self._opened = UnusableLog("audit.log", self.missing), None
+            else:
+                try:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    self._opened = (UnusableLog(self.directory / "audit.log",
+                                                f"{self.directory}: cannot create it ({e.strerror or e})"), None)
+                else:
+                    self._opened = open_or_replace(self.directory / "audit.log")
+            return self._opened
+
+    def close(self) -> None:
+        with self._lock:
+            if self._opened is not None:
+                self._opened[0].close()

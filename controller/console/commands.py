@@ -27,7 +27,7 @@ from controller.params import store as paramstore
 from controller.kernels._tick import STILL_S
 from controller.console.access import PROSTHETIST
 from controller.console.audit import AuditError
-from controller.symmetry.strides import StrideSymmetry, SymmetryAdapter, trend
+from controller.symmetry.strides import StrideSymmetry, trend
 from controller.kernels.faults import GAIT_SOURCES, MODES, fault_names, warning_names
 from controller.params.registry import REGISTRY, Param, ParamError, ParamSet, by_name, groups
 
@@ -119,9 +119,13 @@ def _profile_problem(path: Path):
 class Console:
     """Interprets console lines for one session (one serial port, one person at a time)."""
 
-    def __init__(self, backend: Backend, access, audit, store: Path, profiles_dir: Path, logs=None):
+    def __init__(self, backend: Backend, access, audit, store: Path, profiles_dir: Path, logs=None,
+                 adaptation=None):
         self.backend = backend
         self.logs = logs                  # a controller.records.logger.LogSwitch, or None: no `log start`
+        # the symmetry adaptation running beside the console (controller.symmetry.adaptation), or
+        # None: the console shows its note and switches it with `set symmetry.adapt`, nothing more
+        self.adaptation = adaptation
         self.access = access
         self.audit = audit
         self.store = Path(store)
@@ -129,8 +133,6 @@ class Console:
         self._undo: List[Tuple[str, ParamSet]] = []
         self._chosen = "walk"             # the mode last chosen here and taken by the controller
         self._lock = threading.RLock()
-        self.adapter = SymmetryAdapter()
-        self._adaptation: Optional[Tuple[dict, str]] = None     # decided, not yet sent
         self._commands: Dict[str, Tuple[Callable[[List[str]], str], str, str]] = {
             "help": (self._help, "help [COMMAND]", "list the commands, or explain one"),
             "params": (self._params, "params [GROUP]", "every parameter (of one group) with unit and range; "
@@ -188,7 +190,7 @@ class Console:
         note = self.access.touch()     # a prosthetist idle too long is back to read-only
         if note:
             return note + _EOL + "(the command was not run; type it again)" + _EOL
-        with self._lock:                 # one change at a time: the adaptation waits (on_strides)
+        with self._lock:                 # one command at a time
             try:
                 reply = entry[0](args)
             except ParamError as e:
@@ -198,29 +200,6 @@ class Console:
             except OSError as e:         # a full or read-only disk: say so, change nothing else
                 reply = f"could not write: {e.strerror or e}"
         return reply.rstrip("\r\n").replace("\n", _EOL) + _EOL
-
-    def on_strides(self, strides: List[StrideSymmetry]) -> None:
-        """New strides from the telemetry (its thread): the symmetry-seeking adaptation's turn.
-
-        Never waits for a command in progress (``calibrate`` holds one for 2 s): a change it cannot
-        make now waits for the next stride.  Never raises: the telemetry must flow on.
-        """
-        for stride in strides:
-            decided = self.adapter.on_stride(stride, self.backend.params())
-            if decided is not None:
-                self._adaptation = decided
-        if self._adaptation is None or not self._lock.acquire(blocking=False):
-            return
-        try:
-            changes, why = self._adaptation
-            self._adaptation = None
-            new = self.backend.params().with_values(changes)
-            sent, reply = self._send_set(new, "adapt", role="adaptation", detail=why)
-            self.adapter.last_note = why if sent is not None else f"{why}; not sent: {reply}"
-        except (ParamError, OSError) as e:
-            self.adapter.last_note = f"not sent: {e}"
-        finally:
-            self._lock.release()
 
     def command_names(self) -> List[str]:
         return list(self._commands)
@@ -547,7 +526,7 @@ class Console:
         lines.append(f"adaptation: {'on' if params['symmetry.adapt'] else 'off'} (target "
                      f"{params['symmetry.target_si_pct']:+.1f} %, push-off work target {params['pushoff.work_J_kg']:.3f} J/kg "
                      f"in [{params['symmetry.work_min_J_kg']:.2f}, {params['symmetry.work_max_J_kg']:.2f}]); "
-                     f"{self.adapter.last_note}")
+                     f"{self.adaptation.note if self.adaptation is not None else 'off'}")
         return "\n".join(lines)
 
     def status_line(self) -> str:

@@ -54,16 +54,8 @@ class GaitWatch:
         self.moved_t = math.inf          # last row in which the wearer walked or the shank turned
         self.analyzer = StrideAnalyzer(mass_kg)
         self._strides: List[StrideSymmetry] = []
-        self.stride_listeners: List = []     # called with each batch of new strides (console.on_strides)
 
     def __call__(self, batch: np.ndarray) -> None:
-        done = self._take(batch)
-        if done:
-            for listener in self.stride_listeners:    # outside the lock: they may take their time
-                listener(done)
-
-    def _take(self, batch: np.ndarray) -> List[StrideSymmetry]:
-        done: List[StrideSymmetry] = []
         hs = np.flatnonzero(batch[:, _COL["heel_strike"]] == 1)
         to = np.flatnonzero(batch[:, _COL["toe_off"]] == 1)
         events = sorted([(batch[i, 0], "hs") for i in hs] + [(batch[i, 0], "to") for i in to])
@@ -87,7 +79,6 @@ class GaitWatch:
             kept = batch[-self.HISTORY_ROWS:]
             self._history[(self._written + np.arange(len(kept))) % self.HISTORY_ROWS] = kept
             self._written += len(kept)
-        return done
 
     def strides(self) -> List[StrideSymmetry]:
         """The symmetry records of the last strides, oldest first (a copy)."""
@@ -141,9 +132,8 @@ class RuntimeBackend:
         self.watch = watch
         self._params: ParamSet = runtime.params
         self._pending: Optional[int] = None      # the generation sent and not yet taken (timed out)
-        # params() is called from the console's thread and the telemetry's (the adaptation):
-        # reading the tick's copy is held by this lock, never the wait in send() (the console
-        # sends one set at a time under its own lock), so the telemetry never waits for a send
+        # params() and send() are called from the console's thread only (one set at a time, under
+        # the console's lock); the symmetry adaptation publishes through the runtime on its own
         self._lock = threading.Lock()
         spec = runtime.spec
         self._t_max_Nm = mit_range(spec.driver_model, spec.range_overrides or None)["t_max"]
@@ -157,8 +147,8 @@ class RuntimeBackend:
     def params(self) -> ParamSet:
         """The set the tick accepted last (in force, or ramping in)."""
         with self._lock:
-            fresh = self.runtime.in_force()
-            if fresh is not None:
+            fresh = self.runtime.accepted()      # shared with the adaptation: never "changed since"
+            if fresh is not self._params:
                 self._params = fresh
                 self.watch.analyzer.mass_kg = fresh["wearer.mass_kg"]
             return self._params
@@ -385,20 +375,21 @@ class ConsoleSession:
             self.thread.join(5)
 
 
-def _console(backend, state_dir: Path, store: Path, logs):
+def _console(backend, state_dir: Path, store: Path, logs, audit=None, adaptation=None):
     """(the console, its banner's lines about the PIN and the audit log).
 
-    A damaged audit log never stops start-up (the ankle must walk): it is moved aside and a new
-    one started, and if no log can be written the console is read-only, and says why (every
-    change needs its record first)."""
+    ``audit``: (the audit log, the note of opening it) when the caller opened it already (it
+    shares it with the symmetry adaptation), else it is opened here.  A damaged audit log never
+    stops start-up (the ankle must walk): it is moved aside and a new one started, and if no log
+    can be written the console is read-only, and says why (every change needs its record first)."""
     from controller.console.access import Access, PinFile
     from controller.console.audit import open_or_replace
     from controller.console.commands import Console
     state_dir = Path(state_dir)
     pins = PinFile(state_dir / "pin")
-    audit, note = open_or_replace(state_dir / "audit.log")
+    audit, note = audit if audit is not None else open_or_replace(state_dir / "audit.log")
     console = Console(backend, Access(pins, auto_logout_s=AUTO_LOGOUT_S), audit, Path(store),
-                      state_dir / "profiles", logs=logs)
+                      state_dir / "profiles", logs=logs, adaptation=adaptation)
     lines = [f"audit log: {note}"] if note else []
     if audit.problem:
         lines.append(f"read-only: {audit.problem}; changes cannot be recorded, so none can be made")
@@ -408,17 +399,18 @@ def _console(backend, state_dir: Path, store: Path, logs):
 
 
 def open_console(runtime, watch: GaitWatch, port, state_dir: Path, store: Path, *, logs=None,
-                 banner: str = "ankle console") -> ConsoleSession:
+                 banner: str = "ankle console", audit=None, adaptation=None) -> ConsoleSession:
     """Start the console for a running controller on ``port`` (pyserial's read/write).
 
     ``state_dir`` holds the PIN (``pin``, set with ``ankle pin set``), the audit log
     (``audit.log``) and the profiles (``profiles/``); ``store`` is the parameter file
     ``save`` writes; ``logs`` a :class:`controller.records.logger.LogSwitch` for ``log start|stop``.
     ``watch`` must be among the runtime's telemetry sinks.  Without a PIN the console is
-    read-only, and says so.
+    read-only, and says so.  ``audit``: (the audit log, the note of opening it), opened by the
+    caller to share with ``adaptation`` (a :class:`controller.symmetry.adaptation.SymmetryAdaptation`
+    running beside the console, whose note ``symmetry`` shows).
     """
-    console, notes = _console(RuntimeBackend(runtime, watch), state_dir, store, logs)
-    watch.stride_listeners.append(console.on_strides)
+    console, notes = _console(RuntimeBackend(runtime, watch), state_dir, store, logs, audit, adaptation)
     lines = [banner + "; 'help' lists the commands"] + notes
     return ConsoleSession(port, console, banner="\n".join(lines)).start()
 

@@ -143,7 +143,7 @@ REGISTRY: Tuple[Param, ...] = (
        "Largest learned change of the push-off torque, as a share of its scheduled value."),
     _p("pushoff.min_confidence", "1", 0.5, 0.0, 1.0, 0.05,
        "Phase-fit confidence below which no push-off is given."),
-    # --- symmetry-seeking adaptation (off by default; controller.symmetry.strides.SymmetryAdapter) -------
+    # --- symmetry-seeking adaptation (off by default; controller.symmetry.adaptation.SymmetryAdapter) -------
     _p("symmetry.adapt", "1", 0, 0, 1, 1,
        "1: adjust the push-off work target (pushoff.work_J_kg) slowly toward symmetry.target_si_pct, "
        "inside the bounds below; switches itself off (back to 0) on any fault.", kind=int),

@@ -37,7 +37,12 @@ from controller.runtime.rtsettings import apply_realtime, current_settings, free
 from controller.runtime.shm import REQUESTS, STAT, SharedChannels
 from hal.bus import BusConfig
 
-__all__ = ["RealtimeSpec", "RuntimeSpec", "Runtime", "RuntimeFailure", "TelemetryPump", "TelemetryRecorder"]
+__all__ = ["RealtimeSpec", "RuntimeSpec", "Runtime", "RuntimeFailure", "TelemetryPump", "TelemetryRecorder",
+           "PUMP_PERIOD_S"]
+
+#: The supervisor drains the telemetry ring this often [s] (:class:`TelemetryPump`); the lock-step
+#: harness hands its sinks the same batches of simulated time.
+PUMP_PERIOD_S = 0.01
 
 
 class RuntimeFailure(RuntimeError):
@@ -263,7 +268,12 @@ class Requests:
 
 # ----------------------------------------------------------------------------- supervisor
 class Runtime:
-    """The tick's process as the supervisor sees it: start, begin, drain, retune, stop."""
+    """The tick's process as the supervisor sees it: start, begin, drain, retune, stop.
+
+    Also a :class:`controller.symmetry.adaptation.ParamPublisher` (:meth:`accepted`, :meth:`can_publish`,
+    :meth:`publish`, :meth:`outcome`), for every component that changes parameters: the
+    console's backend and the symmetry adaptation, on their own threads.
+    """
 
     def __init__(self, spec: RuntimeSpec, params: ParamSet, *, ring_capacity: int = 8192):
         if not isinstance(params, ParamSet):
@@ -280,6 +290,10 @@ class Runtime:
         self.ready: dict = {}
         self.summary: dict = {}
         self._in_force: Optional[np.ndarray] = None
+        self._accepted = params         # the set the tick accepted last, as read back (accepted())
+        # the set read back is a seqlock with one reader: readers (the console's thread, the
+        # telemetry's) take turns; publishers take turns inside the publisher
+        self._read_lock = threading.Lock()
         self._finished = False          # the process has said its last word (stopped or error)
 
     def _receive(self, timeout_s: float, expect: str) -> dict:
@@ -333,22 +347,42 @@ class Runtime:
         """Copy pending telemetry rows into ``out``; returns how many."""
         return self.shared.ring.drain(out)
 
-    def retune(self, params: ParamSet) -> int:
+    def retune(self, params: ParamSet, *, if_idle: bool = False) -> Optional[int]:
         """Check ``params`` here, blend its ramp from the set the tick reported in force and publish
         it for the tick to take at a stride boundary (:mod:`controller.runtime.retune`); returns
-        the publication's generation.  ParamError (nothing published) beyond the driver's range."""
-        return self.publisher.publish(params)
+        the publication's generation.  ParamError (nothing published) beyond the driver's range.
+        ``if_idle``: only if the tick has taken every set published, else None (checked under the
+        same lock as every publication, so a set the console just sent is never superseded)."""
+        return self.publisher.publish(params, if_idle=if_idle)
+
+    publish = retune
 
     def params_outcome(self, generation: int):
         """What the tick did with snapshot ``generation`` (see SharedChannels.params_outcome)."""
         return self.shared.params_outcome(generation)
 
+    outcome = params_outcome
+
+    def can_publish(self) -> bool:
+        """The tick runs and has taken every snapshot published (none is waiting for a boundary)."""
+        return self.shared.state == "running" and self.publisher.can_publish()
+
+    def accepted(self) -> ParamSet:
+        """The set the tick accepted last (in force, or ramping in); the start-up set until the tick
+        reports one."""
+        self.in_force()
+        return self._accepted
+
     def in_force(self) -> Optional[ParamSet]:
         """The set the tick accepted last (in force, or ramping in), if it changed since the last
-        call; None otherwise."""
-        if self._in_force is None:
-            self._in_force = np.zeros(self.shared.n_params)
-        return ParamSet.from_vector(self._in_force) if self.shared.read_in_force(self._in_force) else None
+        call of this or :meth:`accepted` (from any thread); None otherwise."""
+        with self._read_lock:
+            if self._in_force is None:
+                self._in_force = np.zeros(self.shared.n_params)
+            if not self.shared.read_in_force(self._in_force):
+                return None
+            self._accepted = ParamSet.from_vector(self._in_force)
+            return self._accepted
 
     @property
     def state(self) -> str:
@@ -413,7 +447,7 @@ class TelemetryPump(threading.Thread):
     """
 
     def __init__(self, runtime: Runtime, sinks: Sequence[Callable[[np.ndarray], None]],
-                 period_s: float = 0.01, batch: int = 4096):
+                 period_s: float = PUMP_PERIOD_S, batch: int = 4096):
         super().__init__(name="telemetry-pump", daemon=True)
         self.runtime = runtime
         self.sinks = list(sinks)

@@ -20,6 +20,7 @@ Nothing here runs in the tick's process.
 """
 from __future__ import annotations
 
+import threading
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -112,16 +113,21 @@ def outcome(channel: ParamChannel, generation: int) -> Optional[Tuple[str, str]]
 
 
 class ParamPublisher:
-    """Validates and blends a change and publishes it on ``channel`` for the tick to take.
+    """Validates and blends a change and publishes it on ``channel`` for the tick to take: the
+    one way a change reaches the tick, for the console, the symmetry adaptation and the
+    simulator's scripts alike.
 
     ``t_max_Nm``: the driver's MIT torque range (None: unknown here; the tick still refuses
     beyond its own).  The ramp starts from the tick's own readback of the set it accepted last
     (``channel.in_force``); the tick moves the steps from where it is if that has moved on.
+    Publications are serialised by a lock (the snapshot has one writer at a time; the console
+    and the adaptation publish from different threads).
     """
 
     def __init__(self, channel: ParamChannel, t_max_Nm: Optional[float] = None, strides: int = RAMP_STRIDES):
         self.channel, self.t_max_Nm, self.strides = channel, t_max_Nm, strides
         self._base = np.zeros(channel.n)
+        self._lock = threading.Lock()
 
     def check(self, params: ParamSet) -> None:
         """ParamError when ``params`` cannot go to the tick at all (its type, the driver's range)."""
@@ -133,18 +139,41 @@ class ParamPublisher:
 
     def in_force(self) -> Optional[ParamSet]:
         """The set the tick reported accepted last (its target), or None before any."""
-        if not self.channel.in_force.read(self._base):
-            return None
-        return ParamSet.from_vector(self._base)
+        with self._lock:
+            if not self.channel.in_force.read(self._base):
+                return None
+            return ParamSet.from_vector(self._base)
 
-    def publish(self, target: ParamSet, base: Optional[ParamSet] = None) -> int:
+    def accepted(self) -> Optional[ParamSet]:
+        """The set the tick accepted last (in force, or ramping in): :meth:`in_force`."""
+        return self.in_force()
+
+    def waiting(self) -> bool:
+        """Whether a publication has not been taken by the tick yet."""
+        return self.channel.word("params_taken") < self.channel.published.generation
+
+    def can_publish(self) -> bool:
+        """Whether nothing published is still waiting (one change at a time: a second would
+        supersede the first before the tick saw it)."""
+        return not self.waiting()
+
+    def publish(self, target: ParamSet, base: Optional[ParamSet] = None, *,
+                if_idle: bool = False) -> Optional[int]:
         """Check ``target``, build its ramp from ``base`` (default: :meth:`in_force`), publish it;
-        returns the publication's generation.  ParamError (nothing published) if refused here."""
+        returns the publication's generation.  ParamError (nothing published) if refused here.
+        ``if_idle``: only if nothing published is still waiting (checked under the same lock as
+        the publication), else None: a set another component just sent is never superseded."""
         self.check(target)
         base = base if base is not None else (self.in_force() or target)
-        return self.channel.published.publish(pack(base, ramp(base, target, self.strides)))
+        steps = pack(base, ramp(base, target, self.strides))
+        with self._lock:
+            if if_idle and self.waiting():
+                return None
+            return self.channel.published.publish(steps)
 
     def outcome(self, generation: int) -> Optional[Tuple[str, str]]:
+        """None while the tick has not taken ``generation``; ("accepted", ""), ("refused", why)
+        or ("superseded", "")."""
         return outcome(self.channel, generation)
 
     def applied(self, generation: int) -> bool:

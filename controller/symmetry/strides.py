@@ -4,7 +4,8 @@ prosthesis's push-off.
 :class:`StrideAnalyzer` is fed telemetry rows in order (``TELEMETRY_COLUMNS``; a live stream, or a
 session log read back) and returns a :class:`StrideSymmetry` for each whole walking stride, about
 half a stride after it ends (the sound leg's stance ends in the next stride's double support).
-It runs off the tick: in the supervisor, the console and ``ankle report``.
+It runs off the tick: in the symmetry adaptation (:mod:`controller.symmetry.adaptation`), the
+console and ``ankle report``.
 
 The prosthetic side's contact comes from its pylon load.  The sound side's comes from
 
@@ -37,7 +38,7 @@ import numpy as np
 from controller.kernels._tick import TELEMETRY_COLUMNS
 from controller.kernels.telemetry import COLUMN as _COL
 
-__all__ = ["StrideSymmetry", "StrideAnalyzer", "SymmetryAdapter", "symmetry_index", "trend", "FIELDS"]
+__all__ = ["StrideSymmetry", "StrideAnalyzer", "symmetry_index", "trend", "FIELDS"]
 
 STANDARD_GRAVITY = 9.80665
 
@@ -318,61 +319,3 @@ class StrideAnalyzer:
         misfit = abs(times[0.4] - (c + d * REF_FALL[0.4])) / (d * (REF_TOE_OFF - REF_SOUND_HEEL_STRIKE))
         return c + d * REF_SOUND_HEEL_STRIKE, c + d * REF_TOE_OFF, misfit
 
-
-class SymmetryAdapter:
-    """Symmetry-seeking push-off, off by default (``symmetry.adapt``).
-
-    The wearer answers push-off *work* (the simulator's model, ``sim/asymmetry.py``, assumes so
-    too), and the push-off controller already learns its torque to deliver the work target
-    ``pushoff.work_J_kg``; so that target is what this moves.  Once per
-    ``symmetry.window_strides`` strides it moves it by ``symmetry.gain_J_kg_pct`` per percentage
-    point between ``symmetry.target_si_pct`` and the window's mean stance-time SI (more push-off
-    lengthens the prosthetic stance: a negative index rises), at most :data:`MAX_STEP_J_KG` at a
-    time, and never outside [``symmetry.work_min_J_kg``, ``symmetry.work_max_J_kg``].  Strides whose
-    sound side is uncertain (confidence below :data:`MIN_CONFIDENCE`) do not count.  The torque
-    stays within the push-off controller's own bounds (its learned correction is limited to
-    ``pushoff.adapt_limit``) and the safety limits, whatever the target.
-
-    Any fault in a stride switches it off: the change it returns then sets ``symmetry.adapt`` to 0,
-    and the prosthetist turns it back on.  It decides; the caller sends what it returns the way a
-    console edit is sent (checked, audited, at a stride boundary, ramped).
-    """
-
-    MAX_STEP_J_KG = 0.03
-    MIN_CONFIDENCE = 0.5
-
-    def __init__(self):
-        self._window: List[float] = []
-        self.last_note = "off"
-
-    def on_stride(self, stride: StrideSymmetry, params) -> Optional[Tuple[dict, str]]:
-        """The parameter changes to make after ``stride`` under ``params`` and why, or None."""
-        if not params["symmetry.adapt"]:
-            self._window.clear()
-            self.last_note = "off"
-            return None
-        if stride.faults:
-            from controller.kernels.faults import fault_names
-            self._window.clear()
-            self.last_note = f"switched off by a fault: {', '.join(fault_names(stride.faults))}"
-            return {"symmetry.adapt": 0}, self.last_note
-        if not (math.isfinite(stride.si_stance_pct) and stride.confidence >= self.MIN_CONFIDENCE):
-            return None
-        self._window.append(stride.si_stance_pct)
-        need = int(params["symmetry.window_strides"])
-        if len(self._window) < need:
-            self.last_note = f"collecting {len(self._window)}/{need} strides"
-            return None
-        mean_si = float(np.mean(self._window))
-        self._window.clear()
-        error = params["symmetry.target_si_pct"] - mean_si
-        now = params["pushoff.work_J_kg"]
-        step = max(-self.MAX_STEP_J_KG, min(self.MAX_STEP_J_KG, params["symmetry.gain_J_kg_pct"] * error))
-        low, high = params["symmetry.work_min_J_kg"], params["symmetry.work_max_J_kg"]
-        new = min(high, max(low, round(now + step, 4)))     # rounded for the audit log, then bounded
-        self.last_note = (f"mean stance-time SI {mean_si:+.1f} % over {need} strides, target "
-                          f"{params['symmetry.target_si_pct']:+.1f} %: push-off work target {now:.3f} -> "
-                          f"{new:.3f} J/kg")
-        if new == now:
-            return None
-        return {"pushoff.work_J_kg": new}, self.last_note
