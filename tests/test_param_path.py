@@ -178,10 +178,10 @@ def test_the_generated_index_is_the_registrys_and_written_only_when_changed(tmp_
     for i, p in enumerate(REGISTRY):
         assert f"    {codegen.constant_name(p.name)} = {i}    # {p.name} " in text
     assert codegen.constant_name("pushoff.torque_Nm_kg") == "P_PUSHOFF_TORQUE_NM_KG"
-    (tmp_path / codegen.PXI_PATH).parent.mkdir(parents=True)
-    assert codegen.write_param_index(tmp_path) is True
+    from controller.kernels import codegen as kernels_codegen       # the one writer of generated files
+    assert tmp_path / codegen.PXI_PATH in kernels_codegen.write_all(tmp_path)
     stamp = (tmp_path / codegen.PXI_PATH).stat().st_mtime_ns
-    assert codegen.write_param_index(tmp_path) is False           # unchanged: nothing rebuilds
+    assert kernels_codegen.write_all(tmp_path) == []               # unchanged: nothing rebuilds
     assert (tmp_path / codegen.PXI_PATH).stat().st_mtime_ns == stamp
     clash = (REGISTRY[0], REGISTRY[0].__class__(**{**REGISTRY[0].__dict__, "name": "wearer.mass.kg"}))
     with pytest.raises(ValueError, match="same Cython constant"):
@@ -193,8 +193,7 @@ def test_setup_py_generates_the_index_before_any_extension_exists(tmp_path):
     import ast
     tree = ast.parse((ROOT / "controller" / "params" / "codegen.py").read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imported <= {"__future__", "re", "pathlib", "typing", "controller.params.registry",
-                        "controller.kernels.codegen"}
+    assert imported <= {"__future__", "re", "pathlib", "typing", "controller.params.registry"}
     assert "codegen.write_all()" in (ROOT / "setup.py").read_text()
     from controller.kernels import codegen as kernels_codegen
     written = kernels_codegen.write_all(tmp_path)      # both generated files, from one call

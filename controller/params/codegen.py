@@ -19,7 +19,7 @@ from typing import Iterable
 
 from controller.params.registry import REGISTRY, Param
 
-__all__ = ["constant_name", "param_index_pxi", "write_param_index", "PXI_PATH",
+__all__ = ["constant_name", "param_index_pxi", "PXI_PATH",
            "FLAG_LIVE", "FLAG_STARTUP", "FLAG_WHOLE"]
 
 #: Where the include goes, relative to the project root.
@@ -66,9 +66,3 @@ def param_index_pxi(registry: Iterable[Param] = REGISTRY) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_param_index(root: Path, registry: Iterable[Param] = REGISTRY) -> bool:
-    """Write the include under ``root`` if its text changed; True if it was written."""
-    from controller.kernels.codegen import write_if_changed
-    return write_if_changed(Path(root) / PXI_PATH, param_index_pxi(registry))
