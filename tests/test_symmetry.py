@@ -381,3 +381,40 @@ def test_standing_after_walking_keeps_only_a_few_seconds_of_telemetry():
     more, _, _ = _walk(6, -5.0)                  # and walking again is measured as before
     more[:, COL["t"]] += t_end + 601.0
     assert len(analyzer.feed(more)) >= 3
+
+
+class _RefusalsUnrecordable:
+    """An audit log that records changes but cannot record that one was not made (the disk
+    filled in between): the adaptation must say so, not swallow it."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def record(self, role, action, *values, **named):
+        from controller.console.audit import AuditError
+        if action.endswith("refused"):
+            raise AuditError("audit.log: could not write the record (No space left on device)")
+        return self.log.record(role, action, *values, **named)
+
+    def __getattr__(self, name):
+        return getattr(self.log, name)
+
+
+def test_a_refusal_the_audit_log_cannot_record_is_said_once(tmp_path):
+    from controller.console.audit import SharedAuditLog
+    audit = SharedAuditLog(tmp_path)
+    said = []
+
+    def opener():
+        log, note = audit.open()
+        return _RefusalsUnrecordable(log), note
+
+    adaptation = adapting.SymmetryAdaptation(opener, 80.0, say=said.append)
+    edits = _EditsWhileInFlight(adaptation)
+    harness.run(duration_s=28.0, seed=3, params=ParamSet({"symmetry.adapt": 1}), asymmetry=AsymmetryModel(),
+                sound_node=True, adaptation=adaptation, supervisor=edits)
+    adaptation.close()
+    audit.close()
+    assert adaptation.sent[0][3] == "superseded"
+    assert said == ["symmetry adaptation: the audit log could not record that a change was refused "
+                    "(audit.log: could not write the record (No space left on device)); nothing was changed"]

@@ -27,7 +27,7 @@ from typing import Callable, List, Optional, Protocol, Tuple
 
 import numpy as np
 
-from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.telemetry import COLUMN
 from controller.params.registry import REGISTRY, ParamError, ParamSet
 from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry
 
@@ -35,7 +35,7 @@ __all__ = ["SymmetryAdapter", "SymmetryAdaptation", "Publisher", "ROLE", "ACTION
 
 ROLE = "adaptation"              # the audit log's role column for its changes
 ACTION = "adapt"                 # ... and the action
-_T = TELEMETRY_COLUMNS.index("t")
+_T = COLUMN["t"]
 
 
 class SymmetryAdapter:
@@ -144,8 +144,8 @@ class SymmetryAdaptation:
     """The symmetry-seeking adaptation as a telemetry sink (see the module docstring).
 
     Call :meth:`bind` with the :class:`Publisher` before the first batch, then the object with
-    each telemetry batch (rows of ``TELEMETRY_COLUMNS``, in time order), and :meth:`close` at the
-    end.  ``audit`` opens the audit log when the adaptation is first seen switched on (so a
+    each telemetry batch (rows of ``controller.kernels.telemetry.COLUMNS``, in time order), and
+    :meth:`close` at the end.  ``audit`` opens the audit log when the adaptation is first seen switched on (so a
     controller that never adapts writes none); ``say`` reports, once each, what keeps it from
     changing anything.  Never raises from a batch: the telemetry must flow on to the other sinks.
 
@@ -321,5 +321,6 @@ class SymmetryAdaptation:
             for name in sent.changed:
                 self._audit.record(ROLE, f"{ACTION} {outcome}", name, repr(sent.before[name]),
                                    repr(sent.after[name]), detail=why)
-        except OSError:
-            pass
+        except OSError as e:         # nothing was changed: the record of that is what is lost
+            self._say_once(f"symmetry adaptation: the audit log could not record that a change was "
+                           f"{outcome} ({e}); nothing was changed")
