@@ -22,7 +22,8 @@ from .driver import DriverState, MotorDriver, MotorReply
 from .errors import ConfigError, HalError
 
 __all__ = ["check_mit_range", "AK_MODELS", "AK_ERROR_CODES", "RANGE_KEYS", "mit_range", "override_bounds",
-           "OVERRIDE_FACTOR", "AKDriver", "RangeMismatch", "DRIVER_ID_MIN", "DRIVER_ID_MAX"]
+           "OVERRIDE_FACTOR", "AKDriver", "RangeMismatch", "DRIVER_ID_MIN", "DRIVER_ID_MAX",
+           "ak_mit_codec", "ak_mit_codec_from"]
 
 #: The AK driver ids accepted, inclusive: the one bound, used by ``AKDriver`` and by the run
 #: configuration's ``[driver] id``.  0 is refused because it is the replies' default id (commands and
@@ -314,3 +315,16 @@ class AKDriver(MotorDriver):
             error_code=code,
             error_text=None if short else AK_ERROR_CODES.get(code, f"unknown error {code}"),
         )
+
+
+def ak_mit_codec(driver: "AKDriver"):
+    """The per-tick codec (:class:`hal._codec.AkMitCodec`) of a configured :class:`AKDriver`:
+    its checked MIT range, its node id and its reply id (the drive table's codec factory)."""
+    return ak_mit_codec_from(driver.mit_range, driver.node_id, driver.reply_arbitration_id)
+
+
+def ak_mit_codec_from(rng: Mapping[str, Any], driver_id: int, reply_id: int = 0x000):
+    """:class:`hal._codec.AkMitCodec` from a MIT range (checked here again: the codec divides by
+    each range's width, so a bad range must never reach the tick) and the two CAN ids."""
+    from hal._codec import AkMitCodec
+    return AkMitCodec(check_mit_range(rng), driver_id, reply_id)

@@ -6,7 +6,7 @@ from controller.kernels._types cimport Inputs, Command
 from controller.kernels._estimator cimport Estimator
 from controller.kernels._pushoff cimport PushoffController
 from controller.kernels._safety cimport Safety
-from hal._mit cimport MitRange
+from hal._codec cimport DriveCodec
 from hal._link cimport FrameLink
 
 cdef class Tick:
@@ -15,9 +15,7 @@ cdef class Tick:
     cdef readonly Estimator estimator
     cdef readonly PushoffController controller
     cdef readonly Safety safety
-    cdef MitRange mit_range
-    cdef readonly int driver_id
-    cdef readonly int reply_id
+    cdef readonly DriveCodec codec  # the drive: its frames and readings (hal/_codec.pxd)
     cdef readonly bint configured   # configure() has set every parameter
     cdef double applied[N_PARAMS]   # the parameter vector in force (registry order)
     cdef double staged[SNAP_BASE + (PARAM_MAX_STEPS + 1) * N_PARAMS]   # a publication, as taken

@@ -5,8 +5,10 @@
 three kernels.  The runner (``controller.runtime.loop``) moves frames between the bus
 and this object: ``ingest`` decodes one received frame into Inputs, ``update``
 runs the kernels without the GIL, ``command_payload`` packs the driver frame,
-``publish`` writes one telemetry row.  Motor-side values are converted to the
-ankle side here, once, with the transmission parameters.
+``publish`` writes one telemetry row.  The drive is a :class:`hal._codec.DriveCodec` (set in
+``configure``): the tick knows no drive protocol; the codec encodes the bounded command into
+the drive's frames and decodes its replies, converted to the ankle side with the transmission
+parameters the tick gives it.
 
 Parameter changes reach the kernels by one path: :meth:`Tick.take_params` (without the GIL),
 called by every loop once per tick after the telemetry row; at a stride boundary it takes a
@@ -24,7 +26,7 @@ from controller.kernels._tables cimport *
 from controller.kernels._estimator cimport Estimator
 from controller.kernels._pushoff cimport PushoffController
 from controller.kernels._safety cimport Safety
-from hal._mit cimport (MitRange, MitCommand, MitReply, mit_pack_command, mit_unpack_reply)
+from hal._codec cimport DriveCodec, DRIVE_MAX_FRAMES
 from hal._link cimport FrameLink, CanFrame, LINK_ERROR, LINK_EXTENDED, LINK_REMOTE
 from hal._sensor_frames cimport (ImuFrame, LoadFrame, StatusFrame, SoundFrame, decode_imu, decode_load,
     decode_status, decode_sound, SENSOR_IMU_ID, SENSOR_LOAD_ID, SENSOR_STATUS_ID, SENSOR_SOUND_ID)
@@ -51,7 +53,7 @@ cdef enum:
     REFUSED_STARTUP = 1        # a start-up parameter differs (loop.rate_Hz)
     REFUSED_MOVING = 2         # a parameter that is not live differs, and the wearer walks or moved
     REFUSED_MALFORMED = 3      # the publication's step count or values are not usable
-    REFUSED_DRIVER_RANGE = 4   # actuator.max_torque_Nm beyond the driver's MIT torque range
+    REFUSED_DRIVER_RANGE = 4   # actuator.max_torque_Nm beyond the drive's torque range
     # how _apply takes a vector
     APPLY_START = 0            # set-up: every kernel starts afresh
     APPLY_LIVE = 1             # a live change (a ramp step): what the kernels learned stays
@@ -111,18 +113,15 @@ cdef class Tick:
         self._params = None
         self._reset_inputs()
 
-    def configure(self, params, dict mit_range, int driver_id, int reply_id=0):
-        """Configure the kernels and the driver link (set-up time, not in the tick).
+    def configure(self, params, DriveCodec codec not None):
+        """Configure the kernels and the drive (set-up time, not in the tick).
 
-        ``mit_range`` holds the driver's MIT ranges (keys p_min .. t_max), as
-        checked at commissioning (:func:`hal.ak.mit_range`).
+        ``codec``: the drive's per-tick codec (:func:`hal.drives.build_codec`), built from what
+        was checked at commissioning; the tick holds it and sets its transmission.
         """
         cdef double p[N_PARAMS]
         fill_vector(params, p)
-        # dict -> struct coercion: a missing key raises "No value specified for struct attribute"
-        self.mit_range = mit_range
-        self.driver_id = driver_id
-        self.reply_id = reply_id
+        self.codec = codec
         self.estimator.use_shank = True
         with nogil:
             self._apply(p, APPLY_START)
@@ -185,15 +184,16 @@ cdef class Tick:
         """
         cdef double p[N_PARAMS]
         cdef int how
+        require_configured(self.configured, "Tick")
         startup = self.startup_changes(params)
         if startup:
             raise ValueError(f"{', '.join(startup)} is set when the controller starts, not while it runs")
         fixed = self.fixed_changes(params)
         if fixed and not allow_fixed:
             raise ValueError(f"cannot change while running: {', '.join(fixed)}")
-        if params["actuator.max_torque_Nm"] > self.mit_range.t_max:
+        if params["actuator.max_torque_Nm"] > self.codec.torque_limit_Nm:
             raise ValueError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond "
-                             f"the driver's MIT torque range {self.mit_range.t_max:g} N*m")
+                             f"the driver's {self.codec.torque_range_name} {self.codec.torque_limit_Nm:g} N*m")
         how = APPLY_STANDING if fixed else APPLY_LIVE
         fill_vector(params, p)
         with nogil:
@@ -203,8 +203,7 @@ cdef class Tick:
 
     cdef void _apply(self, const double* p, int how) noexcept nogil:
         """Every kernel takes the vector ``p`` (see APPLY_*); it becomes the set in force."""
-        cdef double v_max = self.mit_range.v_max if self.mit_range.v_max > -self.mit_range.v_min \
-            else -self.mit_range.v_min
+        cdef double v_max = self.codec.velocity_limit_rad_s
         self.estimator.configure_from(p, how == APPLY_LIVE)
         self.controller.configure_from(p)
         self.safety.configure_from(p, how != APPLY_START, v_max)
@@ -227,6 +226,7 @@ cdef class Tick:
         self.direction = p[P_ACTUATOR_DIRECTION]
         self.motor_per_ankle_rad = self.direction * self.ratio
         self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
+        self.codec.set_transmission(self.ratio, self.efficiency, self.direction, self.motor_zero_rad)
 
     # ---- the one path of a parameter change -------------------------------------------------
 
@@ -263,7 +263,7 @@ cdef class Tick:
             if not isfinite(base[i]):
                 ch.report_refused(generation, REFUSED_MALFORMED, 0, 0)
                 return
-        if target[P_ACTUATOR_MAX_TORQUE_NM] > self.mit_range.t_max:
+        if target[P_ACTUATOR_MAX_TORQUE_NM] > self.codec.torque_limit_Nm:
             bit = (<uint64_t>1) << (P_ACTUATOR_MAX_TORQUE_NM % 64)
             ch.report_refused(generation, REFUSED_DRIVER_RANGE,
                               bit if P_ACTUATOR_MAX_TORQUE_NM < 64 else 0,
@@ -403,26 +403,15 @@ cdef class Tick:
 
     cdef bint ingest_frame(self, unsigned int can_id, const unsigned char* data, int dlc,
                            double now_s) noexcept nogil:
-        cdef MitReply rep
         cdef ImuFrame imu
         cdef LoadFrame load
         cdef StatusFrame status
         cdef SoundFrame sound
         if dlc == 0:
             return False
-        if can_id == <unsigned int>self.reply_id:
-            if mit_unpack_reply(data, dlc, &self.mit_range, &rep) != 0 or rep.driver_id != self.driver_id:
-                return False
-            self.inp.motor_angle_rad = rep.p_rad / self.motor_per_ankle_rad - self.motor_zero_rad
-            self.inp.motor_vel_rad_s = rep.v_rad_s / self.motor_per_ankle_rad
-            # + motor torque turns the driver positive; plantar-flexor torque is + at the ankle.
-            self.inp.motor_torque_Nm = -self.direction * self.ratio * self.efficiency * rep.t_Nm
-            if rep.temperature_C > -1000:
-                self.inp.motor_temp_C = rep.temperature_C
-            if rep.error_code >= 0:
-                self.inp.motor_error = rep.error_code
-            self.inp.motor_rx_s = now_s
-            return True
+        if self.codec is not None and self.codec.listens(can_id):
+            # the drive's frame: its codec decodes it into the drive readings, ankle side
+            return self.codec.decode(can_id, data, dlc, now_s, &self.inp)
         if can_id == SENSOR_IMU_ID:
             if decode_imu(data, dlc, &imu) != 0 or imu.status != 0:
                 return False
@@ -494,14 +483,15 @@ cdef class Tick:
         self.note_read(errors)
 
     cdef void write_link(self, FrameLink link) noexcept nogil:
-        """The write phase on a GIL-free link: one command frame, unless it cannot be encoded."""
-        cdef CanFrame f
-        if self.pack_command(f.data) != 8:
+        """The write phase on a GIL-free link: the drive's frame(s) of this tick, none when the
+        command cannot be encoded (then the drive's watchdog takes over)."""
+        cdef CanFrame frames[DRIVE_MAX_FRAMES]
+        cdef int n, i
+        if self.codec is None:
             return
-        f.can_id = <unsigned int>self.driver_id
-        f.dlc = 8
-        f.flags = 0
-        self.note_send(link.send(&f) > 0)
+        n = self.codec.encode(&self.cmd, frames, DRIVE_MAX_FRAMES)
+        for i in range(n):
+            self.note_send(link.send(&frames[i]) > 0)
 
     cdef bint at_stride_boundary(self) noexcept nogil:
         """A heel strike now, or not walking: where parameter edits may take effect."""
@@ -566,24 +556,34 @@ cdef class Tick:
         return ""
 
     def command_payload(self, unsigned char[::1] out):
-        """Pack the bounded command as the driver's 8-byte MIT frame into ``out``.
+        """Pack the bounded command as the drive's (first) frame of this tick into ``out``.
 
-        Returns 8, or -1 when the command could not be encoded (then nothing
-        must be sent, and the driver's watchdog takes over).
+        Returns its length (8 for the AK drive), or -1 when the command could not be encoded
+        (then nothing must be sent, and the driver's watchdog takes over).
         """
         if out.shape[0] < 8:
             raise ValueError("out must hold 8 bytes")
         return self.pack_command(&out[0])
 
+    def command_frames(self):
+        """This tick's frames for the drive, as [(can_id, bytes)] (tools, tests)."""
+        cdef CanFrame frames[DRIVE_MAX_FRAMES]
+        cdef int n, i
+        if self.codec is None:
+            return []
+        n = self.codec.encode(&self.cmd, frames, DRIVE_MAX_FRAMES)
+        return [(frames[i].can_id, bytes(frames[i].data[:frames[i].dlc])) for i in range(n)]
+
     cdef int pack_command(self, unsigned char* out) noexcept nogil:
-        cdef MitCommand m
-        cdef double g = self.motor_gain_per_ankle_gain
-        m.p_rad = (self.cmd.p_des_rad + self.motor_zero_rad) * self.motor_per_ankle_rad
-        m.v_rad_s = self.cmd.v_des_rad_s * self.motor_per_ankle_rad
-        m.kp_Nm_rad = self.cmd.kp_Nm_rad * g
-        m.kd_Nms_rad = self.cmd.kd_Nms_rad * g
-        m.t_Nm = -self.cmd.torque_ff_Nm / (self.direction * self.ratio * self.efficiency)
-        return mit_pack_command(out, &self.mit_range, &m)
+        """The payload of the drive's first frame of this tick into ``out`` (8 bytes): its
+        length, or -1 when the command cannot be encoded (out untouched)."""
+        cdef CanFrame frames[DRIVE_MAX_FRAMES]
+        cdef int i
+        if self.codec is None or self.codec.encode(&self.cmd, frames, DRIVE_MAX_FRAMES) < 1:
+            return -1
+        for i in range(frames[0].dlc):
+            out[i] = frames[0].data[i]
+        return frames[0].dlc
 
     def publish(self, double[:, ::1] table, Py_ssize_t row):
         """Write this tick's telemetry row (``TELEMETRY_COLUMNS``) into ``table[row]``."""

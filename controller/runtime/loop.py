@@ -10,24 +10,27 @@ reads a clock.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional, Union
 
 import numpy as np
 
 from controller.kernels._tick import PARAM_COUNT, TELEMETRY_COLUMNS, Tick
 from controller.params.registry import REGISTRY, ParamSet
 from controller.runtime._rtloop import LockStep, run_loop
-from hal.ak import check_mit_range
+from hal._codec import DriveCodec
+from hal.ak import ak_mit_codec_from
 from hal.errors import ConfigError
 
 __all__ = ["LockStep", "run_loop", "build_tick", "TELEMETRY_COLUMNS", "telemetry_table"]
 
 
-def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
+def build_tick(params: ParamSet, drive: Union[DriveCodec, Mapping[str, float]], driver_id: Optional[int] = None,
                reply_id: int = 0x000) -> Tick:
-    """A configured tick kernel for one AK driver in MIT mode.
+    """A configured tick kernel for one drive.
 
-    ``mit_range`` is checked again here (hal.errors.ConfigError naming the field): the
+    ``drive``: the drive's per-tick codec (:func:`hal.drives.build_codec`), or, for the AK drive
+    in MIT mode, its MIT range with ``driver_id`` and ``reply_id`` (the codec is built from
+    them).  The range is checked again here (hal.errors.ConfigError naming the field): the
     codec divides by each range's width, so a bad range must never reach the tick.
     """
     if not isinstance(params, ParamSet):
@@ -35,12 +38,17 @@ def build_tick(params: ParamSet, mit_range: Mapping[str, float], driver_id: int,
     if PARAM_COUNT != len(REGISTRY):
         raise ImportError(f"the kernels were built for {PARAM_COUNT} parameters, the registry has "
                           f"{len(REGISTRY)}: rebuild them (python setup.py build_ext --inplace)")
-    checked = check_mit_range(mit_range)
-    if params["actuator.max_torque_Nm"] > checked["t_max"]:
+    if isinstance(drive, DriveCodec):
+        codec = drive
+    else:
+        if driver_id is None:
+            raise TypeError("build_tick: a MIT range needs the driver_id")
+        codec = ak_mit_codec_from(drive, driver_id, reply_id)
+    if params["actuator.max_torque_Nm"] > codec.torque_limit_Nm:
         raise ConfigError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond the "
-                          f"driver's MIT torque range t_max = {checked['t_max']:g} N*m")
+                          f"driver's {codec.torque_range_name} t_max = {codec.torque_limit_Nm:g} N*m")
     tick = Tick()
-    tick.configure(params, checked, driver_id, reply_id)
+    tick.configure(params, codec)
     return tick
 
 
