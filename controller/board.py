@@ -43,7 +43,7 @@ def realtime_spec(cfg: RunConfig) -> RealtimeSpec:
 
 def runtime_spec(cfg: RunConfig, boot_faults: int = 0) -> RuntimeSpec:
     """What the tick's process is started with: ``[bus]``, ``[driver]`` and ``[realtime]``."""
-    return RuntimeSpec(bus=cfg.bus, driver_id=cfg.driver.id, driver_model=cfg.driver.model,
+    return RuntimeSpec(bus=cfg.bus, driver_id=cfg.driver.id, driver=cfg.driver.type, driver_model=cfg.driver.model,
                        reply_id=cfg.driver.reply_id, setup_timeout_s=cfg.driver.timeout_s,
                        range_overrides=dict(cfg.driver.range_overrides), realtime=realtime_spec(cfg),
                        boot_faults=boot_faults)
@@ -238,7 +238,7 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
             say(line)
         s = ready["settings"]
         say(f"tick process: {s['policy']} priority {s['priority']}, CPUs {s['cpus']}, "
-            f"I/O {ready['io']}, {params['loop.rate_Hz']:g} Hz")
+            f"I/O {ready['io']}, {params['loop.rate_Hz']:g} Hz, drive {spec.driver}")
         console_audit = audit.open() if console.port is not None else None      # before any telemetry
         pump = TelemetryPump(runtime, [latest, *sinks])
         pump.start()

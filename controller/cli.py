@@ -139,6 +139,10 @@ def _parser() -> argparse.ArgumentParser:
                         "closing as push-off work is received (a model, sim/asymmetry.py)")
     s.add_argument("--sound-node", action="store_true",
                    help="simulate the optional sound-side node (an insole on the other foot, CAN 0x113)")
+    from hal.drives import DEFAULT_DRIVE, DRIVE_NAMES
+    s.add_argument("--driver", choices=DRIVE_NAMES, default=DEFAULT_DRIVE, metavar="NAME",
+                   help=f"the motor drive, simulated at frame level (hal.drives: {', '.join(DRIVE_NAMES)}; "
+                        f"default {DEFAULT_DRIVE})")
     s.add_argument("--bus", choices=("memory", "python-can"), default=None,
                    help="the lock-step bus: memory (default), an in-process link like the board's GIL-free "
                         "one; python-can, python-can's virtual bus (the same frames and results, over ten "
@@ -316,7 +320,7 @@ def _cmd_sim(args) -> int:
             run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
                               mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
                               faults=args.inject, boot_faults=boot_faults, asymmetry=_asymmetry(args),
-                              sound_node=args.sound_node, bus=args.bus or "memory",
+                              sound_node=args.sound_node, bus=args.bus or "memory", driver=args.driver,
                               adaptation=adaptation.component if adaptation is not None else None)
         finally:
             if adaptation is not None:

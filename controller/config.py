@@ -4,7 +4,7 @@ The file is TOML, one table per part of the system (see ``deploy/ankle.toml`` fo
 commented example)::
 
     [bus]          CAN bus (hal.bus.BusConfig)          required: interface, channel
-    [driver]       the ankle's AK motor driver           required: id
+    [driver]       the ankle's motor drive (type: hal.drives)   required: id
     [loop]         run time
     [realtime]     SCHED_FIFO priority, CPU pinning, mlockall, timer slack, GC
     [params]       the saved parameter file
@@ -47,6 +47,7 @@ from controller.runtime.process import RealtimeSpec
 from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
 from hal.ak import AK_MODELS, DRIVER_ID_MAX, DRIVER_ID_MIN, RANGE_KEYS, mit_range
 from hal.bus import BusConfig
+from hal.drives import DEFAULT_DRIVE, check_name as _check_drive_name
 from hal.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -194,6 +195,11 @@ def _cpus(name: str, value: Any, base: Path) -> Tuple[int, ...]:
     return tuple(sorted(value))
 
 
+def _drive_type(name: str, value: Any, base: Path) -> str:
+    """A drive of the table (hal.drives.DRIVES); unknown: one line listing the known ones."""
+    return _check_drive_name(value, name)
+
+
 def _model(name: str, value: Any, base: Path) -> str:
     if not isinstance(value, str) or value not in AK_MODELS:
         raise ConfigError(f"{name}: must be one of {', '.join(AK_MODELS)}, got {_show(value)}")
@@ -224,8 +230,10 @@ def _checked(check: Check, **kw: Any) -> Any:
 
 @dataclass(frozen=True)
 class DriverConfig:
-    """``[driver]``: the ankle's AK-series motor driver (MIT mode, ``hal.ak.AKDriver``).
+    """``[driver]``: the ankle's motor drive.
 
+    type: the drive, a name of ``hal.drives.DRIVES`` ("ak_mit": the AK series in MIT mode,
+    ``hal.ak.AKDriver``; the default).
     model: row of ``hal.ak.AK_MODELS``.
     id: the driver's CAN node id, ``hal.ak.DRIVER_ID_MIN..DRIVER_ID_MAX`` (1..127; commands go out on
     this standard id).  Required.
@@ -237,6 +245,7 @@ class DriverConfig:
     """
 
     id: int = _checked(_integer(DRIVER_ID_MIN, DRIVER_ID_MAX, " (the driver's CAN node id)"))
+    type: str = _checked(_drive_type, default=DEFAULT_DRIVE)
     model: str = _checked(_model, default="AK80-9")
     reply_id: int = _checked(_integer(0, 0x7FF, " (a standard CAN id, 0x000..0x7FF)"), default=0)
     timeout_s: float = _checked(_number(0.01, 5.0, "s"), default=0.5)

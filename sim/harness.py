@@ -52,7 +52,7 @@ from controller.runtime.process import PUMP_PERIOD_S
 from controller.params.registry import ParamSet
 from controller.runtime.retune import ParamPublisher, lockstep_channel
 from hal._link import PyCanLink, memory_link_pair
-from hal.ak import AKDriver
+from hal.drives import DEFAULT_DRIVE, build_codec, check_name, load
 from hal.errors import HalError
 from hal.bus import BusConfig, open_bus
 from hal.links import LinkBus
@@ -117,7 +117,7 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         on_stride: Optional[Callable[[SimRun, Stride], None]] = None,
         faults: Sequence[Injection] = (), boot_faults: int = 0,
         asymmetry: Optional[AsymmetryModel] = None, sound_node: bool = False,
-        supervisor=None, bus: str = "memory", adaptation=None) -> SimRun:
+        supervisor=None, bus: str = "memory", adaptation=None, driver: str = DEFAULT_DRIVE) -> SimRun:
     """Walk the simulated wearer for ``duration_s`` on the full stack and return the record.
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
@@ -139,7 +139,10 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     ``asymmetry``: the asymmetric wearer's model (None: a symmetric wearer); ``sound_node``:
     simulate the sound-side sensor node (CAN 0x113 every 2 ms).  ``bus``: ``"memory"`` (the
     in-process link) or ``"python-can"`` (python-can's virtual bus); see the module docstring.
+    ``driver``: the drive, a name of :data:`hal.drives.DRIVES` (its set-up class commissions it,
+    its codec is the tick's).
     """
+    drive_name = check_name(driver, "driver")
     if bus not in BUSES:
         raise ValueError(f"bus must be one of {', '.join(BUSES)}, got {bus!r}")
     if not 0.0 < duration_s <= 3600.0:
@@ -171,16 +174,16 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     try:
         sim = SimAnkle(sim_link if sim_bus is None else sim_bus, plant, wearer, faults=faults,
                        sound_node=sound_node)
-        driver = AKDriver(host_bus, driver_id=plant.driver_id, model="AK80-9")
+        driver = load(drive_name, "setup")(host_bus, driver_id=plant.driver_id, model="AK80-9")
         driver.configure()
         with sim.serving():
             driver.activate(timeout_s=1.0)
-        tick = build_tick(params, driver.mit_range, driver.node_id, driver.reply_arbitration_id)
+        tick = build_tick(params, build_codec(drive_name, driver))
         host_faults = _HostFaults(faults, tick)
         telemetry = telemetry_table(n)
         truth = np.full((n, len(TRUTH_COLUMNS)), np.nan)
         channel = lockstep_channel(params)
-        publisher = ParamPublisher(channel, driver.mit_range["t_max"])
+        publisher = ParamPublisher(channel, tick.codec.torque_limit_Nm)
         host = LockStep(tick, host_link, telemetry, channel)
         record = SimRun(params, telemetry, truth, wearer.strides, rate_Hz, 0.0, 0.0, faults=faults, bus=bus)
 

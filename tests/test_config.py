@@ -211,6 +211,8 @@ BAD = [
     ("driver.id", {"driver.id": 128}, "driver.id: must be an integer in 1..127"),
     ("driver.id", {"driver.id": 1.0}, "driver.id: must be an integer in 1..127"),
     ("driver.id", {"driver.id": True}, "driver.id: must be an integer in 1..127"),
+    ("driver.type", {"driver.type": "odrive"}, "driver.type: unknown drive 'odrive' (known: ak_mit)"),
+    ("driver.type", {"driver.type": 1}, "driver.type: unknown drive 1 (known: ak_mit)"),
     ("driver.model", {"driver.model": "AK99-1"}, "driver.model: must be one of AK80-9, AK70-10"),
     ("driver.model", {"driver.model": ["AK80-9"]}, "driver.model: must be one of"),
     ("driver.reply_id", {"driver.reply_id": 0x800}, "driver.reply_id: must be an integer in 0..2047"),
@@ -417,7 +419,7 @@ def test_absolute_paths_are_kept_and_labels_resolve_against_cwd(tmp_path, monkey
 # --- arbitrary documents: a ConfigError or a RunConfig, nothing else ------------------------------
 
 SECTIONS = ["bus", "driver", "sensor_node", "loop", "realtime", "params", "console", "log"]
-KEYS = ["interface", "channel", "bitrate", "receive_own_messages", "host", "port", "model", "id",
+KEYS = ["interface", "channel", "bitrate", "receive_own_messages", "host", "port", "model", "id", "type",
         "reply_id", "timeout_s", "range_overrides", "status_period_s", "rate_Hz", "duration_s",
         "priority", "cpus", "lock_memory", "timer_slack_ns", "freeze_gc", "spin_ns", "cpu_latency_us", "file",
         "baudrate",

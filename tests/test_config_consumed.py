@@ -25,6 +25,7 @@ from controller.config import RealtimeConfig, parse_config
 from controller.params.registry import ParamSet, by_name
 from controller.runtime.process import RealtimeSpec
 from hal.ak import DRIVER_ID_MAX, DRIVER_ID_MIN, AKDriver
+from hal.drives import DRIVE_NAMES, DRIVES
 from hal.errors import ConfigError
 
 from test_config import minimal, toml_document, with_field
@@ -82,6 +83,7 @@ CASES = {
     "bus.receive_own_messages": ({}, True),
     "bus.host": (SOCKETCAND, "localhost"),
     "bus.port": (SOCKETCAND, 29537),
+    "driver.type": ({}, "ak_mit_copy"),     # a second row of the drive table, made by the test
     "driver.id": ({}, 2),
     "driver.model": ({}, "AK70-10"),
     "driver.reply_id": ({}, 2),
@@ -115,8 +117,11 @@ def test_every_key_of_the_schema_has_a_case(tmp_path):
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
-def test_every_key_changes_what_ankle_run_runs_with(tmp_path, key):
+def test_every_key_changes_what_ankle_run_runs_with(tmp_path, monkeypatch, key):
     common, value = CASES[key]
+    if key == "driver.type":
+        # one drive so far: a second name for the same parts shows the name reaches the run
+        monkeypatch.setitem(DRIVES, "ak_mit_copy", DRIVES["ak_mit"])
     first_dir, second_dir = tmp_path / "first", tmp_path / "second"
     for d in (first_dir, second_dir):
         d.mkdir()
@@ -138,6 +143,15 @@ def test_an_unknown_key_in_any_section_is_refused_in_one_line(tmp_path, section)
         _config({f"{section}.no_such_key": 1}, tmp_path)
     msg = str(info.value)
     assert msg.startswith(f"{section}.no_such_key: unknown key (known: ") and "\n" not in msg, msg
+
+
+def test_an_unknown_drive_is_refused_in_one_line_listing_the_known_ones(tmp_path):
+    for value in ("odrive", "AK_MIT", "", 3):
+        with pytest.raises(ConfigError) as info:
+            _config({"driver.type": value}, tmp_path)
+        msg = str(info.value)
+        assert msg == f"driver.type: unknown drive {value!r} (known: {', '.join(DRIVE_NAMES)})", msg
+    assert _config({}, tmp_path).driver.type == "ak_mit" == DRIVE_NAMES[0]
 
 
 def test_an_old_loop_rate_is_refused_saying_where_the_rate_is_set(tmp_path):

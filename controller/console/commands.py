@@ -478,7 +478,8 @@ class Console:
             f"push-off work of the last stance {_num(row['stance_work_J_kg'], '+.3f')} J/kg; push-off share "
             f"{_num(100 * row['assist'], '.0f')} %",
             self._symmetry_line(),
-            f"loop: {stats.get('ticks', 0)} ticks, {stats.get('missed', 0)} missed deadlines",
+            f"loop: {stats.get('ticks', 0)} ticks, {stats.get('missed', 0)} missed deadlines"
+            + (f"; drive {stats['driver']}" if stats.get("driver") else ""),
         ] + audit)
 
     def _symmetry_line(self, last: int = SYMMETRY_MEAN_STRIDES) -> str:

@@ -102,8 +102,12 @@ class RuntimeSpec:
     #: way the same loop body runs (controller.runtime._rtloop.run_loop); python-can reaches it
     #: through hal._link.PyCanLink, which takes the GIL per frame and is not real-time safe
     io: str = "auto"
+    #: the drive, a name of hal.drives.DRIVES: its set-up class and codec come from that table
+    driver: str = "ak_mit"
 
     def __post_init__(self):
+        from hal.drives import check_name
+        check_name(self.driver, "driver")
         if self.io not in ("auto", "python-can"):
             raise ValueError(f"io must be 'auto' or 'python-can', got {self.io!r}")
 
@@ -114,8 +118,8 @@ _HANDOVER_NS = 20_000_000           # the last set-up frame this long before it 
 _HOLD_PERIOD_S = 0.005              # zero-torque commands this often between the range check and then
 def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None:
     """Entry point of the tick's process."""
-    from hal.ak import AKDriver
     from hal.bus import open_bus
+    from hal.drives import build_codec, load
     from hal._link import PyCanLink
     from hal.errors import HalError
     from hal.links import open_link
@@ -138,10 +142,11 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         values = unpack_target(published)
         params = ParamSet.from_vector(values)
         bus = open_bus(spec.bus)
-        driver = AKDriver(bus, driver_id=spec.driver_id, model=spec.driver_model, reply_id=spec.reply_id,
-                          range_overrides=spec.range_overrides or None)
+        setup = load(spec.driver, "setup")        # the drive's set-up class (hal.drives)
+        driver = setup(bus, driver_id=spec.driver_id, model=spec.driver_model, reply_id=spec.reply_id,
+                       range_overrides=spec.range_overrides or None)
         driver.configure()
-        tick = build_tick(params, driver.mit_range, driver.node_id, driver.reply_arbitration_id)
+        tick = build_tick(params, build_codec(spec.driver, driver))
         shared.report_accepted(shared.snapshot.taken, values)        # the start-up set is in force
         shared.set_stat("params_applied", shared.snapshot.taken)
         link = open_link(spec.bus) if spec.io == "auto" else None
@@ -416,6 +421,7 @@ class Runtime:
                if name not in ("stop", "req_seq", "req_code", "req_arg", "ack_seq")}
         out["state"] = self.shared.state
         out["ring_dropped"] = self.shared.ring.dropped
+        out["driver"] = self.spec.driver
         out["rows_published"] = self.shared.ring.written
         return out
 

@@ -1,0 +1,81 @@
+"""The table of motor drives: one name -> where its parts are, loaded on first use.
+
+A drive is a set-up class (a :class:`hal.driver.MotorDriver`: bring-up, checks, lifecycle, run
+before the tick starts), a per-tick codec (a :class:`hal._codec.DriveCodec`, built from the
+configured set-up object), a simulated drive (``sim/``) and its model table.  The table holds
+dotted paths, ``"module:attribute"``, imported only when a run asks for that part (as
+python-can's ``BACKENDS``), so naming a drive costs nothing and a drive whose module is absent
+fails only when chosen.  ``[driver] type`` in the run configuration and ``ankle sim --driver``
+choose by name; an unknown name is refused in one line listing :data:`DRIVE_NAMES`.
+
+Adding a drive: its set-up class under hal/, its codec class in hal/_codec.pyx (over the
+protocol's own codec module), its simulated drive under sim/, and one row here.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Dict, Tuple
+
+from hal.errors import ConfigError
+
+__all__ = ["DriveEntry", "DRIVES", "DRIVE_NAMES", "DEFAULT_DRIVE", "drive", "load", "build_codec",
+           "check_name"]
+
+
+@dataclass(frozen=True)
+class DriveEntry:
+    """Where one drive's parts are (``"module:attribute"`` each).
+
+    setup: the set-up class (``hal.driver.MotorDriver``).  codec: a factory taking the configured
+    set-up object, returning its ``hal._codec.DriveCodec``.  sim: the simulated drive's builder.
+    models: the table of models (name -> ratings) the set-up class accepts.  description: one line.
+    """
+
+    setup: str
+    codec: str
+    sim: str
+    models: str
+    description: str
+
+
+#: Every drive, by the name ``[driver] type`` and ``--driver`` take; the first is the default.
+DRIVES: Dict[str, DriveEntry] = {
+    "ak_mit": DriveEntry(setup="hal.ak:AKDriver", codec="hal.ak:ak_mit_codec",
+                         sim="sim.plant:build_plant", models="hal.ak:AK_MODELS",
+                         description="CubeMars / T-Motor AK series, MIT mode (driver-side impedance)"),
+}
+DEFAULT_DRIVE = "ak_mit"
+DRIVE_NAMES: Tuple[str, ...] = tuple(DRIVES)
+
+_PARTS = ("setup", "codec", "sim", "models")
+_loaded: Dict[Tuple[str, str], Any] = {}
+
+
+def check_name(name: Any, field: str = "driver.type") -> str:
+    """``name`` if it is a drive of the table, else ConfigError (one line, the known names)."""
+    if not isinstance(name, str) or name not in DRIVES:
+        raise ConfigError(f"{field}: unknown drive {name!r} (known: {', '.join(DRIVES)})")
+    return name
+
+
+def drive(name: str) -> DriveEntry:
+    """The table's row for ``name`` (ConfigError listing the known names otherwise)."""
+    return DRIVES[check_name(name, "driver")]
+
+
+def load(name: str, part: str) -> Any:
+    """Part ``part`` (setup, codec, sim, models) of drive ``name``, imported on first use."""
+    if part not in _PARTS:
+        raise ValueError(f"unknown drive part {part!r} (known: {', '.join(_PARTS)})")
+    entry = drive(name)
+    key = (name, part)
+    if key not in _loaded:
+        module, _, attribute = getattr(entry, part).partition(":")
+        _loaded[key] = getattr(importlib.import_module(module), attribute)
+    return _loaded[key]
+
+
+def build_codec(name: str, setup_object: Any):
+    """The per-tick codec of drive ``name`` for its configured set-up object."""
+    return load(name, "codec")(setup_object)
