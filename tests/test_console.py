@@ -221,6 +221,16 @@ def test_status_has_units(console):
         assert unit in out, unit
 
 
+def test_status_names_the_drive(console):
+    term, _ = console
+    deadline = time.monotonic() + 20          # a hang guard: the controller's first row
+    while "\nloop: " not in (out := term.cmd("status")):
+        assert time.monotonic() < deadline, out
+        time.sleep(0.5)
+    # the drive (hal.drives) ends the loop line
+    assert re.search(r"^loop: \d+ ticks, \d+ missed deadlines; drive ak_mit\r?$", out, re.M), out
+
+
 def test_watch_refreshes_until_a_key(console):
     term, _ = console
     term.port.write(b"watch\r")

@@ -213,3 +213,70 @@ def test_a_lockstep_run_is_bit_for_bit_what_it_was_before_the_codec(name):
     assert rec.frames == run.frames_sent == len(run.telemetry)
     assert rec.hash.hexdigest() == frames
     assert hashlib.sha256(harness.run(**_case(name)).telemetry.tobytes()).hexdigest() == telemetry
+
+
+# --- the drive table ------------------------------------------------------------------------------
+
+def test_the_table_holds_the_ak_drive_and_its_parts():
+    from hal import drives
+    from hal.ak import AKDriver
+    from sim.plant import build_plant
+    assert drives.DRIVE_NAMES == ("ak_mit",) and drives.DEFAULT_DRIVE == "ak_mit"
+    assert drives.load("ak_mit", "setup") is AKDriver
+    assert drives.load("ak_mit", "models") is AK_MODELS
+    assert drives.load("ak_mit", "sim") is build_plant
+    assert drives.load("ak_mit", "codec") is drives.load("ak_mit", "codec")      # imported once
+
+
+def test_an_unknown_drive_is_refused_in_one_line_listing_the_known_ones():
+    from hal import drives
+    from hal.errors import ConfigError
+    for name in ("odrive", "cia402", "AK_MIT", "", None):
+        with pytest.raises(ConfigError) as info:
+            drives.load(name, "codec")
+        assert str(info.value) == f"driver: unknown drive {name!r} (known: ak_mit)"
+    with pytest.raises(ValueError, match="unknown drive part 'firmware'"):
+        drives.load("ak_mit", "firmware")
+
+
+def test_the_table_imports_a_part_only_when_it_is_asked_for():
+    import subprocess
+    import sys
+    code = ("import sys, hal.drives as d\n"
+            "lazy = ('sim.plant', 'hal._codec')\n"
+            "assert not [m for m in lazy if m in sys.modules], [m for m in lazy if m in sys.modules]\n"
+            "d.load('ak_mit', 'sim')\n"
+            "assert 'sim.plant' in sys.modules and 'hal._codec' not in sys.modules\n"
+            "d.load('ak_mit', 'codec')\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_the_harness_and_the_spec_take_a_drive_by_name():
+    from hal.bus import BusConfig
+    from hal.errors import ConfigError
+    from controller.runtime.process import RuntimeSpec
+    from sim import harness
+    with pytest.raises(ConfigError, match=r"^driver: unknown drive 'odrive' \(known: ak_mit\)$"):
+        harness.run(duration_s=0.1, driver="odrive")
+    with pytest.raises(ConfigError, match=r"^driver: unknown drive 'odrive'"):
+        RuntimeSpec(bus=BusConfig("virtual", "x"), driver_id=1, driver="odrive")
+    assert RuntimeSpec(bus=BusConfig("virtual", "x"), driver_id=1).driver == "ak_mit"
+
+
+def test_ankle_sim_takes_driver_from_the_table():
+    import subprocess
+    import sys
+    cli = [sys.executable, "-m", "controller.cli"]
+    bad = subprocess.run(cli + ["sim", "--driver", "odrive", "--duration", "1"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "invalid choice: 'odrive' (choose from 'ak_mit')" in bad.stderr
+    a, b = (subprocess.run(cli + ["sim", "--json", "--duration", "3", "--seed", "1"] + extra, cwd=ROOT,
+                           capture_output=True, text=True, timeout=120) for extra in ([], ["--driver", "ak_mit"]))
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    import json
+    ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+    for wall in ("wall_seconds", "realtime_factor"):
+        ja.pop(wall), jb.pop(wall)
+    assert ja == jb

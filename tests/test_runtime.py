@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -417,6 +418,8 @@ def test_ankle_run_against_the_served_simulator_logs_csv_and_can(tmp_path):
         out = _cli("run", "--config", str(cfg), "--duration", "2")
         assert out.returncode == 0, out.stderr
         assert "driver switched off" in out.stdout
+        # the start-up line names the drive (hal.drives), after what it said before
+        assert re.search(r"^tick process: .* I/O .*, \d+ Hz, drive ak_mit$", out.stdout, re.M), out.stdout
         assert "mode walk" in out.stdout or "mode passive" in out.stdout or "mode safe" in out.stdout
     finally:
         code, sout, serr = served.stop()
