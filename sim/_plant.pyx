@@ -146,62 +146,6 @@ cdef inline double _gauss(uint64_t* state) noexcept nogil:
 
 cdef class AnklePlant:
     """The simulated ankle and driver.  Build it with :func:`sim.plant.build_plant`."""
-    # stride being walked and the one queued after it
-    cdef double[:, ::1] profile
-    cdef double[:, ::1] next_profile
-    cdef double t0_s, stride_s, stance_frac
-    cdef double next_stride_s, next_stance_frac
-    cdef bint walking, next_walking         # False for a standing segment
-    cdef public bint next_queued
-    cdef public long stride_index
-    cdef public bint started
-    # mechanics
-    cdef double J_kgm2, ratio, efficiency, direction
-    cdef double k_wearer, b_wearer
-    cdef double stop_dorsi_rad, stop_plantar_rad, k_stop, b_stop
-    cdef double fric_coulomb_Nm, fric_viscous_Nms
-    cdef double theta, omega, t_s, substep_s
-    cdef double tau_pf_Nm                   # torque the actuator applies at the ankle, + plantar-flexor
-    # driver
-    cdef MitRange rng
-    cdef MitCommand cmd
-    cdef public bint driver_active
-    cdef public bint watchdog_tripped
-    cdef public double watchdog_trip_s      # when the watchdog last tripped (-1 = never)
-    cdef double last_cmd_s, watchdog_s, limp_kd
-    cdef double zero_offset_rad             # motor-side encoder offset set by the zero frame
-    cdef double tau_motor_Nm, torque_limit_Nm
-    cdef double kt_Nm_A, winding_ohm_25C
-    cdef public int driver_id
-    #: A hardware error the driver reports in every reply (0 none; fault injection).  The
-    #: driver's own over-temperature and under-voltage codes come on top (see reply_payload).
-    cdef public int error_code
-    cdef double overtemp_C, undervoltage_V
-    #: Supply voltage [V] (set with :meth:`set_supply_V`).
-    cdef readonly double supply_V
-    # heat: two nodes, winding and case
-    cdef double winding_C, case_C, ambient_C
-    cdef double c_winding_J_K, r_winding_case_K_W, c_case_J_K, r_case_ambient_K_W
-    cdef double extra_heat_W                # injected heat into the winding
-    cdef double extra_case_heat_W           # injected heat into the case (hot surroundings)
-    # injected sensor faults (see the set_*_fault methods)
-    cdef int encoder_mode, imu_mode, load_mode
-    cdef double encoder_offset_motor_rad, encoder_frozen_raw_rad
-    cdef double imu_gyro_rad_s, load_constant_N
-    cdef bint imu_held_valid
-    cdef double imu_held_gyro, imu_held_ax, imu_held_ay
-    # sensor node
-    cdef double gyro_noise, gyro_bias, accel_noise, load_noise, load_offset
-    cdef double gyro_bias_drift, load_offset_drift   # per second of simulated time
-    cdef int imu_seq, load_seq, status_seq
-    cdef uint64_t rng_state
-    # sound-side node: its own noise stream
-    cdef double sound_load_noise, sound_gyro_noise
-    cdef int sound_seq
-    cdef uint64_t sound_rng_state
-    #: Net ankle work [J] of the present stride's stance so far (walking strides: from the heel
-    #: strike to the toe-off, -torque * d(angle) of the true torque and angle; 0 when standing).
-    cdef readonly double stance_work_J
 
     def __cinit__(self):
         self.profile = None
@@ -336,7 +280,7 @@ cdef class AnklePlant:
         self.stance_work_J = 0.0
 
     # ---------------------------------------------------------------- reference lookup
-    cdef inline double ref(self, int channel, double phase) noexcept nogil:
+    cdef double ref(self, int channel, double phase) noexcept nogil:
         cdef double x = phase * (PROFILE_POINTS - 1)
         cdef int i = <int>floor(x)
         if i < 0:
@@ -346,7 +290,7 @@ cdef class AnklePlant:
         x -= i
         return self.profile[channel, i] * (1.0 - x) + self.profile[channel, i + 1] * x
 
-    cdef inline double phase_at(self, double t) noexcept nogil:
+    cdef double phase_at(self, double t) noexcept nogil:
         return (t - self.t0_s) / self.stride_s
 
     # ---------------------------------------------------------------- driver frames
@@ -357,29 +301,56 @@ cdef class AnklePlant:
         return self._driver_frame(&data[0], data.shape[0], now_s)
 
     cdef int _driver_frame(self, const unsigned char* data, int dlc, double now_s) noexcept nogil:
+        # the AK firmware's MIT frames (sim._simdrive.AkMitSimDrive hands them here)
         cdef int kind
         cdef MitCommand c
         if dlc <= 0:
             return 0
         kind = mit_frame_kind(data, dlc)
         if kind == MIT_FRAME_ENTER:
-            self.driver_active = True
-            self.watchdog_tripped = False
-            self.last_cmd_s = now_s
-            self.cmd = MitCommand(p_rad=0.0, v_rad_s=0.0, kp_Nm_rad=0.0, kd_Nms_rad=0.0, t_Nm=0.0)
+            self.drive_enable(now_s)
         elif kind == MIT_FRAME_EXIT:
-            self.driver_active = False
+            self.drive_disable()
         elif kind == MIT_FRAME_ZERO:
-            if not self.driver_active:
-                self.zero_offset_rad += self.motor_position()
+            self.drive_zero()
         elif kind == MIT_FRAME_COMMAND:
             if mit_unpack_command(data, dlc, &self.rng, &c) != 0:
                 return 0
-            if self.driver_active:
-                self.cmd = c
-                self.last_cmd_s = now_s
-                self.watchdog_tripped = False
+            self.drive_command(&c, now_s)
         return kind
+
+    # ---------------------------------------------------------------- the drive API
+    cdef void drive_enable(self, double now_s) noexcept nogil:
+        """Torque allowed from ``now_s``, commanding nothing yet (the watchdog counts from now)."""
+        self.driver_active = True
+        self.watchdog_tripped = False
+        self.last_cmd_s = now_s
+        self.cmd = MitCommand(p_rad=0.0, v_rad_s=0.0, kp_Nm_rad=0.0, kd_Nms_rad=0.0, t_Nm=0.0)
+
+    cdef void drive_disable(self) noexcept nogil:
+        """No torque (the drive's output stage is off)."""
+        self.driver_active = False
+
+    cdef void drive_zero(self) noexcept nogil:
+        """The present encoder reading becomes the drive's zero (only while disabled)."""
+        if not self.driver_active:
+            self.zero_offset_rad += self.motor_position()
+
+    cdef bint drive_command(self, const MitCommand* c, double now_s) noexcept nogil:
+        """The drive's inner loop runs ``c`` (motor side) from ``now_s``: torque
+        t + kp (p - position) + kd (v - velocity), clamped to its rating; a torque-only drive
+        sets kp = kd = 0.  Feeds the watchdog.  Ignored (False) while disabled."""
+        if not self.driver_active:
+            return False
+        self.cmd = c[0]
+        self.last_cmd_s = now_s
+        self.watchdog_tripped = False
+        return True
+
+    cdef void drive_protection(self, double watchdog_s, double limp_kd) noexcept nogil:
+        """After ``watchdog_s`` without a command the drive applies -limp_kd * velocity (0: free)."""
+        self.watchdog_s = watchdog_s
+        self.limp_kd = limp_kd
 
     def settle_driver(self):
         """The driver's inner loop on the last command at the present state, without moving the
@@ -397,7 +368,7 @@ cdef class AnklePlant:
         self.tau_motor_Nm = tau_m
         self.tau_pf_Nm = -self.direction * self.ratio * self.efficiency * tau_m
 
-    cdef inline double encoder_raw(self) noexcept nogil:
+    cdef double encoder_raw(self) noexcept nogil:
         # what the driver's encoder reads before the zero frame's offset (motor side, rad)
         if self.encoder_mode == _ENCODER_STUCK:
             return self.encoder_frozen_raw_rad
@@ -405,11 +376,11 @@ cdef class AnklePlant:
             return self.direction * self.ratio * self.theta + self.encoder_offset_motor_rad
         return self.direction * self.ratio * self.theta
 
-    cdef inline double motor_position(self) noexcept nogil:
+    cdef double motor_position(self) noexcept nogil:
         # the driver's position reading: its MIT law and its replies both use it
         return self.encoder_raw() - self.zero_offset_rad
 
-    cdef inline double motor_velocity(self) noexcept nogil:
+    cdef double motor_velocity(self) noexcept nogil:
         # the driver's velocity reading (a stuck encoder reads no motion)
         if self.encoder_mode == _ENCODER_STUCK:
             return 0.0
@@ -498,13 +469,13 @@ cdef class AnklePlant:
         return new_stride
 
     # ---------------------------------------------------------------- noise
-    cdef inline double uniform(self) noexcept nogil:
+    cdef double uniform(self) noexcept nogil:
         return _uniform(&self.rng_state)
 
-    cdef inline double gauss(self) noexcept nogil:
+    cdef double gauss(self) noexcept nogil:
         return _gauss(&self.rng_state)
 
-    cdef inline double sound_gauss(self) noexcept nogil:
+    cdef double sound_gauss(self) noexcept nogil:
         # the sound node's own stream: turning it on changes no other sensor's noise
         return _gauss(&self.sound_rng_state)
 
@@ -745,149 +716,3 @@ cdef class AnklePlant:
     def state(self):
         """(t_s, ankle angle rad, ankle velocity rad/s, actuator torque N*m) for tools and tests."""
         return (self.t_s, self.theta, self.omega, self.tau_pf_Nm)
-
-
-# ----------------------------------------------------------------------------- the devices' frames
-#: The sound-side node's frame period [s] (hal/sensor_node.dbc: SOUND_SIDE, 500 Hz).
-SOUND_PERIOD_S = 0.002
-cdef double _SOUND_PERIOD_S = SOUND_PERIOD_S
-
-
-cdef class DeviceIO:
-    """The simulated driver's and sensor node's frames on a CAN link (any :class:`hal._link.FrameLink`).
-
-    The per-tick frame work of :class:`sim.devices.SimAnkle`, encoded and decoded here with
-    hal._mit and hal._sensor_frames (the protocol's one definition): ``receive`` hands every
-    host frame to the plant's driver, ``reply`` / ``send`` / the sensor samples put the
-    devices' frames on the link.  :meth:`step` is a whole lock-step step without any fault
-    injection active, in one call; with injections, SimAnkle composes the same parts from
-    Python (so the frames, and their order, are the same either way).
-    """
-    cdef readonly AnklePlant plant
-    cdef readonly FrameLink link
-    cdef readonly unsigned int reply_id
-    cdef readonly long long frames_in, frames_out, frames_lost
-    cdef readonly double status_period_s
-    cdef readonly double next_status_s        # the status frame is due at this simulated time
-    cdef readonly bint sound_node
-    cdef readonly long sound_frames           # SOUND_SIDE frames sent: the next is due at this many periods
-    cdef CanFrame out
-
-    def __init__(self, AnklePlant plant not None, FrameLink link not None, unsigned int reply_id=0,
-                 double status_period_s=0.02, bint sound_node=False):
-        if not status_period_s > 0.0:
-            raise ValueError(f"status period must be > 0 s, got {status_period_s}")
-        self.plant, self.link, self.reply_id = plant, link, reply_id
-        self.status_period_s = status_period_s
-        self.next_status_s = 0.0
-        self.sound_node = sound_node
-        self.sound_frames = 0
-        self.frames_in = self.frames_out = self.frames_lost = 0
-        self.out.flags = 0
-
-    cdef inline void _emit(self, unsigned int can_id, int dlc) noexcept nogil:
-        # self.out.data holds the payload; a payload that could not be encoded (dlc <= 0) is not sent
-        if dlc <= 0:
-            return
-        self.out.can_id = can_id
-        self.out.dlc = dlc
-        self.out.flags = 0
-        if self.link.send(&self.out) > 0:
-            self.frames_out += 1
-
-    cdef int _receive(self, double now_s, bint lose) noexcept nogil:
-        """Every host frame waiting: to the plant's driver (``lose``: dropped, counted as lost).
-        Returns how many the driver must reply to."""
-        cdef CanFrame f
-        cdef int due = 0
-        while self.link.recv(&f) > 0:
-            if lose:                            # lost on the way: the driver sees nothing
-                self.frames_lost += 1
-                continue
-            self.frames_in += 1
-            if f.flags & (LINK_EXTENDED | LINK_ERROR | LINK_REMOTE) or f.can_id != <unsigned int>self.plant.driver_id:
-                continue
-            if self.plant._driver_frame(f.data, f.dlc, now_s) != MIT_FRAME_NONE:
-                due += 1
-        return due
-
-    cdef void _reply(self, int n) noexcept nogil:
-        cdef int i
-        for i in range(n):
-            self._emit(self.reply_id, self.plant._reply_payload(self.out.data))
-
-    cdef bint _status_due(self, double now_s) noexcept nogil:
-        return now_s >= self.next_status_s
-
-    cdef bint _sound_due(self, double now_s) noexcept nogil:
-        # on the 2 ms grid (counted, so no rounding drift; a 1 ms step sends every other one)
-        return self.sound_node and now_s >= self.sound_frames * _SOUND_PERIOD_S - 1e-9
-
-    cdef void _send_sound(self, double now_s) noexcept nogil:
-        self._emit(SENSOR_SOUND_ID, self.plant._sound_payload(self.out.data))
-        self.sound_frames = <long>floor(now_s / _SOUND_PERIOD_S + 1e-6) + 1
-
-    def step(self, double now_s):
-        """A lock-step step with no injection active: take the host's frames, advance the plant to
-        ``now_s``, send the replies, the IMU and load samples, and the status and sound-side
-        frames when due.  Returns True when a stride began."""
-        cdef bint new_stride
-        cdef int due
-        due = self._receive(now_s, False)
-        new_stride = self.plant._advance(now_s)
-        self._reply(due)
-        self._emit(SENSOR_IMU_ID, self.plant._imu_payload(self.out.data))
-        self._emit(SENSOR_LOAD_ID, self.plant._load_payload(self.out.data))
-        if self._status_due(now_s):
-            self._emit(SENSOR_STATUS_ID, self.plant._status_payload(self.out.data))
-            self.next_status_s += self.status_period_s
-        if self._sound_due(now_s):
-            self._send_sound(now_s)
-        return new_stride
-
-    # ---- the parts, for the steps with injections (sim.devices.SimAnkle.step_to) ----
-    def receive(self, double now_s, bint lose=False):
-        """Take every host frame waiting (``lose``: all lost); returns how many need a reply."""
-        return self._receive(now_s, lose)
-
-    def reply(self, int n=1):
-        """Send ``n`` driver replies (the state now)."""
-        self._reply(n)
-
-    def send(self, unsigned int can_id, const unsigned char[::1] data, int dlc=-1):
-        """Send ``data[:dlc]`` (all of it when dlc < 0) as a standard frame from the devices."""
-        cdef int i, n = data.shape[0] if dlc < 0 else dlc
-        if not 0 <= n <= min(8, data.shape[0]):
-            raise ValueError(f"a frame carries 0..8 bytes of the {data.shape[0]} given, asked {n}")
-        for i in range(n):
-            self.out.data[i] = data[i]
-        if n > 0:
-            self._emit(can_id, n)
-
-    def status_due(self, double now_s):
-        """Whether the status frame is due at ``now_s``."""
-        return self._status_due(now_s)
-
-    def status_sent(self):
-        """The status frame due went out (or was withheld): the next is one period later."""
-        self.next_status_s += self.status_period_s
-
-    def send_sound_if_due(self, double now_s):
-        """The sound-side node's frame, when one is due at ``now_s``."""
-        if self._sound_due(now_s):
-            self._send_sound(now_s)
-
-    def answer(self):
-        """Commissioning: answer one host frame if one is waiting (the plant does not move: the
-        driver settles on the command first, so the reply carries its torque).  Returns whether
-        a frame came."""
-        cdef CanFrame f
-        if self.link.recv(&f) <= 0:
-            return False
-        self.frames_in += 1
-        if f.flags & (LINK_EXTENDED | LINK_ERROR | LINK_REMOTE) or f.can_id != <unsigned int>self.plant.driver_id:
-            return True
-        if self.plant._driver_frame(f.data, f.dlc, self.plant.t_s) != MIT_FRAME_NONE:
-            self.plant._settle_driver()
-            self._reply(1)
-        return True

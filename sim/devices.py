@@ -7,7 +7,8 @@ mode), the sensor node sends its DBC frames every tick and its status every
 lock-step simulator's in-process :class:`~hal._link.MemoryLink`, or a python-can
 bus (wrapped in a :class:`~hal._link.PyCanLink`: a virtual bus, the real-time
 simulator's socketcand server).  The frames are encoded and decoded in Cython
-(:class:`sim._plant.DeviceIO`, with hal._mit and hal._sensor_frames); they are
+(:class:`sim._device_io.DeviceIO`, with the simulated drive of the run and
+hal._sensor_frames); they are
 the same real CAN frames, byte for byte, on either.
 
 The optional sound-side node (``sound_node=True``) sends the SOUND_SIDE
@@ -47,7 +48,8 @@ from hal._link import FrameLink, PyCanLink
 from hal._sensor_frames import (IMU_ID, LOAD_ID, STATUS_ID, _encode_imu_py,
                                 _encode_load_py)
 from sim import plant as _plant
-from sim._plant import DeviceIO, SOUND_PERIOD_S
+from sim._device_io import DeviceIO, SOUND_PERIOD_S
+from sim._simdrive import AkMitSimDrive, SimDrive
 from sim.faults import DEVICE_KINDS, Injection, resolved_value
 from sim.plant import AnklePlant
 from sim.wearer import Wearer
@@ -71,13 +73,16 @@ class SimAnkle:
 
     def __init__(self, bus, plant: AnklePlant, wearer: Wearer, *, reply_id: int = 0x000,
                  status_period_s: float = 0.02, faults: Sequence[Injection] = (),
-                 sound_node: bool = False):
+                 sound_node: bool = False, drive: Optional[SimDrive] = None):
         """``faults``: injections to act on (host-side kinds are left to the harness).  The
         supply voltage is the plant's (``supply_V`` setting, lowered by ``low_voltage``).
-        ``sound_node``: also send the sound-side node's frames (0x113, every 2 ms)."""
+        ``sound_node``: also send the sound-side node's frames (0x113, every 2 ms).
+        ``drive``: the simulated drive on ``plant`` (a :class:`sim._simdrive.SimDrive`, from the
+        drive table's ``sim`` part); None: the AK driver in MIT mode, replying on ``reply_id``."""
         self.bus = bus
         self.link: FrameLink = bus if isinstance(bus, FrameLink) else PyCanLink(bus)
-        self.io = DeviceIO(plant, self.link, reply_id, status_period_s, bool(sound_node))
+        self.drive: SimDrive = AkMitSimDrive(plant, reply_id) if drive is None else drive
+        self.io = DeviceIO(plant, self.drive, self.link, status_period_s, bool(sound_node))
         self.plant = plant
         self.wearer = wearer
         self.reply_id = reply_id
@@ -198,8 +203,7 @@ class SimAnkle:
         new_stride = self.plant.advance(now_s)
         self._plan_next(now_s)
         self._apply_plant_faults(active)
-        if "stale_replies" not in active_kinds:
-            io.reply(reply_due)
+        io.reply(reply_due, now_s, "stale_replies" not in active_kinds)
         # sampled even when not sent, so the noise sequence (and every later sample) is the
         # same as in a run without the fault
         imu_dlc = self.plant.imu_payload(self._buf)
