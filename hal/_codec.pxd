@@ -35,9 +35,11 @@ cdef class DriveCodec:
     cdef double ratio, efficiency, direction, motor_zero_rad
     cdef double motor_per_ankle_rad          # direction * ratio
     cdef double motor_gain_per_ankle_gain    # 1 / (efficiency * ratio^2)
+    cdef readonly double period_s            # the loop's period (set by the tick; NaN before)
 
     cdef void set_transmission(self, double ratio, double efficiency, double direction,
                                double motor_zero_rad) noexcept nogil
+    cdef void set_period(self, double period_s) noexcept nogil
     cdef bint listens(self, unsigned int can_id) noexcept nogil
     cdef int encode(self, const Command* cmd, CanFrame* out, int max_frames) noexcept nogil
     cdef bint decode(self, unsigned int can_id, const unsigned char* data, int dlc, double now_s,

@@ -37,6 +37,7 @@ cdef class DriveCodec:
         # no transmission until the tick sets one: NaN encodes nothing (a non-finite command)
         self.ratio = self.efficiency = self.direction = self.motor_zero_rad = NAN
         self.motor_per_ankle_rad = self.motor_gain_per_ankle_gain = NAN
+        self.period_s = NAN
 
     cdef void set_transmission(self, double ratio, double efficiency, double direction,
                                double motor_zero_rad) noexcept nogil:
@@ -46,6 +47,11 @@ cdef class DriveCodec:
         self.motor_zero_rad = motor_zero_rad
         self.motor_per_ankle_rad = direction * ratio
         self.motor_gain_per_ankle_gain = 1.0 / (efficiency * ratio * ratio)
+
+    cdef void set_period(self, double period_s) noexcept nogil:
+        """The loop's period [s] (called by the tick with its parameters): a codec with periodic
+        frames of its own (a host heartbeat) counts encode calls against it, never a clock."""
+        self.period_s = period_s
 
     cdef bint listens(self, unsigned int can_id) noexcept nogil:
         """Is ``can_id`` one this drive sends on (so decode must see it)?  Called every frame."""
@@ -91,6 +97,10 @@ cdef class DriveCodec:
                                double motor_zero_rad=0.0):
         """:meth:`set_transmission` from Python (tools, tests; the tick sets its own)."""
         self.set_transmission(ratio, efficiency, direction, motor_zero_rad)
+
+    def configure_period(self, double period_s):
+        """:meth:`set_period` from Python (tools, tests; the tick sets its own)."""
+        self.set_period(period_s)
 
     def listens_to(self, unsigned int can_id):
         return self.listens(can_id)

@@ -5,7 +5,7 @@ def inputs(**over):
              ankle_angle_rad=0.0, supply_V=24.0, imu_rx_s=1.0, load_rx_s=1.0, node_status_rx_s=1.0,
              imu_seq=0, load_seq=0, node_flags=0, imu_frames=0, imu_disorder=0, imu_lost=0,
              load_frames=0, load_disorder=0, load_lost=0, motor_angle_rad=0.0, motor_vel_rad_s=0.0,
-             motor_torque_Nm=0.0, motor_temp_C=30.0, motor_error=0, motor_rx_s=1.0,
+             motor_torque_Nm=0.0, motor_temp_C=30.0, motor_error=0, motor_rx_s=1.0, drive_supply_V=float("nan"),
              send_failures=0, bus_error_ticks=0, imu_valid=1, load_valid=1)
     d.update(over)
     return d

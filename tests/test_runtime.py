@@ -80,7 +80,8 @@ def _heated_tick():
                              imu_frames=k, imu_disorder=0, imu_lost=0, load_frames=k,
                              load_disorder=0, load_lost=0,
                              motor_angle_rad=0.0, motor_vel_rad_s=0.0, motor_torque_Nm=0.0,
-                             motor_temp_C=70.0, motor_error=0, motor_rx_s=t, send_failures=0,
+                             motor_temp_C=70.0, motor_error=0, motor_rx_s=t, drive_supply_V=float("nan"),
+                             send_failures=0,
                              bus_error_ticks=0, imu_valid=1, load_valid=1))
         tick.update(t)
     return tick

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from controller.kernels._safety import ANGLE_SOURCES, DRIVER_LAG_S, Safety
-from controller.kernels.faults import DEGRADING, fault_names, warning_names
+from controller.kernels.faults import DEGRADING, fault_bit, fault_names, warning_names
 from controller.runtime.loop import build_tick
 from controller.params.registry import ParamSet
 from hal.ak import mit_range
@@ -410,3 +410,49 @@ def test_stale_driver_replies_put_the_safe_spring_on_the_joint_encoder_not_the_s
     spring = P["safety.passive_stiffness_Nm_rad"] * 0.3
     stop = P["safety.soft_stiffness_Nm_rad"] * (0.3 - P["safety.soft_dorsi_rad"])
     assert out["torque_ff_Nm"] == pytest.approx(spring + stop, rel=1e-6)
+
+
+# ---- a torque-only drive: the safe state's spring-damper runs on the host -------------------------
+
+def _twin_safe_states(angle_rad, vel_rad_s, **over):
+    """The same fault on two safety stages, one for a driver-side impedance drive, one torque-only:
+    the motor moving at vel_rad_s, both encoders agreeing, about angle_rad at the last tick."""
+    over.setdefault("motor_angle_rad", lambda t: angle_rad + vel_rad_s * (t - 1.405))
+    over.setdefault("ankle_angle_rad", lambda t: angle_rad + vel_rad_s * (t - 1.405))
+    over.setdefault("motor_vel_rad_s", vel_rad_s)
+    pair, outs = [], []
+    for host in (False, True):
+        s = safety()
+        s.host_impedance = host
+        ticks(s, 5, **over)
+        s.latch(fault_bit("overrun"), 1.005)    # a fault of neither sensor: the safe state
+        outs.append(ticks(s, 400, t0=1.005, **over)[1])
+        pair.append(s)
+    return pair, outs
+
+
+@settings(max_examples=60, deadline=None)
+@given(angle=st.floats(-0.35, 0.35), vel=st.floats(-3.0, 3.0))
+def test_a_torque_only_drive_gets_the_safe_state_spring_damper_as_torque(angle, vel):
+    (imp, host), (out_imp, out_host) = _twin_safe_states(angle, vel)
+    assert imp.mode == SAFE and host.mode == SAFE
+    # the impedance drive gets gains; the torque-only one none, and the whole torque as feed-forward
+    assert out_imp["kp_Nm_rad"] > 0.0
+    assert out_host["kp_Nm_rad"] == out_host["kd_Nms_rad"] == out_host["p_des_rad"] == 0.0
+    assert out_host["torque_ff_Nm"] == out_host["torque_expected_Nm"]
+    # what it applies is the law the other drive runs: ff + kp (angle - p_des) + kd vel, bounded
+    assert abs(out_host["torque_ff_Nm"]) <= MAX + 1e-9
+    law = (out_imp["torque_ff_Nm"] + out_imp["kp_Nm_rad"] * (angle - out_imp["p_des_rad"])
+           + out_imp["kd_Nms_rad"] * vel)
+    if abs(law) < MAX - DRIVER_LAG_S * out_imp["kp_Nm_rad"] * abs(vel) - 1e-6:
+        assert out_host["torque_ff_Nm"] == pytest.approx(law, abs=1e-6)
+
+
+def test_a_torque_only_drive_gets_no_damper_on_a_drive_velocity_it_cannot_trust():
+    # stale replies: the angle comes from the joint encoder; the drive's velocity reading is old
+    (imp, host), (out_imp, out_host) = _twin_safe_states(0.1, 2.0, motor_rx_s=lambda t: 1.0)
+    assert host.angle_source == 2 and imp.angle_source == 2          # the joint encoder
+    assert out_imp["kd_Nms_rad"] > 0.0                                # the driver damps on its own
+    assert out_host["kd_Nms_rad"] == 0.0
+    # the joint-encoder spring only: no term of the stale 2 rad/s
+    assert out_host["torque_ff_Nm"] == out_host["torque_expected_Nm"] == pytest.approx(out_imp["torque_ff_Nm"])

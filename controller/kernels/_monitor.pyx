@@ -214,7 +214,7 @@ cdef class Monitor:
 
     cdef uint32_t check(self, const Inputs* inp, double now_s) noexcept nogil:
         cdef uint32_t found = 0
-        cdef double dt, dtheta, expected, heard_s
+        cdef double dt, dtheta, expected, heard_s, supply_V
         cdef bint motor_new, imu_new, load_new, status_new, motor_finite, plausible
         cdef bint imu_bad = False, load_bad = False
 
@@ -357,9 +357,14 @@ cdef class Monitor:
         else:
             plausible = False
         if plausible:
-            if inp.supply_V < self.supply_warn_V:
+            # the lower of the node's reading and the drive's own (when it gives a plausible one):
+            # the drive's bus is what the push-off draws from
+            supply_V = inp.supply_V
+            if isfinite(inp.drive_supply_V) and 0.0 <= inp.drive_supply_V < supply_V:
+                supply_V = inp.drive_supply_V
+            if supply_V < self.supply_warn_V:
                 self.warnings |= ANKLE_WARN_SUPPLY_LOW
-            self.supply_scale = clamp((inp.supply_V - self.supply_min_V)
+            self.supply_scale = clamp((supply_V - self.supply_min_V)
                                       / (self.supply_warn_V - self.supply_min_V), 0.0, 1.0)
         else:
             if inp.node_status_rx_s >= 0.0 and now_s - inp.node_status_rx_s <= self.status_timeout_s:

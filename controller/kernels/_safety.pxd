@@ -41,6 +41,9 @@ cdef class Safety:
     cdef readonly double last_now_s
     cdef double last_load_N               # load seen by the last check (clear_faults)
     cdef bint started
+    # The drive is torque only (hal._codec.DriveCodec.impedance False): the spring-damper of the
+    # safe states is computed here every tick and sent as torque (set by the tick from its codec).
+    cdef public bint host_impedance
 
     cdef void configure_from(self, const double* p, bint keep_state, double driver_v_max_rad_s) noexcept nogil
     cdef void arm(self, double now_s) noexcept nogil

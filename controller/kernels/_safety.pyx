@@ -71,6 +71,7 @@ cdef class Safety:
     """Per-tick fault latch, modes, phase-aware safe state and limits."""
 
     def __cinit__(self):
+        self.host_impedance = False
         # No parameter value of its own: every one comes from configure() (the registry and the
         # driver's range).  NaN until then; the Python entry points refuse to run it unconfigured.
         self.configured = False
@@ -333,12 +334,13 @@ cdef class Safety:
         cmd.kp_Nm_rad = clamp(cmd.kp_Nm_rad, 0.0, self.kp_max)
         cmd.kd_Nms_rad = clamp(cmd.kd_Nms_rad, 0.0, self.kd_max)
         cmd.v_des_rad_s = 0.0
-        if src == ANGLE_MOTOR:
+        if src == ANGLE_MOTOR and not self.host_impedance:
             # The driver runs its spring on the angle of the moment, which moves on from the one
             # this command was computed with until the next command lands: keep that much of the
             # limit free (found by bench.campaign: 1 N*m over a derated limit in the safe state).
             limit = max(0.0, limit - cmd.kp_Nm_rad * fabs(inp.motor_vel_rad_s) * _DRIVER_LAG_S)
-            # The driver-side spring-damper first: scale it into the limit (an absurd
+        if src == ANGLE_MOTOR:
+            # The spring-damper first (the driver's, or the host's for a torque-only drive): scale it into the limit (an absurd
             # velocity must not let the damper exceed it) ...
             if cmd.kp_Nm_rad > 0.0:
                 cmd.p_des_rad = clamp(cmd.p_des_rad, inp.motor_angle_rad - limit / cmd.kp_Nm_rad,
@@ -384,6 +386,19 @@ cdef class Safety:
             cmd.torque_expected_Nm = cmd.torque_ff_Nm
         self.last_torque_Nm = cmd.torque_ff_Nm
         self.last_now_s = now_s
+        if self.host_impedance:
+            # A torque-only drive: the whole torque goes as feed-forward, the spring-damper computed
+            # here on this tick's angle (it holds for one period, so no driver-lag reserve).  Off
+            # the motor encoder there is no damper at all: its velocity would be the drive's own
+            # reading, the one not trusted or not heard (the joint encoder's spring is in the
+            # feed-forward already).  The drive's watchdog stops torque if this host stops.
+            if src != ANGLE_MOTOR:
+                cmd.torque_expected_Nm = cmd.torque_ff_Nm
+            cmd.torque_ff_Nm = cmd.torque_expected_Nm
+            cmd.p_des_rad = 0.0
+            cmd.v_des_rad_s = 0.0
+            cmd.kp_Nm_rad = 0.0
+            cmd.kd_Nms_rad = 0.0
 
     # ---- outside the tick ----------------------------------------------------------------------
 

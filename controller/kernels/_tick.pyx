@@ -122,6 +122,8 @@ cdef class Tick:
         cdef double p[N_PARAMS]
         fill_vector(params, p)
         self.codec = codec
+        # a torque-only drive cannot run the safe states' spring-damper: the host runs it
+        self.safety.host_impedance = not codec.impedance
         self.estimator.use_shank = True
         with nogil:
             self._apply(p, APPLY_START)
@@ -227,6 +229,7 @@ cdef class Tick:
         self.motor_per_ankle_rad = self.direction * self.ratio
         self.motor_gain_per_ankle_gain = 1.0 / (self.efficiency * self.ratio * self.ratio)
         self.codec.set_transmission(self.ratio, self.efficiency, self.direction, self.motor_zero_rad)
+        self.codec.set_period(1.0 / p[P_LOOP_RATE_HZ])
 
     # ---- the one path of a parameter change -------------------------------------------------
 
@@ -345,6 +348,7 @@ cdef class Tick:
         self.inp.motor_temp_C = NAN
         self.inp.motor_error = 0
         self.inp.motor_rx_s = -1.0
+        self.inp.drive_supply_V = NAN
         self.inp.send_failures = 0
         self.inp.bus_error_ticks = 0
         self.inp.imu_valid = 0

@@ -44,6 +44,7 @@ ctypedef struct Inputs:
     double motor_temp_C
     int32_t motor_error          # driver error code, 0 = none
     double motor_rx_s            # host time the last reply arrived
+    double drive_supply_V        # the drive's own supply (DC bus) reading; NaN: it gives none
     # Link health, written by the runner.
     int32_t send_failures        # consecutive failed command sends
     int32_t bus_error_ticks      # consecutive ticks that brought CAN error frames
