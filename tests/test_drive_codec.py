@@ -220,11 +220,12 @@ def test_a_lockstep_run_is_bit_for_bit_what_it_was_before_the_codec(name):
 def test_the_table_holds_the_ak_drive_and_its_parts():
     from hal import drives
     from hal.ak import AKDriver
-    from sim.plant import build_plant
-    assert drives.DRIVE_NAMES == ("ak_mit",) and drives.DEFAULT_DRIVE == "ak_mit"
+    from sim._simdrive import AkMitSimDrive
+    assert drives.DRIVE_NAMES[0] == "ak_mit" and drives.DEFAULT_DRIVE == "ak_mit"
     assert drives.load("ak_mit", "setup") is AKDriver
     assert drives.load("ak_mit", "models") is AK_MODELS
-    assert drives.load("ak_mit", "sim") is build_plant
+    assert drives.load("ak_mit", "sim") is AkMitSimDrive
+    assert drives.drive("ak_mit").sim_model in AK_MODELS
     assert drives.load("ak_mit", "codec") is drives.load("ak_mit", "codec")      # imported once
 
 
@@ -243,10 +244,10 @@ def test_the_table_imports_a_part_only_when_it_is_asked_for():
     import subprocess
     import sys
     code = ("import sys, hal.drives as d\n"
-            "lazy = ('sim.plant', 'hal._codec')\n"
+            "lazy = ('sim._simdrive', 'hal._codec')\n"
             "assert not [m for m in lazy if m in sys.modules], [m for m in lazy if m in sys.modules]\n"
             "d.load('ak_mit', 'sim')\n"
-            "assert 'sim.plant' in sys.modules and 'hal._codec' not in sys.modules\n"
+            "assert 'sim._simdrive' in sys.modules and 'hal._codec' not in sys.modules\n"
             "d.load('ak_mit', 'codec')\n"
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
