@@ -106,6 +106,8 @@ class SimRun:
     #: results equal the python-can bus's
     frames_refused: int = 0
     can_log_frames: int = 0             # frames written to the CAN log (can_log=)
+    driver: str = "ak_mit"              # the drive (hal.drives) the run commissioned
+    drive_watchdog_s: float = float("nan")   # its declared loss-of-host time (DriveCodec.watchdog_s)
     #: the parameter sets the tick accepted from the run's publisher (the adaptation's, a
     #: supervisor's): (time s, the set), at the stride boundary it took each
     retunes: List[Tuple[float, ParamSet]] = field(default_factory=list)
@@ -246,6 +248,8 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         record.wall_seconds = time.perf_counter() - wall0
         record.sim_seconds = (k + 1) * dt_s
         record.frames_sent = tick.frames_sent
+        record.driver = drive_name
+        record.drive_watchdog_s = tick.codec.watchdog_s
         record.send_errors = tick.send_errors
         record.frames_refused = sim.link.send_failures if bus == "memory" else 0
         record.watchdog_tripped = plant.watchdog_tripped

@@ -136,7 +136,7 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
     from hal.drives import build_codec, load
     from hal._link import PyCanLink
     from hal.errors import HalError
-    from hal.links import open_link
+    from hal.links import open_link, tick_rx_ids
 
     _rt.set_thread_name("ankle-tick")          # ps / top / journal show which process ticks
     # Ctrl-C reaches the whole process group and systemd's stop the whole cgroup: only the
@@ -162,7 +162,8 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         tick = build_tick(params, build_codec(spec.driver, driver))
         shared.report_accepted(shared.snapshot.taken, values)        # the start-up set is in force
         shared.set_stat("params_applied", shared.snapshot.taken)
-        link = open_link(spec.bus) if spec.io == "auto" else None
+        # the kernel filters the bus on what the tick reads: the sensor node's ids and the drive's
+        link = open_link(spec.bus, rx_ids=tick_rx_ids(tick.codec)) if spec.io == "auto" else None
         conn.send(("ready", {"warnings": warnings, "settings": current_settings(),
                              "io": "GIL-free link" if link is not None else "python-can",
                              "t_max_Nm": driver.torque_limit_Nm}))
