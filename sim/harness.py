@@ -108,6 +108,7 @@ class SimRun:
     can_log_frames: int = 0             # frames written to the CAN log (can_log=)
     driver: str = "ak_mit"              # the drive (hal.drives) the run commissioned
     drive_watchdog_s: float = float("nan")   # its declared loss-of-host time (DriveCodec.watchdog_s)
+    codec: object = None                # the tick's codec of the drive (tools: bench/codec.py)
     #: the parameter sets the tick accepted from the run's publisher (the adaptation's, a
     #: supervisor's): (time s, the set), at the stride boundary it took each
     retunes: List[Tuple[float, ParamSet]] = field(default_factory=list)
@@ -250,6 +251,7 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         record.frames_sent = tick.frames_sent
         record.driver = drive_name
         record.drive_watchdog_s = tick.codec.watchdog_s
+        record.codec = tick.codec
         record.send_errors = tick.send_errors
         record.frames_refused = sim.link.send_failures if bus == "memory" else 0
         record.watchdog_tripped = plant.watchdog_tripped
