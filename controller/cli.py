@@ -300,7 +300,7 @@ def _cmd_sim(args) -> int:
               f"{params['wearer.mass_kg']:g} kg and is not changed)", flush=True)
     if not args.json:
         print(f"walking the simulated wearer: scenario {args.scenario}, {args.speed:g} m/s, "
-              f"{args.mass:g} kg, {args.duration:g} s, seed {args.seed}", flush=True)
+              f"{args.mass:g} kg, {args.duration:g} s, seed {args.seed}, drive {args.driver}", flush=True)
         for inj in args.inject:
             print(f"  injecting {inj.kind} at {inj.t_s:g} s", flush=True)
     timing = None
@@ -328,6 +328,7 @@ def _cmd_sim(args) -> int:
                 adaptation.close()
     result = evaluation.summary(run, scenario=args.scenario, speed_m_s=args.speed, seed=args.seed)
     result["symmetry"] = _symmetry_summary(run)
+    result["driver"] = args.driver
     if adaptation is not None:
         result["adaptation"] = adaptation.summary()
         if not args.realtime:            # lock-step: when the tick took each change
