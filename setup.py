@@ -56,7 +56,7 @@ setup(
     version="0.1.0",
     description="Controller for a powered ankle-foot prosthesis: Cython real-time core, CAN HAL, simulated plant.",
     packages=find_packages(include=["controller*", "hal*", "sim*", "bench*"]),
-    package_data={"hal": ["*.dbc", "*.pxd"], "controller": ["*/*.pxd"], "sim": ["*.pxd", "data/*.csv", "data/sources/*.csv"]},
+    package_data={"hal": ["*.dbc", "*.pxd", "data/*.eds"], "controller": ["*/*.pxd"], "sim": ["*.pxd", "data/*.csv", "data/sources/*.csv"]},
     ext_modules=cythonize(
         _extensions(),
         compiler_directives={
@@ -74,6 +74,7 @@ setup(
         "python-can>=4.3",
         "pyserial>=3.5",
         "cantools>=39.0",
+        "canopen>=2.4",
         "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require={

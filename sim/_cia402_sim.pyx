@@ -167,6 +167,14 @@ cdef class Cia402SimDrive(SimDrive):
             raise KeyError(f"{index:#06x}:{sub}")
         return self.od_value[s]
 
+    def od_write(self, unsigned int index, unsigned int sub, long long value):
+        """Set an object as the vendor's tool (or a previous session) left it, bypassing the SDO
+        rules (tests: a drive configured otherwise than the model)."""
+        cdef int s = self._find(index, sub)
+        if s < 0:
+            raise KeyError(f"{index:#06x}:{sub}")
+        self.od_value[s] = value
+
     @property
     def state_name(self):
         return STATES.get(self.state, "?")
