@@ -406,8 +406,9 @@ class Cia402Driver(MotorDriver):
         """Torque off (controlword shutdown, confirmed Ready to switch on), the heartbeat
         consumer disarmed (the host's heartbeat stops now), NMT pre-operational."""
         with self._canopen() as node:
-            sw = self._step(0x0006, 0x6F, 0x21, "shutdown -> ready to switch on", timeout_s) \
-                if not self._statusword() & 0x08 else self._statusword()
+            sw = self._statusword()
+            if not sw & 0x08:       # in Fault torque is already off: the fault stays for the host to see
+                sw = self._step(0x0006, 0x6F, 0x21, "shutdown -> ready to switch on", timeout_s)
             self._sdo_write(0x1016, 1, 0, "heartbeat consumer off: the host stops")
             node.nmt.send_command(0x80)
             return sw
@@ -498,7 +499,11 @@ def _is_composite(node, index: int) -> bool:
 def _name(node, index: int, sub: int) -> str:
     try:
         obj = node.object_dictionary[index]
-        name = obj.name if sub == 0 and not _is_composite(node, index) else f"{obj.name} {obj[sub].name}"
+        if sub == 0 and not _is_composite(node, index):
+            name = obj.name
+        else:
+            part = obj[sub].name
+            name = part if part.lower().startswith(obj.name.lower()) else f"{obj.name} {part}"
     except KeyError:
         name = "?"
     label = f"{index:#06x}" if sub == 0 and not _is_composite(node, index) else f"{index:#06x}:{sub}"

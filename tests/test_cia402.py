@@ -17,7 +17,7 @@ from hal import _cia402
 from hal._cia402 import Cia402Codec, describe_error, pack_rpdo, unpack_emcy
 from hal._link import memory_link_pair
 from hal.cia402 import (CIA402_MODELS, DEFAULT_EDS, PDO_LAYOUT, Cia402Driver, cia402_codec)
-from hal.errors import ConfigError, DriverFault
+from hal.errors import ConfigError, DriverFault, DriverTimeout
 from hal.links import LinkBus
 from sim._cia402_sim import Cia402SimDrive
 from sim.devices import SimAnkle
@@ -398,22 +398,53 @@ def test_a_fault_that_persists_refuses_activation_naming_the_emcy(bench):
 
 # ------------------------------------------------------------------ the simulated drive's own behaviour
 
-def test_heartbeat_loss_faults_the_drive_with_emcy_8130_and_torque_off(configured):
-    b, d = configured
-    t = 0.0
-    b.drive.receive_frame(0x700 + d.host_node_id, b"\x05", t)
-    assert b.drive.respond_frames(0, t + 0.029) == [] or b.drive.state_name == "operation enabled"
-    out = b.drive.respond_frames(0, t + 0.031)
+def test_heartbeat_loss_faults_the_drive_with_emcy_8130_and_torque_off(bench):
+    d = bench.driver()
+    with bench.sim.serving():
+        d.configure()
+        d.activate(timeout_s=1.0)
+    drive, plant = bench.drive, bench.plant
+    drive.receive_frame(0x700 + d.host_node_id, b"\x05", 0.0)
+    assert drive.respond_frames(0, 0.029) == [] and drive.state_name == "operation enabled"
+    out = drive.respond_frames(0, 0.031)
     assert (0x081, bytes([0x30, 0x81, 0x11, 0, 0, 0, 0, 0])) in out
-    assert b.drive.state_name == "fault" and not b.plant.driver_active and b.plant.watchdog_tripped
+    assert drive.state_name == "fault" and not plant.driver_active and plant.watchdog_tripped
+    assert plant.watchdog_trip_s == 0.031
     c = _codec(d)
     emcy = next(data for cid, data in out if cid == 0x081)
     assert c.decode_frame(0x081, emcy)["motor_error"] == 0x8130
     # the tick's controlword 0x0F does not clear it: only a fault reset edge does
-    with b.sim.serving():
-        d._state = d.state.INACTIVE
+    drive.receive_frame(0x201, pack_rpdo(d.layout, 0x0F, 100), 0.031)
+    drive.receive_frame(0x080, b"", 0.031)
+    assert drive.state_name == "fault"
+    with bench.sim.serving():
+        d.deactivate(timeout_s=1.0)         # in Fault: torque is off already, the fault stays
+        assert drive.state_name == "fault"
+        d.activate(timeout_s=1.0)           # a new activation resets it once
+    assert drive.state_name == "operation enabled" and plant.driver_active
+
+
+def test_verify_refuses_a_drive_whose_protection_reads_back_otherwise(bench):
+    d = bench.driver()
+    with bench.sim.serving():
+        d.configure()
         d.activate(timeout_s=1.0)
-    assert b.drive.state_name == "operation enabled"
+        bench.drive.od_write(0x6007, 0, 0)
+        with pytest.raises(ConfigError) as e:
+            d.verify(timeout_s=0.5)
+    assert str(e.value) == "0x6007 abort connection option code: 0, need 1 (fault)"
+    assert d.state.name == "INACTIVE" and not bench.plant.driver_active
+
+
+def test_verify_refuses_a_drive_that_does_not_answer_sync(bench):
+    d = bench.driver()
+    with bench.sim.serving():
+        d.configure()
+        d.activate(timeout_s=1.0)
+        bench.drive.od_write(0x1801, 1, 0x80000281)     # TPDO2 (position, velocity) not valid
+        with pytest.raises(DriverTimeout, match=r"SYNC 1: TPDO\(s\) 0x281 not sent"):
+            d.verify(timeout_s=0.1)
+    assert d.state.name == "INACTIVE"
 
 
 def test_sync_answers_with_tpdos_of_the_plants_state(configured):
