@@ -146,6 +146,7 @@ class Cia402Driver(MotorDriver):
         self._node = None
         self._layout: Optional[Dict[str, Any]] = None
         self._rated_Nm = math.nan
+        self._identity: Dict[str, Any] = {}
 
     # --- model table ----------------------------------------------------------------------------
 
@@ -176,6 +177,12 @@ class Cia402Driver(MotorDriver):
         if self._layout is None:
             raise ConfigError("layout: no PDO mapping yet; call configure() first")
         return self._layout
+
+    @property
+    def identity(self) -> Dict[str, Any]:
+        """What the drive says it is (0x1008 device name, 0x1018 vendor / product / revision),
+        read at configure()."""
+        return dict(self._identity)
 
     @property
     def rated_torque_Nm(self) -> float:
@@ -253,6 +260,11 @@ class Cia402Driver(MotorDriver):
                                       f"which cyclic synchronous torque needs")
             node.nmt.send_command(0x80)           # enter pre-operational: PDOs off while mapping
             device_type = self._sdo_read(0x1000)
+            self._identity = {
+                "device_name": self._sdo_read(0x1008) if 0x1008 in od else "",
+                **({k: self._sdo_read(0x1018, sub) for sub, k in ((1, "vendor_id"), (2, "product_code"),
+                                                                  (3, "revision"))} if 0x1018 in od else {})}
+            log.info("driver %#x: %s", self._node_id, self._identity)
             if device_type & 0xFFFF != 402:
                 raise ConfigError(f"0x1000 device type: {device_type:#010x}, need a CiA 402 device (0x....0192)")
             if 0x6502 in od:

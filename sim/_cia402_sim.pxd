@@ -18,6 +18,10 @@ cdef class Cia402SimDrive(SimDrive):
     cdef unsigned char od_flags[SIM402_MAX_OD]
     cdef long long od_value[SIM402_MAX_OD]
     cdef long long od_default[SIM402_MAX_OD]
+    # strings (VISIBLE_STRING, od_size 0): od_value = offset in strings, od_default = length
+    cdef unsigned char strings[512]
+    # the segmented upload in progress (-1: none)
+    cdef int seg_slot, seg_pos, seg_toggle
     # slots of the objects the drive itself reads or writes (-1: not in the EDS)
     cdef int s_controlword, s_statusword, s_mode, s_mode_display, s_position, s_velocity
     cdef int s_target, s_max_torque, s_rated, s_torque_actual, s_dc_link, s_temperature

@@ -7,8 +7,8 @@ reads), it answers at frame level, without the GIL:
 
 - NMT (0x000): start / stop / pre-operational / reset node (object dictionary back to the EDS
   defaults, boot-up frame 0x700 + node [0x00]) / reset communication.  PDOs only in Operational.
-- SDO server (0x600 + node -> 0x580 + node): expedited upload and download, with the CiA 301
-  abort codes (object / sub-index does not exist, read-only, length, PDO mapping rules).
+- SDO server (0x600 + node -> 0x580 + node): expedited upload and download, segmented upload
+  (the EDS's strings, 0x1008..0x100A), with the CiA 301 abort codes (object / sub-index does not exist, read-only, length, PDO mapping rules).
 - PDOs as mapped over SDO (CiA 301 7.2.2): a mapping changes only while its PDO is invalid
   (COB-ID bit 31).  Synchronous RPDOs take effect at the next SYNC; synchronous TPDOs (type
   1..240) answer every n-th SYNC with the readings at that moment.
@@ -34,6 +34,7 @@ cdef enum:
     F_WRITE = 2
     F_MAP = 4
     F_SIGNED = 8
+    F_STRING = 16
     # CiA 402 states
     DS_SWITCH_ON_DISABLED = 1
     DS_READY = 2
@@ -51,6 +52,8 @@ STATES = {1: "switch on disabled", 2: "ready to switch on", 3: "switched on",
 # CiA 301 SDO abort codes (7.2.4.3.17)
 cdef long long PDO_INVALID = 0x80000000LL     # COB-ID bit 31: the PDO does not exist (CiA 301 7.2.2.3)
 cdef unsigned int ABORT_COMMAND = 0x05040001
+cdef unsigned int ABORT_TOGGLE = 0x05030000
+cdef unsigned int ABORT_NO_DATA = 0x08000024
 cdef unsigned int ABORT_WRITE_ONLY = 0x06010001
 cdef unsigned int ABORT_READ_ONLY = 0x06010002
 cdef unsigned int ABORT_NO_OBJECT = 0x06020000
@@ -114,15 +117,29 @@ cdef class Cia402SimDrive(SimDrive):
             raise ValueError(f"node id {self.node_id}: a CANopen node id is 1..127")
         od = canopen.import_od(DEFAULT_EDS if eds is None else str(eds), node_id=self.node_id)
         self.n_od = 0
+        used = 0
         for obj in od.values():
             subs = [obj] if isinstance(obj, canopen.objectdictionary.ODVariable) else list(obj.values())
             for var in subs:
-                if not var.fixed_size:
-                    continue        # strings and domains: not served (the EDS has none the set-up reads)
                 if self.n_od >= SIM402_MAX_OD:
                     raise ValueError(f"EDS: more than {SIM402_MAX_OD} objects")
                 i = self.n_od
                 self.od_key[i] = (var.index << 8) | var.subindex
+                if not var.fixed_size:
+                    if var.data_type != canopen.objectdictionary.VISIBLE_STRING:
+                        continue    # domains, octet strings: not served
+                    text = (var.default or "").encode("ascii")
+                    if used + len(text) > 512:
+                        raise ValueError("EDS: its strings exceed 512 bytes")
+                    for j, ch in enumerate(text):
+                        self.strings[used + j] = ch
+                    self.od_size[i] = 0
+                    self.od_flags[i] = F_STRING | (F_READ if var.readable else 0)
+                    self.od_value[i] = self.od_default[i] = used
+                    self.od_default[i] = len(text)
+                    used += len(text)
+                    self.n_od += 1
+                    continue
                 self.od_size[i] = len(var) // 8
                 self.od_flags[i] = ((F_READ if var.readable else 0) | (F_WRITE if var.writable else 0)
                                     | (F_MAP if var.pdo_mappable else 0)
@@ -193,7 +210,7 @@ cdef class Cia402SimDrive(SimDrive):
         cdef unsigned int index
         for i in range(self.n_od):
             index = self.od_key[i] >> 8
-            if not communication_only or 0x1000 <= index < 0x2000:
+            if (not communication_only or 0x1000 <= index < 0x2000) and not self.od_flags[i] & F_STRING:
                 self.od_value[i] = self.od_default[i]
         for i in range(self.n_rpdo):
             self._remap(False, i)
@@ -206,6 +223,7 @@ cdef class Cia402SimDrive(SimDrive):
         self.hb_next_s = -1.0
         self.syncs_pending = 0
         self.n_pending = 0
+        self.seg_slot = -1
         if not communication_only:
             self.last_cw = 0
             self.active_error = 0
@@ -528,6 +546,18 @@ cdef class Cia402SimDrive(SimDrive):
         elif abort == 0 and ccs == 2:                   # initiate upload
             if not self.od_flags[slot] & F_READ:
                 abort = ABORT_WRITE_ONLY
+            elif self.od_flags[slot] & F_STRING:
+                size = <int>self.od_default[slot]
+                if size == 0:
+                    abort = ABORT_NO_DATA
+                elif size <= 4:                         # expedited, size indicated
+                    r[0] = 0x43 | ((4 - size) << 2)
+                    for i in range(size):
+                        r[4 + i] = self.strings[self.od_value[slot] + i]
+                else:                                   # segmented: the size, then 7 bytes a segment
+                    r[0] = 0x41
+                    r[4], r[5], r[6], r[7] = size & 0xFF, (size >> 8) & 0xFF, 0, 0
+                    self.seg_slot, self.seg_pos, self.seg_toggle = slot, 0, 0
             else:
                 if slot == self.s_position or slot == self.s_velocity or slot == self.s_torque_actual \
                         or slot == self.s_dc_link or slot == self.s_temperature:
@@ -537,7 +567,28 @@ cdef class Cia402SimDrive(SimDrive):
                 r[0] = 0x43 | ((4 - size) << 2)
                 for i in range(size):
                     r[4 + i] = (u >> (8 * i)) & 0xFF
+        elif ccs == 3:                                  # upload segment (7.2.4.3.7)
+            if self.seg_slot < 0:
+                abort = ABORT_COMMAND
+            elif (d[0] & 0x10) != self.seg_toggle:
+                abort = ABORT_TOGGLE
+                self.seg_slot = -1
+            else:
+                n = <int>self.od_default[self.seg_slot] - self.seg_pos
+                if n > 7:
+                    n = 7
+                for i in range(8):
+                    r[i] = 0
+                for i in range(n):
+                    r[1 + i] = self.strings[self.od_value[self.seg_slot] + self.seg_pos + i]
+                self.seg_pos += n
+                r[0] = self.seg_toggle | ((7 - n) << 1)
+                self.seg_toggle ^= 0x10
+                if self.seg_pos >= self.od_default[self.seg_slot]:
+                    r[0] |= 0x01                        # c: the last segment
+                    self.seg_slot = -1
         elif ccs == 4:                                  # abort from the client
+            self.seg_slot = -1
             return
         elif abort == 0:
             abort = ABORT_COMMAND

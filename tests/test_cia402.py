@@ -513,3 +513,54 @@ def test_lock_step_comms_loss_trips_the_drives_heartbeat_consumer(cia402_in_the_
     assert r["detect_s"] is not None and r["detect_s"] <= case.bound_s
     assert r["watchdog_s"] is not None and r["watchdog_s"] <= 0.03 + 0.002
     assert "driver_error" in r["faults"]        # the EMCY 0x8130 reached the host after the loss
+
+
+def test_segmented_uploads_of_the_eds_strings_answer_as_canopens_server():
+    server = LocalServer()
+    drive = Cia402SimDrive(build_plant({}))
+    try:
+        for index in (0x1008, 0x1009, 0x100A):
+            req = bytes([0x40, index & 0xFF, index >> 8, 0, 0, 0, 0, 0])
+            toggle = 0
+            while True:
+                drive.receive_frame(0x600 + NODE, req, 0.0)
+                got = drive.respond_frames(1, 0.0, False)
+                want = server.answer(req)
+                assert got == [(0x580 + NODE, want)], (hex(index), got, want)
+                if want[0] & 0xE0 == 0x40 and want[0] & 0x02:       # expedited: done
+                    break
+                if want[0] & 0xE0 == 0x00 and want[0] & 0x01:       # the last segment
+                    break
+                req = bytes([0x60 | toggle, 0, 0, 0, 0, 0, 0, 0])
+                toggle ^= 0x10
+    finally:
+        server.close()
+
+
+def test_set_up_reads_the_drives_identity_through_canopens_segmented_client(bench):
+    d = bench.driver()
+    with bench.sim.serving():
+        d.configure()
+    assert d.identity == {"device_name": "Simulated CiA 402 ankle drive", "vendor_id": 0,
+                          "product_code": 0x402, "revision": 0x10000}
+
+
+@settings(max_examples=200, deadline=None)
+@given(pm=st.integers(-32768, 32767))
+def test_the_simulated_drive_applies_the_target_torque_canopen_encodes(configured, pm):
+    b, d = configured
+    rpdo = _canopen_node().rpdo[1]
+    rpdo["Controlword"].raw = 0x000F
+    rpdo["Target torque"].raw = pm
+    b.drive.receive_frame(0x201, bytes(rpdo.data), 0.0)
+    b.drive.receive_frame(0x080, b"", 0.0)
+    b.drive.respond_frames(1, 0.0, False)
+    assert b.drive.state_name == "operation enabled"
+    assert b.plant.command["t_Nm"] == pytest.approx(max(-3000, min(3000, pm)) * 1e-3 * 6.0)
+
+
+def test_the_model_table_gives_the_torque_limit_without_a_bus():
+    assert Cia402Driver.torque_limit_for("sim-cia402") == pytest.approx(18.0)
+    assert Cia402Driver.torque_limit_for("EPOS4-EC45flat-GP42") == pytest.approx(0.128 * 26 * 3.0)
+    with pytest.raises(ConfigError, match="^model: unknown CiA 402 model"):
+        Cia402Driver.torque_limit_for("EPOS9")
