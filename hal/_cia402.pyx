@@ -356,7 +356,8 @@ cdef class Cia402Codec(DriveCodec):
         self.n_rx_ids += 2
 
     @property
-    def layout_struct(self):
+    def layout(self):
+        """The PDO layout in force (tools, tests)."""
         return self.lay
 
     cdef void set_period(self, double period_s) noexcept nogil:

@@ -410,9 +410,20 @@ class Cia402Driver(MotorDriver):
                 self._step(0x0007, 0x6F, 0x23, "switch on", timeout_s)
                 return self._step(0x000F, 0x6F, 0x27, "enable operation", timeout_s)
             except HalError:
-                with contextlib.suppress(HalError, Exception):
-                    self._sdo_write(0x6040, 0, 0x0006, "shutdown after a failed activation")
+                self._torque_off_best_effort("after a failed activation")
                 raise
+
+    def _torque_off_best_effort(self, why: str) -> None:
+        """On the way out of a failed set-up step (inside ``_canopen``): shutdown, the consumer
+        disarmed (the host's heartbeat stops now: the drive must not fault for it), NMT
+        pre-operational.  The original error is what the caller must see: failures here are
+        swallowed."""
+        for index, sub, value, what in ((0x6040, 0, 0x0006, "controlword: shutdown"),
+                                        (0x1016, 1, 0, "heartbeat consumer off")):
+            with contextlib.suppress(HalError, Exception):
+                self._sdo_write(index, sub, value, f"{what} {why}")
+        with contextlib.suppress(Exception):
+            self._node.nmt.send_command(0x80)
 
     def _deactivate(self, timeout_s: float) -> int:
         """Torque off (controlword shutdown, confirmed Ready to switch on), the heartbeat
@@ -464,9 +475,8 @@ class Cia402Driver(MotorDriver):
                 if sw & 0x6F != 0x27:
                     raise self._refusal(sw, f"SYNC {k + 1}")
         except HalError:
-            with contextlib.suppress(HalError, Exception):
-                with self._canopen():
-                    self._sdo_write(0x6040, 0, 0x0006, "shutdown after a failed verify")
+            with self._canopen():
+                self._torque_off_best_effort("after a failed verify")
             self._state = DriverState.INACTIVE
             raise
         return {"consumer_heartbeat": consumer, "abort_connection_option": reaction, "syncs_answered": 3}

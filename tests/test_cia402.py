@@ -331,6 +331,8 @@ def test_set_up_writes_with_canopens_sdo_client_requests(bench):
         req = bytes([0x23 | ((4 - len(data)) << 2), index & 0xFF, index >> 8, 0]) + data.ljust(4, b"\0")
         assert (0x600 + NODE, req) in sent, hex(index)
     assert (0x000, bytes([0x80, NODE])) in sent                     # NMT enter pre-operational
+    # nothing to non-volatile memory: no SDO request names 0x1010 (store parameters)
+    assert not [data for cid, data in sent if cid == 0x600 + NODE and data[1:3] == b"\x10\x10"]
 
 
 @pytest.mark.parametrize("index, sub, value, message", [
@@ -394,6 +396,7 @@ def test_a_fault_that_persists_refuses_activation_naming_the_emcy(bench):
         with pytest.raises(DriverFault, match="0x2310: continuous over-current"):
             d.activate(timeout_s=0.2)
     assert not bench.plant.driver_active and d.state.name == "INACTIVE"
+    assert bench.drive.od_read(0x1016, 1) == 0 and bench.drive.nmt_state == 0x7F     # disarmed again
 
 
 # ------------------------------------------------------------------ the simulated drive's own behaviour
