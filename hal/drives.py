@@ -49,6 +49,10 @@ DRIVES: Dict[str, DriveEntry] = {
                          sim="sim._simdrive:AkMitSimDrive", models="hal.ak:AK_MODELS",
                          description="CubeMars / T-Motor AK series, MIT mode (driver-side impedance)",
                          sim_model="AK80-9"),
+    "cia402": DriveEntry(setup="hal.cia402:Cia402Driver", codec="hal.cia402:cia402_codec",
+                         sim="sim._cia402_sim:Cia402SimDrive", models="hal.cia402:CIA402_MODELS",
+                         description="CiA 402 servo drive over CANopen, cyclic synchronous torque (torque only)",
+                         sim_model="sim-cia402"),
 }
 DEFAULT_DRIVE = "ak_mit"
 DRIVE_NAMES: Tuple[str, ...] = tuple(DRIVES)

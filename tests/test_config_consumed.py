@@ -89,6 +89,7 @@ CASES = {
     "driver.reply_id": ({}, 2),
     "driver.timeout_s": ({}, 1.0),
     "driver.range_overrides": ({}, {"t_max": 20.0}),
+    "driver.options": ({"driver.type": "cia402", "driver.model": "sim-cia402"}, {"host_node_id": 100}),
     "loop.duration_s": ({}, 5.0),
     "realtime.priority": ({}, 10),
     "realtime.cpus": ({}, [0]),
@@ -146,7 +147,7 @@ def test_an_unknown_key_in_any_section_is_refused_in_one_line(tmp_path, section)
 
 
 def test_an_unknown_drive_is_refused_in_one_line_listing_the_known_ones(tmp_path):
-    for value in ("odrive", "AK_MIT", "", 3):
+    for value in ("moteus", "AK_MIT", "", 3):
         with pytest.raises(ConfigError) as info:
             _config({"driver.type": value}, tmp_path)
         msg = str(info.value)

@@ -233,10 +233,10 @@ def test_the_table_holds_the_ak_drive_and_its_parts():
 def test_an_unknown_drive_is_refused_in_one_line_listing_the_known_ones():
     from hal import drives
     from hal.errors import ConfigError
-    for name in ("odrive", "cia402", "AK_MIT", "", None):
+    for name in ("moteus", "ODRIVE", "AK_MIT", "", None):
         with pytest.raises(ConfigError) as info:
             drives.load(name, "codec")
-        assert str(info.value) == f"driver: unknown drive {name!r} (known: ak_mit)"
+        assert str(info.value) == f"driver: unknown drive {name!r} (known: {', '.join(drives.DRIVE_NAMES)})"
     with pytest.raises(ValueError, match="unknown drive part 'firmware'"):
         drives.load("ak_mit", "firmware")
 
@@ -260,10 +260,12 @@ def test_the_harness_and_the_spec_take_a_drive_by_name():
     from hal.errors import ConfigError
     from controller.runtime.process import RuntimeSpec
     from sim import harness
-    with pytest.raises(ConfigError, match=r"^driver: unknown drive 'odrive' \(known: ak_mit\)$"):
-        harness.run(duration_s=0.1, driver="odrive")
-    with pytest.raises(ConfigError, match=r"^driver: unknown drive 'odrive'"):
-        RuntimeSpec(bus=BusConfig("virtual", "x"), driver_id=1, driver="odrive")
+    from hal.drives import DRIVE_NAMES
+    known = re.escape(", ".join(DRIVE_NAMES))
+    with pytest.raises(ConfigError, match=rf"^driver: unknown drive 'moteus' \(known: {known}\)$"):
+        harness.run(duration_s=0.1, driver="moteus")
+    with pytest.raises(ConfigError, match=r"^driver: unknown drive 'moteus'"):
+        RuntimeSpec(bus=BusConfig("virtual", "x"), driver_id=1, driver="moteus")
     assert RuntimeSpec(bus=BusConfig("virtual", "x"), driver_id=1).driver == "ak_mit"
 
 
@@ -271,9 +273,11 @@ def test_ankle_sim_takes_driver_from_the_table():
     import subprocess
     import sys
     cli = [sys.executable, "-m", "controller.cli"]
-    bad = subprocess.run(cli + ["sim", "--driver", "odrive", "--duration", "1"], cwd=ROOT,
+    from hal.drives import DRIVE_NAMES
+    bad = subprocess.run(cli + ["sim", "--driver", "moteus", "--duration", "1"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and "invalid choice: 'odrive' (choose from 'ak_mit')" in bad.stderr
+    choices = ", ".join(repr(n) for n in DRIVE_NAMES)
+    assert bad.returncode != 0 and f"invalid choice: 'moteus' (choose from {choices})" in bad.stderr
     a, b = (subprocess.run(cli + ["sim", "--json", "--duration", "3", "--seed", "1"] + extra, cwd=ROOT,
                            capture_output=True, text=True, timeout=120) for extra in ([], ["--driver", "ak_mit"]))
     assert a.returncode == b.returncode == 0, a.stderr + b.stderr
