@@ -1,6 +1,10 @@
 """Cost of the per-tick pieces: frame codecs and the estimator -> controller -> safety update.
 
-Codec and update figures are per Python call (they include the call into the
+``drives``: every drive of the table (hal.drives), its per-tick codec timed inside compiled
+code (``DriveCodec.time_encode`` / ``time_decode``, no Python call per frame): one encode of
+this tick's command, and one decode of each kind of frame the drive sends, taken from a short
+lock-step walk on its simulated drive (so the frames are what the drive really sends).
+The other codec and update figures are per Python call (they include the call into the
 compiled module).  The estimator step is timed alone, inside the compiled loop,
 one ``clock_gettime`` pair per step, over 200 s of the simulated wearer's
 sensor trace with speed steps (the shank template matcher at work): median,
@@ -31,6 +35,32 @@ def _python_pack(p, v, kp, kd, t, r):
     ti = u(t, r["t_min"], r["t_max"], 12)
     return struct.pack(">HBBBBBB", pi, vi >> 4, ((vi & 0xF) << 4) | (kpi >> 8), kpi & 0xFF, kdi >> 4,
                        ((kdi & 0xF) << 4) | (ti >> 8), ti & 0xFF)
+
+
+def drive_codecs(n: int = 200_000) -> dict:
+    """Encode and decode [ns] of every drive's codec, on frames its simulated drive sent."""
+    import tempfile
+    from pathlib import Path
+
+    import can
+
+    from hal.drives import DRIVE_NAMES
+    from sim import harness
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in DRIVE_NAMES:
+            log = Path(tmp) / f"{name}.blf"
+            run = harness.run(duration_s=0.3, driver=name, can_log=log)
+            codec = run.codec
+            last = {}
+            for m in can.BLFReader(str(log)):
+                if codec.listens_to(m.arbitration_id) and m.dlc > 0:
+                    last[m.arbitration_id] = bytes(m.data)      # the last of each kind
+            out[name] = {"encode_ns": round(codec.time_encode(n, 5.0), 1),
+                         "frames_per_command": len(codec.encode_command(5.0, 0.0, 0.0, 0.0, 0.0)),
+                         "decode_ns": {f"0x{i:03X}": round(codec.time_decode(i, d, n), 1)
+                                       for i, d in sorted(last.items())}}
+    return out
 
 
 def main(argv=None) -> None:
@@ -67,6 +97,7 @@ def main(argv=None) -> None:
         "ingest_reply_frame_ns": per_call_ns(lambda: tick.ingest(0, reply, 0.0), 50000),
         "ingest_imu_frame_ns": per_call_ns(lambda: tick.ingest(0x110, imu, 0.0), 50000),
         "update_call_ns": per_call_ns(update, 50000),
+        "drives": drive_codecs(),
         "estimator_step_ns": {"median": float(np.median(step_ns)), "p99": float(np.percentile(step_ns, 99)),
                               "max": int(step_ns.max()),
                               "heel_strike_step_median": float(np.median(hs_steps))},

@@ -38,6 +38,12 @@ class Case:
     plant: Dict[str, float] = field(default_factory=dict)
     watchdog: bool = False          # the driver's watchdog must trip (host silent)
     from_end: bool = False          # detection counts from the end of the injection (host resumes)
+    #: the drives the case applies to (hal.drives names; empty: every drive)
+    drives: tuple = ()
+
+    def applies_to(self, driver: str) -> bool:
+        """Does this fault exist on ``driver``?"""
+        return not self.drives or driver in self.drives
 
 
 CASES = (
@@ -74,11 +80,12 @@ CASES = (
 )
 
 
-def run_case(case: Case, seed: int = 1) -> dict:
-    """Run one case and return its figures (also used by tests/test_faults.py)."""
+def run_case(case: Case, seed: int = 1, driver: str = "ak_mit") -> dict:
+    """Run one case on ``driver`` (a name of hal.drives.DRIVES) and return its figures (also used
+    by tests/test_faults.py)."""
     inj = Injection(case.kind, case.t_s, case.duration_s, case.value)
     run = harness.run(speed_m_s=1.25, duration_s=case.seconds, seed=seed, faults=[inj],
-                      plant_overrides=case.plant or None)
+                      plant_overrides=case.plant or None, driver=driver)
     figures = evaluation.fault_response(run, case.t_s, fault_bit(case.fault))
     if case.kind == "over_temperature":
         # the fault condition is the limit temperature, reached long after the heat began
@@ -86,32 +93,38 @@ def run_case(case: Case, seed: int = 1) -> dict:
         figures["detect_s"] = figures["latch_after_limit_s"]
     if case.from_end and figures["detect_s"] is not None:
         figures["detect_s"] = round(figures["detect_s"] - case.duration_s, 4)
-    return {"label": case.label, "kind": case.kind, "expected_fault": case.fault, "expected_mode": case.mode,
-            "bound_s": case.bound_s, **figures, "run": run}
+    return {"label": case.label, "kind": case.kind, "driver": driver, "expected_fault": case.fault,
+            "expected_mode": case.mode, "bound_s": case.bound_s, "drive_watchdog_s": run.drive_watchdog_s,
+            **figures, "run": run}
 
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
+    from hal.drives import DRIVE_NAMES
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--driver", choices=DRIVE_NAMES + ("all",), default="all",
+                   help="the drive to inject on (default: every drive of hal.drives)")
     args = p.parse_args()
     t0 = time.perf_counter()
     rows = []
-    for case in CASES:
-        r = run_case(case, args.seed)
-        r.pop("run")
-        rows.append(r)
+    for driver in (DRIVE_NAMES if args.driver == "all" else (args.driver,)):
+        for case in CASES:
+            if case.applies_to(driver):
+                r = run_case(case, args.seed, driver)
+                r.pop("run")
+                rows.append(r)
     result = {"benchmark": "faults", "cases": rows, "wall_s": round(time.perf_counter() - t0, 1)}
     if args.json:
         emit(result, True)
         return
-    print(f"{'fault':<44} {'detect ms':>9} {'bound':>6} {'safe ms':>8} {'mode':>8} "
+    print(f"{'drive':<7} {'fault':<44} {'detect ms':>9} {'bound':>6} {'safe ms':>8} {'mode':>8} "
           f"{'cmd step':>9} {'torque step':>11} {'watchdog ms':>11}")
 
     def ms(x: Optional[float]) -> str:
         return "-" if x is None else f"{1e3 * x:.1f}"
 
     for r in rows:
-        print(f"{r['label']:<44} {ms(r['detect_s']):>9} {ms(r['bound_s']):>6} {ms(r['safe_s']):>8} "
+        print(f"{r['driver']:<7} {r['label']:<44} {ms(r['detect_s']):>9} {ms(r['bound_s']):>6} {ms(r['safe_s']):>8} "
               f"{r['mode']:>8} {r['largest_cmd_step_Nm']:>7.2f} N*m {r['largest_torque_step_Nm']:>7.2f} N*m "
               f"{ms(r['watchdog_s']):>11}")
     for r in rows:

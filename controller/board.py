@@ -45,7 +45,8 @@ def runtime_spec(cfg: RunConfig, boot_faults: int = 0) -> RuntimeSpec:
     """What the tick's process is started with: ``[bus]``, ``[driver]`` and ``[realtime]``."""
     return RuntimeSpec(bus=cfg.bus, driver_id=cfg.driver.id, driver=cfg.driver.type, driver_model=cfg.driver.model,
                        reply_id=cfg.driver.reply_id, setup_timeout_s=cfg.driver.timeout_s,
-                       range_overrides=dict(cfg.driver.range_overrides), realtime=realtime_spec(cfg),
+                       range_overrides=dict(cfg.driver.range_overrides),
+                       driver_options=dict(cfg.driver.options), realtime=realtime_spec(cfg),
                        boot_faults=boot_faults)
 
 

@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sim", help="walk the simulated wearer on the full stack (real CAN frames)",
                        description="Walk the simulated wearer on the full stack in lock-step: controller, "
                                    "real CAN frames on an in-process bus (or python-can's virtual bus: "
-                                   "--bus), simulated AK driver and sensor node.  Prints one line per "
+                                   "--bus), simulated drive (--driver) and sensor node.  Prints one line per "
                                    "stride and a summary.")
     s.add_argument("--scenario", default="steady", choices=sorted(SCENARIOS),
                    help="walking scenario (default: steady)")
@@ -155,7 +155,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --realtime: poll the clock for this long before each deadline (buys back a "
                         "non-RT kernel's wake-up latency for that much CPU; default 0)")
     s.add_argument("--can-log", type=_writable, metavar="F.blf|F.asc",
-                   help="with --realtime: also record the raw CAN traffic (python-can BLF or ASC)")
+                   help="also record the raw CAN traffic (python-can BLF or ASC); in lock-step the frames "
+                        "are stamped with the simulated time")
     s.add_argument("--console", action="store_true",
                    help="open the prosthetists' console on a new pseudo-terminal (its path is printed; attach "
                         "with `python -m serial.tools.miniterm PATH` or `screen PATH`) while the simulated "
@@ -249,9 +250,8 @@ def _cmd_sim(args) -> int:
     if args.duration is None and not args.serve:      # --serve: until stopped
         args.duration = REALTIME_MAX_S if args.console else 30.0
     if not args.realtime:
-        for flag, given in (("--spin-us", args.spin_us), ("--can-log", args.can_log)):
-            if given:
-                raise UsageError(f"{flag} needs --realtime")
+        if args.spin_us:
+            raise UsageError("--spin-us needs --realtime")
     if args.bus is not None and (args.realtime or args.serve):
         raise UsageError(f"--bus is the lock-step bus; {'--serve' if args.serve else '--realtime'} runs "
                          f"over socketcand on loopback")
@@ -300,7 +300,7 @@ def _cmd_sim(args) -> int:
               f"{params['wearer.mass_kg']:g} kg and is not changed)", flush=True)
     if not args.json:
         print(f"walking the simulated wearer: scenario {args.scenario}, {args.speed:g} m/s, "
-              f"{args.mass:g} kg, {args.duration:g} s, seed {args.seed}", flush=True)
+              f"{args.mass:g} kg, {args.duration:g} s, seed {args.seed}, drive {args.driver}", flush=True)
         for inj in args.inject:
             print(f"  injecting {inj.kind} at {inj.t_s:g} s", flush=True)
     timing = None
@@ -321,12 +321,14 @@ def _cmd_sim(args) -> int:
                               mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
                               faults=args.inject, boot_faults=boot_faults, asymmetry=_asymmetry(args),
                               sound_node=args.sound_node, bus=args.bus or "memory", driver=args.driver,
+                              can_log=args.can_log.in_place() if args.can_log else None,
                               adaptation=adaptation.component if adaptation is not None else None)
         finally:
             if adaptation is not None:
                 adaptation.close()
     result = evaluation.summary(run, scenario=args.scenario, speed_m_s=args.speed, seed=args.seed)
     result["symmetry"] = _symmetry_summary(run)
+    result["driver"] = args.driver
     if adaptation is not None:
         result["adaptation"] = adaptation.summary()
         if not args.realtime:            # lock-step: when the tick took each change
@@ -447,7 +449,7 @@ def _realtime_run(args, params, boot_faults):
         sinks.append(csv_log.write)
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
                                  faults=tuple(args.inject), realtime=device_rt, asymmetry=_asymmetry(args),
-                                 sound_node=args.sound_node)
+                                 sound_node=args.sound_node, driver=args.driver)
     console = _SimConsole(args) if args.console else None
     adaptation = None
     if console is not None or params["symmetry.adapt"]:       # else nothing can switch it on
@@ -553,16 +555,19 @@ def _cmd_serve(args) -> int:
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
                                  faults=tuple(args.inject), port=args.port,
                                  duration_s=math.inf if args.duration is None else args.duration,
-                                 asymmetry=_asymmetry(args), sound_node=args.sound_node, say_late=True)
+                                 asymmetry=_asymmetry(args), sound_node=args.sound_node, say_late=True,
+                                 driver=args.driver)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     devices = realtime.DeviceProcess(device)
     try:
         port = devices.start()
+        type_hint = "" if args.driver == "ak_mit" else f' with [driver] type = "{args.driver}"'
         print(f"serving the simulated ankle on socketcand 127.0.0.1:{port}, channel can0: scenario "
               f"{args.scenario}, {args.speed:g} m/s, {args.mass:g} kg, "
               f"{'until stopped' if args.duration is None else f'for {args.duration:g} s'}; "
-              f"connect with `ankle run --config deploy/sim.toml`; Ctrl-C stops", flush=True)
+              f"drive {args.driver}; connect with `ankle run --config deploy/sim.toml`{type_hint}; "
+              f"Ctrl-C stops", flush=True)
         for w in devices.warnings:
             print(w, flush=True)
         if not stop.wait(args.duration):

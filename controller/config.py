@@ -45,7 +45,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 from controller.cliio import MAX_CONFIG_BYTES, InputFileError, InputFileMissing, read_input
 from controller.runtime.process import RealtimeSpec
 from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
-from hal.ak import AK_MODELS, DRIVER_ID_MAX, DRIVER_ID_MIN, RANGE_KEYS, mit_range
+from hal.ak import DRIVER_ID_MAX, DRIVER_ID_MIN, RANGE_KEYS, mit_range
 from hal.bus import BusConfig
 from hal.drives import DEFAULT_DRIVE, check_name as _check_drive_name
 from hal.errors import ConfigError
@@ -201,9 +201,21 @@ def _drive_type(name: str, value: Any, base: Path) -> str:
 
 
 def _model(name: str, value: Any, base: Path) -> str:
-    if not isinstance(value, str) or value not in AK_MODELS:
-        raise ConfigError(f"{name}: must be one of {', '.join(AK_MODELS)}, got {_show(value)}")
+    """A model name; which names the drive has is checked with its type (:func:`_check_driver`)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{name}: must be a model name (a string), got {_show(value)}")
     return value
+
+
+def _driver_options(name: str, value: Any, base: Path) -> Mapping[str, Any]:
+    """The drive's own options (a table of plain values); each is checked by its set-up class."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: must be a table of the drive's options, got {_show(value)}")
+    for key, v in value.items():
+        if not isinstance(v, (str, int, float, bool)) or (isinstance(v, float) and not math.isfinite(v)):
+            raise ConfigError(f"{name}.{_key(key)}: must be a string, a finite number or a boolean, "
+                              f"got {_show(v)}")
+    return MappingProxyType(dict(value))
 
 
 def _range_overrides(name: str, value: Any, base: Path) -> Mapping[str, float]:
@@ -233,8 +245,10 @@ class DriverConfig:
     """``[driver]``: the ankle's motor drive.
 
     type: the drive, a name of ``hal.drives.DRIVES`` ("ak_mit": the AK series in MIT mode,
-    ``hal.ak.AKDriver``; the default).
-    model: row of ``hal.ak.AK_MODELS``.
+    ``hal.ak.AKDriver``, the default; "odrive": ODrive, CAN Simple; "cia402": a CiA 402 drive
+    over CANopen).
+    model: a row of the drive's model table (``hal.drives`` part ``models``; AK80-9 by default,
+    so any other type names its model).
     id: the driver's CAN node id, ``hal.ak.DRIVER_ID_MIN..DRIVER_ID_MAX`` (1..127; commands go out on
     this standard id).  Required.
     reply_id: CAN id the driver replies on, 0..0x7FF (0x000 by default); not the driver's own
@@ -242,6 +256,9 @@ class DriverConfig:
     timeout_s: how long a set-up request (enter motor mode, zero, exit) waits for its reply [s].
     range_overrides: per-motor corrections of the model's MIT ranges (firmware-dependent), keys of
     ``hal.ak.RANGE_KEYS``; checked with ``hal.ak.mit_range``.  Empty: the model's row as is.
+    reply_id and range_overrides are the AK drive's; other drives refuse them.
+    options: ``[driver.options]``, the set-up options of a drive other than ak_mit (see
+    docs/drivers.md), checked by its set-up class.
     """
 
     id: int = _checked(_integer(DRIVER_ID_MIN, DRIVER_ID_MAX, " (the driver's CAN node id)"))
@@ -251,6 +268,8 @@ class DriverConfig:
     timeout_s: float = _checked(_number(0.01, 5.0, "s"), default=0.5)
     range_overrides: Mapping[str, float] = _checked(
         _range_overrides, default_factory=lambda: MappingProxyType({}), hash=False)
+    options: Mapping[str, Any] = _checked(
+        _driver_options, default_factory=lambda: MappingProxyType({}), hash=False)
 
     def mit_range(self) -> Dict[str, float]:
         """The checked MIT range of this motor: the model's row with ``range_overrides`` applied."""
@@ -513,6 +532,25 @@ def _check_bus(table: Dict[str, Any]) -> BusConfig:
 
 def _check_driver(driver: DriverConfig) -> None:
     """Rules between [driver] fields."""
+    from hal.drives import load
+    models = load(driver.type, "models")
+    if driver.model not in models:
+        raise ConfigError(f"driver.model: must be one of {', '.join(models)} (the {driver.type} "
+                          f"drive's models), got {_show(driver.model)}")
+    if driver.type != "ak_mit":
+        if driver.reply_id != 0 or driver.range_overrides:
+            which = "reply_id" if driver.reply_id != 0 else "range_overrides"
+            raise ConfigError(f"driver.{which}: only for type ak_mit (the AK series), not {driver.type}")
+        try:
+            load(driver.type, "setup").torque_limit_for(driver.model, **driver.options)
+        except TypeError as e:
+            raise ConfigError(f"driver.options: {e}") from None
+        except ConfigError as e:
+            raise ConfigError(f"driver.options.{e}" if not str(e).startswith("driver.") else str(e)) from None
+        return
+    if driver.options:
+        raise ConfigError(f"driver.options: the ak_mit drive has none (its reply_id and "
+                          f"range_overrides are keys of [driver])")
     if driver.reply_id == driver.id:
         raise ConfigError(f"driver.reply_id: must differ from driver.id ({driver.id:#05x}), "
                           f"got {driver.reply_id:#05x}")

@@ -551,3 +551,84 @@ cdef class PyCanLink(FrameLink):
             return -EIO
         self.frames_out += 1
         return 1
+
+
+cdef class FrameRecorder:
+    """Every frame sent on a bus, with the time it was sent, for a CAN log (see :class:`TapLink`).
+
+    The frames wait in a buffer allocated once (``capacity`` frames); :attr:`now_s` is the
+    time stamped on the frames sent from now on (the lock-step simulator sets its simulated
+    time every step, so a log of a lock-step run is on the same clock as its telemetry).
+    :meth:`drain` hands them out; a frame sent while the buffer is full is counted in
+    :attr:`dropped`, never written over one waiting.
+    """
+    cdef CanFrame* frames
+    cdef double* stamps
+    cdef readonly Py_ssize_t capacity, count
+    cdef readonly long long recorded, dropped
+    cdef public double now_s
+
+    def __cinit__(self, Py_ssize_t capacity=65536):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1 frame, got {capacity}")
+        self.frames = <CanFrame*>PyMem_Malloc(capacity * sizeof(CanFrame))
+        self.stamps = <double*>PyMem_Malloc(capacity * sizeof(double))
+        if self.frames == NULL or self.stamps == NULL:
+            raise MemoryError()
+        self.capacity = capacity
+        self.count = 0
+        self.recorded = self.dropped = 0
+        self.now_s = 0.0
+
+    def __dealloc__(self):
+        PyMem_Free(self.frames)
+        PyMem_Free(self.stamps)
+
+    cdef inline void add(self, const CanFrame* f) noexcept nogil:
+        if self.count >= self.capacity:
+            self.dropped += 1
+            return
+        self.frames[self.count] = f[0]
+        self.stamps[self.count] = self.now_s
+        self.count += 1
+        self.recorded += 1
+
+    def drain(self):
+        """The frames waiting, oldest first, as [(t_s, can_id, flags, data bytes)]; then none wait."""
+        cdef Py_ssize_t i
+        out = [(self.stamps[i], self.frames[i].can_id, self.frames[i].flags,
+                bytes(self.frames[i].data[:self.frames[i].dlc])) for i in range(self.count)]
+        self.count = 0
+        return out
+
+
+cdef class TapLink(FrameLink):
+    """A link that records every frame sent through it into a :class:`FrameRecorder`.
+
+    Put one on each end of a bus (the lock-step simulator's host and devices) with the same
+    recorder and the recorder holds the bus's traffic in the order it was sent.  Receiving
+    passes through untouched; a send the inner link refuses was never on the bus and is not
+    recorded (it is counted in this link's ``send_failures``, as the inner link counts it).
+    """
+    cdef readonly FrameLink inner
+    cdef readonly FrameRecorder recorder
+
+    def __init__(self, FrameLink inner not None, FrameRecorder recorder not None):
+        self.inner = inner
+        self.recorder = recorder
+
+    cdef int recv(self, CanFrame* f) noexcept nogil:
+        cdef int r = self.inner.recv(f)
+        if r > 0:
+            self.frames_in += 1
+        return r
+
+    cdef int send(self, const CanFrame* f) noexcept nogil:
+        cdef int r = self.inner.send(f)
+        if r > 0:
+            self.frames_out += 1
+            self.recorder.add(f)
+        else:
+            self.send_failures += 1
+            self.last_errno = -r
+        return r

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import can
 
 from . import _mit
-from .driver import DriverState, MotorDriver, MotorReply
+from .driver import DriverState, ExchangeDriver, MotorReply
 from .errors import ConfigError, HalError
 
 __all__ = ["check_mit_range", "AK_MODELS", "AK_ERROR_CODES", "RANGE_KEYS", "mit_range", "override_bounds",
@@ -168,7 +168,7 @@ _PROBE_KD = 0.5           # N*m*s/rad: 1 rad/s of velocity set-point for the pro
 _PROBE_MIN_NM = 0.1       # below this the 12-bit torque field (0.009 N*m a step on +-18) is too coarse
 
 
-class AKDriver(MotorDriver):
+class AKDriver(ExchangeDriver):
     """One AK-series actuator in MIT mode.
 
     bus: python-can bus (the caller's).  driver_id: the driver's CAN id,
@@ -194,10 +194,28 @@ class AKDriver(MotorDriver):
         self._reply_id = reply_id
         self._range: dict[str, float] | None = None
 
+    name = "ak_mit"
+
     @property
     def model(self) -> str:
         """AK model name."""
         return self._model
+
+    @classmethod
+    def torque_limit_for(cls, model: str, range_overrides: Mapping[str, Any] | None = None,
+                         reply_id: int = 0x000) -> float:
+        """The MIT torque range t_max [N*m] of ``model`` with ``range_overrides`` (the options of
+        the constructor; ``reply_id`` does not change it)."""
+        return mit_range(model, range_overrides)["t_max"]
+
+    @property
+    def torque_limit_Nm(self) -> float:
+        """The checked MIT torque range t_max [N*m] (after ``configure()``)."""
+        return self.mit_range["t_max"]
+
+    def verify(self, timeout_s: float = 0.1) -> dict[str, float]:
+        """The commissioning round trip of the AK drive: :meth:`verify_range`."""
+        return self.verify_range(timeout_s)
 
     @property
     def mit_range(self) -> dict[str, float]:

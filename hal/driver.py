@@ -1,17 +1,23 @@
-"""Generic motor-driver base: lifecycle, blocking set-up exchanges, reply matching.
+"""The base of every motor drive's set-up: lifecycle, bus I/O, one-line errors.
 
-A concrete driver (e.g. ``hal.ak.AKDriver``) only says how to encode frames and decode a reply.
-Everything here is for set-up, tools and tests; the control tick builds and parses frames with
-the Cython codecs (``hal/_mit.pxd``) and never raises.
+A drive's set-up class (``hal.ak.AKDriver``, ``hal.odrive.OdriveDriver``, ``hal.cia402.Cia402Driver``;
+chosen by name from :mod:`hal.drives`) brings the drive up, checks its own configuration against
+what the controller expects and arms its loss-of-host protection, all before the tick starts; the
+tick then talks to the drive through its per-tick codec (``hal._codec.DriveCodec``) and never
+raises.  Everything here is for set-up, tools and tests.
 
 Lifecycle (after ros2_control hardware components)::
 
-    UNCONFIGURED --configure()--> INACTIVE --activate()--> ACTIVE
+    UNCONFIGURED --configure()--> INACTIVE --activate()--> ACTIVE --verify()--> (loop)
                                   INACTIVE <--deactivate()-- ACTIVE
     any state --shutdown()--> FINALIZED
 
-INACTIVE: link up, replies readable, no torque; ``set_zero()`` only here.
-ACTIVE: torque allowed; ``command_message()`` only here.
+INACTIVE: link up, no torque.  ACTIVE: torque allowed.  A subclass gives the hooks
+``_configure`` (bring-up and checks), ``_activate`` / ``_deactivate`` (torque on / off, confirmed
+by the drive), ``verify`` (the commissioning round trip), ``hold_messages`` (zero-torque frames
+between commissioning and the first tick), ``torque_limit_Nm`` and ``torque_limit_for``.
+:class:`ExchangeDriver` is the base of drives that answer every command frame with one reply
+(the AK series in MIT mode).
 """
 from __future__ import annotations
 
@@ -21,12 +27,13 @@ import enum
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, List
 
 import can
 
 from .errors import ConfigError, DriverFault, DriverTimeout, HalError, LifecycleError
 
-__all__ = ["DriverState", "MotorReply", "MotorDriver"]
+__all__ = ["DriverState", "MotorReply", "MotorDriver", "ExchangeDriver"]
 
 _MAX_STALE_FRAMES = 1000   # bound on frames discarded before a set-up request
 
@@ -58,13 +65,15 @@ class MotorReply:
 
 
 class MotorDriver(abc.ABC):
-    """Base of every motor driver: owns the bus handle, node id, state checks and timeouts.
+    """Base of every drive's set-up: owns the bus handle, node id, lifecycle state and timeouts.
 
     The bus is passed in and stays the caller's (``shutdown()`` does not close it).
-    Subclasses provide the hooks ``_enter_payload``, ``_exit_payload``, ``_zero_payload``,
-    ``_encode_command``, ``_decode_reply``, ``reply_arbitration_id`` and may extend
-    ``_configure`` (the commissioning check) and ``command_arbitration_id``.
     """
+
+    #: The drive table's name of this drive (hal.drives.DRIVES).
+    name: str = ""
+    is_extended_id: bool = False
+    """Whether this driver's frames use 29-bit ids."""
 
     def __init__(self, bus: can.BusABC, node_id: int):
         if not (hasattr(bus, "send") and hasattr(bus, "recv")):
@@ -77,42 +86,45 @@ class MotorDriver(abc.ABC):
 
     # --- hooks ------------------------------------------------------------------------------------
 
+    @classmethod
+    @abc.abstractmethod
+    def torque_limit_for(cls, model: str, **options: Any) -> float:
+        """The most torque [N*m, drive output shaft] a command to ``model`` may carry, from the
+        model table alone (no bus): what the console and the parameter checks hold changes to."""
+
     @property
     @abc.abstractmethod
-    def reply_arbitration_id(self) -> int:
-        """CAN id the driver's replies arrive on."""
+    def torque_limit_Nm(self) -> float:
+        """The most torque [N*m, drive output shaft] its commands may carry (after configure())."""
 
     @property
-    def command_arbitration_id(self) -> int:
-        """CAN id of host->driver frames (default: the node id)."""
-        return self._node_id
-
-    is_extended_id: bool = False
-    """Whether this driver's frames use 29-bit ids."""
+    def model(self) -> str:
+        """The model (a row of the drive's model table)."""
+        return getattr(self, "_model", "")
 
     def _configure(self) -> None:
-        """Commissioning check, run by ``configure()``; raise ConfigError to refuse."""
+        """Bring-up and the checks of the drive's own configuration, run by ``configure()``;
+        raise ConfigError (one line naming the drive setting) to refuse."""
 
     @abc.abstractmethod
-    def _enter_payload(self) -> bytes:
-        """Payload that arms the driver (torque allowed)."""
+    def _activate(self, timeout_s: float) -> Any:
+        """Torque on, confirmed by the drive, its loss-of-host protection armed; on failure
+        leave it off (best effort) and raise."""
 
     @abc.abstractmethod
-    def _exit_payload(self) -> bytes:
-        """Payload that disarms the driver."""
+    def _deactivate(self, timeout_s: float) -> Any:
+        """Torque off, confirmed by the drive."""
+
+    def verify(self, timeout_s: float = 0.1) -> Any:
+        """The commissioning round trip (ACTIVE, before the loop sends any torque): does the
+        drive do what its configuration says?  The base checks nothing."""
+        self._require("verify", DriverState.ACTIVE)
+        return {}
 
     @abc.abstractmethod
-    def _zero_payload(self) -> bytes:
-        """Payload that makes the current position the driver's zero."""
-
-    @abc.abstractmethod
-    def _encode_command(self, p_rad: float, v_rad_s: float, kp_Nm_rad: float,
-                        kd_Nms_rad: float, t_Nm: float) -> bytes:
-        """Payload of one command; ValueError on NaN/Inf."""
-
-    @abc.abstractmethod
-    def _decode_reply(self, msg: can.Message) -> MotorReply | None:
-        """Decode ``msg`` (already on ``reply_arbitration_id``); None if not this driver's reply."""
+    def hold_messages(self) -> List[can.Message]:
+        """Frames that command zero torque (ACTIVE): sent every few ms between commissioning
+        and the first tick, so the drive's watchdog sees no longer gap than the loop's."""
 
     # --- public -----------------------------------------------------------------------------------
 
@@ -147,41 +159,23 @@ class MotorDriver(abc.ABC):
         self._configure()
         self._state = DriverState.INACTIVE
 
-    def activate(self, timeout_s: float = 0.1) -> MotorReply:
-        """INACTIVE -> ACTIVE: send the enter frame and wait for this driver's reply.
-
-        On DriverTimeout or DriverFault an exit frame is sent (best effort, in case the driver
-        did arm) and the state stays INACTIVE.
-        """
+    def activate(self, timeout_s: float = 0.1) -> Any:
+        """INACTIVE -> ACTIVE: torque on, confirmed by the drive (on an error: stays INACTIVE)."""
         self._require("activate", DriverState.INACTIVE)
-        try:
-            reply = self._exchange(self._enter_payload(), timeout_s, "enter motor mode")
-            self._check_fault(reply, "enter motor mode")
-        except (DriverTimeout, DriverFault):
-            self._send_best_effort(self._exit_payload())
-            raise
+        result = self._activate(_checked_timeout(timeout_s))
         self._state = DriverState.ACTIVE
-        return reply
+        return result
 
-    def deactivate(self, timeout_s: float = 0.1) -> MotorReply:
-        """ACTIVE -> INACTIVE: send the exit frame and wait for the reply.
+    def deactivate(self, timeout_s: float = 0.1) -> Any:
+        """ACTIVE -> INACTIVE: torque off, confirmed by the drive.
 
-        On DriverTimeout the state stays ACTIVE (the driver may still be armed): retry, or
-        cut power.  A reply with an error code still completes the transition, then raises
-        DriverFault.
+        On DriverTimeout the state stays ACTIVE (the driver may still be armed): retry, or cut
+        power.  A DriverFault with the reply still completes the transition (see the subclass).
         """
         self._require("deactivate", DriverState.ACTIVE)
-        reply = self._exchange(self._exit_payload(), timeout_s, "exit motor mode")
+        result = self._deactivate(_checked_timeout(timeout_s))
         self._state = DriverState.INACTIVE
-        self._check_fault(reply, "exit motor mode")
-        return reply
-
-    def set_zero(self, timeout_s: float = 0.1) -> MotorReply:
-        """Make the present position zero (INACTIVE only: never re-zero under torque)."""
-        self._require("set_zero", DriverState.INACTIVE)
-        reply = self._exchange(self._zero_payload(), timeout_s, "set zero")
-        self._check_fault(reply, "set zero")
-        return reply
+        return result
 
     def shutdown(self, timeout_s: float = 0.1) -> None:
         """Any state -> FINALIZED; disarms first if ACTIVE.  Idempotent.
@@ -194,8 +188,128 @@ class MotorDriver(abc.ABC):
         was_active = self._state is DriverState.ACTIVE
         self._state = DriverState.FINALIZED
         if was_active:
-            reply = self._exchange(self._exit_payload(), timeout_s, "exit motor mode (shutdown)")
-            self._check_fault(reply, "exit motor mode (shutdown)")
+            self._deactivate(_checked_timeout(timeout_s))
+
+    # --- internals --------------------------------------------------------------------------------
+
+    def _require(self, op: str, *allowed: DriverState) -> None:
+        if self._state not in allowed:
+            need = " or ".join(s.name for s in allowed)
+            raise LifecycleError(f"driver {self._node_id:#x}: {op}() needs state {need}, "
+                                 f"state is {self._state.name}")
+
+    def _send_message(self, msg: can.Message) -> None:
+        try:
+            self._bus.send(msg)
+        except can.CanError as e:
+            raise HalError(f"driver {self._node_id:#x}: send failed: {e}") from e
+
+    def _recv(self, timeout_s: float) -> can.Message | None:
+        try:
+            return self._bus.recv(timeout_s)
+        except can.CanError as e:
+            raise HalError(f"driver {self._node_id:#x}: receive failed: {e}") from e
+
+    def _drain(self) -> None:
+        """Drop what is already queued (a late answer to an earlier request is not this one's)."""
+        for _ in range(_MAX_STALE_FRAMES):
+            if self._recv(0.0) is None:
+                break
+
+
+def _checked_timeout(timeout_s: Any) -> float:
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) \
+            or not math.isfinite(timeout_s) or timeout_s <= 0:
+        raise ValueError(f"timeout_s must be a finite number > 0, got {timeout_s!r}")
+    return float(timeout_s)
+
+
+class ExchangeDriver(MotorDriver):
+    """A drive that answers every frame of the host with one reply (the AK series in MIT mode).
+
+    Subclasses provide ``_enter_payload``, ``_exit_payload``, ``_zero_payload``,
+    ``_encode_command``, ``_decode_reply``, ``reply_arbitration_id`` and may extend
+    ``_configure`` (the commissioning check) and ``command_arbitration_id``.  A command frame
+    carries the MIT law (p, v, kp, kd, feed-forward): the drive runs the spring-damper itself.
+    """
+
+    # --- hooks ------------------------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def reply_arbitration_id(self) -> int:
+        """CAN id the driver's replies arrive on."""
+
+    @property
+    def command_arbitration_id(self) -> int:
+        """CAN id of host->driver frames (default: the node id)."""
+        return self._node_id
+
+    @abc.abstractmethod
+    def _enter_payload(self) -> bytes:
+        """Payload that arms the driver (torque allowed)."""
+
+    @abc.abstractmethod
+    def _exit_payload(self) -> bytes:
+        """Payload that disarms the driver."""
+
+    @abc.abstractmethod
+    def _zero_payload(self) -> bytes:
+        """Payload that makes the current position the driver's zero."""
+
+    @abc.abstractmethod
+    def _encode_command(self, p_rad: float, v_rad_s: float, kp_Nm_rad: float,
+                        kd_Nms_rad: float, t_Nm: float) -> bytes:
+        """Payload of one command; ValueError on NaN/Inf."""
+
+    @abc.abstractmethod
+    def _decode_reply(self, msg: can.Message) -> MotorReply | None:
+        """Decode ``msg`` (already on ``reply_arbitration_id``); None if not this driver's reply."""
+
+    # --- the lifecycle hooks of MotorDriver -----------------------------------------------------
+
+    def _activate(self, timeout_s: float) -> MotorReply:
+        """Send the enter frame and wait for this driver's reply.
+
+        On DriverTimeout or DriverFault an exit frame is sent (best effort, in case the driver
+        did arm) and the state stays INACTIVE.
+        """
+        try:
+            reply = self._exchange(self._enter_payload(), timeout_s, "enter motor mode")
+            self._check_fault(reply, "enter motor mode")
+        except (DriverTimeout, DriverFault):
+            self._send_best_effort(self._exit_payload())
+            raise
+        return reply
+
+    def _deactivate(self, timeout_s: float) -> MotorReply:
+        """Send the exit frame and wait for the reply.  On DriverTimeout the state stays ACTIVE
+        (the driver may still be armed); a reply with an error code still completes the
+        transition, then raises DriverFault."""
+        what = "exit motor mode" if self._state is DriverState.ACTIVE else "exit motor mode (shutdown)"
+        reply = self._exchange(self._exit_payload(), timeout_s, what)
+        if self._state is DriverState.ACTIVE:
+            self._state = DriverState.INACTIVE
+        self._check_fault(reply, what)
+        return reply
+
+    def hold_messages(self) -> List[can.Message]:
+        """One zero command (no gains, no feed-forward)."""
+        return [self.command_message(0.0, 0.0, 0.0, 0.0, 0.0)]
+
+    # --- public -----------------------------------------------------------------------------------
+
+    def deactivate(self, timeout_s: float = 0.1) -> MotorReply:
+        """ACTIVE -> INACTIVE: send the exit frame and wait for the reply (see ``_deactivate``)."""
+        self._require("deactivate", DriverState.ACTIVE)
+        return self._deactivate(_checked_timeout(timeout_s))
+
+    def set_zero(self, timeout_s: float = 0.1) -> MotorReply:
+        """Make the present position zero (INACTIVE only: never re-zero under torque)."""
+        self._require("set_zero", DriverState.INACTIVE)
+        reply = self._exchange(self._zero_payload(), timeout_s, "set zero")
+        self._check_fault(reply, "set zero")
+        return reply
 
     def command_message(self, p_rad: float, v_rad_s: float, kp_Nm_rad: float,
                         kd_Nms_rad: float, t_Nm: float) -> can.Message:
@@ -216,21 +330,12 @@ class MotorDriver(abc.ABC):
 
     # --- internals --------------------------------------------------------------------------------
 
-    def _require(self, op: str, *allowed: DriverState) -> None:
-        if self._state not in allowed:
-            need = " or ".join(s.name for s in allowed)
-            raise LifecycleError(f"driver {self._node_id:#x}: {op}() needs state {need}, "
-                                 f"state is {self._state.name}")
-
     def _message(self, data: bytes) -> can.Message:
         return can.Message(arbitration_id=self.command_arbitration_id,
                            is_extended_id=self.is_extended_id, dlc=len(data), data=data)
 
     def _send(self, data: bytes) -> None:
-        try:
-            self._bus.send(self._message(data))
-        except can.CanError as e:
-            raise HalError(f"driver {self._node_id:#x}: send failed: {e}") from e
+        self._send_message(self._message(data))
 
     def _send_best_effort(self, data: bytes) -> None:
         # Used on the way out of a failed set-up (the exit frame): the original error is what
@@ -240,14 +345,10 @@ class MotorDriver(abc.ABC):
 
     def _exchange(self, data: bytes, timeout_s: float, what: str) -> MotorReply:
         """Send ``data`` and wait up to ``timeout_s`` for this driver's reply."""
-        if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) \
-                or not math.isfinite(timeout_s) or timeout_s <= 0:
-            raise ValueError(f"timeout_s must be a finite number > 0, got {timeout_s!r}")
+        timeout_s = _checked_timeout(timeout_s)
         # The reply carries no request id: drop what is already queued, so a late reply to an
         # earlier request is not taken for this one.
-        for _ in range(_MAX_STALE_FRAMES):
-            if self._recv(0.0) is None:
-                break
+        self._drain()
         self._send(data)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -261,12 +362,6 @@ class MotorDriver(abc.ABC):
             if reply is not None:
                 return reply
         raise DriverTimeout(f"driver {self._node_id:#x}: no reply to {what} within {timeout_s} s")
-
-    def _recv(self, timeout_s: float) -> can.Message | None:
-        try:
-            return self._bus.recv(timeout_s)
-        except can.CanError as e:
-            raise HalError(f"driver {self._node_id:#x}: receive failed: {e}") from e
 
     def _check_fault(self, reply: MotorReply, what: str) -> None:
         if reply.error_code:   # None (short reply) and 0 are fine

@@ -28,8 +28,10 @@ class DriveEntry:
     """Where one drive's parts are (``"module:attribute"`` each).
 
     setup: the set-up class (``hal.driver.MotorDriver``).  codec: a factory taking the configured
-    set-up object, returning its ``hal._codec.DriveCodec``.  sim: the simulated drive's builder.
-    models: the table of models (name -> ratings) the set-up class accepts.  description: one line.
+    set-up object, returning its ``hal._codec.DriveCodec``.  sim: the simulated drive's class (a
+    ``sim._simdrive.SimDrive``, called with the plant).  models: the table of models (name ->
+    ratings) the set-up class accepts.  description: one line.  sim_model: the model the
+    simulated drive plays.
     """
 
     setup: str
@@ -37,13 +39,16 @@ class DriveEntry:
     sim: str
     models: str
     description: str
+    #: the model the simulated drive is (a row of ``models``)
+    sim_model: str = ""
 
 
 #: Every drive, by the name ``[driver] type`` and ``--driver`` take; the first is the default.
 DRIVES: Dict[str, DriveEntry] = {
     "ak_mit": DriveEntry(setup="hal.ak:AKDriver", codec="hal.ak:ak_mit_codec",
-                         sim="sim.plant:build_plant", models="hal.ak:AK_MODELS",
-                         description="CubeMars / T-Motor AK series, MIT mode (driver-side impedance)"),
+                         sim="sim._simdrive:AkMitSimDrive", models="hal.ak:AK_MODELS",
+                         description="CubeMars / T-Motor AK series, MIT mode (driver-side impedance)",
+                         sim_model="AK80-9"),
 }
 DEFAULT_DRIVE = "ak_mit"
 DRIVE_NAMES: Tuple[str, ...] = tuple(DRIVES)

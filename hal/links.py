@@ -12,8 +12,9 @@ commissions the driver through :mod:`hal.ak` on its in-process link).
 from __future__ import annotations
 
 import socket
+import struct
 import time
-from typing import Optional
+from typing import Iterable, Optional, Sequence
 
 import can
 
@@ -21,7 +22,7 @@ from hal._link import FrameLink, SocketCanLink, SocketcandLink
 from hal.bus import BusConfig, socketcan_available
 from hal.errors import ConfigError, HalError
 
-__all__ = ["open_link", "LINK_INTERFACES", "FrameLink", "LinkBus"]
+__all__ = ["open_link", "LINK_INTERFACES", "FrameLink", "LinkBus", "can_filters", "tick_rx_ids"]
 
 _EXTENDED, _REMOTE, _ERROR = 1, 2, 4       # hal._link's LINK_* flags
 
@@ -32,16 +33,49 @@ _CAN_ERR_MASK = 0x1FFFFFFF
 LINK_INTERFACES = ("socketcan", "socketcand")
 
 
-def open_link(cfg: BusConfig, timeout_s: float = 2.0) -> Optional[FrameLink]:
-    """A connected, non-blocking link for ``cfg``, or None if the interface has none."""
+# linux/can.h: CAN_RAW_FILTER, and the bits of a filter's mask (exact id, standard, data frame)
+_CAN_RAW_FILTER = 1
+_CAN_SFF_MASK, _CAN_EFF_FLAG, _CAN_RTR_FLAG = 0x7FF, 0x80000000, 0x40000000
+#: How many ids a receive filter may name (more: the tick reads everything, as without one).
+MAX_FILTER_IDS = 64
+
+
+def tick_rx_ids(codec) -> tuple:
+    """Every standard id the tick reads: the sensor node's frames and the drive's (``codec.rx_ids``)."""
+    from hal._sensor_frames import IMU_ID, LOAD_ID, SOUND_ID, STATUS_ID
+    return tuple(sorted({IMU_ID, LOAD_ID, STATUS_ID, SOUND_ID, *codec.rx_ids}))
+
+
+def can_filters(rx_ids: Iterable[int]) -> bytes:
+    """The CAN_RAW_FILTER option for ``rx_ids``: one ``struct can_filter`` (can_id, can_mask) per id,
+    each passing only standard data frames of exactly that id.  The kernel then wakes the tick
+    for no other frame on the bus (another device's traffic never reaches its read phase).
+    ValueError for an id that is not a standard CAN id, or more than :data:`MAX_FILTER_IDS`."""
+    ids = sorted(set(rx_ids))
+    if not ids or len(ids) > MAX_FILTER_IDS:
+        raise ValueError(f"a receive filter names 1..{MAX_FILTER_IDS} ids, got {len(ids)}")
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= _CAN_SFF_MASK:
+            raise ValueError(f"receive filter: {i!r} is not a standard CAN id (0..0x7FF)")
+    mask = _CAN_SFF_MASK | _CAN_EFF_FLAG | _CAN_RTR_FLAG
+    return b"".join(struct.pack("=II", i, mask) for i in ids)
+
+
+def open_link(cfg: BusConfig, timeout_s: float = 2.0,
+              rx_ids: Optional[Sequence[int]] = None) -> Optional[FrameLink]:
+    """A connected, non-blocking link for ``cfg``, or None if the interface has none.
+
+    ``rx_ids``: the ids the tick reads (:func:`tick_rx_ids`); on SocketCAN the kernel filters on
+    them (error frames still pass: the tick counts them).  socketcand's raw mode has no filter
+    command, so there the tick's own id check does it (the codec's ``listens``)."""
     if cfg.interface == "socketcan":
-        return _open_socketcan(cfg)
+        return _open_socketcan(cfg, rx_ids)
     if cfg.interface == "socketcand":
         return _open_socketcand(cfg, timeout_s)
     return None
 
 
-def _open_socketcan(cfg: BusConfig) -> SocketCanLink:
+def _open_socketcan(cfg: BusConfig, rx_ids: Optional[Sequence[int]] = None) -> SocketCanLink:
     if not hasattr(socket, "AF_CAN"):
         raise ConfigError("bus.interface: this Python has no AF_CAN sockets (SocketCAN needs Linux)")
     if not socketcan_available(cfg.channel):
@@ -58,6 +92,9 @@ def _open_socketcan(cfg: BusConfig) -> SocketCanLink:
         # does not name CAN_RAW_ERR_FILTER; linux/can/raw.h gives it 2, CAN_ERR_MASK 0x1FFFFFFF)
         sock.setsockopt(socket.SOL_CAN_RAW, getattr(socket, "CAN_RAW_ERR_FILTER", _CAN_RAW_ERR_FILTER),
                         _CAN_ERR_MASK)
+        if rx_ids is not None:
+            sock.setsockopt(socket.SOL_CAN_RAW, getattr(socket, "CAN_RAW_FILTER", _CAN_RAW_FILTER),
+                            can_filters(rx_ids))
         sock.bind((cfg.channel,))
         sock.setblocking(False)
     except OSError as e:

@@ -51,8 +51,8 @@ from controller.runtime.loop import build_tick, telemetry_table
 from controller.runtime.process import PUMP_PERIOD_S
 from controller.params.registry import ParamSet
 from controller.runtime.retune import ParamPublisher, lockstep_channel
-from hal._link import PyCanLink, memory_link_pair
-from hal.drives import DEFAULT_DRIVE, build_codec, check_name, load
+from hal._link import FrameRecorder, PyCanLink, TapLink, memory_link_pair
+from hal.drives import DEFAULT_DRIVE, build_codec, check_name, drive, load
 from hal.errors import HalError
 from hal.bus import BusConfig, open_bus
 from hal.links import LinkBus
@@ -105,6 +105,10 @@ class SimRun:
     #: longer than its ring holds; python-can's virtual bus has no bound): 0 in every run whose
     #: results equal the python-can bus's
     frames_refused: int = 0
+    can_log_frames: int = 0             # frames written to the CAN log (can_log=)
+    driver: str = "ak_mit"              # the drive (hal.drives) the run commissioned
+    drive_watchdog_s: float = float("nan")   # its declared loss-of-host time (DriveCodec.watchdog_s)
+    codec: object = None                # the tick's codec of the drive (tools: bench/codec.py)
     #: the parameter sets the tick accepted from the run's publisher (the adaptation's, a
     #: supervisor's): (time s, the set), at the stride boundary it took each
     retunes: List[Tuple[float, ParamSet]] = field(default_factory=list)
@@ -117,7 +121,8 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         on_stride: Optional[Callable[[SimRun, Stride], None]] = None,
         faults: Sequence[Injection] = (), boot_faults: int = 0,
         asymmetry: Optional[AsymmetryModel] = None, sound_node: bool = False,
-        supervisor=None, bus: str = "memory", adaptation=None, driver: str = DEFAULT_DRIVE) -> SimRun:
+        supervisor=None, bus: str = "memory", adaptation=None, driver: str = DEFAULT_DRIVE,
+        can_log=None) -> SimRun:
     """Walk the simulated wearer for ``duration_s`` on the full stack and return the record.
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
@@ -140,7 +145,8 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     simulate the sound-side sensor node (CAN 0x113 every 2 ms).  ``bus``: ``"memory"`` (the
     in-process link) or ``"python-can"`` (python-can's virtual bus); see the module docstring.
     ``driver``: the drive, a name of :data:`hal.drives.DRIVES` (its set-up class commissions it,
-    its codec is the tick's).
+    its codec is the tick's).  ``can_log``: write every frame on the bus, stamped with the
+    simulated time it was sent at, to this BLF or ASC file (by suffix; created new).
     """
     drive_name = check_name(driver, "driver")
     if bus not in BUSES:
@@ -163,20 +169,30 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     plant = build_plant(overrides)
     wearer = Wearer(scenario, speed_m_s, mass_kg, stride_cv=stride_cv, seed=seed, asymmetry=asymmetry)
 
+    recorder = traffic = None
     if bus == "memory":
         host_link, sim_link = memory_link_pair(_TO_DEVICES_FRAMES, _to_host_frames(faults, duration_s, dt_s))
-        host_bus = LinkBus(host_link)             # commissioning through hal.ak, on the same link
         sim_bus = None
     else:
         config = BusConfig(interface="virtual", channel=f"ankle-sim-{uuid.uuid4().hex[:8]}")
         host_bus, sim_bus = open_bus(config), open_bus(config)
-        host_link = PyCanLink(host_bus)
+        host_link, sim_link = PyCanLink(host_bus), PyCanLink(sim_bus)
+    if can_log is not None:
+        # both ends record what they send: the bus's traffic once, in the order it was sent
+        from controller.records.logger import RecordedCanLog
+        traffic = RecordedCanLog(can_log)
+        recorder = FrameRecorder(_CAN_LOG_FRAMES)
+        host_link, sim_link = TapLink(host_link, recorder), TapLink(sim_link, recorder)
+    if bus == "memory":
+        host_bus = LinkBus(host_link)             # commissioning on the same link as the tick's
     try:
-        sim = SimAnkle(sim_link if sim_bus is None else sim_bus, plant, wearer, faults=faults,
-                       sound_node=sound_node)
-        driver = load(drive_name, "setup")(host_bus, driver_id=plant.driver_id, model="AK80-9")
-        driver.configure()
+        sim = SimAnkle(sim_link, plant, wearer, faults=faults,
+                       sound_node=sound_node, drive=load(drive_name, "sim")(plant))
+        driver = load(drive_name, "setup")(host_bus, driver_id=plant.driver_id,
+                                           model=drive(drive_name).sim_model)
         with sim.serving():
+            # the drive's set-up (bring-up, its configuration checked) and torque on
+            driver.configure()
             driver.activate(timeout_s=1.0)
         tick = build_tick(params, build_codec(drive_name, driver))
         host_faults = _HostFaults(faults, tick)
@@ -206,6 +222,10 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         strides = wearer.strides
         for k in range(n):
             now_s = k * dt_s
+            if recorder is not None:
+                recorder.now_s = now_s
+                if recorder.count >= _CAN_LOG_FRAMES // 2:
+                    traffic.write(recorder.drain())
             step_to(now_s)
             if host_ticks is None or host_ticks(k, now_s):
                 step(now_s, k)
@@ -222,10 +242,16 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
                     on_stride(record, strides[completed])
                     completed += 1
         pump.drain(k)                   # as the device's pump does when it stops
+        if recorder is not None:
+            traffic.write(recorder.drain())
+            record.can_log_frames = traffic.frames
         record.retunes = watch.retunes if watch is not None else []
         record.wall_seconds = time.perf_counter() - wall0
         record.sim_seconds = (k + 1) * dt_s
         record.frames_sent = tick.frames_sent
+        record.driver = drive_name
+        record.drive_watchdog_s = tick.codec.watchdog_s
+        record.codec = tick.codec
         record.send_errors = tick.send_errors
         record.frames_refused = sim.link.send_failures if bus == "memory" else 0
         record.watchdog_tripped = plant.watchdog_tripped
@@ -240,10 +266,15 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
                     record.shutdown_error = str(exc)
         return record
     finally:
+        if traffic is not None:
+            traffic.close()
         host_bus.shutdown()
         if sim_bus is not None:
             sim_bus.shutdown()
 
+
+#: Frames the CAN log's recorder holds between two writes to the file (a few seconds of traffic).
+_CAN_LOG_FRAMES = 1 << 15
 
 #: Host -> devices ring of the in-process bus [frames]: the host sends one command per tick and
 #: the devices read every step, so a few are ever waiting (commissioning's exchanges too).

@@ -69,6 +69,8 @@ class DeviceSpec:
     realtime: RealtimeSpec = field(default_factory=RealtimeSpec.none)
     asymmetry: Optional[AsymmetryModel] = None
     sound_node: bool = False
+    #: the simulated drive, a name of hal.drives.DRIVES (its ``sim`` part plays it)
+    driver: str = "ak_mit"
     #: print a line (stderr) each second in which the devices missed deadlines: the machine is
     #: too busy to keep time, and the controller's replies come late because of it
     say_late: bool = False
@@ -85,7 +87,9 @@ def _build(spec: DeviceSpec, bus):
     plant = build_plant(overrides)
     wearer = Wearer(spec.scenario, spec.speed_m_s, spec.mass_kg, stride_cv=spec.stride_cv, seed=spec.seed,
                     asymmetry=spec.asymmetry)
-    return plant, wearer, SimAnkle(bus, plant, wearer, faults=spec.faults, sound_node=spec.sound_node)
+    from hal.drives import load
+    return plant, wearer, SimAnkle(bus, plant, wearer, faults=spec.faults, sound_node=spec.sound_node,
+                                   drive=load(spec.driver, "sim")(plant))
 
 
 def _device_process(spec: DeviceSpec, conn) -> None:
@@ -231,10 +235,12 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
     affinity = os.sched_getaffinity(0)      # Runtime.isolate narrows it for the session
     try:
         port = devices.start()
+        from hal.drives import drive
         from sim.plant import build_plant
         driver_id = build_plant({"mass_kg": device.mass_kg}).driver_id
         spec = RuntimeSpec(bus=BusConfig(interface="socketcand", channel=_CHANNEL, host=device.host, port=port),
-                           driver_id=driver_id, realtime=realtime, boot_faults=boot_faults, io=io)
+                           driver_id=driver_id, driver=device.driver, driver_model=drive(device.driver).sim_model,
+                           realtime=realtime, boot_faults=boot_faults, io=io)
         if can_log is not None:
             from controller.records.logger import CanTrafficLog
             traffic = CanTrafficLog(BusConfig(interface="socketcand", channel=_CHANNEL, host=device.host,

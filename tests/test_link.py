@@ -596,3 +596,24 @@ def test_a_closed_peer_marks_the_link_lost_for_receive_and_for_send():
                 link.transmit(0x001, bytes(8))
         assert link.down_errno in (errno.EPIPE, errno.ECONNRESET)
         assert link.send_failures >= 1
+
+
+# ---- receive filters from the drive's codec ------------------------------------------------------
+
+def test_the_kernel_filter_passes_exactly_the_ids_the_tick_reads():
+    import socket
+    import struct
+    from hal.ak import ak_mit_codec_from, mit_range
+    from hal.links import can_filters, tick_rx_ids
+    codec = ak_mit_codec_from(mit_range("AK80-9"), 1, 0x7F0)
+    ids = tick_rx_ids(codec)
+    assert ids == (0x110, 0x111, 0x112, 0x113, 0x7F0)
+    raw = can_filters(ids)
+    pairs = [struct.unpack_from("=II", raw, 8 * k) for k in range(len(raw) // 8)]
+    assert [i for i, _ in pairs] == list(ids)
+    # each mask compares all 11 id bits, the extended flag and the remote flag (linux/can.h)
+    mask = socket.CAN_SFF_MASK | socket.CAN_EFF_FLAG | socket.CAN_RTR_FLAG
+    assert all(m == mask for _, m in pairs)
+    for bad in ([], [0x800], [-1], [True], list(range(65))):
+        with pytest.raises(ValueError):
+            can_filters(bad)

@@ -312,11 +312,11 @@ def test_refusals_are_said_in_the_words_of_before_and_change_nothing():
                                                  "within the last 1 s when the controller took the change")
     # beyond the driver's torque range: the publisher refuses when it knows the range, the tick anyway
     beyond = ParamSet({"actuator.max_torque_Nm": 19.0})
-    with pytest.raises(ParamError, match="MIT torque range"):
+    with pytest.raises(ParamError, match="torque limit"):
         publisher.publish(beyond)
     gen = ParamPublisher(channel).publish(beyond)
     tick.take(channel)
-    assert publisher.outcome(gen)[0] == "refused" and "MIT torque range" in publisher.outcome(gen)[1]
+    assert publisher.outcome(gen)[0] == "refused" and "torque limit" in publisher.outcome(gen)[1]
     assert channel.word("params_refusal_code") == REFUSAL_CODES["driver_range"]
     assert channel.word("params_rejected") == 3
     assert dict(tick.params) == dict(ParamSet()) and tick.params_version == 1

@@ -336,7 +336,6 @@ def _cli(*args, timeout=120, **kw):
 
 @pytest.mark.parametrize("args, message", [
     (["sim", "--spin-us", "5"], "--spin-us needs --realtime"),
-    (["sim", "--can-log", "x.blf"], "--can-log needs --realtime"),
     (["sim", "--realtime", "--duration", "700"], "at most 600 s"),
     (["sim", "--realtime", "--inject", "host_hang@1"], "host-side faults"),
     (["run", "--config", "no/such.toml"], "no/such.toml: config file not found"),

@@ -127,7 +127,6 @@ class RuntimeBackend:
     POLL_S = 0.002
 
     def __init__(self, runtime, watch: GaitWatch):
-        from hal.ak import mit_range
         self.runtime = runtime
         self.watch = watch
         self._params: ParamSet = runtime.params
@@ -136,13 +135,13 @@ class RuntimeBackend:
         # the console's lock); the symmetry adaptation publishes through the runtime on its own
         self._lock = threading.Lock()
         spec = runtime.spec
-        self._t_max_Nm = mit_range(spec.driver_model, spec.range_overrides or None)["t_max"]
+        self._t_max_Nm = spec.torque_limit_Nm()
 
     def check(self, params: ParamSet) -> None:
         """The tick would refuse an actuator torque its driver's MIT range cannot carry: say so here."""
         if params["actuator.max_torque_Nm"] > self._t_max_Nm:
             raise ParamError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond the "
-                             f"driver's MIT torque range t_max = {self._t_max_Nm:g} N*m")
+                             f"drive's torque limit t_max = {self._t_max_Nm:g} N*m")
 
     def params(self) -> ParamSet:
         """The set the tick accepted last (in force, or ramping in)."""

@@ -21,7 +21,7 @@ from controller.kernels import telemetry
 from controller.records.csvlog import CsvRows, fsync_directory
 from hal.bus import BusConfig, open_bus
 
-__all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "LogSwitch", "CanTrafficLog"]
+__all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "LogSwitch", "CanTrafficLog", "RecordedCanLog"]
 
 #: DESIGN.md's replay columns, then the torques, faults and mode; every other column follows.
 FIRST_COLUMNS = ("t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
@@ -290,3 +290,39 @@ class CanTrafficLog:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class RecordedCanLog:
+    """Frames recorded on an in-process bus (:class:`hal._link.FrameRecorder`) to a BLF or ASC file.
+
+    The lock-step simulator's CAN log: the frames carry the simulated time they were sent at, so
+    the log lines up with the run's telemetry and opens in any CAN tool.  ``write`` takes what
+    ``FrameRecorder.drain`` returns; ``close`` completes the file.  The file is created new (an
+    existing one is never overwritten).
+    """
+
+    def __init__(self, path, *, fmt: Optional[str] = None):
+        self.path = Path(path)
+        self.fmt = (fmt if fmt is not None else self.path.suffix.lstrip(".")).lower()
+        if self.fmt not in _CAN_WRITERS:
+            raise ValueError(f"{self.path}: CAN log format {self.fmt!r} unknown; "
+                             f"allowed: {', '.join(sorted(_CAN_WRITERS))}")
+        writer_cls, mode = _CAN_WRITERS[self.fmt]
+        file = os.fdopen(_create(self.path), mode, **({"encoding": "utf-8"} if mode == "w" else {}))
+        self._writer = writer_cls(file)
+        self.frames = 0
+
+    def write(self, frames) -> None:
+        """Frames as ``(t_s, can_id, flags, data)`` (flags: hal._link's 1 extended, 2 remote)."""
+        for t_s, can_id, flags, data in frames:
+            self._writer.on_message_received(can.Message(
+                timestamp=t_s, arbitration_id=can_id, is_extended_id=bool(flags & 1),
+                is_remote_frame=bool(flags & 2), dlc=len(data), data=data, channel=0))
+        self.frames += len(frames)
+
+    def close(self) -> None:
+        """Flush and close the file (complete and readable); idempotent."""
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+

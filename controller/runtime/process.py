@@ -104,12 +104,26 @@ class RuntimeSpec:
     io: str = "auto"
     #: the drive, a name of hal.drives.DRIVES: its set-up class and codec come from that table
     driver: str = "ak_mit"
+    #: the options of a drive other than ak_mit for its set-up class (``[driver.options]``)
+    driver_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from hal.drives import check_name
         check_name(self.driver, "driver")
         if self.io not in ("auto", "python-can"):
             raise ValueError(f"io must be 'auto' or 'python-can', got {self.io!r}")
+
+    def setup_options(self) -> dict:
+        """The keyword options of the drive's set-up class (beyond bus, id and model)."""
+        if self.driver == "ak_mit":
+            return {"reply_id": self.reply_id, "range_overrides": self.range_overrides or None,
+                    **self.driver_options}
+        return dict(self.driver_options)
+
+    def torque_limit_Nm(self) -> float:
+        """The drive's torque limit [N*m, its output shaft] from its model table (no bus)."""
+        from hal.drives import load
+        return load(self.driver, "setup").torque_limit_for(self.driver_model, **self.setup_options())
 
 
 # ----------------------------------------------------------------------------- tick's process
@@ -122,7 +136,7 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
     from hal.drives import build_codec, load
     from hal._link import PyCanLink
     from hal.errors import HalError
-    from hal.links import open_link
+    from hal.links import open_link, tick_rx_ids
 
     _rt.set_thread_name("ankle-tick")          # ps / top / journal show which process ticks
     # Ctrl-C reaches the whole process group and systemd's stop the whole cgroup: only the
@@ -143,16 +157,16 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         params = ParamSet.from_vector(values)
         bus = open_bus(spec.bus)
         setup = load(spec.driver, "setup")        # the drive's set-up class (hal.drives)
-        driver = setup(bus, driver_id=spec.driver_id, model=spec.driver_model, reply_id=spec.reply_id,
-                       range_overrides=spec.range_overrides or None)
+        driver = setup(bus, driver_id=spec.driver_id, model=spec.driver_model, **spec.setup_options())
         driver.configure()
         tick = build_tick(params, build_codec(spec.driver, driver))
         shared.report_accepted(shared.snapshot.taken, values)        # the start-up set is in force
         shared.set_stat("params_applied", shared.snapshot.taken)
-        link = open_link(spec.bus) if spec.io == "auto" else None
+        # the kernel filters the bus on what the tick reads: the sensor node's ids and the drive's
+        link = open_link(spec.bus, rx_ids=tick_rx_ids(tick.codec)) if spec.io == "auto" else None
         conn.send(("ready", {"warnings": warnings, "settings": current_settings(),
                              "io": "GIL-free link" if link is not None else "python-can",
-                             "t_max_Nm": driver.mit_range["t_max"]}))
+                             "t_max_Nm": driver.torque_limit_Nm}))
         command = conn.recv()
         if command[0] != "start":               # aborted before the start: the driver was never on
             conn.send(("stopped", {"aborted": True}))
@@ -161,9 +175,10 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         # power the driver just before the first tick, so its watchdog never sees a gap
         wait_until_ns(t0_ns - _ACTIVATE_LEAD_NS)
         driver.activate(timeout_s=spec.setup_timeout_s)
-        # the commissioning round trip: the motor's own MIT law confirms the configured ranges
-        # before any torque of the controller's is sent (a mismatch disarms it and is refused)
-        driver.verify_range(timeout_s=spec.setup_timeout_s)
+        # the commissioning round trip before any torque of the controller's is sent: the AK
+        # motor's own MIT law confirms the configured ranges, a torque-only drive shows its
+        # watchdog armed and its readings at the loop rate (a mismatch disarms it and is refused)
+        driver.verify(timeout_s=spec.setup_timeout_s)
         _hold_passive(driver, bus, t0_ns - _HANDOVER_NS)
         if link is not None:
             # the tick has its own connection; an unread python-can one would only fill up
@@ -219,12 +234,13 @@ def _hold_passive(driver, bus, until_ns: int) -> None:
     """Zero-torque commands (no gains, no feed-forward) until ``until_ns``, so the driver's
     watchdog sees no longer gap before the loop's first command than it did before the range check
     (which finishes at a time of the bus's making); never past ``until_ns``, so tick 0 is on time."""
-    msg = driver.command_message(0.0, 0.0, 0.0, 0.0, 0.0)
+    messages = driver.hold_messages()
     while True:
         left_s = (until_ns - _rt.now_ns()) * 1e-9
         if left_s <= 0:
             return
-        bus.send(msg)
+        for msg in messages:
+            bus.send(msg)
         time.sleep(min(left_s, _HOLD_PERIOD_S))
 
 

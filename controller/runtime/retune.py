@@ -5,7 +5,7 @@ One path applies a parameter change, in real time and in lock-step alike:
 1. the publisher (:meth:`controller.runtime.process.Runtime.retune` in the supervisor, or a
    :class:`ParamPublisher` over a :meth:`~controller.runtime._ring.ParamChannel.local` channel in
    the lock-step simulator) checks the target -- a :class:`~controller.params.registry.ParamSet`
-   (bounds and cross rules), and the driver's MIT torque range -- and builds the ramp: a live
+   (bounds and cross rules), and the drive's torque limit -- and builds the ramp: a live
    change reaches its target over :data:`RAMP_STRIDES` stride boundaries, each step a
    straight-line blend of the set in force and the target (whole-number parameters move at the
    last step); a change of a parameter that is not live is one step (the tick takes it at once,
@@ -91,7 +91,7 @@ def refusal_text(code: int, mask0: int = 0, mask1: int = 0) -> str:
         return (f"{names} can only change while the wearer stands still, and the wearer "
                 f"walked or moved within the last {STILL_S:g} s when the controller took the change")
     if code == REFUSAL_CODES["driver_range"]:
-        return "actuator.max_torque_Nm is beyond the driver's MIT torque range"
+        return "actuator.max_torque_Nm is beyond the drive's torque limit"
     if code == REFUSAL_CODES["malformed"]:
         return "the parameter publication was damaged (step count or values); nothing changed"
     return f"refused by the controller (reason code {code})"
@@ -117,7 +117,7 @@ class ParamPublisher:
     one way a change reaches the tick, for the console, the symmetry adaptation and the
     simulator's scripts alike.
 
-    ``t_max_Nm``: the driver's MIT torque range (None: unknown here; the tick still refuses
+    ``t_max_Nm``: the drive's torque limit [N*m] (None: unknown here; the tick still refuses
     beyond its own).  The ramp starts from the tick's own readback of the set it accepted last
     (``channel.in_force``); the tick moves the steps from where it is if that has moved on.
     Publications are serialised by a lock (the snapshot has one writer at a time; the console
@@ -135,7 +135,7 @@ class ParamPublisher:
             raise TypeError("params must be a validated controller.params.registry.ParamSet")
         if self.t_max_Nm is not None and params["actuator.max_torque_Nm"] > self.t_max_Nm:
             raise ParamError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond the "
-                             f"driver's MIT torque range t_max = {self.t_max_Nm:g} N*m")
+                             f"drive's torque limit t_max = {self.t_max_Nm:g} N*m")
 
     def in_force(self) -> Optional[ParamSet]:
         """The set the tick reported accepted last (its target), or None before any."""
