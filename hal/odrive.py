@@ -108,7 +108,6 @@ PROBE_FRACTION = 0.01
 PROBE_TOLERANCE = 0.1
 #: how often frames that feed the watchdog go out while the set-up waits for the drive [s]
 _FEED_PERIOD_S = 0.005
-_MAX_STALE_FRAMES = 1000
 
 
 def _encoder_rate_setting(firmware: str) -> str:
@@ -124,33 +123,54 @@ class OdriveDriver(MotorDriver):
     (an unknown one is a ConfigError naming it).
     """
 
+    name = "odrive"
+
     def __init__(self, bus: can.BusABC, driver_id: int, model: str = DEFAULT_MODEL, **options: Any):
         if isinstance(driver_id, bool) or not isinstance(driver_id, int) \
                 or not NODE_ID_MIN <= driver_id <= NODE_ID_MAX:
             raise ConfigError(f"driver_id: must be an integer in {NODE_ID_MIN}..{NODE_ID_MAX} "
                               f"(axis0.config.can.node_id, CAN Simple), got {driver_id!r}")
         super().__init__(bus, driver_id)
+        o = self._options(model, options)
+        self._model = model
+        self._row = ODRIVE_MODELS[model]
+        self._loop_period_s = o["loop_period_s"]
+        self._heartbeat_timeout_s = o["heartbeat_timeout_s"]
+        self._watchdog_s = o["watchdog_s"]
+        self._torque_limit_Nm = o["torque_limit_Nm"]
+        self._encoder_frames = o["encoder_frames"]
+        self._last_heartbeat: Optional[dict] = None
+        self._last_encoder: Optional[tuple] = None
+
+    @classmethod
+    def _options(cls, model: str, options: Mapping[str, Any]) -> Dict[str, Any]:
+        """The options checked, defaults filled in from :data:`OPTIONS` and the model's row
+        (ConfigError naming the option otherwise)."""
         if model not in ODRIVE_MODELS:
             raise ConfigError(f"model: unknown ODrive model {model!r} (known: {', '.join(ODRIVE_MODELS)})")
         for key in options:
             if key not in OPTIONS:
                 raise ConfigError(f"{key}: unknown ODrive option (known: {', '.join(OPTIONS)})")
-        self._model = model
-        self._row = ODRIVE_MODELS[model]
+        row = ODRIVE_MODELS[model]
         o = {**OPTIONS, **options}
-        self._loop_period_s = self._positive("loop_period_s", o["loop_period_s"], 0.0001, 0.1)
-        self._heartbeat_timeout_s = self._positive("heartbeat_timeout_s", o["heartbeat_timeout_s"], 0.001, 10.0)
-        self._watchdog_s = (self._row.watchdog_s if o["watchdog_s"] is None
-                            else self._positive("watchdog_s", o["watchdog_s"], 0.005, 1.0))
-        limit = self._row.torque_limit_Nm
-        self._torque_limit_Nm = (limit if o["torque_limit_Nm"] is None
-                                 else self._positive("torque_limit_Nm", o["torque_limit_Nm"], 1e-3, limit))
         n = o["encoder_frames"]
         if isinstance(n, bool) or not isinstance(n, int) or not 3 <= n <= 1000:
             raise ConfigError(f"encoder_frames: must be an integer in 3..1000, got {n!r}")
-        self._encoder_frames = n
-        self._last_heartbeat: Optional[dict] = None
-        self._last_encoder: Optional[tuple] = None
+        return {
+            "loop_period_s": cls._positive("loop_period_s", o["loop_period_s"], 0.0001, 0.1),
+            "heartbeat_timeout_s": cls._positive("heartbeat_timeout_s", o["heartbeat_timeout_s"], 0.001, 10.0),
+            "watchdog_s": (row.watchdog_s if o["watchdog_s"] is None
+                           else cls._positive("watchdog_s", o["watchdog_s"], 0.005, 1.0)),
+            "torque_limit_Nm": (row.torque_limit_Nm if o["torque_limit_Nm"] is None
+                                else cls._positive("torque_limit_Nm", o["torque_limit_Nm"], 1e-3, row.torque_limit_Nm)),
+            "encoder_frames": n,
+        }
+
+    @classmethod
+    def torque_limit_for(cls, model: str, **options: Any) -> float:
+        """The most torque [N*m, motor shaft] a command to ``model`` may carry (the model's, or
+        the ``torque_limit_Nm`` option below it)."""
+        return cls._options(model, options)["torque_limit_Nm"]
 
     @staticmethod
     def _positive(name: str, value: Any, lo: float, hi: float) -> float:
@@ -206,12 +226,6 @@ class OdriveDriver(MotorDriver):
                            is_extended_id=False, is_remote_frame=remote, dlc=8 if remote else len(data),
                            data=None if remote else data)
 
-    def _send_msg(self, msg: can.Message) -> None:
-        try:
-            self._bus.send(msg)
-        except can.CanError as e:
-            raise HalError(f"driver {self._node_id:#x}: send failed: {e}") from e
-
     def _torque_msg(self, torque_Nm: float) -> can.Message:
         return self._msg("set_input_torque", _odrive.pack_set_input_torque(torque_Nm))
 
@@ -220,11 +234,6 @@ class OdriveDriver(MotorDriver):
         first tick, so the axis watchdog never starves."""
         self._require("hold_messages", DriverState.ACTIVE)
         return [self._torque_msg(0.0)]
-
-    def _drain(self) -> None:
-        for _ in range(_MAX_STALE_FRAMES):
-            if self._recv(0.0) is None:
-                break
 
     def _is(self, msg: can.Message, cmd: str) -> bool:
         return (not msg.is_error_frame and not msg.is_remote_frame and not msg.is_extended_id
@@ -252,10 +261,10 @@ class OdriveDriver(MotorDriver):
             if now >= deadline:
                 raise DriverTimeout(f"driver {self._node_id:#x}: no {what} within {timeout_s} s")
             if feed and now >= next_feed:
-                self._send_msg(self._torque_msg(0.0))
+                self._send_message(self._torque_msg(0.0))
                 next_feed = now + _FEED_PERIOD_S
             if request is not None and now >= next_request:
-                self._send_msg(self._msg(request, remote=True))
+                self._send_message(self._msg(request, remote=True))
                 next_request = now + 0.01
             msg = self._recv(min(deadline - now, 0.001 if (feed or request) else deadline - now))
             if msg is None:
@@ -293,11 +302,11 @@ class OdriveDriver(MotorDriver):
     def _enter_closed_loop(self, timeout_s: float, what: str) -> dict:
         """Clear_Errors, torque control, zero torque, CLOSED_LOOP_CONTROL, confirmed by a heartbeat
         in that state without an axis error."""
-        self._send_msg(self._msg("clear_errors", _odrive.pack_clear_errors(self.firmware)))
-        self._send_msg(self._msg("set_controller_mode", _odrive.pack_set_controller_mode(
+        self._send_message(self._msg("clear_errors", _odrive.pack_clear_errors(self.firmware)))
+        self._send_message(self._msg("set_controller_mode", _odrive.pack_set_controller_mode(
             _odrive.CONTROL_MODE_TORQUE, _odrive.INPUT_MODE_PASSTHROUGH)))
-        self._send_msg(self._torque_msg(0.0))
-        self._send_msg(self._msg("set_axis_state", _odrive.pack_set_axis_state(_odrive.STATE_CLOSED_LOOP_CONTROL)))
+        self._send_message(self._torque_msg(0.0))
+        self._send_message(self._msg("set_axis_state", _odrive.pack_set_axis_state(_odrive.STATE_CLOSED_LOOP_CONTROL)))
         self._drain()                   # heartbeats from before the request say nothing
         seen: List[dict] = []
 
@@ -318,7 +327,7 @@ class OdriveDriver(MotorDriver):
     def _disarm_best_effort(self) -> None:
         for msg in (self._torque_msg(0.0), self._msg("set_axis_state", _odrive.pack_set_axis_state(_odrive.STATE_IDLE))):
             try:
-                self._send_msg(msg)
+                self._send_message(msg)
             except HalError:
                 pass
 
@@ -328,11 +337,11 @@ class OdriveDriver(MotorDriver):
         probe = PROBE_FRACTION * self._torque_limit_Nm
         cmd = "get_torques" if self.firmware == "0.6" else "get_iq"
         deadline = time.monotonic() + max(timeout_s, 0.05)
-        self._send_msg(self._torque_msg(probe))
+        self._send_message(self._torque_msg(probe))
         self._drain()
         while True:
-            self._send_msg(self._torque_msg(probe))   # feeds the watchdog too
-            self._send_msg(self._msg(cmd, remote=True))
+            self._send_message(self._torque_msg(probe))   # feeds the watchdog too
+            self._send_message(self._msg(cmd, remote=True))
             end = time.monotonic() + 0.005
             while time.monotonic() < end:
                 msg = self._recv(0.001)
@@ -343,14 +352,24 @@ class OdriveDriver(MotorDriver):
                     setpoint, _measured = _odrive.unpack_f32_pair(bytes(msg.data[:8]))
                     if cmd == "get_iq":
                         setpoint *= self._row.torque_constant_Nm_A
-                    self._send_msg(self._torque_msg(0.0))
+                    self._send_message(self._torque_msg(0.0))
                     return setpoint / probe
             if time.monotonic() >= deadline:
-                self._send_msg(self._torque_msg(0.0))
+                self._send_message(self._torque_msg(0.0))
                 raise DriverTimeout(f"driver {self._node_id:#x}: no {cmd} reply to the torque probe within "
                                     f"{timeout_s} s")
 
-    def _activate(self, timeout_s: float) -> dict:
+    def _activate(self, timeout_s: float) -> MotorReply:
+        """Closed-loop torque control, confirmed by the heartbeat, and the torque probe.  On any
+        failure the axis is sent to IDLE (best effort) and the error raised (state INACTIVE)."""
+        try:
+            hb = self._arm(timeout_s)
+        except HalError:
+            self._disarm_best_effort()
+            raise
+        return self._reply(hb)
+
+    def _arm(self, timeout_s: float) -> dict:
         log.info("ODrive node %d: volatile settings: control_mode TORQUE_CONTROL, input_mode PASSTHROUGH, "
                  "requested_state CLOSED_LOOP_CONTROL (nothing saved)", self._node_id)
         hb = self._enter_closed_loop(timeout_s, "activate")
@@ -368,46 +387,21 @@ class OdriveDriver(MotorDriver):
                 f"TORQUE_CONTROL with input_mode PASSTHROUGH (check it is not locked by the drive's configuration)")
         return hb
 
-    def activate(self, timeout_s: float = 0.5) -> MotorReply:
-        """INACTIVE -> ACTIVE: closed-loop torque control, confirmed by the heartbeat, and the
-        torque probe.  On any failure the axis is sent to IDLE (best effort) and the state stays
-        INACTIVE.  (Until the base's ``_activate`` hook lands this wraps it.)"""
-        self._require("activate", DriverState.INACTIVE)
-        try:
-            hb = self._activate(timeout_s)
-        except HalError:
-            self._disarm_best_effort()
-            raise
-        self._state = DriverState.ACTIVE
-        return self._reply(hb)
-
-    def _deactivate(self, timeout_s: float) -> dict:
-        self._send_msg(self._torque_msg(0.0))
-        self._send_msg(self._msg("set_axis_state", _odrive.pack_set_axis_state(_odrive.STATE_IDLE)))
+    def _deactivate(self, timeout_s: float) -> MotorReply:
+        """Zero torque, IDLE, confirmed by the heartbeat.  On DriverTimeout the state stays ACTIVE
+        (the axis may still be armed).  An axis error in the confirming heartbeat completes the
+        transition, then raises DriverFault."""
+        self._send_message(self._torque_msg(0.0))
+        self._send_message(self._msg("set_axis_state", _odrive.pack_set_axis_state(_odrive.STATE_IDLE)))
         self._drain()
-        return self._heartbeat(max(timeout_s, self._heartbeat_timeout_s), False, "heartbeat in IDLE",
-                               lambda hb: hb["axis_state"] == _odrive.STATE_IDLE)
-
-    def deactivate(self, timeout_s: float = 0.5) -> MotorReply:
-        """ACTIVE -> INACTIVE: zero torque, IDLE, confirmed by the heartbeat.  On DriverTimeout
-        the state stays ACTIVE (the axis may still be armed).  An axis error in the confirming
-        heartbeat completes the transition, then raises DriverFault."""
-        self._require("deactivate", DriverState.ACTIVE)
-        hb = self._deactivate(timeout_s)
-        self._state = DriverState.INACTIVE
+        hb = self._heartbeat(max(timeout_s, self._heartbeat_timeout_s), False, "heartbeat in IDLE",
+                             lambda hb: hb["axis_state"] == _odrive.STATE_IDLE)
+        if self._state is DriverState.ACTIVE:
+            self._state = DriverState.INACTIVE
         if hb["axis_error"]:
             raise DriverFault(f"driver {self._node_id:#x}: deactivate: {self._state_text(hb)}",
                               hb["code"], self.describe_error(hb["code"]))
         return self._reply(hb)
-
-    def shutdown(self, timeout_s: float = 0.5) -> None:
-        """Any state -> FINALIZED; to IDLE first if ACTIVE (DriverTimeout re-raised)."""
-        if self._state is DriverState.FINALIZED:
-            return
-        was_active = self._state is DriverState.ACTIVE
-        self._state = DriverState.FINALIZED
-        if was_active:
-            self._deactivate(timeout_s)
 
     def set_zero(self, timeout_s: float = 0.1) -> MotorReply:
         """Not offered: the host keeps the zero (``calibration.motor_zero_rad``); CAN Simple's
@@ -494,33 +488,6 @@ class OdriveDriver(MotorDriver):
         return MotorReply(driver_id=self._node_id, position_rad=p * _TWO_PI, velocity_rad_s=v * _TWO_PI,
                           torque_Nm=math.nan, temperature_C=None, error_code=hb["code"],
                           error_text=self.describe_error(hb["code"]))
-
-    def _decode_reply(self, msg: can.Message) -> Optional[MotorReply]:
-        hb = self._note(msg)
-        return None if hb is None else self._reply(hb)
-
-    # the base's MIT-shaped hooks: the ODrive's frames differ per command (see _msg)
-    def _enter_payload(self) -> bytes:
-        return _odrive.pack_set_axis_state(_odrive.STATE_CLOSED_LOOP_CONTROL)
-
-    def _exit_payload(self) -> bytes:
-        return _odrive.pack_set_axis_state(_odrive.STATE_IDLE)
-
-    def _zero_payload(self) -> bytes:
-        raise ConfigError("set_zero: not supported on the ODrive")
-
-    def _encode_command(self, p_rad: float, v_rad_s: float, kp_Nm_rad: float, kd_Nms_rad: float,
-                        t_Nm: float) -> bytes:
-        """Torque only: Set_Input_Torque(t), clamped to the torque limit; ValueError for any
-        non-finite value or a non-zero p / v / kp / kd (the drive runs no impedance)."""
-        for name, x in (("p_rad", p_rad), ("v_rad_s", v_rad_s), ("kp_Nm_rad", kp_Nm_rad),
-                        ("kd_Nms_rad", kd_Nms_rad), ("t_Nm", t_Nm)):
-            if not math.isfinite(x):
-                raise ValueError(f"{name}: must be finite, got {x!r}")
-        if p_rad or v_rad_s or kp_Nm_rad or kd_Nms_rad:
-            raise ValueError("the ODrive is driven by torque only: p, v, kp, kd must be 0")
-        t = max(-self._torque_limit_Nm, min(self._torque_limit_Nm, t_Nm))
-        return _odrive.pack_set_input_torque(t)
 
 
 def odrive_codec(driver: OdriveDriver):
