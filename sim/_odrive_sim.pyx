@@ -317,3 +317,14 @@ cdef class OdriveSimDrive(SimDrive):
     def check(self, double now_s):
         """Run the watchdog and protection checks at ``now_s`` (tests)."""
         self._check(now_s)
+
+
+#: The simulated actuator an ODrive run walks with (the default model, S1 + M8325s, 3.3 N*m at the
+#: motor): a 36:1 transmission (3.3 x 36 x 0.95 = 113 N*m at the ankle, over safety.max_torque_Nm)
+#: and the plant's motor constants for a direct-drive outrunner instead of the AK80-9's geared
+#: output.  ASSUMED, not from a datasheet: the rotor inertia (1.35e-4 kg*m^2, about an 83 mm
+#: outrunner's; reflected x 36^2 = 0.175 kg*m^2 at the ankle, as the AK80-9's 0.0035 x 7^2) and the
+#: phase resistance (0.05 ohm).  The torque constant is 8.27 / Kv 100.
+SIM_PARAMS = {"actuator.ratio": 36.0, "actuator.max_torque_Nm": 3.3}
+SIM_PLANT_OVERRIDES = {"rotor_inertia_kgm2": 1.35e-4, "torque_constant_Nm_A": 8.27 / 100.0,
+                       "winding_resistance_ohm": 0.05}

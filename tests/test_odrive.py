@@ -590,3 +590,53 @@ def test_torque_in_closed_loop_reaches_the_plant_clamped():
 def test_unknown_sim_option_is_refused():
     with pytest.raises(ValueError, match="colour"):
         OdriveSimDrive(build_plant({}), colour="red")
+
+
+# --- lock-step on the whole stack (sim.harness) ------------------------------------------------
+
+from sim._odrive_sim import SIM_PARAMS, SIM_PLANT_OVERRIDES   # noqa: E402
+
+
+@pytest.fixture
+def odrive_row(monkeypatch):
+    """The drive table's "odrive" row (main adds it; until then the same row, for this test)."""
+    from hal import drives
+    if "odrive" not in drives.DRIVES:
+        monkeypatch.setitem(drives.DRIVES, "odrive", drives.DriveEntry(
+            setup="hal.odrive:OdriveDriver", codec="hal.odrive:odrive_codec",
+            sim="sim._odrive_sim:OdriveSimDrive", models="hal.odrive:ODRIVE_MODELS",
+            description="ODrive (S1, Pro, v3.6), CAN Simple, torque control", sim_model=DEFAULT_MODEL))
+    return "odrive"
+
+
+def _lockstep(duration_s, faults=()):
+    from controller.params.registry import ParamSet
+    from sim.harness import run
+    from sim.evaluation import summary
+    r = run(duration_s=duration_s, params=ParamSet().with_values(SIM_PARAMS), driver="odrive",
+            plant_overrides=SIM_PLANT_OVERRIDES, faults=faults)
+    return r, summary(r, scenario="steady", speed_m_s=1.25, seed=0)
+
+
+def test_lockstep_walk_on_the_odrive(odrive_row):
+    r, s = _lockstep(30.0)
+    assert r.driver == "odrive" and not r.codec.impedance
+    assert s["strides_walking"] >= 20 and s["missed_heel_strikes"] == 0 and s["false_heel_strikes"] == 0
+    assert s["torque_limit_violations"] == 0 and s["final_mode"] == "walk"
+    assert abs(s["net_work_J_per_kg"] - s["work_target_J_kg"]) <= 0.02, s
+    assert not r.watchdog_tripped and r.shutdown_error == ""
+
+
+def test_lockstep_host_hang_trips_the_axis_watchdog(odrive_row):
+    from sim.faults import Injection
+    r, _ = _lockstep(8.0, faults=(Injection("host_hang", 5.0),))
+    assert r.watchdog_tripped
+    # on simulated time: the last command went out at the tick before 5 s
+    assert 5.0 < r.watchdog_trip_s <= 5.0 + ODRIVE_MODELS[DEFAULT_MODEL].watchdog_s + 0.002
+
+
+def test_lockstep_drive_error_disarms_and_latches(odrive_row):
+    from sim.faults import Injection
+    r, s = _lockstep(8.0, faults=(Injection("driver_error", 5.0, value=2),))
+    assert s["final_mode"] != "walk"
+    assert "CURRENT_LIMIT_VIOLATION" in r.shutdown_error      # deactivate reports the axis error
