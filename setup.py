@@ -78,7 +78,7 @@ setup(
         "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require={
-        "test": ["pytest>=7.0", "hypothesis>=6.80"],
+        "test": ["pytest>=7.0", "hypothesis>=6.80", "odrive_can>=2.1"],
         "plot": ["matplotlib>=3.6"],
     },
     entry_points={"console_scripts": ["ankle=controller.cli:main"]},
