@@ -47,7 +47,13 @@ class Case:
 
 
 CASES = (
-    Case("host->driver comms loss", "comms_loss", "motor_stale", "safe", 0.005, watchdog=True),
+    Case("host->driver comms loss", "comms_loss", "motor_stale", "safe", 0.005, watchdog=True,
+         drives=("ak_mit", "cia402")),
+    # An ODrive keeps sending its cyclic frames when the host's commands stop reaching it, so the
+    # host hears of the loss only from the drive: its axis watchdog stops torque (50 ms), and the
+    # next heartbeat (100 ms period) carries WATCHDOG_TIMER_EXPIRED and IDLE
+    Case("host->driver comms loss (ODrive: its watchdog, then its heartbeat)", "comms_loss", "driver_error",
+         "safe", 0.155, watchdog=True, drives=("odrive",)),
     Case("stale driver replies", "stale_replies", "motor_stale", "safe", 0.005),
     Case("driver error: over-current", "driver_error", "driver_error", "safe", 0.002, value=2),
     Case("driver error: encoder", "driver_error", "driver_error", "safe", 0.002, value=5),
@@ -56,7 +62,11 @@ CASES = (
          plant={"initial_winding_degC": 95.0, "initial_case_degC": 95.0, "driver_overtemp_degC": 150.0}),
     Case("shorted turn (300 W in the winding): driver cut-off", "winding_heat", "driver_error", "safe",
          60.0, value=300.0, t_s=3.0, seconds=60.0,
-         plant={"initial_winding_degC": 90.0, "initial_case_degC": 90.0}),
+         plant={"initial_winding_degC": 90.0, "initial_case_degC": 90.0}, drives=("ak_mit", "cia402")),
+    # the ODrive actuator's motor (36:1, less copper loss at the same ankle torque) heats slower
+    Case("shorted turn (300 W in the winding): driver cut-off (ODrive actuator)", "winding_heat",
+         "driver_error", "safe", 75.0, value=300.0, t_s=3.0, seconds=80.0,
+         plant={"initial_winding_degC": 90.0, "initial_case_degC": 90.0}, drives=("odrive",)),
     Case("encoder jump 0.3 rad", "encoder_jump", "encoder", "safe", 0.003),
     Case("encoder stuck", "encoder_stuck", "encoder", "safe", 0.03),
     Case("IMU loss", "imu_loss", "imu", "passive", 0.02),

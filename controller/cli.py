@@ -440,7 +440,10 @@ def _realtime_run(args, params, boot_faults):
     tick_rt = RealtimeSpec(cpus=(cpus[-1],) if len(cpus) > 1 else (), spin_ns=spin_ns, cpu_latency_us=0)
     device_rt = RealtimeSpec(priority=70, cpus=(cpus[0],) if len(cpus) > 1 else (), lock_memory=True,
                              timer_slack_ns=1, spin_ns=spin_ns)
-    params = (params or ParamSet()).with_values({"wearer.mass_kg": args.mass})
+    from hal.drives import load as load_drive_part
+    # the simulated drive's actuator (ratio, torque limit) unless a parameter file was given
+    params = (params or ParamSet(load_drive_part(args.driver, "sim_params"))).with_values(
+        {"wearer.mass_kg": args.mass})
     sinks, csv_log = [], None
     if args.log:
         from controller.kernels._tick import TELEMETRY_COLUMNS

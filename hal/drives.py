@@ -39,8 +39,13 @@ class DriveEntry:
     sim: str
     models: str
     description: str
-    #: the model the simulated drive is (a row of ``models``)
+    #: the model the simulated drive plays (a row of ``models``)
     sim_model: str = ""
+    #: parameters a simulated run of this drive starts from ("module:attribute" of a dict of
+    #: registry values, e.g. its actuator's ratio and torque limit; "": the registry's defaults)
+    sim_params: str = ""
+    #: the simulated actuator's plant settings ("module:attribute" of a dict for sim.plant; "": none)
+    sim_plant: str = ""
 
 
 #: Every drive, by the name ``[driver] type`` and ``--driver`` take; the first is the default.
@@ -53,11 +58,16 @@ DRIVES: Dict[str, DriveEntry] = {
                          sim="sim._cia402_sim:Cia402SimDrive", models="hal.cia402:CIA402_MODELS",
                          description="CiA 402 servo drive over CANopen, cyclic synchronous torque (torque only)",
                          sim_model="sim-cia402"),
+    "odrive": DriveEntry(setup="hal.odrive:OdriveDriver", codec="hal.odrive:odrive_codec",
+                         sim="sim._odrive_sim:OdriveSimDrive", models="hal.odrive:ODRIVE_MODELS",
+                         description="ODrive S1 / Pro / v3.6, CAN Simple 0.5/0.6 (torque only)",
+                         sim_model="S1-M8325s", sim_params="sim._odrive_sim:SIM_PARAMS",
+                         sim_plant="sim._odrive_sim:SIM_PLANT_OVERRIDES"),
 }
 DEFAULT_DRIVE = "ak_mit"
 DRIVE_NAMES: Tuple[str, ...] = tuple(DRIVES)
 
-_PARTS = ("setup", "codec", "sim", "models")
+_PARTS = ("setup", "codec", "sim", "models", "sim_params", "sim_plant")
 _loaded: Dict[Tuple[str, str], Any] = {}
 
 
@@ -74,11 +84,14 @@ def drive(name: str) -> DriveEntry:
 
 
 def load(name: str, part: str) -> Any:
-    """Part ``part`` (setup, codec, sim, models) of drive ``name``, imported on first use."""
+    """Part ``part`` (setup, codec, sim, models, sim_params, sim_plant) of drive ``name``, imported
+    on first use (an empty sim_params / sim_plant is an empty dict)."""
     if part not in _PARTS:
         raise ValueError(f"unknown drive part {part!r} (known: {', '.join(_PARTS)})")
     entry = drive(name)
     key = (name, part)
+    if not getattr(entry, part):
+        return {}
     if key not in _loaded:
         module, _, attribute = getattr(entry, part).partition(":")
         _loaded[key] = getattr(importlib.import_module(module), attribute)

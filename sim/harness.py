@@ -157,7 +157,8 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     for inj in faults:
         if not isinstance(inj, Injection):
             raise TypeError(f"faults must be sim.faults.Injection, got {inj!r}")
-    params = (params or ParamSet()).with_values({"wearer.mass_kg": mass_kg})
+    # a drive's simulated actuator (its ratio, torque limit) unless the caller gives a set
+    params = (params or ParamSet(load(drive_name, "sim_params"))).with_values({"wearer.mass_kg": mass_kg})
     rate_Hz = params["loop.rate_Hz"]
     dt_s = 1.0 / rate_Hz
     n = int(round(duration_s * rate_Hz))
@@ -165,6 +166,7 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     overrides = {"mass_kg": mass_kg, "seed": seed, "ratio": params["actuator.ratio"],
                  "efficiency": params["actuator.efficiency"],
                  "direction": params["actuator.direction"]}
+    overrides.update(load(drive_name, "sim_plant"))
     overrides.update(plant_overrides or {})
     plant = build_plant(overrides)
     wearer = Wearer(scenario, speed_m_s, mass_kg, stride_cv=stride_cv, seed=seed, asymmetry=asymmetry)

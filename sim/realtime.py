@@ -80,14 +80,15 @@ def _build(spec: DeviceSpec, bus):
     from sim.devices import SimAnkle
     from sim.plant import build_plant
     from sim.wearer import Wearer
-    params = ParamSet({"wearer.mass_kg": spec.mass_kg})
+    from hal.drives import load
+    params = ParamSet({**load(spec.driver, "sim_params"), "wearer.mass_kg": spec.mass_kg})
     overrides = {"mass_kg": spec.mass_kg, "seed": spec.seed, "ratio": params["actuator.ratio"],
                  "efficiency": params["actuator.efficiency"], "direction": params["actuator.direction"]}
+    overrides.update(load(spec.driver, "sim_plant"))
     overrides.update(dict(spec.plant_overrides))
     plant = build_plant(overrides)
     wearer = Wearer(spec.scenario, spec.speed_m_s, spec.mass_kg, stride_cv=spec.stride_cv, seed=spec.seed,
                     asymmetry=spec.asymmetry)
-    from hal.drives import load
     return plant, wearer, SimAnkle(bus, plant, wearer, faults=spec.faults, sound_node=spec.sound_node,
                                    drive=load(spec.driver, "sim")(plant))
 
@@ -225,7 +226,8 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
     :class:`controller.symmetry.adaptation.SymmetryAdaptation`, bound to the runtime and fed as a
     sink from the first row, as ``ankle run`` does (the caller closes it).
     """
-    params = (params or ParamSet()).with_values({"wearer.mass_kg": device.mass_kg})
+    from hal.drives import load
+    params = (params or ParamSet(load(device.driver, "sim_params"))).with_values({"wearer.mass_kg": device.mass_kg})
     rate_Hz = params["loop.rate_Hz"]
     # the walk and its truth outlast the host's session by the start-up (a few seconds at most)
     device = DeviceSpec(**{**device.__dict__, "rate_Hz": rate_Hz, "duration_s": duration_s + 60.0,
