@@ -244,7 +244,7 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
         pump = TelemetryPump(runtime, [latest, *sinks])
         pump.start()
         console.start(runtime, console_audit, adaptation)
-        t0_ns = _rt.now_ns() + 100_000_000
+        t0_ns = runtime.first_tick_ns(_rt.now_ns())
         runtime.begin(t0_ns)
         end = None if duration_s is None else time.monotonic() + 0.1 + duration_s
         next_status = time.monotonic() + status_period_s

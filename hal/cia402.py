@@ -152,7 +152,12 @@ class Cia402Driver(MotorDriver):
 
     @classmethod
     def torque_limit_for(cls, model: str, **options: Any) -> float:
-        """The model's torque limit [N*m, drive output shaft] (0x6072 x 0x6076 x gear ratio)."""
+        """The model's torque limit [N*m, drive output shaft] (0x6072 x 0x6076 x gear ratio);
+        an option the constructor does not know is refused here already (configuration check)."""
+        unknown = sorted(set(options) - {"eds", "host_node_id", "cycle_period_s", "sdo_timeout_s"})
+        if unknown:
+            raise ConfigError(f"driver.options.{unknown[0]}: unknown option of the cia402 drive "
+                              f"(known: eds, host_node_id, cycle_period_s, sdo_timeout_s)")
         return float(_check_model(model)["torque_limit_Nm"])
 
     @property
@@ -431,7 +436,16 @@ class Cia402Driver(MotorDriver):
         with self._canopen() as node:
             sw = self._statusword()
             if not sw & 0x08:       # in Fault torque is already off: the fault stays for the host to see
-                sw = self._step(0x0006, 0x6F, 0x21, "shutdown -> ready to switch on", timeout_s)
+                try:
+                    sw = self._step(0x0006, 0x6F, 0x21, "shutdown -> ready to switch on", timeout_s)
+                except HalError:
+                    # the drive may fault meanwhile by itself: its heartbeat consumer sees the
+                    # tick's heartbeat stop when the loop ends.  In Fault its torque is off too.
+                    sw = self._statusword()
+                    if not sw & 0x08:
+                        raise
+                    log.info("driver %#x: shutdown: the drive went to Fault by itself (torque off)",
+                             self._node_id)
             self._sdo_write(0x1016, 1, 0, "heartbeat consumer off: the host stops")
             node.nmt.send_command(0x80)
             return sw

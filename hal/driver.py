@@ -72,6 +72,9 @@ class MotorDriver(abc.ABC):
 
     #: The drive table's name of this drive (hal.drives.DRIVES).
     name: str = ""
+    #: How long ``activate()`` then ``verify()`` may take [s]: the runtime switches the drive on
+    #: this much (and a margin) before the first tick.
+    commission_s: float = 0.04
     is_extended_id: bool = False
     """Whether this driver's frames use 29-bit ids."""
 

@@ -410,6 +410,14 @@ class OdriveDriver(MotorDriver):
 
     # --- the commissioning check ------------------------------------------------------------
 
+    @property
+    def commission_s(self) -> float:
+        """activate() then verify(): closed loop and the torque probe, the encoder-rate count,
+        the watchdog's silence (1.5 x watchdog_s) and closed loop again, each confirmed by a
+        heartbeat (0.5 sends it only every 100 ms; 0.6 answers an RTR)."""
+        heartbeat_s = 0.25 if self.firmware == "0.5" else 0.12
+        return 0.05 + WATCHDOG_MARGIN * self._watchdog_s + heartbeat_s
+
     def verify(self, timeout_s: float = 1.0) -> Dict[str, float]:
         """ACTIVE, after activate(), before the loop: is the axis' protection armed and do its
         encoder estimates arrive at the loop rate?

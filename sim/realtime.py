@@ -256,7 +256,7 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
             adaptation.bind(runtime)
         pump = TelemetryPump(runtime, [recorder, *sinks] + ([adaptation] if adaptation is not None else []))
         # the host's time 0 on the devices' grid, 0.1 s ahead: truth row k is the host's tick k
-        periods = -(-(_rt.now_ns() + 100_000_000 - devices.t0_ns) // devices.period_ns)
+        periods = -(-(runtime.first_tick_ns(_rt.now_ns()) - devices.t0_ns) // devices.period_ns)
         t0_ns = devices.t0_ns + periods * devices.period_ns
         runtime.begin(t0_ns)
         pump.start()

@@ -764,3 +764,39 @@ def test_finish_keeps_the_lines_already_buffered_by_reading_stdout():
     assert proc.stdout.readline() == "first\n"
     out, err = finish(proc, 30)
     assert out == "second\nthird\n" and err == ""
+
+
+@pytest.mark.realtime      # a few seconds of `ankle run` and of the devices on the wall clock
+@pytest.mark.parametrize("driver", ["odrive", "cia402"])
+def test_ankle_run_commissions_and_walks_a_torque_only_drive_served_by_the_simulator(tmp_path, driver):
+    """``ankle sim --serve --driver NAME`` plays the drive at frame level; ``ankle run`` with
+    ``[driver] type = NAME`` brings it up (its own set-up, watchdog check included), ticks and
+    switches it off."""
+    from controller.params import store as paramstore
+    from hal.drives import drive, load
+    paramstore.save(ParamSet(load(driver, "sim_params")), tmp_path / "ankle.params")
+    served = _Served("--driver", driver)
+    try:
+        cfg = served.config(tmp_path, f"""
+            [params]
+            file = "{tmp_path / 'ankle.params'}"
+        """).read_text().replace("[driver]\nid = 1\n",
+                                 f'[driver]\nid = 1\ntype = "{driver}"\nmodel = "{drive(driver).sim_model}"\n')
+        (tmp_path / "run.toml").write_text(cfg)
+        out = _cli("run", "--config", str(tmp_path / "run.toml"), "--duration", "3")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert re.search(rf"^tick process: .* drive {driver}$", out.stdout, re.M), out.stdout
+        assert "driver switched off" in out.stdout
+    finally:
+        code, sout, serr = served.stop()
+    assert code == 0, serr
+
+
+@pytest.mark.realtime      # 6 s on the wall clock, three processes
+@pytest.mark.parametrize("driver", ["odrive", "cia402"])
+def test_ankle_sim_realtime_walks_on_every_drive(driver):
+    out = _cli("sim", "--realtime", "--driver", driver, "--duration", "6", "--json")
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["driver"] == driver and r["strides_walking"] >= 3, r
+    assert r["torque_limit_violations"] == 0

@@ -166,14 +166,15 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
         link = open_link(spec.bus, rx_ids=tick_rx_ids(tick.codec)) if spec.io == "auto" else None
         conn.send(("ready", {"warnings": warnings, "settings": current_settings(),
                              "io": "GIL-free link" if link is not None else "python-can",
-                             "t_max_Nm": driver.torque_limit_Nm}))
+                             "t_max_Nm": driver.torque_limit_Nm,
+                             "activate_lead_ns": activate_lead_ns(driver)}))
         command = conn.recv()
         if command[0] != "start":               # aborted before the start: the driver was never on
             conn.send(("stopped", {"aborted": True}))
             return
         t0_ns = int(command[1])
         # power the driver just before the first tick, so its watchdog never sees a gap
-        wait_until_ns(t0_ns - _ACTIVATE_LEAD_NS)
+        wait_until_ns(t0_ns - activate_lead_ns(driver))
         driver.activate(timeout_s=spec.setup_timeout_s)
         # the commissioning round trip before any torque of the controller's is sent: the AK
         # motor's own MIT law confirms the configured ranges, a torque-only drive shows its
@@ -228,6 +229,17 @@ def _tick_process(spec: RuntimeSpec, shm_path: str, capacity: int, conn) -> None
     finally:
         if bus is not None:
             bus.shutdown()
+
+
+def activate_lead_ns(driver) -> int:
+    """How long before the first tick the drive is switched on: its commissioning (activate,
+    verify; ``MotorDriver.commission_s``) and the hand-over fit in before tick 0."""
+    return max(_ACTIVATE_LEAD_NS, int(driver.commission_s * 1e9) + 2 * _HANDOVER_NS)
+
+
+#: The first tick is at least this long after the start command is sent (the drive's
+#: commissioning comes on top, see Runtime.first_tick_ns).
+START_DELAY_NS = 100_000_000
 
 
 def _hold_passive(driver, bus, until_ns: int) -> None:
@@ -359,6 +371,12 @@ class Runtime:
             return [f"warning: realtime.cpus: keeping the supervisor off CPU {sorted(tick_cpus)} refused "
                     f"({e.strerror}); running without it"]
         return []
+
+    def first_tick_ns(self, now_ns: int) -> int:
+        """The earliest CLOCK_MONOTONIC time tick 0 may be at when :meth:`begin` is called at
+        ``now_ns``: the drive's commissioning must fit in before it."""
+        lead_ns = int(self.ready.get("activate_lead_ns", _ACTIVATE_LEAD_NS)) if self.ready else _ACTIVATE_LEAD_NS
+        return now_ns + max(START_DELAY_NS, lead_ns + 40_000_000)
 
     def begin(self, t0_ns: int) -> None:
         """Tick from CLOCK_MONOTONIC ``t0_ns`` on (time 0 of the kernels)."""
