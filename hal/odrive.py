@@ -101,6 +101,9 @@ OPTIONS: Mapping[str, Any] = MappingProxyType({
 WATCHDOG_MARGIN = 1.5
 #: verify(): the encoder estimates' median period may be this much over the loop period
 ENCODER_PERIOD_TOLERANCE = 1.5
+#: activate(): how long after the first probe command its read-back is judged [s] (a late
+#: cyclic frame from before it must not count)
+PROBE_SETTLE_S = 0.01
 #: activate(): the torque probe (fraction of the torque limit) and how close the drive's
 #: reading of it must be (0.6: its torque target, exact; 0.5: Iq setpoint x the model's torque
 #: constant, which also catches a drive configured with another motor's torque constant)
@@ -338,6 +341,9 @@ class OdriveDriver(MotorDriver):
         cmd = "get_torques" if self.firmware == "0.6" else "get_iq"
         deadline = time.monotonic() + max(timeout_s, 0.05)
         self._send_message(self._torque_msg(probe))
+        # a reply carries no request id: a cyclic Get_Torques sent before the drive took the
+        # probe reads 0, so only what comes PROBE_SETTLE_S after the first probe is judged
+        judge_from = time.monotonic() + PROBE_SETTLE_S
         self._drain()
         while True:
             self._send_message(self._torque_msg(probe))   # feeds the watchdog too
@@ -348,7 +354,7 @@ class OdriveDriver(MotorDriver):
                 if msg is None:
                     continue
                 self._note(msg)
-                if self._is(msg, cmd) and msg.dlc >= 8:
+                if self._is(msg, cmd) and msg.dlc >= 8 and time.monotonic() >= judge_from:
                     setpoint, _measured = _odrive.unpack_f32_pair(bytes(msg.data[:8]))
                     if cmd == "get_iq":
                         setpoint *= self._row.torque_constant_Nm_A
