@@ -286,3 +286,15 @@ def test_ankle_sim_takes_driver_from_the_table():
     for wall in ("wall_seconds", "realtime_factor"):
         ja.pop(wall), jb.pop(wall)
     assert ja == jb
+
+
+def test_docs_drivers_lists_every_drive_of_the_table_and_no_other():
+    from hal import drives
+    text = (ROOT / "docs" / "drivers.md").read_text()
+    table = re.findall(r"^\| `([a-z0-9_]+)`", text, re.M)
+    assert sorted(table) == sorted(drives.DRIVE_NAMES) and len(table) == len(set(table)), table
+    for name in drives.DRIVE_NAMES:
+        for part in ("setup", "codec", "sim"):
+            module = getattr(drives.drive(name), part).split(":")[0]
+            path = module.replace(".", "/")
+            assert f"{path}.py" in text or f"{path}.pyx" in text, (name, part, path)
