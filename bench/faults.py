@@ -60,13 +60,10 @@ CASES = (
     Case("over-temperature (hot case, 400 W, no driver cut-off)", "over_temperature", "over_temperature",
          "safe", 0.002, value=400.0, t_s=3.0, seconds=40.0,
          plant={"initial_winding_degC": 95.0, "initial_case_degC": 95.0, "driver_overtemp_degC": 150.0}),
+    # 60 s bound; the run goes on 10 s past it, so a cut-off just inside the bound is seen
     Case("shorted turn (300 W in the winding): driver cut-off", "winding_heat", "driver_error", "safe",
-         60.0, value=300.0, t_s=3.0, seconds=60.0,
-         plant={"initial_winding_degC": 90.0, "initial_case_degC": 90.0}, drives=("ak_mit", "cia402")),
-    # the ODrive actuator's motor (36:1, less copper loss at the same ankle torque) heats slower
-    Case("shorted turn (300 W in the winding): driver cut-off (ODrive actuator)", "winding_heat",
-         "driver_error", "safe", 75.0, value=300.0, t_s=3.0, seconds=80.0,
-         plant={"initial_winding_degC": 90.0, "initial_case_degC": 90.0}, drives=("odrive",)),
+         60.0, value=300.0, t_s=3.0, seconds=73.0,
+         plant={"initial_winding_degC": 90.0, "initial_case_degC": 90.0}),
     Case("encoder jump 0.3 rad", "encoder_jump", "encoder", "safe", 0.003),
     Case("encoder stuck", "encoder_stuck", "encoder", "safe", 0.03),
     Case("IMU loss", "imu_loss", "imu", "passive", 0.02),
