@@ -377,7 +377,7 @@ cdef class Cia402Codec(DriveCodec):
         cdef bint beat
         if max_frames < 3:
             return 0
-        t_Nm = -cmd.torque_ff_Nm / (self.direction * self.ratio * self.efficiency)
+        t_Nm = self.motor_torque_Nm(cmd)
         # non-finite (or no transmission yet): nothing this tick; the drive's consumer times out
         if not cia402_torque_permille(t_Nm, self.rated_torque_Nm, self.limit_permille, &pm):
             return 0

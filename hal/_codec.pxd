@@ -39,6 +39,7 @@ cdef class DriveCodec:
 
     cdef void set_transmission(self, double ratio, double efficiency, double direction,
                                double motor_zero_rad) noexcept nogil
+    cdef double motor_torque_Nm(self, const Command* cmd) noexcept nogil
     cdef void set_period(self, double period_s) noexcept nogil
     cdef bint listens(self, unsigned int can_id) noexcept nogil
     cdef int encode(self, const Command* cmd, CanFrame* out, int max_frames) noexcept nogil

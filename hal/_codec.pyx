@@ -49,6 +49,11 @@ cdef class DriveCodec:
         self.motor_per_ankle_rad = direction * ratio
         self.motor_gain_per_ankle_gain = 1.0 / (efficiency * ratio * ratio)
 
+    cdef double motor_torque_Nm(self, const Command* cmd) noexcept nogil:
+        """The command's feed-forward at the drive's shaft [N*m] (for a torque-only drive the whole
+        torque): + motor torque turns the drive positive, + ankle torque is plantar-flexor."""
+        return -cmd.torque_ff_Nm / (self.direction * self.ratio * self.efficiency)
+
     cdef void set_period(self, double period_s) noexcept nogil:
         """The loop's period [s] (called by the tick with its parameters): a codec with periodic
         frames of its own (a host heartbeat) counts encode calls against it, never a clock."""
@@ -225,7 +230,7 @@ cdef class AkMitCodec(DriveCodec):
         m.v_rad_s = cmd.v_des_rad_s * self.motor_per_ankle_rad
         m.kp_Nm_rad = cmd.kp_Nm_rad * g
         m.kd_Nms_rad = cmd.kd_Nms_rad * g
-        m.t_Nm = -cmd.torque_ff_Nm / (self.direction * self.ratio * self.efficiency)
+        m.t_Nm = self.motor_torque_Nm(cmd)
         # refuses NaN/Inf (the tick then sends nothing this tick)
         if mit_pack_command(out[0].data, &self.rng, &m) != 8:
             return 0

@@ -270,7 +270,7 @@ cdef class OdriveCodec(DriveCodec):
         if max_frames < 1:
             return 0
         # the whole ankle torque (torque only: kp = kd = 0 here) at the drive's shaft
-        t = -cmd.torque_ff_Nm / (self.direction * self.ratio * self.efficiency)
+        t = self.motor_torque_Nm(cmd)
         if not isfinite(t):
             return 0                    # send nothing: the axis watchdog takes over
         # the last line: the safety stage already bounds it

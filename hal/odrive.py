@@ -23,6 +23,7 @@ firmware-specific endpoint table, so the checks are by behaviour.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import statistics
@@ -328,11 +329,11 @@ class OdriveDriver(MotorDriver):
             raise
 
     def _disarm_best_effort(self) -> None:
+        # on the way out of a failed set-up: the original error is what the caller must see, and
+        # the axis watchdog disarms it anyway if these frames do not go out
         for msg in (self._torque_msg(0.0), self._msg("set_axis_state", _odrive.pack_set_axis_state(_odrive.STATE_IDLE))):
-            try:
+            with contextlib.suppress(HalError):
                 self._send_message(msg)
-            except HalError:
-                pass
 
     def _probe_torque(self, timeout_s: float) -> float:
         """Command 1 % of the torque limit and read back how the drive takes it: the ratio of its
