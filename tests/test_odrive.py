@@ -370,6 +370,7 @@ def _model_of(fw):
     return next(name for name, row in ODRIVE_MODELS.items() if row.firmware == fw)
 
 
+@pytest.mark.realtime      # the plant follows the wall clock; verify() times the frames it sends
 @pytest.mark.parametrize("fw", FIRMWARES)
 def test_set_up_activate_verify_deactivate_in_real_time(fw):
     model = _model_of(fw)
@@ -418,6 +419,7 @@ def test_wrong_control_mode_is_refused_in_one_line():
     assert bench.drive.axis_state == _odrive.STATE_IDLE           # left disarmed
 
 
+@pytest.mark.realtime      # the plant follows the wall clock; verify() times the frames it sends
 def test_wrong_torque_constant_on_0_5_is_refused():
     model = _model_of("0.5")
     bench = Bench(model=model, torque_constant_Nm_A=2 * ODRIVE_MODELS[model].torque_constant_Nm_A)
@@ -428,6 +430,7 @@ def test_wrong_torque_constant_on_0_5_is_refused():
             driver.activate(timeout_s=0.3)
 
 
+@pytest.mark.realtime      # the plant follows the wall clock; verify() times the frames it sends
 def test_disabled_watchdog_is_refused_in_one_line():
     bench = Bench(watchdog_s=0.0)
     with bench.serving(realtime=True):
@@ -441,6 +444,7 @@ def test_disabled_watchdog_is_refused_in_one_line():
     assert driver.state is DriverState.INACTIVE and bench.drive.axis_state == _odrive.STATE_IDLE
 
 
+@pytest.mark.realtime      # the plant follows the wall clock; verify() times the frames it sends
 def test_a_watchdog_longer_than_expected_is_refused():
     bench = Bench(watchdog_s=0.2)            # the driver expects the model's 0.05 s
     with bench.serving(realtime=True):
