@@ -161,11 +161,10 @@ class RangeMismatch(ConfigError):
 #: gives with the configured ranges (a wrong t range by the smallest factor between two
 #: documented firmwares, 18 vs 25 N*m, is 1.39x).
 PROBE_TORQUE_NM = 0.5
-PROBE_COMMANDS = 7
+PROBE_COMMANDS = 9
 PROBE_TOLERANCE = 1.2
 _PROBE_KP = 10.0          # N*m/rad: 0.05 rad of set-point offset for the probe torque
 _PROBE_KD = 0.5           # N*m*s/rad: 1 rad/s of velocity set-point for the probe torque
-_PROBE_MIN_NM = 0.1       # below this the 12-bit torque field (0.009 N*m a step on +-18) is too coarse
 
 
 class AKDriver(ExchangeDriver):
@@ -237,10 +236,14 @@ class AKDriver(ExchangeDriver):
         probe does the same with kd and a velocity set-point just off the reported velocity
         (kd, v and t ranges).  Set-points relative to the reported state keep the probe torque
         small while the joint moves (a wearer may walk while the controller boots).  Each probe
-        holds ``PROBE_TORQUE_NM`` for ``PROBE_COMMANDS`` commands; of the replies after the first
-        (which may still carry the torque from before), more than half must reach a usable torque
-        and the median ratio of reported to expected torque must be within ``PROBE_TOLERANCE``
-        either way (one late reply, taken for the next command's, cannot refuse a good drive).  A zero command (no gains, no torque) ends it.
+        is a square wave of +-``PROBE_TORQUE_NM`` for ``PROBE_COMMANDS`` commands, judged on its
+        swings between the replies after the first (which may still carry the torque from
+        before): the error a moving joint adds to each sample (the torque and the encoder are
+        sampled apart) cancels in a swing, a wrong range scales it.  More than half the swings
+        must be usable (at least ``PROBE_TORQUE_NM``, no reading at its field's edge) and their
+        median ratio of reported to expected swing within ``PROBE_TOLERANCE`` either way (one
+        late reply, taken for the next command's, cannot refuse a good drive).  A zero command
+        (no gains, no torque) ends it.
 
         What it cannot confirm: errors that cancel (e.g. the p and t ranges both wide by the same
         factor pass the kp probe), nor which of the three ranges of a failed probe is wrong.  Returns the two ratios (reported / expected torque).  On a mismatch,
@@ -261,10 +264,13 @@ class AKDriver(ExchangeDriver):
         reply = self._command_exchange(timeout_s, 0.0, 0.0, 0.0, 0.0, 0.0)   # where it is now
         samples = []
         for i in range(PROBE_COMMANDS):
+            # a square wave about the reported state: +, -, +, ... (zero mean, so the probe does
+            # not itself drive a free foot away, and it swings by twice its torque each command)
+            offset = PROBE_TORQUE_NM * (1.0 if i % 2 == 0 else -1.0)
             if gain == "kp":
-                p_des, v_des, kp, kd = reply.position_rad + PROBE_TORQUE_NM / _PROBE_KP, 0.0, _PROBE_KP, 0.0
+                p_des, v_des, kp, kd = reply.position_rad + offset / _PROBE_KP, 0.0, _PROBE_KP, 0.0
             else:
-                p_des, v_des, kp, kd = 0.0, reply.velocity_rad_s + PROBE_TORQUE_NM / _PROBE_KD, 0.0, _PROBE_KD
+                p_des, v_des, kp, kd = 0.0, reply.velocity_rad_s + offset / _PROBE_KD, 0.0, _PROBE_KD
             # the expected torque is the law at the state the reply reports, with what the
             # command carries once encoded (the firmware sees the quantized values)
             sent = _mit.unpack_command(self._range, _mit.pack_command(self._range, p_des, v_des, kp, kd, 0.0))
@@ -272,25 +278,42 @@ class AKDriver(ExchangeDriver):
             expected = (sent["kp_Nm_rad"] * (sent["p_rad"] - reply.position_rad)
                         + sent["kd_Nms_rad"] * (sent["v_rad_s"] - reply.velocity_rad_s))
             if i > 0:                   # the first reply may still carry the torque before the probe
-                samples.append((expected, reply.torque_Nm))
-        # Judged on the median sample, not on one: a reply that arrives late is taken for the next
-        # command's (a reply carries no request id), and on a moving joint its ratio is off by
-        # the motion between the two (CI at a load of 15: 1.26x, a good drive refused).  A wrong
-        # range scales every sample alike, so the median shows it as surely as any one sample.
-        usable = [reported / expected for expected, reported in samples if abs(expected) >= _PROBE_MIN_NM]
+                samples.append((expected, reply.torque_Nm, self._at_field_edge(reply, gain)))
+        # Judged on the swings between consecutive samples, not on the samples: on a moving joint
+        # the firmware's torque and its encoder reading are sampled apart, so each sample is off by
+        # the joint's motion over that skew (CI, a free foot accelerating under the probe: 0.83x
+        # on every sample, a good drive refused).  That error changes slowly from one command to
+        # the next and cancels in the swing, while a wrong range scales the swing as it scales the
+        # torque.  A reading at its field's edge (a joint faster than the field) is no state at
+        # all, and judges nothing.  The median swing: a reply that arrives late is taken for the
+        # next command's (a reply carries no request id) and spoils the two swings it is in.
+        usable = [(r1 - r0) / (e1 - e0) for (e0, r0, edge0), (e1, r1, edge1) in zip(samples, samples[1:])
+                  if not (edge0 or edge1) and abs(e1 - e0) >= PROBE_TORQUE_NM]
+        swings = len(samples) - 1
         fields = "kp, p and t" if gain == "kp" else "kd, v and t"
-        if len(usable) * 2 <= len(samples):
-            largest = max(abs(expected) for expected, _ in samples)
-            raise RangeMismatch(f"range check: the {gain} probe reached only {largest:.3f} N*m (the joint "
-                                f"moved against it); hold the ankle still and commission again")
+        if len(usable) * 2 <= swings:
+            raise RangeMismatch(f"range check: the {gain} probe could judge only {len(usable)} of its {swings} "
+                                f"swings (the joint moved against it, or faster than a reply reads); hold "
+                                f"the ankle still and commission again")
         ratio = statistics.median(usable)
         if not 1.0 / PROBE_TOLERANCE <= ratio <= PROBE_TOLERANCE:
             raise RangeMismatch(
                 f"range check: the motor reports {ratio:.2f}x the torque for a {gain} probe of "
-                f"{PROBE_TORQUE_NM:g} N*m (median of {len(usable)} commands): its firmware packs {fields} "
+                f"{PROBE_TORQUE_NM:g} N*m (median of {len(usable)} swings): its firmware packs {fields} "
                 f"with other ranges than the configured ones ({self._model}, [driver] range_overrides); "
                 f"refused")
         return ratio
+
+    def _at_field_edge(self, reply: MotorReply, gain: str) -> bool:
+        """Does ``reply`` read the torque, or the state the ``gain`` probe's law uses (position for
+        kp, velocity for kd), at its field's end (clipped when packed: the true value is unknown)?"""
+        rng = self._range
+        state = (reply.position_rad, "p", 16) if gain == "kp" else (reply.velocity_rad_s, "v", 12)
+        for value, key, bits in (state, (reply.torque_Nm, "t", 12)):
+            lsb = (rng[key + "_max"] - rng[key + "_min"]) / ((1 << bits) - 1)
+            if value <= rng[key + "_min"] + lsb or value >= rng[key + "_max"] - lsb:
+                return True
+        return False
 
     def _command_exchange(self, timeout_s: float, p: float, v: float, kp: float, kd: float,
                           t: float) -> MotorReply:

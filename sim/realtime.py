@@ -32,7 +32,7 @@ from controller.kernels.telemetry import COLUMN
 from controller.runtime import _rt
 from controller.params.registry import ParamSet
 from controller.runtime.process import (RealtimeSpec, Runtime, RuntimeFailure, RuntimeSpec, TelemetryPump,
-                                TelemetryRecorder, wait_until_ns)
+                                TelemetryRecorder)
 from hal.bus import BusConfig
 from sim.asymmetry import AsymmetryModel
 from sim.faults import Injection
@@ -263,7 +263,7 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         wall0 = time.perf_counter()
         if on_start is not None:
             on_start(runtime, devices)
-        wait_until_ns(t0_ns + int(duration_s * 1e9))
+        runtime.wait_until_ns(t0_ns + int(duration_s * 1e9))     # or the loop's end: stop() says why
         summary = runtime.stop()
         stats = runtime.stats()
         wall = time.perf_counter() - wall0

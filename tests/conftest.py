@@ -165,4 +165,10 @@ def sim_console(state, pin, *args: str):
         except subprocess.TimeoutExpired:    # a console that will not stop is killed, and says so below
             proc.kill()
             proc.wait()
-        stderr.close()
+        # what it said, after its stderr in the one file a test's state holds for it: why a
+        # controller failed shows there
+        try:
+            stderr.write("--- its stdout ---\n" + "".join(getattr(proc, "output", [])))
+            stderr.close()
+        except OSError:         # a test that fills the file system on purpose: no room for it
+            pass

@@ -518,17 +518,22 @@ def test_range_check_refuses_a_firmware_that_packs_other_ranges_and_disarms(firm
 
 class _MovingFirmware(threading.Thread):
     """An AK driver's firmware on a joint that keeps moving (a wearer walking while the controller
-    boots; ``velocity_rad_s`` is what it reports, the position steps 0.02 rad a frame): each command
-    gets the MIT law at the motor's position, computed with the firmware's ranges, and the reply
-    with that position.  The reply to command number ``late`` arrives late:
-    the previous reply is delivered again first, as a bus under load can (the host then takes it
-    for this command's)."""
+    boots): the position steps 0.02 rad a frame at ``velocity_rad_s``, which itself steps
+    ``accel_per_frame`` (a step, not a time: nothing hangs on the clock).  Each command gets the MIT
+    law computed with the FIRMWARE's ranges (``firmware``: overrides of the AK80-9's), at the state
+    ``skew`` of a frame before the one it reports (its torque and its encoder are sampled apart, as
+    the simulated plant's substep has them); the reply is packed with those ranges, so a velocity
+    beyond them reads as the range's edge.  The reply to command number ``late`` arrives late: the
+    previous reply is delivered again first, as a bus under load can (the host then takes it for
+    this command's)."""
 
-    def __init__(self, bus, velocity_rad_s, late=()):
+    def __init__(self, bus, velocity_rad_s, late=(), accel_per_frame=0.0, skew=0.0, firmware=None):
         super().__init__(daemon=True)
         self.bus, self.v, self.late = bus, velocity_rad_s, set(late)
-        self.rng = mit_range("AK80-9")
+        self.accel, self.skew = accel_per_frame, skew
+        self.rng = mit_range("AK80-9", firmware)
         self.frames = self.commands = 0
+        self.p = 0.2
         self.halt = threading.Event()
         self.previous = None
 
@@ -537,19 +542,70 @@ class _MovingFirmware(threading.Thread):
             msg = self.bus.recv(0.01)
             if msg is None or msg.arbitration_id != DRIVER_ID:
                 continue
-            # the joint moves 0.02 rad between frames (a step, not a time: nothing hangs on the clock)
-            p = 0.2 + 0.02 * self.frames
             self.frames += 1
+            self.p += 0.02 * (self.v / 2.0)
+            self.v += self.accel
+            # the state the law was computed at: ``skew`` of a frame earlier along the motion
+            p_law = self.p - self.skew * 0.02 * (self.v / 2.0)
+            v_law = self.v - self.skew * self.accel
             torque = 0.0
             if _mit.frame_kind(msg.data) == _mit.FRAME_COMMAND:
                 c = _mit.unpack_command(self.rng, msg.data)
-                torque = c["kp_Nm_rad"] * (c["p_rad"] - p) + c["kd_Nms_rad"] * (c["v_rad_s"] - self.v) + c["t_Nm"]
+                torque = (c["kp_Nm_rad"] * (c["p_rad"] - p_law) + c["kd_Nms_rad"] * (c["v_rad_s"] - v_law)
+                          + c["t_Nm"])
                 self.commands += 1
-            reply = _mit.pack_reply(self.rng, DRIVER_ID, p, self.v, torque)
+            reply = _mit.pack_reply(self.rng, DRIVER_ID, self.p, self.v, torque)
             if self.commands in self.late and self.previous is not None:
                 self.bus.send(can.Message(arbitration_id=0, data=self.previous, is_extended_id=False))
             self.bus.send(can.Message(arbitration_id=0, data=reply, is_extended_id=False))
             self.previous = reply
+
+
+def _verify_against(channel, firmware_thread):
+    """verify_range() of an AK80-9 against ``firmware_thread`` (started here, on its own bus)."""
+    host = can.Bus(interface="virtual", channel=channel)
+    firmware_thread.start()
+    try:
+        d = AKDriver(host, DRIVER_ID)
+        d.configure()
+        d.activate()
+        try:
+            return d.verify_range()
+        finally:
+            assert d.state in (DriverState.ACTIVE, DriverState.INACTIVE)
+    finally:
+        firmware_thread.halt.set()
+        firmware_thread.join()
+        host.shutdown()
+        firmware_thread.bus.shutdown()
+
+
+def test_range_check_is_not_fooled_by_an_accelerating_joint(channel):
+    """CI (ankle sim --console, a loaded machine): the free foot accelerated under the kd probe and the
+    simulated drive's torque is the law one substep before the state it reports; every sample read
+    0.83x and a drive whose ranges agree was refused as packing "other ranges".  The joint's own
+    motion, common to consecutive samples, must not pass for a range's scale."""
+    dev = can.Bus(interface="virtual", channel=channel)
+    ratios = _verify_against(channel, _MovingFirmware(dev, velocity_rad_s=-40.0, accel_per_frame=3.0, skew=0.2))
+    assert all(1 / 1.2 <= r <= 1.2 for r in ratios.values()), ratios
+
+
+def test_range_check_still_refuses_other_ranges_on_an_accelerating_joint(channel):
+    """The same motion on a drive whose firmware packs torque on +-12 N*m (the host thinks +-18): it
+    is still refused, by the scale of the probe's swings."""
+    dev = can.Bus(interface="virtual", channel=channel)
+    with pytest.raises(RangeMismatch, match=r"^range check: the motor reports .* other ranges"):
+        _verify_against(channel, _MovingFirmware(dev, velocity_rad_s=-40.0, accel_per_frame=3.0, skew=0.2,
+                                                 firmware={"t_min": -12.0, "t_max": 12.0}))
+
+
+def test_range_check_does_not_judge_a_velocity_beyond_the_field(channel):
+    """A reply whose velocity is the field's edge (-50 rad/s on an AK80-9) says only that the joint
+    is at least that fast: the law at that reading is not the torque the firmware applied (CI: 21x,
+    a good drive refused).  Such a joint cannot be judged; the check says to hold it still."""
+    dev = can.Bus(interface="virtual", channel=channel)
+    with pytest.raises(RangeMismatch, match=r"^range check: the kd probe could judge only \d of its \d swings .*hold the ankle still"):
+        _verify_against(channel, _MovingFirmware(dev, velocity_rad_s=-60.0))
 
 
 def test_range_check_is_not_fooled_by_one_late_reply_while_the_joint_moves(channel):

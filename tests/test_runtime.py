@@ -129,6 +129,18 @@ def _check_structure(rt):
     assert rt.summary["shutdown_error"] == ""          # the driver answered the exit frame
 
 
+# realtime: how soon it ends is the claim (a session of 10 minutes must not be sat out)
+@pytest.mark.realtime
+def test_a_session_whose_drive_is_refused_at_commissioning_ends_at_once_and_says_why():
+    """Seen in CI: ``ankle sim --console``'s controller was refused at commissioning and the session
+    sat out its whole duration saying nothing, the console answering "not running (failed)"."""
+    t0 = time.monotonic()
+    firmware = {"t_min": -12.0, "t_max": 12.0}        # the host packs on +-18: every torque 1.5x
+    with pytest.raises(RuntimeFailure, match=r"range check: the motor reports .* refused"):
+        _session(duration_s=600.0, device=realtime.DeviceSpec(plant_overrides=(("firmware_range", firmware),)))
+    assert time.monotonic() - t0 < 120.0
+
+
 # realtime: a session walks the simulated wearer on the wall clock for a few seconds; what it checks
 # (it walked, no row dropped, every command reached the driver, the driver answered the exit frame in
 # time) needs a machine that keeps time.

@@ -117,6 +117,21 @@ def test_chunking_does_not_change_the_strides():
     assert [s.as_dict() for s in pieces] == [s.as_dict() for s in whole]
 
 
+def test_rows_of_skipped_deadlines_change_no_stride():
+    """A real-time session's table on the host's time base has a NaN row for each deadline the
+    loop skipped (sim.realtime.as_sim_run); ``ankle sim --realtime`` on a loaded machine warned
+    "invalid value encountered in cast" where a stride's faults were read from such rows."""
+    rows, _, _ = _walk(8, -6.0)
+    holed = rows.copy()
+    holed[np.random.default_rng(3).choice(len(rows), len(rows) // 50, replace=False)] = np.nan
+    clean = holed[np.isfinite(holed[:, COL["t"]])]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = StrideAnalyzer(MASS).feed(holed)
+    assert got and [s.as_dict() for s in got] == [s.as_dict() for s in StrideAnalyzer(MASS).feed(clean)]
+
+
 def test_a_sound_node_that_goes_quiet_falls_back_to_the_load_profile():
     rows, P, S = _walk(8, -8.0)
     rows[len(rows) // 2:, COL["sound_load"]] = np.nan

@@ -459,6 +459,13 @@ class Runtime:
         out["rows_published"] = self.shared.ring.written
         return out
 
+    def wait_until_ns(self, t_ns: int) -> None:
+        """Sleep until CLOCK_MONOTONIC ``t_ns``, or until the loop has ended (stopped or failed)
+        before it: a supervisor must not sit out a session whose controller is gone, and the
+        stop() that follows says why."""
+        while self.shared.state not in ("stopped", "failed") and _rt.now_ns() < t_ns:
+            time.sleep(min(max(t_ns - _rt.now_ns(), 0) * 1e-9, 0.05))
+
     def stop(self, timeout_s: float = 10.0) -> dict:
         """Ask the loop to stop, wait for the driver's shutdown; returns the process's summary."""
         self.shared.set_stat("stop", 1)

@@ -153,6 +153,9 @@ class StrideAnalyzer:
         rows = np.asarray(rows, dtype=float)
         if rows.ndim != 2 or rows.shape[1] != len(TELEMETRY_COLUMNS):
             raise ValueError(f"rows must have shape (n, {len(TELEMETRY_COLUMNS)}), got {rows.shape}")
+        # a deadline the loop skipped is a row of NaN on a host-time table (sim.realtime.as_sim_run):
+        # it holds no sample, and would break the time search and the faults' bitwise or
+        rows = rows[np.isfinite(rows[:, _COL["t"]])]
         if not len(rows):
             return []
         t = rows[:, _COL["t"]]
