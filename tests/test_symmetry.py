@@ -242,6 +242,31 @@ def test_a_fault_switches_the_adaptation_off():
     assert changes == {"symmetry.adapt": 0} and "overrun" in why
 
 
+def test_the_adaptation_says_when_it_switched_itself_off_and_why(tmp_path):
+    """Issue 17: `set symmetry.adapt 1` was accepted, the adaptation switched itself off 0.6 s later on
+    a latched fault, and the console never said so.  It announces it once the tick has taken the
+    switch-off, in the clinician's words; and it refuses to be switched on while faults are latched."""
+    from controller.console.audit import SharedAuditLog
+    from controller.kernels.faults import advice, fault_bit
+    from sim.faults import Injection
+    audit = SharedAuditLog(tmp_path)
+    heard = []
+    adaptation = adapting.SymmetryAdaptation(audit.open, 80.0, announce=heard.append)
+    run = harness.run(duration_s=12.0, seed=3, params=ParamSet({"symmetry.adapt": 1}), sound_node=True,
+                      adaptation=adaptation, faults=[Injection("load_loss", 6.0)])
+    adaptation.close()
+    audit.close()
+    off = [t for t, changes in run.retunes if changes["symmetry.adapt"] == 0]
+    assert off, run.retunes                              # the tick took the switch-off ...
+    assert len(heard) == 1, heard                        # ... and it was said, once
+    assert heard[0].startswith("the symmetry adaptation switched itself off: a fault (load)")
+    assert advice("load") in heard[0]
+    assert adapting.switch_on_refusal(0) is None
+    why = adapting.switch_on_refusal(fault_bit("load") | fault_bit("overrun"))
+    assert why.startswith("the adaptation cannot be switched on while faults are latched (load, overrun)")
+    assert "`clear`" in why and "\n" not in why
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.floats(-60.0, 60.0), st.booleans(), st.floats(0.0, 1.0)), max_size=80),
        st.floats(-0.1, 0.4), st.floats(-0.1, 0.4), st.floats(0.0, 0.03), st.floats(-15.0, 15.0))

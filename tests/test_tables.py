@@ -47,6 +47,29 @@ def test_each_fault_either_degrades_or_gives_the_safe_state_and_degrading_is_der
     assert faults.GAIT_SOURCES == {s.value: s.name for s in GAIT_SOURCE_TABLE}
 
 
+def test_each_fault_tells_the_clinician_what_happened_what_the_ankle_does_and_what_to_do():
+    """Issue 17: `faults` showed `motor_stale, overrun` and nothing a clinician could act on."""
+    for f in FAULTS:
+        said = f.advice
+        assert said.endswith(".") and "\n" not in said and "|" not in said and "_" not in said, f.name
+        # what the ankle does now agrees with the fault's response in the table
+        if f.response == faults.PASSIVE:
+            assert "without powered push-off" in said, f.name
+        elif f.name == "encoder":                                # the damped hold, not a spring
+            assert "holds its angle" in said, f.name
+        else:
+            assert "passive foot" in said, f.name
+        # and what to do: a console command to type, or whom to call
+        assert "`clear`" in said or "call service" in said or "restart" in said, f.name
+        assert faults.advice(f.name) == said
+    for w in WARNINGS:
+        assert w.advice.endswith(".") and "\n" not in w.advice and "|" not in w.advice and "_" not in w.advice, w.name
+    glossary = faults.markdown_glossary()
+    assert all(f"| `{b.name}`" in glossary for b in (*FAULTS, *WARNINGS))
+    with pytest.raises(KeyError):
+        faults.advice("no_such_fault")
+
+
 @pytest.mark.parametrize("table", [MODE_TABLE, GAIT_SOURCE_TABLE], ids=["modes", "gait_sources"])
 def test_value_tables_have_unique_names_and_values(table):
     assert len({m.name for m in table}) == len(table) == len({m.value for m in table})
@@ -119,9 +142,9 @@ def test_the_generated_constants_cover_every_entry_of_every_table():
 
 
 @pytest.mark.parametrize("table, bad", [
-    ("FAULTS", lambda t: t + (faults.Fault("ghost", 2, faults.SAFE, "a second fault on the imu bit"),)),
-    ("FAULTS", lambda t: t[:1] + (faults.Fault(t[1].name, t[1].bit, "pasive", t[1].meaning),) + t[2:]),
-    ("WARNINGS", lambda t: t + (faults.WarningBit("ghost", 32, "beyond the word"),)),
+    ("FAULTS", lambda t: t + (faults.Fault("ghost", 2, faults.SAFE, "a second fault on the imu bit", ""),)),
+    ("FAULTS", lambda t: t[:1] + (faults.Fault(t[1].name, t[1].bit, "pasive", t[1].meaning, t[1].advice),) + t[2:]),
+    ("WARNINGS", lambda t: t + (faults.WarningBit("ghost", 32, "beyond the word", ""),)),
     ("MODE_TABLE", lambda t: t + (faults.Mode("again", 1, "a second walk"),)),
 ], ids=["shared-bit", "unknown-response", "bit-32", "shared-mode"])
 def test_the_generator_refuses_a_table_it_cannot_compile_faithfully(monkeypatch, table, bad):

@@ -27,11 +27,26 @@ from typing import Callable, List, Optional, Protocol, Tuple
 
 import numpy as np
 
+from controller.kernels.faults import FAULTS, WARNINGS, advice, fault_names
 from controller.kernels.telemetry import COLUMN
 from controller.params.registry import REGISTRY, ParamError, ParamSet
 from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry
 
-__all__ = ["SymmetryAdapter", "SymmetryAdaptation", "Publisher", "ROLE", "ACTION"]
+__all__ = ["SymmetryAdapter", "SymmetryAdaptation", "Publisher", "ROLE", "ACTION", "switch_on_refusal"]
+
+#: The adapter's note when a fault in a stride switched it off (the names follow ": ").
+_OFF_BY_FAULT = "switched off by a fault"
+_ADVISED = {entry.name for entry in (*FAULTS, *WARNINGS)}
+
+
+def switch_on_refusal(faults_word: int) -> Optional[str]:
+    """Why ``set symmetry.adapt 1`` is refused with the latched fault word ``faults_word``, or None:
+    with a fault latched the first stride would switch it off again (and push-off is not powered)."""
+    if not faults_word:
+        return None
+    return (f"the adaptation cannot be switched on while faults are latched "
+            f"({', '.join(fault_names(faults_word))}): it would switch itself off at the next stride; "
+            f"see `faults`, put it right, `clear`, then switch it on")
 
 ROLE = "adaptation"              # the audit log's role column for its changes
 ACTION = "adapt"                 # ... and the action
@@ -71,9 +86,8 @@ class SymmetryAdapter:
             self.last_note = "off"
             return None
         if stride.faults:
-            from controller.kernels.faults import fault_names
             self._window.clear()
-            self.last_note = f"switched off by a fault: {', '.join(fault_names(stride.faults))}"
+            self.last_note = f"{_OFF_BY_FAULT}: {', '.join(fault_names(stride.faults))}"
             return {"symmetry.adapt": 0}, self.last_note
         if not (math.isfinite(stride.si_stance_pct) and stride.confidence >= self.MIN_CONFIDENCE):
             return None
@@ -160,8 +174,11 @@ class SymmetryAdaptation:
     STRIDES_KEPT = 600               # the last strides analysed (about 11 min of walking)
     SENT_KEPT = 1000                 # the last changes sent (about 3 h of walking at one per window)
 
-    def __init__(self, audit: AuditOpener, mass_kg: float, *, say: Callable[[str], None] = lambda line: None):
+    def __init__(self, audit: AuditOpener, mass_kg: float, *, say: Callable[[str], None] = lambda line: None,
+                 announce: Callable[[str], None] = lambda line: None):
         self.adapter = SymmetryAdapter()
+        #: tells the clinician (the console's announcement) when it switched itself off and why
+        self.announce = announce
         self.analyzer = StrideAnalyzer(mass_kg)
         self.strides: List[StrideSymmetry] = []
         #: What it sent, oldest first: (telemetry time s, {name: new value}, why, outcome), the
@@ -309,11 +326,23 @@ class SymmetryAdaptation:
         kind, why = outcome
         self.sent[-1][3] = kind if kind != "refused" else f"refused: {why}"
         if kind == "accepted":
+            if sent.before["symmetry.adapt"] and not sent.after["symmetry.adapt"]:
+                self._announce_off(sent.why)
             return
         if kind == "superseded":
             why = "a later set reached the controller first"
         self._record_outcome(sent, "refused", why)
         self.adapter.last_note = f"{sent.why}; not made: refused by the controller: {why}"
+
+    def _announce_off(self, why: str) -> None:
+        """The switch-off is in force: say so in the clinician's words (never raises)."""
+        names = why.split(": ", 1)[1].split(", ") if why.startswith(_OFF_BY_FAULT) else []
+        words = " ".join(advice(n) for n in names if n in _ADVISED)
+        try:
+            self.announce(f"the symmetry adaptation switched itself off: a fault ({', '.join(names)}). {words} "
+                          f"Switch it on again with `set symmetry.adapt 1` once `faults` shows none.")
+        except Exception:            # a console gone away must not stop the telemetry
+            pass
 
     def _record_outcome(self, sent: _Sent, outcome: str, why: str) -> None:
         """Best effort: nothing was changed (refused), or the first record says what was sent."""
