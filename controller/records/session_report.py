@@ -15,10 +15,11 @@ Reads a session log (the device's, ``log start`` on the console, or ``ankle sim 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -181,17 +182,13 @@ class SessionEvents:
 
     def params_at(self, t_s: float) -> ParamSet:
         """The parameter set in force at log time ``t_s``: the base set and every change made by then."""
-        values = {}
+        params = self.base
         for c in self.changes:
-            if c["made"] and c["t_s"] <= t_s and c["parameter"] in self.base:
-                try:
-                    values[c["parameter"]] = float(c["new"])
-                except ValueError:
-                    continue
-        try:
-            return self.base.with_values(values)
-        except ParamError:
-            return self.base
+            if c["made"] and c["t_s"] <= t_s and c["parameter"] in params:
+                # one by one: a value the registry refuses (edited by hand) leaves the others standing
+                with contextlib.suppress(ValueError, ParamError):
+                    params = params.with_values({c["parameter"]: float(c["new"])})
+        return params
 
 
 #: Console and adaptation records that are no change of the ankle's (not marked on the plot).
@@ -201,6 +198,22 @@ _OUTCOMES = (" refused", " pending")
 
 def _utc(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+DEFAULTS = "the parameter defaults"
+
+
+def saved_params(folder: Path) -> Tuple[ParamSet, str]:
+    """The parameter set saved in ``folder`` (its ``ankle.params``, as the console saves it) and
+    where it came from; the defaults if there is none or it cannot be read."""
+    from controller.params import store as paramstore
+    saved = Path(folder) / "ankle.params"
+    if saved.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            loaded = paramstore.load(saved)
+            if loaded.source != "defaults":
+                return loaded.params, str(saved)
+    return ParamSet(), DEFAULTS
 
 
 def default_audit_path(log_path: Path) -> Optional[Path]:
@@ -222,15 +235,11 @@ def audit_events(audit_path: Path, log_path: Path, duration_s: float, t_start_s:
     be placed and gives no changes, with a note saying why.  AuditError for a file that is not an
     audit log."""
     from controller.console import audit
-    from controller.params import store as paramstore
     problems: List[str] = []
     records = audit.read(audit_path, problems=problems)
-    base, source = ParamSet(), "the parameter defaults"
-    saved = Path(audit_path).parent / "ankle.params"
-    if saved.exists():
-        loaded = paramstore.load(saved)
-        if loaded.source != "defaults":
-            base, source = loaded.params, f"{saved} and the audit log's changes"
+    base, source = saved_params(Path(audit_path).parent)
+    if source != DEFAULTS:
+        source += " and the audit log's changes"
     name = Path(log_path).name
     starts = [r for r in records if r["action"] == "log start" and Path(r["detail"]).name == name]
     if not starts:
@@ -446,8 +455,13 @@ def report(path: Path, mass_kg: float, out: Optional[Path] = None, fmt: Optional
     rows = load_log(path)
     if audit is None:
         audit = default_audit_path(path)
-    events = None
-    if audit is not None:
+    if audit is None:                    # no changes known: the saved set beside it, or the defaults
+        folder = Path(path).absolute().parent
+        base, source = saved_params(folder)
+        if source == DEFAULTS and folder.name == "logs":
+            base, source = saved_params(folder.parent)
+        events = SessionEvents(base=base, params_source=source)
+    else:
         events = audit_events(audit, path, float(rows[-1, _COL["t"]] - rows[0, _COL["t"]]),
                               float(rows[0, _COL["t"]]))
     result = analyse(rows, mass_kg, events, work_target_J_kg)
