@@ -132,6 +132,22 @@ def test_changes_and_faults_are_marked_at_their_times_with_their_labels(session)
         assert any("pushoff.work_J_kg" in t.get_text() for t in legend.get_texts())
 
 
+def test_many_changes_all_marked_the_legend_names_the_first_and_counts_the_rest(session):
+    rows = sr.load_log(session["log"])
+    changes = [{"t_s": 1.0 + 0.5 * i, "time_utc": "2026-06-01T10:15:00.000Z", "role": "adaptation",
+                "action": "adapt", "parameter": "pushoff.work_J_kg", "old": "0.18", "new": f"{0.18 + 0.001 * i:.3f}",
+                "made": True, "label": f"change {i}"} for i in range(15)]
+    result = sr.analyse(rows, 80.0, sr.SessionEvents(changes, path="a.log"))
+    si_ax, _ = _axes(sr.figure(rows, result))
+    assert len(_vertical(si_ax)) == 16                      # 15 changes and the fault
+    texts = [t.get_text() for t in si_ax.get_legend().get_texts()]
+    shown = [t for t in texts if t.startswith(("C", "F")) and " s: " in t]
+    assert len(shown) == sr.MAX_MARKER_LABELS
+    assert any(t.startswith(f"... {16 - sr.MAX_MARKER_LABELS} more") for t in texts)
+    text = sr.summary_text(result, "x")
+    assert all(f"change {i}" in text for i in range(15))    # the text lists every one
+
+
 def test_text_summary_lists_changes_and_faults_with_times(session):
     _, result, _ = _report(session)
     text = sr.summary_text(result, "s.csv")
@@ -276,3 +292,43 @@ def test_sim_plot_tells_commanded_from_measured_torque(sim_run):
 def test_sim_plot_saves(sim_run, tmp_path):
     sim_report.plot(sim_run, tmp_path / "p.png", scenario="steady", speed_m_s=1.1)
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the real flow: the console's log and audit log, in real time --------------------------------
+
+@pytest.mark.realtime
+def test_report_of_a_console_session_marks_its_change_where_it_was_made(tmp_path):
+    """``log start``, a change, ``log stop`` on the simulated ankle's console: ``ankle report`` of
+    the log finds the state directory's audit.log by itself and puts the change at its place."""
+    import re
+    import time
+    from conftest import sim_console
+    pin = "2580"
+    with sim_console(tmp_path, pin, "--duration", "60") as (term, _):
+        term.cmd(f"login {pin}")
+        out = term.cmd("log start")
+        assert out.startswith("logging to "), out
+        started = time.monotonic()
+        log = Path(out.split("logging to ", 1)[1].strip())
+        time.sleep(8.0)
+        before = time.monotonic()
+        out = term.cmd("set pushoff.work_J_kg 0.22", timeout_s=15)
+        after = time.monotonic()
+        assert "pushoff.work_J_kg = 0.22" in out, out
+        time.sleep(6.0)
+        assert term.cmd("log stop").startswith("log stopped")
+    assert log.parent == tmp_path / "logs"
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "report", str(log), "--json"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["audit"]["path"] == str(tmp_path / "audit.log")
+    changes = [c for c in result["changes"] if c["parameter"] == "pushoff.work_J_kg"]
+    assert len(changes) == 1 and changes[0]["made"]
+    into_log = changes[0]["t_s"] - result["t_start_s"]
+    # within the command's round trip of where it was typed, and a batch of the logger's
+    assert before - started - 0.5 <= into_log <= after - started + 0.5, (into_log, before - started)
+    assert result["work_target_J_kg"][-1] == pytest.approx(0.22, abs=0.03)
+    text = subprocess.run([sys.executable, "-m", "controller.cli", "report", str(log)], cwd=ROOT,
+                          capture_output=True, text=True).stdout
+    assert re.search(rf"{changes[0]['t_s']:8.1f} s  \S+Z  pushoff\.work_J_kg 0\.18 -> 0\.22 \(prosthetist\)", text), text

@@ -238,14 +238,13 @@ def audit_events(audit_path: Path, log_path: Path, duration_s: float, t_start_s:
     problems: List[str] = []
     records = audit.read(audit_path, problems=problems)
     base, source = saved_params(Path(audit_path).parent)
-    if source != DEFAULTS:
-        source += " and the audit log's changes"
     name = Path(log_path).name
     starts = [r for r in records if r["action"] == "log start" and Path(r["detail"]).name == name]
     if not starts:
         return SessionEvents(base=base, path=str(audit_path), params_source=source,
                              note=f"{audit_path} has no 'log start' of {name}: its changes cannot be placed "
                                   f"on this log's time")
+    source += " and the audit log's changes"
     anchor = _utc(starts[-1]["time_utc"])
     end = anchor + duration_s
     for r in records:
@@ -298,10 +297,11 @@ def summary_text(result: Dict[str, object], source: str) -> str:
     lines += [
         f"stance-time SI   {ms(result['si_stance_pct'], '+.1f', '%')}  (- = prosthetic stance shorter)",
         f"  {first['label']:<14} {ms(result['si_stance_first'], '+.1f', '%')}; {last['label']} "
-        f"{ms(result['si_stance_last'], '+.1f', '%')}"
-        + (" (under two minutes of walking: its halves)" if windows["halves"] else "") + "; trend "
+        f"{ms(result['si_stance_last'], '+.1f', '%')}; trend "
         + (f"{result['si_stance_trend_pct_per_min']:+.2f} % per minute"
            if math.isfinite(result["si_stance_trend_pct_per_min"]) else "-- (under 30 s of walking)"),
+    ] + (["                 (under two minutes of walking: its halves, not its first and last minute)"]
+         if windows["halves"] else []) + [
         f"step-time SI     {ms(result['si_step_pct'], '+.1f', '%')}",
         f"stride           {ms(result['stride_s'], '.3f', 's')}; prosthetic stance {ms(result['stance_pct'], '.1f', '%')}",
         f"push-off work    {ms(result['pushoff_work_J_kg'], '+.3f', 'J/kg')} per stride; target "
@@ -363,11 +363,14 @@ def _legend_below(ax, ncol: int = 2) -> None:
 
 
 def _mark_events(ax, result: Dict[str, object]) -> None:
-    """Vertical lines where each change (dash-dot, blue) and each fault (solid, red) happened,
+    """Vertical lines where each change (dash-dot, blue; refused: dotted, grey) and each fault
+    (solid, red) happened,
     tagged C1.. / F1.. above the axes and named in full in the legend."""
     from matplotlib.transforms import blended_transform_factory
     above = blended_transform_factory(ax.transData, ax.transAxes)
-    marks = [(f"C{i + 1}", c["t_s"], c["label"], dict(color="C0", ls="-.", lw=1.0))
+    # a change the controller refused changed nothing: grey and dotted, beside the blue ones made
+    marks = [(f"C{i + 1}", c["t_s"], c["label"],
+              dict(color="C0", ls="-.", lw=1.0) if c["made"] else dict(color="0.5", ls=":", lw=1.0))
              for i, c in enumerate(result["changes"])]
     marks += [(f"F{i + 1}", f["t_s"], "fault: " + ", ".join(f["names"]), dict(color="C3", ls="-", lw=1.2))
               for i, f in enumerate(result["faults"])]
@@ -404,21 +407,24 @@ def figure(rows: np.ndarray, result: Dict[str, object], title: str = ""):
             w = result["windows"][key]
             si_ax.axvspan(w["t0_s"], w["t1_s"], color=shade, alpha=0.35, lw=0,
                           label=f"{w['label']}: {result['si_stance_' + key]['mean']:+.1f} % mean stance SI")
-    si_ax.set(xlabel="time in the log [s]", ylabel="symmetry index [%]",
-              title="symmetry per stride (- = prosthetic shorter)")
+    si_ax.set(xlabel="time in the log [s]", ylabel="symmetry index [%]")
+    # room above the axes for the markers' tags
+    si_ax.set_title("symmetry per stride (- = prosthetic shorter)", pad=14)
     work = [s.pushoff_work_J_kg for s in strides]
     work_ax.plot(t, work, ".-", color="C1", label="push-off work (net over stance)")
     targets = result["work_target_J_kg"]
     if strides:
-        work_ax.step(t, targets, where="post", color="k", lw=1.0, ls="--",
-                     label=f"work target ({result['work_target_source']})")
+        # each stride's target held over the stride, the last one to its end
+        work_ax.step(t + [t[-1] + strides[-1].stride_s], list(targets) + [targets[-1]], where="post", color="k",
+                     lw=1.0, ls="--", label=f"work target ({result['work_target_source']})")
     for a in (si_ax, work_ax):
         _mark_events(a, result)
     finite = [x for x in list(work) + list(targets) if math.isfinite(x)]
     top = max(finite) if finite else 0.3
     # the work axis starts at zero (negative work, if any, stays in view)
     work_ax.set_ylim(min(0.0, min(finite)) if finite else 0.0, max(top * 1.15, 0.05))
-    work_ax.set(xlabel="time in the log [s]", ylabel="net stance work [J/kg]", title="push-off work per stride")
+    work_ax.set(xlabel="time in the log [s]", ylabel="net stance work [J/kg]")
+    work_ax.set_title("push-off work per stride", pad=14)
     _legend_below(si_ax)
     _legend_below(work_ax, ncol=1)
     if strides:                          # the whole log on both time axes
