@@ -198,6 +198,46 @@ def test_legends_hide_no_data(session):
         assert not inside.any()
 
 
+_PARAM_NAMES = ["pushoff.work_J_kg", "pushoff.work_slope_J_s_kg_m", "pushoff.rise_s", "no.such_param", ""]
+_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=12))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(-30, 30), st.sampled_from(["set", "adapt", "set refused", "adapt pending",
+                                                                "mode", "clear", "log start", "undo"]),
+                          st.sampled_from(_PARAM_NAMES), _VALUES, _VALUES), max_size=12),
+       st.booleans())
+def test_any_audit_log_gives_a_report_and_a_figure(session, records, with_start):
+    """Whatever the audit log holds (values the registry refuses, text, NaN, records before and
+    after the log, outcomes with no change), the report is made and every change it places is inside
+    the log's span and listed."""
+    import tempfile
+    if "rows" not in session:
+        session["rows"] = sr.load_log(session["log"])
+    rows = session["rows"]
+    span = float(rows[-1, COLUMN["t"]] - rows[0, COLUMN["t"]])
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "audit.log"
+        stamps = sorted(r[0] for r in records)
+        clock = iter([LOG_START_UTC] + [LOG_START_UTC + x for x in stamps])
+        with AuditLog(path, clock=lambda: next(clock)) as audit:
+            audit.record("prosthetist", "log start" if with_start else "login",
+                         detail=str(session["log"]) if with_start else "")
+            for (_, action, name, old, new) in sorted(records, key=lambda r: r[0]):
+                audit.record("prosthetist", action, name, old, new)
+        events = sr.audit_events(path, session["log"], span, float(rows[0, COLUMN["t"]]))
+        result = sr.analyse(rows, 80.0, events)
+        sr.figure(rows, result)
+        text = sr.summary_text(result, "x")
+    assert all(float(rows[0, COLUMN["t"]]) <= c["t_s"] <= float(rows[-1, COLUMN["t"]]) + 1e-6
+               for c in result["changes"])
+    assert all(c["label"] in text for c in result["changes"])
+    assert all(np.isfinite(result["work_target_J_kg"]))
+    if not with_start:
+        assert result["changes"] == []
+    assert span > 0
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.floats(0, 1e4), st.floats(0.5, 2000))
 def test_first_and_last_windows_never_overlap(t0, span):

@@ -184,13 +184,15 @@ class SessionEvents:
         """The parameter set in force at log time ``t_s``: the base set and every change made by then."""
         params = self.base
         for c in self.changes:
-            if c["made"] and c["t_s"] <= t_s and c["parameter"] in params:
+            if c["made"] and c["t_s"] <= t_s and c["parameter"] in _NAMES:
                 # one by one: a value the registry refuses (edited by hand) leaves the others standing
                 with contextlib.suppress(ValueError, ParamError):
                     params = params.with_values({c["parameter"]: float(c["new"])})
         return params
 
 
+#: The registry's parameter names (``name in ParamSet()`` raises for an unknown name).
+_NAMES = frozenset(ParamSet())
 #: Console and adaptation records that are no change of the ankle's (not marked on the plot).
 _NOT_CHANGES = ("log start", "log stop", "login", "logout", "save", "profile save")
 _OUTCOMES = (" refused", " pending")
@@ -251,17 +253,21 @@ def audit_events(audit_path: Path, log_path: Path, duration_s: float, t_start_s:
         if r["action"] == "log stop" and Path(r["detail"]).name == name and _utc(r["time_utc"]) >= anchor:
             end = _utc(r["time_utc"])
             break
+    # the refusals, by what they refused: a change is refused by one recorded at or after it
+    refusals: Dict[Tuple[str, str, str, str], List[float]] = {}
+    for o in records:
+        if o["action"].endswith(" refused"):
+            key = (o["action"][:-len(" refused")], o["parameter"], o["old"], o["new"])
+            refusals.setdefault(key, []).append(_utc(o["time_utc"]))
     changes: List[Dict[str, object]] = []
     for r in records:
         when = _utc(r["time_utc"])
         action = r["action"]
         if action in _NOT_CHANGES or action.endswith(_OUTCOMES):
             continue
-        refused = any(o["action"] == action + " refused" and o["parameter"] == r["parameter"]
-                      and o["old"] == r["old"] and o["new"] == r["new"] and _utc(o["time_utc"]) >= when
-                      for o in records)
+        refused = any(t >= when for t in refusals.get((action, r["parameter"], r["old"], r["new"]), ()))
         if when < anchor:
-            if not refused and r["parameter"] in base:       # in force when the log started
+            if not refused and r["parameter"] in _NAMES:       # in force when the log started
                 try:
                     base = base.with_values({r["parameter"]: float(r["new"])})
                 except (ValueError, ParamError):
