@@ -13,7 +13,6 @@ from hypothesis import given, settings, strategies as st
 
 pytest.importorskip("matplotlib")
 
-from matplotlib.lines import Line2D                                    # noqa: E402
 
 from controller.console.audit import AuditLog                          # noqa: E402
 from controller.kernels.faults import fault_bit                        # noqa: E402
