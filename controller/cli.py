@@ -174,7 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=_bounded(int, 1, 65535, ""), default=29536, metavar="N",
                    help="with --serve: the TCP port (default 29536)")
     s.add_argument("--log", type=_writable, metavar="F.csv", help="write the session log (CSV)")
-    s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load over the whole run")
+    s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load: the whole run")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
     r = sub.add_parser("replay", help="run the estimator offline over a recorded CSV",
