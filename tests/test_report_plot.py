@@ -370,4 +370,5 @@ def test_report_of_a_console_session_marks_its_change_where_it_was_made(tmp_path
     assert result["work_target_J_kg"][-1] == pytest.approx(0.22, abs=0.03)
     text = subprocess.run([sys.executable, "-m", "controller.cli", "report", str(log)], cwd=ROOT,
                           capture_output=True, text=True).stdout
-    assert re.search(rf"{changes[0]['t_s']:8.1f} s  \S+Z  pushoff\.work_J_kg 0\.18 -> 0\.22 \(prosthetist\)", text), text
+    line = rf"{changes[0]['t_s']:8.1f} s  \S+Z  pushoff\.work_J_kg 0\.18 -> 0\.22 \(prosthetist\)"
+    assert re.search(line, text), text
