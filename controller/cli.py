@@ -174,7 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=_bounded(int, 1, 65535, ""), default=29536, metavar="N",
                    help="with --serve: the TCP port (default 29536)")
     s.add_argument("--log", type=_writable, metavar="F.csv", help="write the session log (CSV)")
-    s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load")
+    s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load: the whole run")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
     r = sub.add_parser("replay", help="run the estimator offline over a recorded CSV",
@@ -196,6 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--out", type=_writable, metavar="REPORT.png", help="write the figure (needs matplotlib)")
     y.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), default=80.0, metavar="KG",
                    help="the wearer's body mass in kg (default 80): work and power per kg")
+    y.add_argument("--audit", type=Path, metavar="AUDIT.log",
+                   help="the audit log whose changes to mark (default: an audit.log beside LOG.csv or in "
+                        "the folder above, the console's state directory)")
+    y.add_argument("--work-target", type=_bounded(float, -0.1, 0.4, "J/kg"), metavar="J/KG",
+                   help="the push-off work target to show, in J/kg (default: from the parameters in force "
+                        "as the log was recorded, at the speed the controller estimated)")
     y.add_argument("--json", action="store_true", help="print one JSON object (with every stride)")
 
     b = sub.add_parser("run", help="run the controller on the device, from a TOML run configuration",
@@ -344,7 +350,7 @@ def _cmd_sim(args) -> int:
     if args.can_log:
         result["can_log"] = str(args.can_log)
     if args.plot:
-        report.plot(run, args.plot.temp, fmt=plot_format)
+        report.plot(run, args.plot.temp, fmt=plot_format, scenario=args.scenario, speed_m_s=args.speed)
         result["plot"] = str(args.plot)
     if args.json:
         print(json_text(result))
@@ -673,7 +679,10 @@ def _cmd_replay(args) -> int:
 def _cmd_report(args) -> int:
     from controller.records.session_report import report, summary_text
     fmt = _figure_format(args.out, "--out") if args.out is not None else None   # before the analysis
-    result = report(args.log, args.mass, args.out.temp if args.out is not None else None, fmt=fmt)
+    if args.audit is not None and not args.audit.is_file():
+        raise UsageError(f"--audit {args.audit}: {'no such file' if not args.audit.exists() else 'not a file'}")
+    result = report(args.log, args.mass, args.out.temp if args.out is not None else None, fmt=fmt,
+                    audit=args.audit, work_target_J_kg=args.work_target)
     if args.json:
         result.pop("_strides")
         if "plot" in result:

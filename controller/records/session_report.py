@@ -3,31 +3,44 @@
 Reads a session log (the device's, ``log start`` on the console, or ``ankle sim --log``), runs
 :class:`controller.symmetry.strides.StrideAnalyzer` over it as if live, and gives
 
-- a text summary: strides, stance-time and step-time symmetry (mean ± SD, first and last minute,
-  trend), push-off work and peak power per stride, where the sound side's timing came from;
-- a figure (``--out report.png``, matplotlib): stance-time SI over the session, push-off work per
-  stride, and the ankle torque and power normalised to the stride (mean ± SD) beside the
-  able-bodied reference (Winter 2009, the simulator's reference stride).
+- a text summary: strides, stance-time and step-time symmetry (mean ± SD, first and last minute
+  -- first and second half for a session under two minutes -- and trend), push-off work and peak
+  power per stride, where the sound side's timing came from, and the parameter changes (from the
+  audit log) and faults (from the log's ``faults`` word) with their times;
+- a figure (``--out report.png``, matplotlib; :func:`figure` builds it): stance-time SI over the
+  session with its target (0 %), push-off work per stride with its target, both with the changes
+  and faults marked where they happened, and the ankle torque and power normalised to the
+  stride (mean ± SD) beside the able-bodied reference (Winter 2009, the simulator's reference
+  stride).  Every legend is outside its panel's data area.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from controller.kernels._tick import TELEMETRY_COLUMNS
+from controller.kernels.faults import fault_names
 from controller.kernels.telemetry import COLUMN as _COL
+from controller.params.registry import ParamError, ParamSet
 from controller.records.csvlog import CsvError, read_columns
 from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry, trend
 
-__all__ = ["REQUIRED_COLUMNS", "load_log", "analyse", "summary_text", "plot"]
+__all__ = ["REQUIRED_COLUMNS", "load_log", "analyse", "summary_text", "figure", "plot", "report", "compare_windows",
+           "fault_onsets", "audit_events", "default_audit_path", "SessionEvents"]
 
 #: What a log must have; every other telemetry column is optional (NaN when absent).
 REQUIRED_COLUMNS = ("t", "load", "ankle_angle", "heel_strike", "toe_off", "walking", "torque_Nm")
 PHASE_POINTS = 101
 TREND_MIN_S = 30.0
+#: The first-against-last comparison's window [s]; a session under twice this is split in halves.
+COMPARE_WINDOW_S = 60.0
+#: The speed the work target is given at (``pushoff.work_J_kg``) [m/s]: the push-off kernel's.
+REF_SPEED_M_S = 1.25
 
 
 def load_log(path: Path) -> np.ndarray:
@@ -59,14 +72,22 @@ def load_log(path: Path) -> np.ndarray:
     return rows
 
 
-def analyse(rows: np.ndarray, mass_kg: float) -> Dict[str, object]:
-    """Strides and the session's figures from telemetry ``rows``."""
+def analyse(rows: np.ndarray, mass_kg: float, events: Optional["SessionEvents"] = None,
+            work_target_J_kg: Optional[float] = None) -> Dict[str, object]:
+    """Strides and the session's figures from telemetry ``rows``.
+
+    ``events``: the parameter changes recorded while the log ran (:func:`audit_events`); the
+    faults are read from the log's ``faults`` column.  ``work_target_J_kg``: the push-off work
+    target to show; None: each stride's target from the parameters in force then (the audit log's
+    changes over its saved or default set) at the controller's speed estimate."""
     analyzer = StrideAnalyzer(mass_kg)
     strides: List[StrideSymmetry] = []
     for i in range(0, len(rows), 2000):                    # as it would arrive, in batches
         strides += analyzer.feed(rows[i:i + 2000])
+    events = events if events is not None else SessionEvents()
     out: Dict[str, object] = {"strides": len(strides), "mass_kg": mass_kg,
-                              "duration_s": float(rows[-1, _COL["t"]] - rows[0, _COL["t"]])}
+                              "duration_s": float(rows[-1, _COL["t"]] - rows[0, _COL["t"]]),
+                              "t_start_s": float(rows[0, _COL["t"]]), "t_end_s": float(rows[-1, _COL["t"]])}
 
     def stats(name: str, subset=None) -> Dict[str, float]:
         v = np.array([getattr(s, name) for s in (strides if subset is None else subset)], dtype=float)
@@ -79,17 +100,188 @@ def analyse(rows: np.ndarray, mass_kg: float) -> Dict[str, object]:
         out[name] = stats(name)
     if strides:
         t0, t1 = strides[0].t_heel_strike_s, strides[-1].t_heel_strike_s
-        out["si_stance_first_minute"] = stats("si_stance_pct", [s for s in strides if s.t_heel_strike_s < t0 + 60])
-        out["si_stance_last_minute"] = stats("si_stance_pct", [s for s in strides if s.t_heel_strike_s > t1 - 60])
+        out["windows"] = windows = compare_windows(t0, t1)
+        first, last = windows["first"], windows["last"]
+        out["si_stance_first"] = stats("si_stance_pct", [s for s in strides
+                                                         if first["t0_s"] <= s.t_heel_strike_s < first["t1_s"]])
+        out["si_stance_last"] = stats("si_stance_pct", [s for s in strides
+                                                        if last["t0_s"] <= s.t_heel_strike_s <= last["t1_s"]])
         # a trend over less than half a minute of walking says little
         out["si_stance_trend_pct_per_min"] = trend([s.si_stance_pct for s in strides],
                                                    [s.t_heel_strike_s for s in strides]) \
             if t1 - t0 >= TREND_MIN_S else math.nan
         out["sound_sources"] = sorted({s.sound_source for s in strides})
         out["strides_with_faults"] = sum(1 for s in strides if s.faults)
+    out["work_target_J_kg"] = _work_targets(rows, strides, events, work_target_J_kg)
+    out["work_target_source"] = ("as given (--work-target)" if work_target_J_kg is not None
+                                 else events.params_source)
+    out["changes"] = events.changes
+    out["audit"] = {"path": events.path, "note": events.note}
+    out["faults"] = fault_onsets(rows)
     out["per_stride"] = [s.as_dict() for s in strides]
     out["_strides"] = strides
     return out
+
+
+def compare_windows(t0_s: float, t1_s: float) -> Dict[str, Dict[str, object]]:
+    """The two windows of the first-against-last comparison, which never overlap: the first and
+    the last minute of walking from heel strike ``t0_s`` to heel strike ``t1_s``, or, when that is
+    under two minutes (two minutes would overlap), its first and second half, and said so."""
+    if t1_s - t0_s >= 2 * COMPARE_WINDOW_S:
+        return {"halves": False,
+                "first": {"label": "first minute", "t0_s": t0_s, "t1_s": t0_s + COMPARE_WINDOW_S},
+                "last": {"label": "last minute", "t0_s": t1_s - COMPARE_WINDOW_S, "t1_s": t1_s}}
+    mid = 0.5 * (t0_s + t1_s)
+    return {"halves": True,
+            "first": {"label": "first half", "t0_s": t0_s, "t1_s": mid},
+            "last": {"label": "second half", "t0_s": mid, "t1_s": t1_s}}
+
+
+def fault_onsets(rows: np.ndarray) -> List[Dict[str, object]]:
+    """Where each fault began in the log's ``faults`` word: ``{"t_s", "names"}``, one per row where
+    a bit went from clear to set (a latched fault is reported once, not on every row)."""
+    t = rows[:, _COL["t"]]
+    word = np.nan_to_num(rows[:, _COL["faults"]]).astype(np.int64)
+    before = np.concatenate(([0], word[:-1]))
+    new = word & ~before
+    return [{"t_s": float(t[i]), "names": fault_names(int(new[i]))} for i in np.flatnonzero(new)]
+
+
+def _work_targets(rows: np.ndarray, strides: List[StrideSymmetry], events: "SessionEvents",
+                  given: Optional[float]) -> List[float]:
+    """Each stride's push-off work target [J/kg]: ``given``, or the controller's (the reference
+    at 1.25 m/s plus the slope per m/s, the parameters in force at the stride's heel strike,
+    the speed estimate of the log's ``speed_m_s``; 1.25 m/s where it has none)."""
+    if given is not None:
+        return [float(given)] * len(strides)
+    t, speed = rows[:, _COL["t"]], rows[:, _COL["speed_m_s"]]
+    targets = []
+    for s in strides:
+        p = events.params_at(s.t_heel_strike_s)
+        inside = (t >= s.t_heel_strike_s) & (t < s.t_heel_strike_s + s.stride_s) & np.isfinite(speed)
+        v = float(np.mean(speed[inside])) if inside.any() else REF_SPEED_M_S
+        targets.append(p["pushoff.work_J_kg"] + p["pushoff.work_slope_J_s_kg_m"] * (v - REF_SPEED_M_S))
+    return targets
+
+
+class SessionEvents:
+    """The audit log's records placed on a session log's time axis, and the parameter values in
+    force over it (for the targets).
+
+    ``changes``: ``{"t_s", "time_utc", "role", "action", "parameter", "old", "new", "made", "label"}``
+    for each record made while the log ran (``made`` False for a change the controller refused);
+    ``note``: why there are none, if the audit log could not be placed; ``params_source``: where
+    the parameter values in force came from.
+    """
+
+    def __init__(self, changes: Sequence[Dict[str, object]] = (), base: Optional[ParamSet] = None,
+                 path: Optional[str] = None, note: str = "", params_source: str = "the parameter defaults"):
+        self.changes = list(changes)
+        self.base = base if base is not None else ParamSet()
+        self.path, self.note, self.params_source = path, note, params_source
+
+    def params_at(self, t_s: float) -> ParamSet:
+        """The parameter set in force at log time ``t_s``: the base set and every change made by then."""
+        params = self.base
+        for c in self.changes:
+            if c["made"] and c["t_s"] <= t_s and c["parameter"] in _NAMES:
+                # one by one: a value the registry refuses (edited by hand) leaves the others standing
+                with contextlib.suppress(ValueError, ParamError):
+                    params = params.with_values({c["parameter"]: float(c["new"])})
+        return params
+
+
+#: The registry's parameter names (``name in ParamSet()`` raises for an unknown name).
+_NAMES = frozenset(ParamSet())
+#: Console and adaptation records that are no change of the ankle's (not marked on the plot).
+_NOT_CHANGES = ("log start", "log stop", "login", "logout", "save", "profile save")
+_OUTCOMES = (" refused", " pending")
+
+
+def _utc(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+DEFAULTS = "the parameter defaults"
+
+
+def saved_params(folder: Path) -> Tuple[ParamSet, str]:
+    """The parameter set saved in ``folder`` (its ``ankle.params``, as the console saves it) and
+    where it came from; the defaults if there is none or it cannot be read."""
+    from controller.params import store as paramstore
+    saved = Path(folder) / "ankle.params"
+    if saved.is_file():
+        with contextlib.suppress(OSError, ValueError):
+            loaded = paramstore.load(saved)
+            if loaded.source != "defaults":
+                return loaded.params, str(saved)
+    return ParamSet(), DEFAULTS
+
+
+def default_audit_path(log_path: Path) -> Optional[Path]:
+    """The audit log of a session log: ``audit.log`` beside it, or in the folder above (the
+    console's state directory keeps ``audit.log`` and ``logs/``); None if neither exists."""
+    log_path = Path(log_path).absolute()
+    for folder in (log_path.parent, log_path.parent.parent):
+        if (folder / "audit.log").is_file():
+            return folder / "audit.log"
+    return None
+
+
+def audit_events(audit_path: Path, log_path: Path, duration_s: float, t_start_s: float = 0.0) -> SessionEvents:
+    """The records of ``audit_path`` made while ``log_path`` ran, on the log's time axis.
+
+    The audit log's times are UTC; the session log's ``t`` is the controller's.  The console
+    records ``log start`` (with the log's path) just before it creates the file, so that record is
+    the log's first row (``t_start_s``); a log with no such record (an ``ankle sim --log``) cannot
+    be placed and gives no changes, with a note saying why.  AuditError for a file that is not an
+    audit log."""
+    from controller.console import audit
+    problems: List[str] = []
+    records = audit.read(audit_path, problems=problems)
+    base, source = saved_params(Path(audit_path).parent)
+    name = Path(log_path).name
+    starts = [r for r in records if r["action"] == "log start" and Path(r["detail"]).name == name]
+    if not starts:
+        return SessionEvents(base=base, path=str(audit_path), params_source=source,
+                             note=f"{audit_path} has no 'log start' of {name}: its changes cannot be placed "
+                                  f"on this log's time")
+    source += " and the audit log's changes"
+    anchor = _utc(starts[-1]["time_utc"])
+    end = anchor + duration_s
+    for r in records:
+        if r["action"] == "log stop" and Path(r["detail"]).name == name and _utc(r["time_utc"]) >= anchor:
+            end = _utc(r["time_utc"])
+            break
+    # the refusals, by what they refused: a change is refused by one recorded at or after it
+    refusals: Dict[Tuple[str, str, str, str], List[float]] = {}
+    for o in records:
+        if o["action"].endswith(" refused"):
+            key = (o["action"][:-len(" refused")], o["parameter"], o["old"], o["new"])
+            refusals.setdefault(key, []).append(_utc(o["time_utc"]))
+    changes: List[Dict[str, object]] = []
+    for r in records:
+        when = _utc(r["time_utc"])
+        action = r["action"]
+        if action in _NOT_CHANGES or action.endswith(_OUTCOMES):
+            continue
+        refused = any(t >= when for t in refusals.get((action, r["parameter"], r["old"], r["new"]), ()))
+        if when < anchor:
+            if not refused and r["parameter"] in _NAMES:       # in force when the log started
+                try:
+                    base = base.with_values({r["parameter"]: float(r["new"])})
+                except (ValueError, ParamError):
+                    pass
+            continue
+        if when > end:
+            continue
+        what = (f"{r['parameter']} {r['old']} -> {r['new']}" if r["parameter"]
+                else f"{action} {r['detail'] or r['new']}".strip())
+        changes.append({"t_s": t_start_s + when - anchor, "time_utc": r["time_utc"], "role": r["role"],
+                        "action": action, "parameter": r["parameter"], "old": r["old"], "new": r["new"],
+                        "made": not refused,
+                        "label": f"{what} ({r['role']}{', refused' if refused else ''})"})
+    return SessionEvents(changes, base, str(audit_path), "; ".join(problems), source)
 
 
 def summary_text(result: Dict[str, object], source: str) -> str:
@@ -104,16 +296,23 @@ def summary_text(result: Dict[str, object], source: str) -> str:
              f"{result['mass_kg']:g} kg"]
     if not n:
         lines.append("no whole walking stride: nothing to report on symmetry")
-        return "\n".join(lines)
+        return "\n".join(lines + _event_lines(result))
+    windows = result["windows"]
+    first, last = windows["first"], windows["last"]
+    targets = [x for x in result["work_target_J_kg"] if math.isfinite(x)]
     lines += [
         f"stance-time SI   {ms(result['si_stance_pct'], '+.1f', '%')}  (- = prosthetic stance shorter)",
-        f"  first minute   {ms(result['si_stance_first_minute'], '+.1f', '%')}; last minute "
-        f"{ms(result['si_stance_last_minute'], '+.1f', '%')}; trend "
+        f"  {first['label']:<14} {ms(result['si_stance_first'], '+.1f', '%')}; {last['label']} "
+        f"{ms(result['si_stance_last'], '+.1f', '%')}; trend "
         + (f"{result['si_stance_trend_pct_per_min']:+.2f} % per minute"
            if math.isfinite(result["si_stance_trend_pct_per_min"]) else "-- (under 30 s of walking)"),
+    ] + (["                 (under two minutes of walking: its halves, not its first and last minute)"]
+         if windows["halves"] else []) + [
         f"step-time SI     {ms(result['si_step_pct'], '+.1f', '%')}",
         f"stride           {ms(result['stride_s'], '.3f', 's')}; prosthetic stance {ms(result['stance_pct'], '.1f', '%')}",
-        f"push-off work    {ms(result['pushoff_work_J_kg'], '+.3f', 'J/kg')} per stride",
+        f"push-off work    {ms(result['pushoff_work_J_kg'], '+.3f', 'J/kg')} per stride; target "
+        + (f"{min(targets):+.3f}" + (f" .. {max(targets):+.3f}" if max(targets) - min(targets) >= 5e-4 else "")
+           + f" J/kg ({result['work_target_source']})" if targets else "--"),
         f"peak power       {ms(result['peak_power_W_kg'], '.2f', 'W/kg')}; peak torque "
         f"{ms(result['peak_torque_Nm'], '.0f', 'N*m')}",
         f"sound side from  the {' and '.join(result['sound_sources'])}"
@@ -121,7 +320,30 @@ def summary_text(result: Dict[str, object], source: str) -> str:
            else ""),
         f"strides with a fault: {result['strides_with_faults']}",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _event_lines(result))
+
+
+def _event_lines(result: Dict[str, object]) -> List[str]:
+    """The changes and faults, with their times on the log's axis (its ``t``, as the figure)."""
+    t0 = 0.0
+    audit = result["audit"]
+    lines = []
+    if audit["path"] is None:
+        lines.append("changes          -- (no audit log: --audit FILE)")
+    elif not result["changes"]:
+        lines.append(f"changes          none recorded during the session ({audit['path']})"
+                     if not audit["note"] else f"changes          -- ({audit['note']})")
+    else:
+        lines.append(f"changes          {len(result['changes'])} ({audit['path']})")
+        lines += [f"  {c['t_s'] - t0:8.1f} s  {c['time_utc']}  {c['label']}" for c in result["changes"]]
+        if audit["note"]:
+            lines.append(f"  note: {audit['note']}")
+    if not result["faults"]:
+        lines.append("faults           none")
+    else:
+        lines.append(f"faults           {len(result['faults'])} onset(s)")
+        lines += [f"  {f['t_s'] - t0:8.1f} s  {', '.join(f['names'])}" for f in result["faults"]]
+    return lines
 
 
 def _phase_curves(rows: np.ndarray, strides: List[StrideSymmetry], mass_kg: float):
@@ -137,26 +359,83 @@ def _phase_curves(rows: np.ndarray, strides: List[StrideSymmetry], mass_kg: floa
     return phases, np.array(torques), np.array(powers)
 
 
-def plot(rows: np.ndarray, result: Dict[str, object], path: Path, title: str = "", fmt: Optional[str] = None) -> None:
-    """The four-panel report figure as a PNG."""
+#: Legend entries of markers shown at most per panel (the text summary lists every one).
+MAX_MARKER_LABELS = 10
+
+
+def _legend_below(ax, ncol: int = 2) -> None:
+    """The panel's legend below its axes, so it hides no data."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, fontsize="small", frameon=False)
+
+
+def _mark_events(ax, result: Dict[str, object]) -> None:
+    """Vertical lines where each change (dash-dot, blue; refused: dotted, grey) and each fault
+    (solid, red) happened,
+    tagged C1.. / F1.. above the axes and named in full in the legend."""
+    from matplotlib.transforms import blended_transform_factory
+    above = blended_transform_factory(ax.transData, ax.transAxes)
+    # a change the controller refused changed nothing: grey and dotted, beside the blue ones made
+    marks = [(f"C{i + 1}", c["t_s"], c["label"],
+              dict(color="C0", ls="-.", lw=1.0) if c["made"] else dict(color="0.5", ls=":", lw=1.0))
+             for i, c in enumerate(result["changes"])]
+    marks += [(f"F{i + 1}", f["t_s"], "fault: " + ", ".join(f["names"]), dict(color="C3", ls="-", lw=1.2))
+              for i, f in enumerate(result["faults"])]
+    for k, (tag, t, label, style) in enumerate(marks):
+        shown = k < MAX_MARKER_LABELS
+        ax.axvline(t, alpha=0.8, label=f"{tag} {t:.1f} s: {label}" if shown else "_" + label, **style)
+        ax.text(t, 1.0, tag, transform=above, fontsize="x-small", ha="center", va="bottom", color=style["color"],
+                clip_on=False)
+    if len(marks) > MAX_MARKER_LABELS:
+        ax.plot([], [], " ", label=f"... {len(marks) - MAX_MARKER_LABELS} more in the text summary")
+
+
+def figure(rows: np.ndarray, result: Dict[str, object], title: str = ""):
+    """The four-panel report as a matplotlib Figure (not drawn, not saved): stance-time and
+    step-time SI per stride with the target (0 %) and the two compared windows, push-off work per
+    stride from 0 J/kg with its target, both with the changes and faults marked; the ankle torque
+    and power over the stride beside the able-bodied reference.  RuntimeError without matplotlib."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:
         raise RuntimeError("--out needs matplotlib: pip install 'ankle-controller[plot]'") from None
     from sim import reference
     strides: List[StrideSymmetry] = result["_strides"]
     mass = float(result["mass_kg"])
-    fig, ax = plt.subplots(2, 2, figsize=(12, 8))
+    fig = Figure(figsize=(13, 10), layout="constrained")
+    ax = fig.subplots(2, 2)
     t = [s.t_heel_strike_s for s in strides]
-    ax[0, 0].plot(t, [s.si_stance_pct for s in strides], ".-", label="stance time")
-    ax[0, 0].plot(t, [s.si_step_pct for s in strides], ".", alpha=0.5, label="step time")
-    ax[0, 0].axhline(0.0, color="k", lw=0.8)
-    ax[0, 0].set(xlabel="time [s]", ylabel="symmetry index [%]", title="symmetry per stride (- = prosthetic shorter)")
-    ax[0, 0].legend()
-    ax[0, 1].plot(t, [s.pushoff_work_J_kg for s in strides], ".-")
-    ax[0, 1].set(xlabel="time [s]", ylabel="net stance work [J/kg]", title="push-off work per stride")
+    si_ax, work_ax = ax[0, 0], ax[0, 1]
+    si_ax.plot(t, [s.si_stance_pct for s in strides], ".-", color="C1", label="stance time")
+    si_ax.plot(t, [s.si_step_pct for s in strides], ".", color="C2", alpha=0.5, label="step time")
+    si_ax.axhline(0.0, color="k", lw=1.0, ls="--", label="target 0 % (symmetric)")
+    if strides:
+        for key, shade in (("first", "0.85"), ("last", "0.7")):
+            w = result["windows"][key]
+            si_ax.axvspan(w["t0_s"], w["t1_s"], color=shade, alpha=0.35, lw=0,
+                          label=f"{w['label']}: {result['si_stance_' + key]['mean']:+.1f} % mean stance SI")
+    si_ax.set(xlabel="time in the log [s]", ylabel="symmetry index [%]")
+    # room above the axes for the markers' tags
+    si_ax.set_title("symmetry per stride (- = prosthetic shorter)", pad=14)
+    work = [s.pushoff_work_J_kg for s in strides]
+    work_ax.plot(t, work, ".-", color="C1", label="push-off work (net over stance)")
+    targets = result["work_target_J_kg"]
+    if strides:
+        # each stride's target held over the stride, the last one to its end
+        work_ax.step(t + [t[-1] + strides[-1].stride_s], list(targets) + [targets[-1]], where="post", color="k",
+                     lw=1.0, ls="--", label=f"work target ({result['work_target_source']})")
+    for a in (si_ax, work_ax):
+        _mark_events(a, result)
+    finite = [x for x in list(work) + list(targets) if math.isfinite(x)]
+    top = max(finite) if finite else 0.3
+    # the work axis starts at zero (negative work, if any, stays in view)
+    work_ax.set_ylim(min(0.0, min(finite)) if finite else 0.0, max(top * 1.15, 0.05))
+    work_ax.set(xlabel="time in the log [s]", ylabel="net stance work [J/kg]")
+    work_ax.set_title("push-off work per stride", pad=14)
+    _legend_below(si_ax)
+    _legend_below(work_ax, ncol=1)
+    if strides:                          # the whole log on both time axes
+        for a in (si_ax, work_ax):
+            a.set_xlim(result["t_start_s"], result["t_end_s"])
     ref = reference.load_reference()
     if strides:
         phases, torques, powers = _phase_curves(rows, strides, mass)
@@ -167,20 +446,37 @@ def plot(rows: np.ndarray, result: Dict[str, object], path: Path, title: str = "
             a.plot(100 * phases, mean)
             a.plot(100 * np.asarray(ref.phase), ref_curve, "k--", label="able-bodied reference (Winter 2009)")
             a.set(xlabel="stride [% from prosthetic heel strike]", ylabel=label)
-            a.legend()
+            _legend_below(a)
         ax[1, 0].set_title("ankle torque (+ plantar-flexor)")
         ax[1, 1].set_title("ankle power (+ generated)")
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, format=fmt)
-    plt.close(fig)
+    return fig
 
 
-def report(path: Path, mass_kg: float, out: Optional[Path] = None, fmt: Optional[str] = None) -> Dict[str, object]:
+def plot(rows: np.ndarray, result: Dict[str, object], path: Path, title: str = "", fmt: Optional[str] = None) -> None:
+    """The report figure (:func:`figure`) written to ``path`` in ``fmt`` (None: from the suffix)."""
+    figure(rows, result, title).savefig(path, dpi=100, format=fmt)
+
+
+def report(path: Path, mass_kg: float, out: Optional[Path] = None, fmt: Optional[str] = None,
+           audit: Optional[Path] = None, work_target_J_kg: Optional[float] = None) -> Dict[str, object]:
     """Load, analyse and (with ``out``) plot in ``fmt`` (None: from the suffix); returns the
-    figures (JSON-ready but for ``_strides``)."""
+    figures (JSON-ready but for ``_strides``).  ``audit``: the audit log whose changes to mark
+    (None: :func:`default_audit_path`); ``work_target_J_kg``: the work target to show (None: from
+    the parameters in force).  CsvError / AuditError name a file that cannot be used."""
     rows = load_log(path)
-    result = analyse(rows, mass_kg)
+    if audit is None:
+        audit = default_audit_path(path)
+    if audit is None:                    # no changes known: the saved set beside it, or the defaults
+        folder = Path(path).absolute().parent
+        base, source = saved_params(folder)
+        if source == DEFAULTS and folder.name == "logs":
+            base, source = saved_params(folder.parent)
+        events = SessionEvents(base=base, params_source=source)
+    else:
+        events = audit_events(audit, path, float(rows[-1, _COL["t"]] - rows[0, _COL["t"]]),
+                              float(rows[0, _COL["t"]]))
+    result = analyse(rows, mass_kg, events, work_target_J_kg)
     if out is not None:
         plot(rows, result, out, title=f"{Path(path).name}: {result['strides']} strides", fmt=fmt)
         result["plot"] = str(out)
