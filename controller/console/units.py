@@ -13,6 +13,19 @@ fractions in %.  This module holds the conversions and the one parser and format
 
 A number without a unit is in the clinical unit shown.  The SI unit itself is always accepted too.
 
+The choices (each registry entry states its own; ``docs/parameters.md`` lists them):
+
+* angles in degrees (``rad`` -> ``deg``), and angular speeds (the gyro's) in ``deg/s``;
+  stiffness and damping stay per radian (``N·m/rad``): the impedance literature and the drive's
+  gains use them, and per degree they would be 57 times smaller numbers;
+* short times in ms: debounce, timeouts, rise and blend times, the stillness before standing
+  (``s`` -> ``ms``); stride times and the sensor recovery stay in s;
+* fractions in %: rates, shares, confidence, efficiency (``1`` -> ``%``); fractions of body
+  weight in ``% BW``; shares of stance or stride in ``% stance`` / ``% stride``;
+* a plain number (an exponent, a ratio, a sign, a 0/1 switch) shows no unit at all (never ``1``),
+  a count of strides ``strides``;
+* the rest as SI, spelled for reading: ``N·m``, ``N·m/kg``, ``m/s²``, ``°C``, ``kg``, ``V``.
+
 Exactness.  Conversions by a power of ten (ms, %) are done in decimal, so ``150 ms`` stores exactly
 what ``0.15 s`` does.  Degrees cannot be exact (pi), so a shown value stands for the value it was
 shown for: a number typed with no more decimals than :func:`decimals` that is how a point of the

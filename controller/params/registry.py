@@ -505,16 +505,25 @@ def markdown_reference() -> str:
         "Live = may be changed while the wearer walks (takes effect at a stride boundary); no = only "
         "while the wearer stands still; at start = only when the controller starts (refused while "
         "it runs).",
+        "Values (default, min, max, step) are SI, as in the parameter file and the audit log; the "
+        "console shows and takes each in its console unit (angles in degrees, short times in ms, "
+        "fractions in %; `controller/console/units.py`), and takes the SI unit too.",
         "",
     ]
     for group in groups():
         lines += [f"## {group}", "",
-                  "| name | unit | default | min | max | step | live | description |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| name | label | unit | console unit | default | min | max | step | live | description |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for p in REGISTRY:
             if p.group == group:
-                lines.append(f"| `{p.name}` | {p.unit} | {p.default:g} | {p.min:g} | {p.max:g} | "
-                             f"{p.step:g} | {'at start' if p.startup else 'yes' if p.live else 'no'} | "
-                             f"{p.description} |")
+                lines.append(f"| `{p.name}` | {p.label} | {p.unit} | {_console_unit(p)} | {p.default:g} | "
+                             f"{p.min:g} | {p.max:g} | {p.step:g} | "
+                             f"{'at start' if p.startup else 'yes' if p.live else 'no'} | {p.description} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _console_unit(p: Param) -> str:
+    """The reference's "console unit" cell: the clinical unit, or "(none)" for a plain number."""
+    unit = p.clinical if p.clinical is not None else p.unit
+    return unit if unit not in ("", "1") else "(none)"
