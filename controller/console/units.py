@@ -189,14 +189,21 @@ def _si(p: Param, number: str) -> float:
 
 def _from_clinical(p: Param, number: str) -> float:
     """The SI value of ``number`` in the clinical unit: the grid point shown as ``number`` if it is
-    one (typed with no more decimals than shown), else the exact conversion."""
+    one (typed with no more decimals than shown), ``min`` or ``max`` if it is how that end shows to
+    as many decimals as typed, else the exact conversion."""
     value = _si(p, number)
     typed = Decimal(number)
     d = decimals(p)
-    if math.isfinite(value) and -typed.as_tuple().exponent <= d:
+    places = max(0, -typed.as_tuple().exponent)
+    if math.isfinite(value) and places <= d:
         for g in _grid_near(p, value):
             if Decimal(_fixed(_clinical_decimal(p, g), d)) == typed:
                 return g
+    if math.isfinite(value) and not p.min <= value <= p.max:
+        # just past an end by the rounding of a longer text: the end shown to those decimals is the end
+        for end in (p.min, p.max):
+            if Decimal(_fixed(_clinical_decimal(p, end), places)) == typed:
+                return float(end)
     return value
 
 
