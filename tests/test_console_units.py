@@ -358,3 +358,15 @@ def test_unknown_words_get_the_nearest_command_parameter_or_group(offline):
     assert "no group 'pushof'; did you mean 'pushoff'?" in offline.handle("params pushof")
     assert "no command 'symetry'; did you mean 'symmetry'?" in offline.handle("help symetry")
     assert offline.handle("get Pushoff.Torque_Nm_kg").startswith("pushoff.torque_Nm_kg (push-off strength) = 0.54 N·m/kg")
+
+
+def test_a_unit_glued_to_the_number_then_more_words_is_named_as_the_unit():
+    with pytest.raises(ParamError, match=r"is in deg \(or rad\), got unit 'deg extra'"):
+        units.parse(by_name("swing.target_rad"), "3deg extra")
+    assert units.parse(by_name("pushoff.peak_stance"), "90% of stance") == 0.9
+
+
+def test_calibrate_alone_shows_the_zeros_in_clinical_units(offline):
+    out = offline.handle("calibrate").split("\r\n")
+    assert out[0] == "calibration.ankle_zero_rad (ankle encoder zero) = 0 deg"
+    assert out[2] == "calibration.gyro_bias_rad_s (gyro bias) = 0 deg/s"

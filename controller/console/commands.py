@@ -608,7 +608,9 @@ class Console:
     def _calibrate(self, args: List[str]) -> str:
         usage = f"usage: calibrate [{'|'.join(calibration.KINDS)}]"
         if not args:
-            return calibration.describe(self.backend.params()) + "\n" + usage
+            params = self.backend.params()       # the zeros in force, in the units the console shows
+            return "\n".join([f"{p.name} ({p.label}) = {_fmt(p, params[p.name])}" for p in REGISTRY
+                              if p.group == "calibration"] + [usage])
         bad = self._need(args, 1, 1, usage[7:]) or self._may_change()
         if bad:
             return bad

@@ -265,7 +265,8 @@ def parse(p: Param, words: Union[str, Sequence[str]]) -> Union[float, int]:
     m = _NUMBER.match(text)
     rest = text[m.end():] if m else text
     known = spellings(p)
-    if m is None or (rest and not rest[0].isspace() and _canon(rest) not in known):
+    glued = rest.split()[0] if rest and not rest[0].isspace() else ""     # 72kg, 3deg, 90%
+    if m is None or (glued and _canon(glued) not in known and _canon(rest) not in known):
         # not a plain decimal number (1_0, 0x10, other scripts' digits, 1.5.5, ...)
         raise ParamError(f"{p.name} needs a number in {format_range(p)}, got {first!r}")
     number, unit = m.group(), rest.strip()
