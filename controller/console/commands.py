@@ -3,7 +3,9 @@
 :class:`Console` interprets a line and answers in plain words with units; it
 never raises on input and changes nothing unless the whole command is valid.
 Everything about parameters comes from the registry (:mod:`controller.params.registry`):
-names, units, ranges, steps, groups, which may change while walking.  Edits
+names, labels, units, ranges, steps, groups, which may change while walking.  Values are shown
+and typed in clinical units (degrees, ms, %: :mod:`controller.console.units`) and kept in SI;
+names are case-insensitive, and an unknown word gets its nearest command, parameter or group.  Edits
 need the prosthetist's PIN (:mod:`controller.console.access`), go to the running
 controller through its :class:`Backend` (they take effect at the next stride
 boundary and ramp in over 3 strides, see :mod:`controller.runtime.process`), and are
@@ -154,8 +156,9 @@ class Console:
             "params": (self._params, "params [GROUP]", "every parameter (of one group) with unit and range; "
                        f"groups: {', '.join(groups())}"),
             "get": (self._get, "get NAME", "one parameter: value, unit, default, saved value, range, meaning"),
-            "set": (self._set, "set NAME VALUE", "change a parameter (PIN needed); it takes effect at the next "
-                    "heel strike and ramps in over 3 strides"),
+            "set": (self._set, "set NAME VALUE [UNIT]", "change a parameter (PIN needed); VALUE in the unit "
+                    "`get` shows (deg, ms, %, N·m, kg), or with a unit: 3 deg, 150ms, 0.05 rad; it takes "
+                    "effect at the next heel strike and ramps in over 3 strides"),
             "default": (self._default, "default NAME|all", "back to the factory value (PIN needed)"),
             "diff": (self._diff, "diff", "what differs from the saved file and from the factory values"),
             "undo": (self._undo_cmd, "undo", "take back the last change (PIN needed)"),
