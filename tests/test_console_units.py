@@ -370,3 +370,9 @@ def test_calibrate_alone_shows_the_zeros_in_clinical_units(offline):
     out = offline.handle("calibrate").split("\r\n")
     assert out[0] == "calibration.ankle_zero_rad (ankle encoder zero) = 0 deg"
     assert out[2] == "calibration.gyro_bias_rad_s (gyro bias) = 0 deg/s"
+
+
+def test_the_words_of_mode_profile_and_log_are_case_insensitive(offline):
+    assert offline.handle("mode WALK").startswith("no controller is running")      # not the usage line
+    assert offline.handle("profile LIST").startswith("profiles: ")
+    assert offline.handle("Default ALL").startswith("nothing changes")

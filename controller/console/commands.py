@@ -451,6 +451,7 @@ class Console:
 
     def _profile(self, args: List[str]) -> str:
         usage = "profile save NAME | profile load NAME | profile list"
+        args = [args[0].lower()] + args[1:] if args else args     # the action, case ignored
         if not args or args[0] not in ("save", "load", "list"):
             return f"usage: {usage}"
         if args[0] == "list":
@@ -592,6 +593,7 @@ class Console:
         return reason or f"cleared: {faults or 'there were none'}"
 
     def _mode(self, args: List[str]) -> str:
+        args = [a.lower() for a in args]            # the mode's name, case ignored
         if len(args) != 1 or args[0] not in _CHOSEN_MODES:
             return f"usage: mode {'|'.join(_CHOSEN_MODES)}"
         bad = self._may_change()
@@ -643,6 +645,7 @@ class Console:
             if log is None:
                 return f"not logging; 'log start' writes one in {self.logs.directory}" + note
             return f"logging to {log.path}: {log.rows_written} rows" + note
+        args = [args[0].lower()]                    # the action, case ignored
         if args[0] not in ("start", "stop"):
             return "usage: log [start|stop]"
         bad = self._may_change()
