@@ -10,6 +10,8 @@ import pytest
 
 from controller.params import store as paramstore
 from controller.console.audit import read as read_audit
+from controller.console import units
+from controller.console.commands import SYMMETRY_HEADER
 from controller.params.registry import REGISTRY
 from conftest import CONSOLE_PROMPT, sim_console
 
@@ -52,7 +54,7 @@ def test_read_only_until_the_pin_then_changes_are_audited(console):
     assert "wrong PIN" in term.cmd("login 9999")
     assert term.cmd(f"login {PIN}").startswith("prosthetist")
     out = term.cmd("set pushoff.torque_Nm_kg 0.6")
-    assert "pushoff.torque_Nm_kg = 0.6 N*m/kg (was 0.54)" in out
+    assert "pushoff.torque_Nm_kg = 0.6 N·m/kg (was 0.54 N·m/kg)" in out
     records = [r for r in read_audit(state / "audit.log") if r["action"] == "set"]
     assert records[-1]["parameter"] == "pushoff.torque_Nm_kg"
     assert (records[-1]["old"], records[-1]["new"], records[-1]["role"]) == ("0.54", "0.6", "prosthetist")
@@ -60,17 +62,21 @@ def test_read_only_until_the_pin_then_changes_are_audited(console):
 
 
 @pytest.mark.parametrize("line, expected", [
-    ("set pushoff.torque_Nm_kg 9", "is out of range [0, 1.5] N*m/kg"),
-    ("set pushoff.torque_Nm_kg abc", "needs a number in [0, 1.5] N*m/kg"),
+    ("set pushoff.torque_Nm_kg 9", "is out of range [0, 1.5] N·m/kg"),
+    ("set pushoff.torque_Nm_kg abc", "needs a number in [0, 1.5] N·m/kg"),
     ("set pushoff.torque_Nm_kg nan", "needs a finite number"),
-    ("set pushoff.torque_Nm_kg 0_6", "needs a number in [0, 1.5] N*m/kg"),
-    ("set pushoff.torque_Nm_kg ０.６", "needs a number in [0, 1.5] N*m/kg"),
-    ("set pushoff.torque_Nm_kg 0x1", "needs a number in [0, 1.5] N*m/kg"),
-    ("set pushoff.torque_Nm_kg 0.6 rad", "is in N*m/kg"),
+    ("set pushoff.torque_Nm_kg 0_6", "needs a number in [0, 1.5] N·m/kg"),
+    ("set pushoff.torque_Nm_kg ０.６", "needs a number in [0, 1.5] N·m/kg"),
+    ("set pushoff.torque_Nm_kg 0x1", "needs a number in [0, 1.5] N·m/kg"),
+    ("set pushoff.torque_Nm_kg 0.6 rad", "is in N·m/kg, got unit 'rad'"),
+    ("set pushoff.torque_Nm_kg 0,6", "use a decimal point: 0.6"),
+    ("set swing.target_rad 1 rad", "swing.target_rad = 1 rad is out of range [-5.7, 11.5] deg"),
     ("set no.such_thing 1", "unknown parameter 'no.such_thing'"),
     ("set pushoff.torque_Nm_kg", "usage: set NAME VALUE"),
-    ("frobnicate", "unknown command 'frobnicate'"),
+    ("frobnicate", "unknown command 'frobnicate'; did you mean "),
+    ("stauts", "did you mean 'status'?"),
     ("params nogroup", "no group 'nogroup'"),
+    ("params pushof", "did you mean 'pushoff'?"),
     ("profile load ../../etc/passwd", "usage: profile"),
 ])
 def test_bad_input_gets_one_clear_line_and_changes_nothing(console, line, expected):
@@ -112,14 +118,15 @@ def test_symmetry_lists_the_last_strides_and_status_gives_the_index(console):
     while "no whole walking stride" in term.cmd("symmetry"):
         assert time.monotonic() < deadline, "no stride was analysed"
         time.sleep(0.5)
-    while len(term.cmd("symmetry 3").splitlines()) < 6:
+    while len(term.cmd("symmetry 3").splitlines()) < 8:
         assert time.monotonic() < deadline, term.cmd("symmetry 3")
         time.sleep(0.5)
     lines = term.cmd("symmetry 3").splitlines()
-    assert "SI stance %" in lines[0] and len(lines) == 6, lines
-    assert all("load profile (" in line for line in lines[1:4])           # no sound-side node here
-    assert lines[4].startswith("stance-time SI over the last ") and "% per minute" in lines[4]
-    assert lines[5].startswith("adaptation: off (target +0.0 %, push-off ")
+    # three header lines (names, then units; the reply's leading spaces are stripped), 3 strides
+    assert [line.strip() for line in lines[:3]] == [h.strip() for h in SYMMETRY_HEADER] and len(lines) == 8, lines
+    assert all("load profile (" in line and len(line) <= 80 for line in lines[3:6])   # no sound-side node here
+    assert lines[6].startswith("stance-time SI over the last ") and "% per minute" in lines[6]
+    assert lines[7].startswith("adaptation: off (target +0.0 %, push-off ")
     assert re.search(r"^symmetry: stance-time SI [+-]\d+\.\d % \(mean of the last \d+ strides",
                      term.cmd("status"), re.M)
     assert term.cmd("symmetry 0").startswith("usage: symmetry [N]")
@@ -163,20 +170,20 @@ def test_undo_takes_back_the_last_change_only(console):
     term.cmd(f"login {PIN}")
     term.cmd("set swing.stiffness_Nm_rad 25")
     term.cmd("set swing.stiffness_Nm_rad 30")
-    assert "(was 30)" in term.cmd("undo")
-    assert term.cmd("get swing.stiffness_Nm_rad").startswith("swing.stiffness_Nm_rad = 25 ")
-    assert "(was 25)" in term.cmd("undo")
+    assert "(was 30 N·m/rad)" in term.cmd("undo")
+    assert term.cmd("get swing.stiffness_Nm_rad").startswith("swing.stiffness_Nm_rad (swing hold stiffness) = 25 N·m/rad ")
+    assert "(was 25 N·m/rad)" in term.cmd("undo")
 
 
 def test_save_writes_both_checksummed_copies_and_diff_shows_it(console):
     term, state = console
     term.cmd(f"login {PIN}")
-    term.cmd("set swing.target_rad 0.06")
+    term.cmd("set swing.target_rad 0.06 rad")
     assert "saved to" in term.cmd("save")
     loaded = paramstore.load(state / "ankle.params")
     assert loaded.source == "primary" and not loaded.problems
     assert loaded.params["swing.target_rad"] == 0.06
-    assert re.search(r"swing\.target_rad\s+0\.06\s+0\.06\s+0\.05", term.cmd("diff"))
+    assert re.search(r"swing\.target_rad\s+3\.4 deg\s+3\.4 deg\s+2\.9 deg", term.cmd("diff"))      # 0.06, 0.05 rad
 
 
 def test_profiles_save_list_load(console):
@@ -192,13 +199,13 @@ def test_profiles_save_list_load(console):
 @pytest.mark.parametrize("end", [b"\r", b"\n", b"\r\n"])
 def test_cr_lf_and_crlf_all_end_a_line(console, end):
     term, _ = console
-    assert term.cmd("get swing.target_rad", end=end).startswith("swing.target_rad = ")
+    assert term.cmd("get swing.target_rad", end=end).startswith("swing.target_rad (toe clearance angle in swing) = ")
 
 
 def test_backspace_edits_the_line(console):
     term, _ = console
     out = term.send(b"get swing.taXY\x7f\x08rget_rad\r")      # two typos erased, DEL and BS
-    assert "swing.target_rad = " in out
+    assert "swing.target_rad (toe clearance angle in swing) = " in out
 
 
 def test_ctrl_c_drops_the_line_once_and_typed_ahead_lines_are_answered_in_order(console):
@@ -207,9 +214,9 @@ def test_ctrl_c_drops_the_line_once_and_typed_ahead_lines_are_answered_in_order(
     assert out.count("^C") == 1 and out.endswith(("^C\r\nankle> ", "^C\r\nankle# ")), out
     term.port.write(b"get swing.target_rad\rget wearer.mass_kg\r")       # pasted: both in one read
     out = term.read_until(lambda b: b.count(b"\r\nankle") >= 2 and CONSOLE_PROMPT.search(b) is not None
-                          and b.rstrip().endswith((b"ankle>", b"ankle#")) and b"wearer.mass_kg = " in b)
-    first, second = out.index(b"swing.target_rad = "), out.index(b"get wearer.mass_kg\r\n")
-    assert first < second < out.index(b"wearer.mass_kg = "), out      # echo 2 after reply 1
+                          and b.rstrip().endswith((b"ankle>", b"ankle#")) and b"wearer.mass_kg (body mass) = " in b)
+    first, second = out.index(b"swing.target_rad (toe clearance angle in swing) = "), out.index(b"get wearer.mass_kg\r\n")
+    assert first < second < out.index(b"wearer.mass_kg (body mass) = "), out      # echo 2 after reply 1
 
 
 def test_non_utf8_and_overlong_lines_are_refused(console):
@@ -257,10 +264,10 @@ def test_a_random_byte_stream_breaks_nothing(console):
     term.port.write(b"\x03\r")                 # end whatever line the noise left open
     term.read_until_prompt()
     out = term.cmd("params")                   # still answering, and every value inside its range
-    values = dict(re.findall(r"^(\S+)\s+= (\S+)", out, re.M))
+    values = dict(re.findall(r"^(\S+)  .*?  = (.+?)\s{2,}\[", out, re.M))     # name, label, value and unit
     assert len(values) == len(REGISTRY)
-    for p in REGISTRY:
-        assert p.min <= float(values[p.name]) <= p.max, p.name
+    for p in REGISTRY:                          # shown in the clinical unit: read back to SI
+        assert p.min <= units.parse(p, values[p.name]) <= p.max, (p.name, values[p.name])
 
 
 # realtime: `clear` is tried through the next swing, so it needs the wearer walking on the wall clock

@@ -156,7 +156,7 @@ def test_the_simulators_console_keeps_the_installed_pin_and_the_saved_mass(tmp_p
         assert "(PIN: the one installed with `ankle pin set`;" in proc.output[0], proc.output
         assert term.cmd("login 1234").startswith("wrong PIN")
         assert term.cmd(f"login {PIN}").startswith("prosthetist")
-        assert term.cmd("get wearer.mass_kg").startswith("wearer.mass_kg = 62 kg (factory 80, saved 62)")
+        assert term.cmd("get wearer.mass_kg").startswith("wearer.mass_kg (body mass) = 62 kg (factory 80 kg, saved 62 kg)")
     assert _files(tmp_path, skip=("sim.stderr", "audit.log")) == files
     # a --pin does not replace it either
     with sim_console(tmp_path, "5555", "--duration", "5") as (term, proc):
@@ -169,4 +169,4 @@ def test_a_new_state_directory_gets_the_demo_pin_and_says_so(tmp_path):
     with sim_console(tmp_path, None, "--duration", "5") as (term, proc):
         assert "(demo PIN 1234 (new state directory);" in proc.output[0], proc.output
         assert term.cmd("login 1234").startswith("prosthetist")
-        assert term.cmd("get wearer.mass_kg").startswith("wearer.mass_kg = 80 kg")
+        assert term.cmd("get wearer.mass_kg").startswith("wearer.mass_kg (body mass) = 80 kg")

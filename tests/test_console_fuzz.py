@@ -13,6 +13,7 @@ saved parameter files must load whole and in range, and every line of the audit 
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -27,8 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.params import store as paramstore
+from controller.console import units
 from controller.console.audit import read as read_audit
-from controller.params.registry import KNOWN_UNITS, REGISTRY
+from controller.params.registry import KNOWN_UNITS, REGISTRY, ParamError
 from conftest import CONSOLE_PROMPT, Terminal, sim_console
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,8 +90,16 @@ def assert_alive(proc: subprocess.Popen, stderr=lambda: "") -> None:
 
 
 def param_values(params_reply: str) -> dict:
-    """name -> value text from the `params` reply."""
-    return dict(re.findall(r"^(\S+)\s+= (\S+)", params_reply, re.M))
+    """name -> SI value from the `params` reply (name, label, value in the clinical unit, range)."""
+    shown = dict(re.findall(r"^(\S+)  .*?  = (.+?)\s{2,}\[", params_reply, re.M))
+    values = {}
+    for p in REGISTRY:
+        if p.name in shown:
+            try:
+                values[p.name] = units.parse(p, shown[p.name])
+            except ParamError:           # out of its range (or no number): NaN fails the bounds
+                values[p.name] = math.nan
+    return values
 
 
 def assert_in_bounds(values: dict, where: str) -> None:
@@ -138,7 +148,9 @@ def console(tmp_path_factory):
 
 # ---------------------------------------------------------------------------------------------- lines
 _NAMES = [p.name for p in REGISTRY]
-_UNITS = sorted(KNOWN_UNITS) + [f"[{u}]" for u in sorted(KNOWN_UNITS)] + ["Nm", "deg", "%", "mm", "kN", ""]
+_UNITS = sorted(KNOWN_UNITS) + [f"[{u}]" for u in sorted(KNOWN_UNITS)] + \
+    sorted({units.clinical_unit(p) for p in REGISTRY}) + ["Nm", "N.m", "deg", "°", "degrees", "%", "% BW", "mm",
+                                                         "kN", ""]
 _ODD_NUMBERS = ["nan", "NaN", "-nan", "inf", "-inf", "+inf", "Infinity", "1e999", "-1e999", "1e308", "-1e308",
                 "1e-400", "5e-324", "0x10", "0x1p3", "0X1F", "1_000", "1__0", "_1", ".", "-", "+", "1e", "e5",
                 "--1", "1.5.5", "1,5", "0.5e-3", "٣", "１２", "¹", "00000000000000000000000000001", "9" * 400,
@@ -182,7 +194,9 @@ def _well_formed(draw, commands: Dict[str, List[str]]):
     if p.kind is int:
         value = round(value)
     text = format(value, "g") if draw(st.booleans()) else repr(value)
-    unit = draw(st.sampled_from(["", p.unit, f"[{p.unit}]"]))
+    unit = draw(st.sampled_from(["", p.unit, f"[{p.unit}]", units.clinical_unit(p)]))
+    if unit in ("", units.clinical_unit(p)):       # a number alone, or with it, is in the clinical unit
+        text = units.format_value(p, value)
     return " ".join(w for w in ("set", p.name, text, unit) if w)
 
 
@@ -307,10 +321,11 @@ def test_the_checks_catch_a_crash_a_hang_and_a_value_out_of_range(tmp_path):
         os.close(master)
         os.close(slave)
 
-    good = "\n".join(f"{p.name:<40} = {p.default:g} {p.unit}  [{p.min:g} .. {p.max:g}]" for p in REGISTRY)
+    good = "\n".join(f"{p.name:<42}  {p.label:<40}  = {units.format_with_unit(p, p.default):<16}  "
+                     f"{units.format_range(p, ' .. ')}" for p in REGISTRY)
     assert_in_bounds(param_values(good), "params")
     p = REGISTRY[0]
-    bad = good.replace(f"{p.name:<40} = {p.default:g}", f"{p.name:<40} = {p.max * 2 + 1:g}")
+    bad = good.replace(f"= {units.format_value(p, p.default)} ", f"= {p.max * 2 + 1:g} ", 1)
     with pytest.raises(AssertionError, match="outside"):
         assert_in_bounds(param_values(bad), "params")
     with pytest.raises(AssertionError, match="missing"):

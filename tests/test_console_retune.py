@@ -147,18 +147,18 @@ def test_walking_resumes_between_the_consoles_check_and_the_retune(tmp_path):
     out = console.handle("set safety.max_torque_Nm 100")
     assert out.startswith("refused by the controller: safety.max_torque_Nm can only change while the "
                           "wearer stands still"), out
-    assert "nothing was changed (safety.max_torque_Nm = 110 N*m)" in out and out.count("\n") == 1
+    assert "nothing was changed (safety.max_torque_Nm = 110 N·m)" in out and out.count("\n") == 1
     tick = runtime.tick
     assert tick.params["safety.max_torque_Nm"] == 110.0
     assert console.backend.params()["safety.max_torque_Nm"] == 110.0      # the view kept what holds
-    assert console.handle("get safety.max_torque_Nm").startswith("safety.max_torque_Nm = 110 N*m")
+    assert console.handle("get safety.max_torque_Nm").startswith("safety.max_torque_Nm (ankle torque limit) = 110 N·m")
     refused = [r for r in read_audit(tmp_path / "audit.log") if r["action"] == "set refused"]
     assert [(r["parameter"], r["old"], r["new"]) for r in refused] == [("safety.max_torque_Nm", "110.0", "100.0")]
     assert "stands still" in refused[0]["detail"]
 
     # the next edit, live, is taken and reaches the tick: not dropped behind the refused one
     out = console.handle("set pushoff.torque_Nm_kg 0.2")
-    assert "pushoff.torque_Nm_kg = 0.2 N*m/kg (was 0.54)" in out and "takes effect" in out, out
+    assert "pushoff.torque_Nm_kg = 0.2 N·m/kg (was 0.54 N·m/kg)" in out and "takes effect" in out, out
     runtime.step(5)                                # not walking: every tick is a boundary
     assert tick.params["pushoff.torque_Nm_kg"] == pytest.approx(0.2)
     assert tick.params["safety.max_torque_Nm"] == 110.0
@@ -198,7 +198,7 @@ def test_default_all_keeps_the_loop_rate_it_started_with_and_says_so(tmp_path):
     console = _console(tmp_path, runtime)
     runtime.stand()
     out = console.handle("default all")
-    assert "swing.stiffness_Nm_rad = 40 N*m/rad (was 25)" in out and "takes effect now" in out, out
+    assert "swing.stiffness_Nm_rad = 40 N·m/rad (was 25 N·m/rad)" in out and "takes effect now" in out, out
     assert "note: kept loop.rate_Hz = 500 Hz: loop.rate_Hz is set when the controller starts" in out
     runtime.step(5)
     assert runtime.tick.params["loop.rate_Hz"] == 500.0 and runtime.tick.params["swing.stiffness_Nm_rad"] == 40.0
@@ -294,7 +294,7 @@ def test_set_loop_rate_over_the_console_is_refused_and_the_loop_runs_on(tmp_path
     with sim_console(tmp_path, PIN, "--duration", "60", "--scenario", "stand") as (term, _):
         term.cmd(f"login {PIN}")
         before = term.cmd("get loop.rate_Hz")
-        assert before.startswith("loop.rate_Hz = 1000 Hz") and "only when the controller starts" in before
+        assert before.startswith("loop.rate_Hz (control loop rate) = 1000 Hz") and "only when the controller starts" in before
         out = term.cmd("set loop.rate_Hz 2000")
         assert out.startswith("refused: loop.rate_Hz is set when the controller starts") and \
             "nothing was changed" in out and "takes effect" not in out, out
@@ -308,7 +308,7 @@ def test_set_loop_rate_over_the_console_is_refused_and_the_loop_runs_on(tmp_path
         # the tick's own copy still says 1000 Hz, and nothing was sent or recorded as a change
         # (whether the loop misses deadlines on a busy test machine is no business of this test;
         # that a refused rate latches nothing is checked in lock-step above)
-        assert term.cmd("get loop.rate_Hz").startswith("loop.rate_Hz = 1000 Hz")
+        assert term.cmd("get loop.rate_Hz").startswith("loop.rate_Hz (control loop rate) = 1000 Hz")
         assert not [r for r in read_audit(tmp_path / "audit.log") if r["parameter"] == "loop.rate_Hz"]
         out = term.cmd("set swing.stiffness_Nm_rad 25")    # and the next edit is taken
-        assert "swing.stiffness_Nm_rad = 25 N*m/rad" in out and "takes effect now" in out, out
+        assert "swing.stiffness_Nm_rad = 25 N·m/rad" in out and "takes effect now" in out, out

@@ -25,7 +25,8 @@ from controller.params import store as paramstore
 from controller.console.access import PinFile
 from controller.console.audit import read as read_audit
 from controller.console.session import FdPort, service_console
-from controller.params.registry import ParamSet
+from controller.console import units
+from controller.params.registry import ParamSet, by_name
 from conftest import Terminal
 
 PIN = "8642"
@@ -80,12 +81,14 @@ def test_sigkill_during_save_leaves_the_old_or_the_new_set_every_time(tmp_path):
         pid, term = _start(tmp_path)
         try:
             replies = {name: term.cmd(f"get {name}") for name in SETS["old"]}
-            booted = {name: float(r.split(" = ", 1)[1].split()[0]) for name, r in replies.items()}
+            # shown in the clinical unit (swing.target_rad in deg): read back to SI
+            booted = {name: units.parse(by_name(name), r.split(" = ", 1)[1].split(" (factory")[0])
+                      for name, r in replies.items()}
             assert _which(booted) == expected, f"seed {seed}, round {round_}: booted {booted}"
             assert term.cmd(f"login {PIN}").startswith("prosthetist")
             other = "new" if expected == "old" else "old"
             for name, value in SETS[other].items():
-                assert f"{name} = " in term.cmd(f"set {name} {value}")
+                assert f"{name} = " in term.cmd(f"set {name} {value} {by_name(name).unit}")      # in SI
             if save_s is None:                          # the first round measures a whole save
                 t0 = time.perf_counter()
                 assert "saved to" in term.cmd("save")
@@ -133,7 +136,7 @@ def test_a_damaged_file_boots_the_service_console_from_the_backup_and_says_so(tm
     session.start()
     try:
         term.send(b"\r")
-        assert term.cmd("get swing.target_rad").startswith("swing.target_rad = 0.07 rad")
+        assert term.cmd("get swing.target_rad").startswith("swing.target_rad (toe clearance angle in swing) = 4 deg")   # 0.07 rad
         assert "no controller is running" in term.cmd("status")
         banner = session.banner
         assert "parameters from backup" in banner, banner
@@ -165,7 +168,7 @@ def test_ankle_console_and_ankle_pin_set_from_the_command_line(tmp_path):
         term = Terminal(FdPort(master))
         term.read_until_prompt(timeout_s=30)
         assert term.cmd(f"login {PIN}").startswith("prosthetist")
-        assert "when the controller next starts from the saved file" in term.cmd("set swing.target_rad 0.08")
+        assert "when the controller next starts from the saved file" in term.cmd("set swing.target_rad 0.08 rad")
         assert "saved to" in term.cmd("save")
         assert "no controller is running" in term.cmd("clear")
         assert "no telemetry recorded" in term.cmd("calibrate imu")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.console import units
 from controller.console.audit import read as read_audit
+from controller.params.registry import by_name
 from controller.records.csvlog import read_columns
 from conftest import sim_console
 
@@ -34,7 +36,8 @@ def standing(tmp_path_factory):
 
 
 def _value(term, name: str) -> float:
-    return float(term.cmd(f"get {name}").split(" = ", 1)[1].split()[0])
+    """``name``'s value in SI, read from `get` (which shows it in the clinical unit: deg, deg/s)."""
+    return units.parse(by_name(name), term.cmd(f"get {name}").split(" = ", 1)[1].split(" (factory")[0])
 
 
 def test_calibrate_imu_and_angle_while_standing_sets_the_zeros_and_audits_them(standing):
@@ -115,4 +118,4 @@ def test_an_actuator_torque_beyond_the_drivers_range_is_refused(standing):
     term, _, _ = standing
     out = term.cmd("set actuator.max_torque_Nm 19")
     assert out == "actuator.max_torque_Nm = 19 N*m is beyond the drive's torque limit t_max = 18 N*m", out
-    assert term.cmd("get actuator.max_torque_Nm").startswith("actuator.max_torque_Nm = 18 N*m")
+    assert term.cmd("get actuator.max_torque_Nm").startswith("actuator.max_torque_Nm (drive peak torque) = 18 N·m")

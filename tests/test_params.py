@@ -89,3 +89,6 @@ def test_generated_reference_is_in_sync():
     assert committed == markdown_reference(), "regenerate with: make docs"
     for p in REGISTRY:
         assert f"`{p.name}`" in committed
+        # each row names the label and the unit the console shows it in
+        row = next(line for line in committed.splitlines() if line.startswith(f"| `{p.name}` |"))
+        assert row.startswith(f"| `{p.name}` | {p.label} | {p.unit} | {p.clinical or '(none)'} | "), row

@@ -3,7 +3,9 @@
 :class:`Console` interprets a line and answers in plain words with units; it
 never raises on input and changes nothing unless the whole command is valid.
 Everything about parameters comes from the registry (:mod:`controller.params.registry`):
-names, units, ranges, steps, groups, which may change while walking.  Edits
+names, labels, units, ranges, steps, groups, which may change while walking.  Values are shown
+and typed in clinical units (degrees, ms, %: :mod:`controller.console.units`) and kept in SI;
+names are case-insensitive, and an unknown word gets its nearest command, parameter or group.  Edits
 need the prosthetist's PIN (:mod:`controller.console.access`), go to the running
 controller through its :class:`Backend` (they take effect at the next stride
 boundary and ramp in over 3 strides, see :mod:`controller.runtime.process`), and are
@@ -16,31 +18,40 @@ import contextlib
 import math
 import re
 import shlex
+import textwrap
 import threading
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Protocol, Tuple
 
 import numpy as np
 
-from controller.console import calibration
+from controller.console import calibration, units
 from controller.params import store as paramstore
 from controller.kernels._tick import STILL_S
 from controller.console.access import PROSTHETIST
 from controller.console.audit import AuditError
 from controller.symmetry.strides import StrideSymmetry, trend
 from controller.kernels.faults import GAIT_SOURCES, MODES, fault_names, warning_names
-from controller.params.registry import REGISTRY, Param, ParamError, ParamSet, by_name, groups
+from controller.params.registry import REGISTRY, Param, ParamError, ParamSet, groups, lookup, nearest
 
 __all__ = ["Backend", "Console", "PROFILE_NAME"]
 
 #: Profile names: what a prosthetist would type (level-walking, slow_1), nothing a path could hide in.
 PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _EOL = "\r\n"
+#: The terminal's width: every line of `help` fits it.
+WIDTH = 80
 SYMMETRY_MEAN_STRIDES = 10       # `status`: the stance-time SI averaged over this many strides
 TREND_STRIDES = 60               # `symmetry`: the trend over about the last minute of walking
 TREND_MIN_S = 30.0               # ... once there is at least this much of it
-#: A number as a prosthetist types it: ASCII decimal, optional sign and exponent.
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: `symmetry`'s table header: two lines of column names, one of units; a row is at most 80
+#: columns wide (the widths: time 7, stride 6, prosthetic stance 10, sound stance 6, the two
+#: indices 6, work 6, peak power 5, then the sound side's source, "load profile (0.97)" at most).
+SYMMETRY_HEADER = (
+    f"{'':>7} {'':>6} {'prosthetic':>10} {'sound':>6} {'SI':>6} {'SI':>6} {'work':>6} {'peak':>5}  sound side",
+    f"{'time':>7} {'stride':>6} {'stance':>10} {'stance':>6} {'stance':>6} {'step':>6} {'':>6} {'power':>5}",
+    f"{'s':>7} {'s':>6} {'s':>10} {'s':>6} {'%':>6} {'%':>6} {'J/kg':>6} {'W/kg':>5}",
+)
 #: The modes a prosthetist may choose (name -> mode number); "safe" is the controller's alone.
 _CHOSEN_MODES = {name: next(n for n, known in MODES.items() if known == name)
                  for name in ("walk", "passive", "standby")}
@@ -101,7 +112,14 @@ def _when_words(p: Param, before: str = "", after: str = "") -> str:
 
 
 def _fmt(p: Param, value: float) -> str:
-    return f"{value:g} {p.unit}" if p.unit != "1" else f"{value:g}"
+    """``value`` (SI) as the console shows it: in ``p``'s clinical unit, with the unit."""
+    return units.format_with_unit(p, value)
+
+
+def _wrap(text: str, first: str = "", indent: int = 2) -> List[str]:
+    """``first`` + ``text`` wrapped to :data:`WIDTH` columns, later lines indented by ``indent``."""
+    return textwrap.wrap(first + text, WIDTH, subsequent_indent=" " * indent, break_on_hyphens=False,
+                         break_long_words=True)
 
 
 def _profile_problem(path: Path):
@@ -138,8 +156,9 @@ class Console:
             "params": (self._params, "params [GROUP]", "every parameter (of one group) with unit and range; "
                        f"groups: {', '.join(groups())}"),
             "get": (self._get, "get NAME", "one parameter: value, unit, default, saved value, range, meaning"),
-            "set": (self._set, "set NAME VALUE", "change a parameter (PIN needed); it takes effect at the next "
-                    "heel strike and ramps in over 3 strides"),
+            "set": (self._set, "set NAME VALUE [UNIT]", "change a parameter (PIN needed); VALUE in the unit "
+                    "`get` shows (deg, ms, %, N·m, kg), or with a unit: 3 deg, 150ms, 0.05 rad; it takes "
+                    "effect at the next heel strike and ramps in over 3 strides"),
             "default": (self._default, "default NAME|all", "back to the factory value (PIN needed)"),
             "diff": (self._diff, "diff", "what differs from the saved file and from the factory values"),
             "undo": (self._undo_cmd, "undo", "take back the last change (PIN needed)"),
@@ -185,8 +204,8 @@ class Console:
         name, args = words[0].lower(), words[1:]
         entry = self._commands.get(name)
         if entry is None:
-            return (f"unknown command {words[0]!r}; commands: {', '.join(self._commands)}; "
-                    f"'help COMMAND' explains one{_EOL}")
+            return (f"unknown command {words[0]!r}; did you mean {nearest(name, self._commands)!r}? "
+                    f"'help' lists the commands{_EOL}")
         note = self.access.touch()     # a prosthetist idle too long is back to read-only
         if note:
             return note + _EOL + "(the command was not run; type it again)" + _EOL
@@ -294,64 +313,73 @@ class Console:
             when = "from this heel strike, ramped over 3 strides"
         else:
             when = "now (the wearer is not walking)"
-        lines = [f"{p.name} = {_fmt(p, new[p.name])} (was {running[p.name]:g})" for p in changed[:8]]
+        lines = [f"{p.name} = {_fmt(p, new[p.name])} (was {_fmt(p, running[p.name])})" for p in changed[:8]]
         if len(changed) > 8:
             lines.append(f"... and {len(changed) - 8} more")
         return running, "\n".join(lines + [f"takes effect {when}"] + [f"note: {n}" for n in notes])
 
     @staticmethod
     def _value(p: Param, args: List[str]) -> float:
-        text = args[0]
-        if len(args) == 2 and args[1] not in (p.unit, f"[{p.unit}]"):
-            raise ParamError(f"{p.name} is in {p.unit}, got unit {args[1]!r}")
-        if text.lower() in ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
-            raise ParamError(f"{p.name} needs a finite number, got {text!r}")
-        if not _NUMBER.fullmatch(text):      # plain decimal only: not 1_0, 0x10 or other scripts' digits
-            raise ParamError(f"{p.name} needs a number in [{p.min:g}, {p.max:g}] {p.unit}, "
-                             f"got {text!r}")
-        value = float(text)
-        if not math.isfinite(value):
-            raise ParamError(f"{p.name} needs a finite number, got {text!r}")
-        return p.check(int(value) if p.kind is int and value.is_integer() else value)
+        """The SI value of ``set``'s words after the name (a number, then an optional unit:
+        clinical or SI), or ParamError in one line (controller.console.units.parse)."""
+        return units.parse(p, args)
+
+    def _group(self, word: str) -> Tuple[Optional[str], str]:
+        """(the group ``word`` names, case ignored, or None; why not)."""
+        if word.lower() in groups():
+            return word.lower(), ""
+        return None, f"no group {word!r}; did you mean {nearest(word, groups())!r}? groups: {', '.join(groups())}"
 
     # ------------------------------------------------------------------ commands
     def _help(self, args: List[str]) -> str:
         if args:
             entry = self._commands.get(args[0].lower())
             if entry is None:
-                return f"no command {args[0]!r}; commands: {', '.join(self._commands)}"
-            return f"{entry[1]}: {entry[2]}"
+                return (f"no command {args[0]!r}; did you mean {nearest(args[0], self._commands)!r}? "
+                        f"'help' lists the commands")
+            return "\n".join(_wrap(entry[2], f"{entry[1]}: "))
         width = max(len(e[1]) for e in self._commands.values())
-        return "\n".join(f"{e[1]:<{width}}  {e[2]}" for e in self._commands.values())
+        lines = []
+        for usage, text in (e[1:] for e in self._commands.values()):
+            body = textwrap.wrap(text, WIDTH - width - 2, break_on_hyphens=False)
+            lines += [f"{usage:<{width}}  {body[0]}"] + [" " * (width + 2) + rest for rest in body[1:]]
+        return "\n".join(lines)
 
     def _params(self, args: List[str]) -> str:
         bad = self._need(args, 0, 1, "params [GROUP]")
         if bad:
             return bad
-        if args and args[0] not in groups():
-            return f"no group {args[0]!r}; groups: {', '.join(groups())}"
+        group = None
+        if args:
+            group, why = self._group(args[0])
+            if group is None:
+                return why
         running = self.backend.params()
-        rows = [p for p in REGISTRY if not args or p.group == args[0]]
+        rows = [p for p in REGISTRY if group is None or p.group == group]
         width = max(len(p.name) for p in rows)
-        return "\n".join(f"{p.name:<{width}} = {_fmt(p, running[p.name]):<16} [{p.min:g} .. {p.max:g}]"
-                         f"{_when_words(p, '  (', ')')}" for p in rows)
+        label = max(len(p.label) for p in rows)
+        value = max(len(_fmt(p, running[p.name])) for p in rows)
+        return "\n".join(f"{p.name:<{width}}  {p.label:<{label}}  = {_fmt(p, running[p.name]):<{value}}  "
+                         f"{units.format_range(p, ' .. ')}{_when_words(p, '  (', ')')}" for p in rows)
 
     def _get(self, args: List[str]) -> str:
         bad = self._need(args, 1, 1, "get NAME")
         if bad:
             return bad
-        p = by_name(args[0])
+        p = lookup(args[0])
         saved = self._saved()
-        return (f"{p.name} = {_fmt(p, self.backend.params()[p.name])} (factory {p.default:g}, saved "
-                f"{'-' if saved is None else format(saved[p.name], 'g')}); range [{p.min:g} .. {p.max:g}] "
-                f"{p.unit}, step {p.step:g}; {_when_words(p) or 'may change while walking'}"
+        step = units.format_step(p)
+        return (f"{p.name} ({p.label}) = {_fmt(p, self.backend.params()[p.name])} (factory "
+                f"{_fmt(p, p.default)}, saved {'-' if saved is None else _fmt(p, saved[p.name])}); range "
+                f"{units.format_range(p, ' .. ')}, step {step}; "
+                f"{_when_words(p) or 'may change while walking'}"
                 f"\n{p.description}")
 
     def _set(self, args: List[str]) -> str:
-        bad = self._need(args, 2, 3, "set NAME VALUE [UNIT]") or self._may_change()
+        bad = self._need(args, 2, 5, "set NAME VALUE [UNIT]") or self._may_change()
         if bad:
             return bad
-        p = by_name(args[0])
+        p = lookup(args[0])
         value = self._value(p, args[1:])
         new = self.backend.params().with_values({p.name: value})   # cross-parameter rules checked here
         return self._apply(new, "set", f"set {p.name}")
@@ -360,10 +388,10 @@ class Console:
         bad = self._need(args, 1, 1, "default NAME|all") or self._may_change()
         if bad:
             return bad
-        if args[0] == "all":
+        if args[0].lower() == "all":
             return self._apply(ParamSet({"wearer.mass_kg": self.backend.params()["wearer.mass_kg"]}),
                                "default", "default all (body mass kept)")
-        p = by_name(args[0])
+        p = lookup(args[0])
         return self._apply(self.backend.params().with_values({p.name: p.default}), "default",
                            f"default {p.name}")
 
@@ -377,10 +405,11 @@ class Console:
         if not rows:
             return "no differences: running = saved = factory" if saved is not None else \
                 "no differences from the factory values; nothing saved yet"
-        out = [f"{'parameter':<40} {'now':>10} {'saved':>10} {'factory':>10}  unit"]
+        width = max(len(p.name) for p in rows)
+        out = [f"{'parameter':<{width}}  {'now':>16} {'saved':>16} {'factory':>16}"]
         for p in rows:
-            out.append(f"{p.name:<40} {running[p.name]:>10g} "
-                       f"{('-' if saved is None else format(saved[p.name], 'g')):>10} {p.default:>10g}  {p.unit}")
+            out.append(f"{p.name:<{width}}  {_fmt(p, running[p.name]):>16} "
+                       f"{('-' if saved is None else _fmt(p, saved[p.name])):>16} {_fmt(p, p.default):>16}")
         return "\n".join(out)
 
     def _undo_cmd(self, args: List[str]) -> str:
@@ -422,6 +451,7 @@ class Console:
 
     def _profile(self, args: List[str]) -> str:
         usage = "profile save NAME | profile load NAME | profile list"
+        args = [args[0].lower()] + args[1:] if args else args     # the action, case ignored
         if not args or args[0] not in ("save", "load", "list"):
             return f"usage: {usage}"
         if args[0] == "list":
@@ -507,12 +537,12 @@ class Console:
         if not strides:
             return self._no_telemetry() if self.backend.latest() is None else \
                 "no whole walking stride yet: symmetry needs walking"
-        lines = [f"{'t s':>8} {'stride s':>8} {'P stance s':>10} {'S stance s':>10} {'SI stance %':>11} "
-                 f"{'SI step %':>9} {'work J/kg':>9} {'peak W/kg':>9}  sound side"]
+        lines = list(SYMMETRY_HEADER)
         for s in strides[-n:]:
-            lines.append(f"{s.t_heel_strike_s:8.1f} {s.stride_s:8.3f} {s.stance_s:10.3f} {_num(s.sound_stance_s, '10.3f')} "
-                         f"{_num(s.si_stance_pct, '+11.1f')} {_num(s.si_step_pct, '+9.1f')} "
-                         f"{_num(s.pushoff_work_J_kg, '+9.3f')} {_num(s.peak_power_W_kg, '9.2f')}  {s.sound_source}"
+            lines.append(f"{s.t_heel_strike_s:7.1f} {s.stride_s:6.3f} {s.stance_s:10.3f} "
+                         f"{_num(s.sound_stance_s, '6.3f')} {_num(s.si_stance_pct, '+6.1f')} "
+                         f"{_num(s.si_step_pct, '+6.1f')} {_num(s.pushoff_work_J_kg, '+6.3f')} "
+                         f"{_num(s.peak_power_W_kg, '5.2f')}  {s.sound_source}"
                          + (f" ({s.confidence:.2f})" if s.sound_source == "load profile" else ""))
         window = strides[-TREND_STRIDES:]
         slope = math.nan
@@ -563,6 +593,7 @@ class Console:
         return reason or f"cleared: {faults or 'there were none'}"
 
     def _mode(self, args: List[str]) -> str:
+        args = [a.lower() for a in args]            # the mode's name, case ignored
         if len(args) != 1 or args[0] not in _CHOSEN_MODES:
             return f"usage: mode {'|'.join(_CHOSEN_MODES)}"
         bad = self._may_change()
@@ -582,7 +613,9 @@ class Console:
     def _calibrate(self, args: List[str]) -> str:
         usage = f"usage: calibrate [{'|'.join(calibration.KINDS)}]"
         if not args:
-            return calibration.describe(self.backend.params()) + "\n" + usage
+            params = self.backend.params()       # the zeros in force, in the units the console shows
+            return "\n".join([f"{p.name} ({p.label}) = {_fmt(p, params[p.name])}" for p in REGISTRY
+                              if p.group == "calibration"] + [usage])
         bad = self._need(args, 1, 1, usage[7:]) or self._may_change()
         if bad:
             return bad
@@ -612,6 +645,7 @@ class Console:
             if log is None:
                 return f"not logging; 'log start' writes one in {self.logs.directory}" + note
             return f"logging to {log.path}: {log.rows_written} rows" + note
+        args = [args[0].lower()]                    # the action, case ignored
         if args[0] not in ("start", "stop"):
             return "usage: log [start|stop]"
         bad = self._may_change()
