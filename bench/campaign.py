@@ -257,7 +257,7 @@ def _injection(kind: str, t_s: float, duration_s: float, value: float) -> Inject
 _EDITS = (
     ("set pushoff.torque_Nm_kg {v}", lambda r: round(float(r.uniform(0.2, 1.0)), 2)),
     ("set pushoff.work_J_kg {v}", lambda r: round(float(r.uniform(0.0, 0.3)), 2)),
-    ("set pushoff.rise_s {v}", lambda r: round(float(r.uniform(0.08, 0.2)), 2)),
+    ("set pushoff.rise_s {v} s", lambda r: round(float(r.uniform(0.08, 0.2)), 2)),
     ("set swing.stiffness_Nm_rad {v}", lambda r: float(r.integers(10, 100))),
     ("set safety.max_torque_Nm {v}", lambda r: float(r.integers(60, 121))),
     ("set pushoff.torque_Nm_kg {v}", lambda r: float(r.choice([9.0, -1.0, 1e300]))),

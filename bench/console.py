@@ -49,6 +49,7 @@ import numpy as np
 import serial
 
 from bench._common import emit, parser
+from controller.console import units
 from controller.params.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,7 +241,7 @@ def run(samples: int, seconds: float, walk_timeout_s: float = 30.0) -> Dict[str,
                 t_next += gap_ns
                 if kind == "set":
                     value_now = value_b if value_now == value_a else value_a
-                    line = f"set {set_name} {value_now:g}".encode()
+                    line = f"set {set_name} {value_now!r} {p_set.unit}".encode()     # SI, with its unit
                 else:
                     line = lines[kind]
                 out, ns, first_ns = client.round_trip(line)
@@ -248,11 +249,11 @@ def run(samples: int, seconds: float, walk_timeout_s: float = 30.0) -> Dict[str,
                 first[kind].append(first_ns)
                 reply_bytes[kind] = len(out)
                 if kind == "set":
-                    if f"{set_name} = {value_now:g}".encode() in out and b"(was" in out:
+                    if f"{set_name} = {units.format_with_unit(p_set, value_now)} (was".encode() in out:
                         set_changed += 1
                     else:
                         set_refused += 1
-                elif kind == "get" and f"{get_name} = ".encode() not in out:
+                elif kind == "get" and f"{get_name} (".encode() not in out:    # name (label) = value
                     raise RuntimeError(f"unexpected reply to {line!r}: {out[-300:]!r}")
             after = _status(client)
             client.cmd(f"default {set_name}")

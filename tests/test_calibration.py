@@ -51,7 +51,7 @@ def test_each_kind_sets_old_plus_the_mean_of_what_is_left():
 @pytest.mark.parametrize("kind, rows, reason", [
     ("imu", window(walking=1), "the wearer walked during the measurement"),
     ("imu", window(gyro=0.0, sway=0.5), "not still: shank turned up to"),
-    ("angle", window(vel=0.5), "not still: ankle moved at up to 0.50 rad/s"),
+    ("angle", window(vel=0.5), "not still: ankle moved at up to 28.6 deg/s"),
     ("angle", window(load=50.0), "angle zero needs weight on the prosthesis"),
     ("load", window(load=600.0), "load tare needs the foot off the ground"),
     ("imu", window(seconds=0.5), "only 0.50 s of telemetry"),

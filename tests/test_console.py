@@ -70,7 +70,7 @@ def test_read_only_until_the_pin_then_changes_are_audited(console):
     ("set pushoff.torque_Nm_kg 0x1", "needs a number in [0, 1.5] N·m/kg"),
     ("set pushoff.torque_Nm_kg 0.6 rad", "is in N·m/kg, got unit 'rad'"),
     ("set pushoff.torque_Nm_kg 0,6", "use a decimal point: 0.6"),
-    ("set swing.target_rad 1 rad", "swing.target_rad = 1 rad is out of range [-5.7, 11.5] deg"),
+    ("set swing.target_rad 1 rad", "swing.target_rad = 1 rad is out of range [-5.73, 11.46] deg"),
     ("set no.such_thing 1", "unknown parameter 'no.such_thing'"),
     ("set pushoff.torque_Nm_kg", "usage: set NAME VALUE"),
     ("frobnicate", "unknown command 'frobnicate'; did you mean "),

@@ -33,16 +33,16 @@ def _last_set(state, name):
 def test_an_angle_set_in_degrees_is_shown_in_degrees_and_stored_in_radians(console):
     term, state = console
     out = term.cmd("set swing.target_rad 3 deg")
-    assert "swing.target_rad = 3 deg (was 2.9 deg)" in out, out
+    assert "swing.target_rad = 3 deg (was 2.86 deg)" in out, out
     assert term.cmd("get swing.target_rad").startswith("swing.target_rad (toe clearance angle in swing) = 3 deg")
     record = _last_set(state, "swing.target_rad")
     assert (float(record["old"]), float(record["new"])) == (0.05, math.radians(3)), record   # SI, as before
     assert "saved to" in term.cmd("save")
     assert paramstore.load(state / "ankle.params").params["swing.target_rad"] == math.radians(3)
-    # the value shown, typed back, is the value stored: 2.9 deg is the step grid's 0.05 rad
-    assert "swing.target_rad = 2.9 deg (was 3 deg)" in term.cmd("set swing.target_rad 2.9")
+    # the value shown, typed back, is the value stored: 2.86 deg is the step grid's 0.05 rad
+    assert "swing.target_rad = 2.86 deg (was 3 deg)" in term.cmd("set swing.target_rad 2.86")
     assert _last_set(state, "swing.target_rad")["new"] == "0.05"
-    assert "swing.target_rad = 3.4 deg (was 2.9 deg)" in term.cmd("set swing.target_rad 0.06 rad")   # SI still taken
+    assert "swing.target_rad = 3.44 deg (was 2.86 deg)" in term.cmd("set swing.target_rad 0.06 rad")   # SI still taken
     assert _last_set(state, "swing.target_rad")["new"] == "0.06"
 
 
@@ -70,7 +70,7 @@ def test_clinical_spellings_are_taken(console, line, shown, stored):
 
 @pytest.mark.parametrize("line, expected", [
     ("set pushoff.torque_Nm_kg 0,62", "use a decimal point: 0.62"),
-    ("set swing.target_rad 30 deg", "is out of range [-5.7, 11.5] deg"),
+    ("set swing.target_rad 30 deg", "is out of range [-5.73, 11.46] deg"),
     ("set pushoff.rise_s 2 kg", "pushoff.rise_s is in ms (or s), got unit 'kg'"),
     ("set pushoff.rise_s abc", "needs a number in [50, 400] ms"),
 ])
@@ -104,7 +104,7 @@ def test_every_line_shows_units_and_labels(console):
                      r"\[0 \.\. 50\] ms\r?$", out, re.M), out
     get = term.cmd("get stance.equilibrium_rad").splitlines()[0]
     assert get.startswith("stance.equilibrium_rad (stance spring's neutral angle) = 0 deg (factory 0 deg, ")
-    assert "range [-11.5 .. 11.5] deg, step 0.6 deg" in get
+    assert "range [-11.46 .. 11.46] deg, step 0.57 deg" in get
     diff = term.cmd("diff")
     assert re.search(r"^swing\.target_rad\s+\S+ deg\s", diff, re.M), diff
 
@@ -188,8 +188,9 @@ def test_any_value_in_range_is_shown_within_its_last_digit(case):
     ("swing.target_rad", "3", math.radians(3)),
     ("swing.target_rad", "0.05 rad", 0.05),
     ("swing.target_rad", "0.05 [rad]", 0.05),
-    ("swing.target_rad", "2.9", 0.05),                    # shown for the grid's 0.05 rad
-    ("swing.target_rad", "2.86", math.radians(2.86)),     # more digits than shown: as typed
+    ("swing.target_rad", "2.86", 0.05),                   # shown for the grid's 0.05 rad
+    ("swing.target_rad", "2.9", math.radians(2.9)),       # not how a grid point shows: as typed
+    ("swing.target_rad", "4", math.radians(4.0)),         # 4 deg is 4 deg (0.07 rad shows as 4.01)
     ("estimator.quiet_gyro_rad_s", "10 deg/s", math.radians(10)),
     ("estimator.quiet_gyro_rad_s", "10 °/s", math.radians(10)),
     ("estimator.event_hold_s", "5 ms", 0.005),
@@ -229,8 +230,8 @@ def test_the_usual_spellings_are_taken(name, typed, stored):
     ("pushoff.torque_Nm_kg", "0,62 Nm/kg", "pushoff.torque_Nm_kg: use a decimal point: 0.62"),
     ("wearer.mass_kg", ",5", "wearer.mass_kg: use a decimal point: 0.5"),
     ("pushoff.torque_Nm_kg", "9", "pushoff.torque_Nm_kg = 9 N·m/kg is out of range [0, 1.5] N·m/kg"),
-    ("swing.target_rad", "30 deg", "swing.target_rad = 30 deg is out of range [-5.7, 11.5] deg"),
-    ("swing.target_rad", "0.5 rad", "swing.target_rad = 0.5 rad is out of range [-5.7, 11.5] deg"),
+    ("swing.target_rad", "30 deg", "swing.target_rad = 30 deg is out of range [-5.73, 11.46] deg"),
+    ("swing.target_rad", "0.5 rad", "swing.target_rad = 0.5 rad is out of range [-5.73, 11.46] deg"),
     ("pushoff.rise_s", "2 kg", "pushoff.rise_s is in ms (or s), got unit 'kg'"),
     ("pushoff.torque_Nm_kg", "0.6 rad", "pushoff.torque_Nm_kg is in N·m/kg, got unit 'rad'"),
     ("estimator.prior_weight", "2 kg", "estimator.prior_weight has no unit, got unit 'kg'"),
@@ -329,21 +330,21 @@ def test_symmetry_has_readable_headers_with_units_within_80_columns(offline):
 
 def test_set_get_params_diff_default_and_undo_show_clinical_units(offline):
     out = offline.handle("set swing.target_rad 4.5 deg")
-    assert out == ("swing.target_rad = 4.5 deg (was 2.9 deg)\r\ntakes effect when the controller next starts "
+    assert out == ("swing.target_rad = 4.5 deg (was 2.86 deg)\r\ntakes effect when the controller next starts "
                    "from the saved file ('save' to keep it)\r\n"), out
     assert offline.backend.params()["swing.target_rad"] == math.radians(4.5)
     assert offline.handle("get SWING.TARGET_RAD").startswith(
-        "swing.target_rad (toe clearance angle in swing) = 4.5 deg (factory 2.9 deg, saved -); "
-        "range [-5.7 .. 11.5] deg, step 0.6 deg; may change while walking")
-    assert re.search(r"^swing\.target_rad\s+toe clearance angle in swing\s+= 4\.5 deg\s+\[-5\.7 \.\. 11\.5\] deg\r$",
+        "swing.target_rad (toe clearance angle in swing) = 4.5 deg (factory 2.86 deg, saved -); "
+        "range [-5.73 .. 11.46] deg, step 0.57 deg; may change while walking")
+    assert re.search(r"^swing\.target_rad\s+toe clearance angle in swing\s+= 4\.5 deg\s+\[-5\.73 \.\. 11\.46\] deg\r$",
                      offline.handle("params swing"), re.M)
     diff = offline.handle("diff").split("\r\n")
     assert diff[0].split() == ["parameter", "now", "saved", "factory"]
-    assert diff[1].split() == ["swing.target_rad", "4.5", "deg", "-", "2.9", "deg"], diff
-    assert offline.handle("undo").startswith("undone: set swing.target_rad\r\nswing.target_rad = 2.9 deg (was 4.5 deg)")
-    # "4" is how the grid's 0.07 rad (4.01 deg) is shown, so typing it stores that grid point
-    assert offline.handle("set swing.target_rad 4").startswith("swing.target_rad = 4 deg (was 2.9 deg)")
-    assert offline.backend.params()["swing.target_rad"] == 0.07
+    assert diff[1].split() == ["swing.target_rad", "4.5", "deg", "-", "2.86", "deg"], diff
+    assert offline.handle("undo").startswith("undone: set swing.target_rad\r\nswing.target_rad = 2.86 deg (was 4.5 deg)")
+    # 4 deg is 4 deg: the grid's 0.07 rad shows as 4.01 deg, so "4" is no grid point's text
+    assert offline.handle("set swing.target_rad 4").startswith("swing.target_rad = 4 deg (was 2.86 deg)")
+    assert offline.backend.params()["swing.target_rad"] == math.radians(4.0)
     offline.handle("set estimator.event_hold_s 7")
     assert offline.handle("default Estimator.Event_Hold_s").startswith("estimator.event_hold_s = 3 ms (was 7 ms)")
     assert offline.handle("set pushoff.torque_Nm_kg 0,62") == "pushoff.torque_Nm_kg: use a decimal point: 0.62\r\n"

@@ -575,7 +575,7 @@ def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
     with _board_console(tmp_path, state, result) as (term, said, port_path):
         assert port_path in said, said
         assert term.cmd("login 97531").startswith("prosthetist")
-        assert "takes effect" in term.cmd("set swing.target_rad 0.06")
+        assert "takes effect" in term.cmd("set swing.target_rad 0.06 rad")   # SI: a number alone is in deg
         assert "saved to" in term.cmd("save")
         assert "battery" in term.cmd("status")
     assert result["code"] == 0, result["err"]

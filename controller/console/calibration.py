@@ -10,6 +10,8 @@ only while the wearer is not walking (the offsets are not ``live``).
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -79,13 +81,14 @@ def measure(kind: str, rows: np.ndarray, params: ParamSet, window_s: float = WIN
         return _refuse("a sensor gave no reading during the measurement (see 'faults')")
     moving = []
     if np.max(np.abs(gyro - np.median(gyro))) > STILL_GYRO_RAD_S:
-        moving.append(f"shank turned up to {np.max(np.abs(gyro - np.median(gyro))):.2f} rad/s "
-                      f"(still: below {STILL_GYRO_RAD_S:g})")
+        moving.append(f"shank turned up to {math.degrees(np.max(np.abs(gyro - np.median(gyro)))):.1f} deg/s "
+                      f"(still: below {math.degrees(STILL_GYRO_RAD_S):.1f})")
     if np.max(np.abs(ankle_vel)) > STILL_ANKLE_RAD_S:
-        moving.append(f"ankle moved at up to {np.max(np.abs(ankle_vel)):.2f} rad/s "
-                      f"(still: below {STILL_ANKLE_RAD_S:g})")
+        moving.append(f"ankle moved at up to {math.degrees(np.max(np.abs(ankle_vel))):.1f} deg/s "
+                      f"(still: below {math.degrees(STILL_ANKLE_RAD_S):.1f})")
     if np.ptp(ankle) > STILL_ANKLE_SPAN_RAD:
-        moving.append(f"ankle angle spanned {np.ptp(ankle):.3f} rad (still: below {STILL_ANKLE_SPAN_RAD:g})")
+        moving.append(f"ankle angle spanned {math.degrees(np.ptp(ankle)):.2f} deg "
+                      f"(still: below {math.degrees(STILL_ANKLE_SPAN_RAD):.2f})")
     if moving:
         return _refuse("not still: " + "; ".join(moving) + "; nothing changed")
     load = col("load")
@@ -97,10 +100,10 @@ def measure(kind: str, rows: np.ndarray, params: ParamSet, window_s: float = WIN
         motor = col("motor_angle")
         values = {"calibration.ankle_zero_rad": params["calibration.ankle_zero_rad"] + float(np.mean(ankle)),
                   "calibration.motor_zero_rad": params["calibration.motor_zero_rad"] + float(np.mean(motor))}
-        spread = f"ankle angle spread {np.std(ankle):.3f} rad"
+        spread = f"ankle angle spread {math.degrees(np.std(ankle)):.2f} deg"
     elif kind == "imu":
         values = {"calibration.gyro_bias_rad_s": params["calibration.gyro_bias_rad_s"] + float(np.mean(gyro))}
-        spread = f"gyro spread {np.std(gyro):.3f} rad/s"
+        spread = f"gyro spread {math.degrees(np.std(gyro)):.2f} deg/s"
     else:
         if not (np.all(np.isfinite(load)) and np.all(load < threshold_N)):
             return _refuse(f"load tare needs the foot off the ground: load up to {np.nanmax(load):.0f} N "

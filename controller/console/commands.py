@@ -31,7 +31,8 @@ from controller.kernels._tick import STILL_S
 from controller.console.access import PROSTHETIST
 from controller.console.audit import AuditError
 from controller.symmetry.strides import StrideSymmetry, trend
-from controller.kernels.faults import GAIT_SOURCES, MODES, fault_names, warning_names
+from controller.kernels.faults import FAULTS, GAIT_SOURCES, MODES, WARNINGS, advice, fault_names, warning_names
+from controller.symmetry.adaptation import switch_on_refusal
 from controller.params.registry import REGISTRY, Param, ParamError, ParamSet, groups, lookup, nearest
 
 __all__ = ["Backend", "Console", "PROFILE_NAME"]
@@ -337,7 +338,11 @@ class Console:
             if entry is None:
                 return (f"no command {args[0]!r}; did you mean {nearest(args[0], self._commands)!r}? "
                         f"'help' lists the commands")
-            return "\n".join(_wrap(entry[2], f"{entry[1]}: "))
+            lines = _wrap(entry[2], f"{entry[1]}: ")
+            if args[0].lower() == "faults":     # the glossary: every word `faults` can show
+                for b in (*FAULTS, *WARNINGS):
+                    lines += _wrap(b.advice, f"{b.name}{' (warning)' if b in WARNINGS else ''}: ")
+            return "\n".join(lines)
         width = max(len(e[1]) for e in self._commands.values())
         lines = []
         for usage, text in (e[1:] for e in self._commands.values()):
@@ -381,8 +386,21 @@ class Console:
             return bad
         p = lookup(args[0])
         value = self._value(p, args[1:])
-        new = self.backend.params().with_values({p.name: value})   # cross-parameter rules checked here
-        return self._apply(new, "set", f"set {p.name}")
+        held = self.backend.params()
+        new = held.with_values({p.name: value})   # cross-parameter rules checked here
+        row = self.backend.latest() if self.backend.running else None
+        if p.name == "symmetry.adapt" and value and not held[p.name] and row is not None:
+            why = switch_on_refusal(int(row["faults"]))
+            if why:
+                return f"refused: {why}; nothing was changed"
+        sent, reply = self._send_set(new, "set")
+        if sent is None:
+            return reply
+        self._undo.append((f"set {p.name}", sent))
+        if p.name == "pushoff.work_J_kg" and held["symmetry.adapt"]:
+            reply += ("\nnote: the symmetry adaptation is on and moves this target itself, from this value "
+                      "on ('set symmetry.adapt 0' to hold it)")
+        return reply
 
     def _default(self, args: List[str]) -> str:
         bad = self._need(args, 1, 1, "default NAME|all") or self._may_change()
@@ -577,8 +595,11 @@ class Console:
             return self._no_telemetry()
         faults = fault_names(int(row["faults"]))
         warnings = warning_names(int(row["warnings"]))
-        return (f"faults: {', '.join(faults) or 'none'}\nwarnings: {', '.join(warnings) or 'none'}\n"
-                f"{self._mode_words(row)}")
+        lines = [f"faults: {', '.join(faults) or 'none'}"]
+        lines += [w for name in faults if not name.startswith("bit") for w in _wrap(advice(name), "  ", 4)]
+        lines.append(f"warnings: {', '.join(warnings) or 'none'}")
+        lines += [w for name in warnings if not name.startswith("bit") for w in _wrap(advice(name), "  ", 4)]
+        return "\n".join(lines + [self._mode_words(row)])
 
     def _clear(self, args: List[str]) -> str:
         bad = self._need(args, 0, 0, "clear") or self._may_change()

@@ -31,7 +31,9 @@ what ``0.15 s`` does.  Degrees cannot be exact (pi), so a shown value stands for
 shown for: a number typed with no more decimals than :func:`decimals` that is how a point of the
 parameter's step grid (``min + k * step``, and ``min``, ``max``, ``default``) is shown, *is* that
 point.  Hence ``set X <what get showed>`` stores the very value ``get`` showed, for every value on
-the grid.  Any other number is converted as typed (``3 deg`` stores ``radians(3)``).  A value off
+the grid.  Any other number is converted as typed (``3 deg`` stores ``radians(3)``).  Degrees
+show at least 2 decimals (0.05 rad is ``2.86 deg``), so a grid point's text stands within 0.005 deg
+of it, and a whole number of degrees typed is that angle (0.07 rad shows as ``4.01``, not ``4``).  A value off
 the grid (a calibration's measurement) is shown with up to :data:`EXTRA_DECIMALS` more decimals,
 the fewest that give it back when typed.
 """
@@ -131,10 +133,13 @@ def _step_clinical(p: Param) -> float:
 
 def decimals(p: Param) -> int:
     """Decimals shown in the clinical unit: the fewest whose last digit is no coarser than the step
-    there (0.01 rad = 0.57 deg: 1 decimal; 1 ms: none; a whole-number parameter: none)."""
+    there (1 ms: none; a whole-number parameter: none), and for degrees never fewer than 2: a grid in
+    radians falls between whole degrees (0.07 rad is 4.01 deg), and a value shown as "4 deg" must
+    be 4 deg, not the grid point nearest it."""
     if p.kind is int:
         return 0
-    return max(0, math.ceil(-math.log10(_step_clinical(p)) - 1e-9))
+    places = max(0, math.ceil(-math.log10(_step_clinical(p)) - 1e-9))
+    return max(places, 2) if _factor(p) == DEGREES else places
 
 
 def _clinical_decimal(p: Param, si: float) -> Decimal:
