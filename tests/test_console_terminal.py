@@ -204,3 +204,12 @@ def test_the_simulated_session_announces_its_time_limit(tmp_path):
         out = t.read_until(lambda o: b"has ended" in o, timeout_s=60)
         assert re.search(rb"\r[^\r\n]*has ended[^\r\n]*\r\n", out), out
         proc.wait(timeout=60)
+
+
+def test_the_time_warnings_of_a_session():
+    from controller.cli import _time_warnings
+    assert [at for at, _ in _time_warnings(600.0)] == [540.0, 590.0]
+    assert [at for at, _ in _time_warnings(30.0)] == [20.0]           # no 60-s warning in a 30-s session
+    assert _time_warnings(10.0) == []
+    assert all(len(text) <= 79 for _, text in _time_warnings(600.0))
+    assert _time_warnings(600.0)[1][1].startswith("the simulated session ends in 10 s")

@@ -374,6 +374,29 @@ class FdPort:
         except OSError:
             return 0
 
+    def drain(self, timeout_s: float = 1.0) -> None:
+        """On a pty's master: wait (``timeout_s`` at most) until the terminal has read what was
+        sent, e.g. a last announcement before the master is closed (closing it hangs the terminal
+        up, and the kernel drops what it had not yet read)."""
+        if not self.pty_master or not self.attached:
+            return
+        try:
+            number = struct.unpack("I", fcntl.ioctl(self.fd, _TIOCGPTN, b"\0\0\0\0"))[0]
+            slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            end = time.monotonic() + timeout_s
+            while time.monotonic() < end:
+                waiting = struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+                if not waiting:
+                    return
+                time.sleep(0.01)
+        except OSError:
+            return
+        finally:
+            os.close(slave)
+
     def read(self, n: int) -> bytes:
         self.keep_raw()
         ready, _, _ = select.select([self.fd], [], [], self.timeout)
