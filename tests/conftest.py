@@ -94,8 +94,11 @@ class Terminal:
 
     def cmd(self, line: str, end: bytes = b"\r", timeout_s: float = 10.0) -> str:
         """The reply to ``line`` (without the echo and the prompt)."""
+        from controller.console.lineedit import LineEditor
+        editor = LineEditor()           # the echo as the console shows it: a PIN as stars
+        editor.feed(line.encode())
         self.port.write(line.encode() + end)
-        out = self.read_until_prompt(timeout_s, after=line.encode() + b"\r\n")
+        out = self.read_until_prompt(timeout_s, after=editor.shown.encode() + b"\r\n")
         body = out.split("\r\n", 1)[1]
         return CONSOLE_PROMPT.sub(b"", body.encode()).decode().strip()
 
