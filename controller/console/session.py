@@ -449,6 +449,7 @@ class ConsoleSession:
         self._fresh = True                     # the terminal may not show the prompt: redraw on a key
         self._last_input = -math.inf
         self._seen_attached = False
+        self._redraw = ""                      # prompt and line to send before the next echo
 
     @property
     def attached(self) -> bool:
@@ -592,8 +593,6 @@ class ConsoleSession:
                 if segment and not self._take(segment):
                     return
         self._announce_over(len(self._prompt()) + self.editor.shown_cells)
-
-    _redraw = ""
 
     def _take(self, data: bytes) -> bool:
         """Feed ``data`` to the line editor, echo it and answer its lines; False after `quit`."""
