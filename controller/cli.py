@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -486,8 +488,21 @@ def _realtime_run(args, params, boot_faults):
     return realtime.as_sim_run(rt, params), timing, adaptation
 
 
+#: Before the end of ``ankle sim --console``'s duration, the console says how long is left [s].
+TIME_WARNINGS_S = (60.0, 10.0)
+
+
+def _time_warnings(duration_s: float):
+    """[(seconds after the start, the announcement)] for a session of ``duration_s``: each of
+    :data:`TIME_WARNINGS_S` that comes after the start."""
+    return [(duration_s - left, f"the simulated session ends in {left:g} s (--duration {duration_s:g} s); "
+                                f"'save' keeps changes")
+            for left in TIME_WARNINGS_S if left < duration_s]
+
+
 class _SimConsole:
-    """``ankle sim --realtime --console``: the console on a pseudo-terminal for the session."""
+    """``ankle sim --realtime --console``: the console on a pseudo-terminal for the session; it
+    announces the end of the session's duration 60 s and 10 s ahead, and when it has ended."""
 
     def __init__(self, args):
         import os
@@ -505,9 +520,14 @@ class _SimConsole:
         self.path = os.ttyname(slave)
         import tty
         tty.setraw(slave)                # bytes pass as typed: the console does its own line editing
-        self._slave = slave
+        # not kept open here: then the master sees a hang-up until a terminal attaches, and the
+        # console greets each terminal that does (the settings stay while the master is open)
+        os.close(slave)
+        self.duration_s = args.duration
         self.session = None
         self.audit = self.adaptation = None
+        self._started = time.monotonic()
+        self._closing = threading.Event()
 
     def share(self, audit, adaptation) -> None:
         """The audit log's (log, note) shared with ``adaptation``, which runs beside the console."""
@@ -541,14 +561,28 @@ class _SimConsole:
               f"`python -m serial.tools.miniterm {self.path}`", flush=True)
         for line in self.session.banner.splitlines()[1:]:      # a damaged audit log, read-only and why
             print(f"  console: {line}", flush=True)
+        self._started = time.monotonic()
+        threading.Thread(target=self._warn, name="console-time", daemon=True).start()
+
+    def _warn(self) -> None:
+        """Announce the end of the session's duration ahead of it (the wearer stops then)."""
+        for at_s, text in _time_warnings(self.duration_s):
+            if self._closing.wait(max(0.0, self._started + at_s - time.monotonic())):
+                return
+            self.session.announce(text)
 
     def close(self) -> None:
         import os
+        self._closing.set()
         if self.session is not None:
-            self.session.stop()
+            ran_s = time.monotonic() - self._started
+            early = "" if ran_s >= self.duration_s - 1.0 else " (early: see the simulator's output)"
+            self.session.announce(f"the simulated session has ended after {ran_s:.0f} s{early}; "
+                                  f"the console closes")
+            self.session.stop()          # shows what was announced, then ends
+            self.session.port.drain(1.0)     # closing the master drops what the terminal has not read
         self.logs.stop()
         os.close(self.master)
-        os.close(self._slave)
 
 
 def _cmd_serve(args) -> int:

@@ -94,10 +94,55 @@ class Terminal:
 
     def cmd(self, line: str, end: bytes = b"\r", timeout_s: float = 10.0) -> str:
         """The reply to ``line`` (without the echo and the prompt)."""
+        from controller.console.lineedit import LineEditor
+        editor = LineEditor()           # the echo as the console shows it: a PIN as stars
+        editor.feed(line.encode())
         self.port.write(line.encode() + end)
-        out = self.read_until_prompt(timeout_s, after=line.encode() + b"\r\n")
+        out = self.read_until_prompt(timeout_s, after=editor.shown.encode() + b"\r\n")
         body = out.split("\r\n", 1)[1]
         return CONSOLE_PROMPT.sub(b"", body.encode()).decode().strip()
+
+    def close(self) -> None:
+        """Detach from the tty (pyserial's port, or the descriptor :func:`attach` opened)."""
+        close = getattr(self.port, "close", None)
+        if close is not None:
+            close()
+        else:
+            import os
+            os.close(self.port.fd)
+
+
+def cooked_mode():
+    """The termios attributes of a fresh pseudo-terminal: the kernel's default, cooked line
+    discipline (canonical input, echo, CR to NL, signals)."""
+    import os
+    import termios
+    master, slave = os.openpty()
+    try:
+        return termios.tcgetattr(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def attach(path: str, mode: str = "raw") -> Terminal:
+    """A Terminal on the tty ``path``, opened as a terminal program does: in ``mode`` "raw"
+    (tty.setraw, as miniterm, screen and picocom set it) or "cooked" (the kernel's default line
+    discipline, as a plain shell leaves a tty), and its input flushed as pyserial does on open (what
+    was sent before it attached is gone)."""
+    import os
+    import termios
+    import tty
+    from controller.console.session import FdPort
+    if mode not in ("raw", "cooked"):
+        raise ValueError(f"mode must be 'raw' or 'cooked', got {mode!r}")
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    if mode == "raw":
+        tty.setraw(fd, termios.TCSANOW)
+    else:
+        termios.tcsetattr(fd, termios.TCSANOW, cooked_mode())
+    termios.tcflush(fd, termios.TCIFLUSH)
+    return Terminal(FdPort(fd))
 
 
 def finish(proc, timeout_s: float):
@@ -155,7 +200,10 @@ def sim_console(state, pin, *args: str):
                 proc.output.append(rest)
         threading.Thread(target=drain, daemon=True).start()
         term = Terminal(path)
-        term.send(b"\r")            # pyserial flushes what waited before it opened: ask for a prompt
+        try:                        # the console prompts as a terminal attaches, without Enter
+            term.read_until_prompt(timeout_s=10)
+        except AssertionError:      # its prompt came before pyserial's flush on open (a loaded machine)
+            term.send(b"\r")
         yield term, proc
     finally:
         if proc.poll() is None:

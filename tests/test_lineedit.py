@@ -329,3 +329,150 @@ def test_printable_unicode_round_trips(text):
     events, echo = run([text.encode("utf-8") + b"\r\n"], max_chars=30)
     assert events == [line(text)]
     assert echo == text.encode("utf-8") + b"\r\n"
+
+
+# --- history (Up / Down) and the masked PIN ------------------------------------------------------
+
+UP, DOWN, UP3, DOWN3 = b"\x1b[A", b"\x1b[B", b"\x1bOA", b"\x1bOB"
+
+
+def recall(ed, keys):
+    """Feed ``keys`` (no line end): the line the editor now holds and the echo they gave."""
+    ed.take_echo()
+    ed.feed(keys)
+    return ed.partial, ed.take_echo()
+
+
+@pytest.mark.parametrize("up, down", [(UP, DOWN), (UP3, DOWN3)], ids=["CSI", "SS3"])
+def test_up_and_down_recall_earlier_lines_and_redraw_them(up, down):
+    ed = LineEditor()
+    ed.feed(b"status\rget x\r")
+    assert ed.history == ("status", "get x")
+    assert recall(ed, up) == ("get x", b"get x")
+    assert recall(ed, up) == ("status", ERASE * 5 + b"status")
+    assert recall(ed, up) == ("status", b"")               # the oldest: nothing further
+    assert recall(ed, down) == ("get x", ERASE * 6 + b"get x")
+    assert recall(ed, down) == ("", ERASE * 5)             # back to the (empty) line being typed
+    assert recall(ed, down) == ("", b"")
+    ed.take_echo()
+    assert [e for e in ed.feed(up + b"\r") if e.kind != KEY] == [line("get x")]
+
+
+def test_the_line_being_typed_comes_back_after_browsing():
+    ed = LineEditor()
+    ed.feed(b"status\r")
+    ed.feed(b"pa")
+    assert recall(ed, UP) == ("status", ERASE * 2 + b"status")
+    assert recall(ed, DOWN) == ("pa", ERASE * 6 + b"pa")
+
+
+def test_a_recalled_line_can_be_edited_and_the_history_keeps_the_original():
+    ed = LineEditor()
+    ed.feed(b"get swing.target_rad\r")
+    ed.feed(UP + b"\x7f\x7f\x7fdeg\r")
+    assert ed.history == ("get swing.target_rad", "get swing.target_deg")
+
+
+def test_history_skips_empty_and_repeated_lines_and_is_bounded():
+    ed = LineEditor(history_size=3)
+    ed.feed(b"a\r\r  \ra\rb\rc\rd\r")
+    assert ed.history == ("b", "c", "d")
+    ed = LineEditor()
+    for i in range(200):
+        ed.feed(b"x%d\r" % i)
+    assert len(ed.history) == 50 and ed.history[-1] == "x199"
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, None])
+def test_history_size_must_be_a_positive_whole_number(bad):
+    with pytest.raises(ValueError, match="history_size"):
+        LineEditor(history_size=bad)
+
+
+def test_arrows_with_parameters_and_other_keys_stay_swallowed():
+    ed = LineEditor()
+    ed.feed(b"status\r")
+    assert recall(ed, b"\x1b[1;5A\x1b[C\x1b[D\x1bOP") == ("", b"")
+
+
+def test_spoiled_and_cancelled_lines_are_not_recalled():
+    ed = LineEditor(max_chars=3)
+    ed.feed(b"ok\r\xff\rabcd\rxy\x03")
+    assert ed.history == ("ok",)
+
+
+@pytest.mark.parametrize("typed", [b"login 2468", b"LOGIN 2468", b"  Login 2468", b"login  2468", b"login\t2468",
+                                   b'"login" 2468'])
+def test_the_pin_is_echoed_as_stars_and_the_line_keeps_the_real_text(typed):
+    ed = LineEditor()
+    events = [e for e in ed.feed(typed + b"\r") if e.kind != KEY]
+    assert events == [line(typed.decode().replace("\t", " "))]
+    echo = ed.take_echo()
+    assert b"2468" not in echo and echo.endswith(b"****\r\n"), echo
+
+
+def test_backspace_erases_one_star_and_the_shown_line_is_masked():
+    ed = LineEditor()
+    ed.feed(b"login 24")
+    assert ed.take_echo() == b"login **"
+    assert ed.shown == "login **" and ed.partial == "login 24" and ed.shown_cells == 8
+    ed.feed(b"\x7f")
+    assert ed.take_echo() == ERASE
+    ed.feed(b"\x7f\x7f\x7fx")                # back into the word: no longer a login line
+    assert ed.partial == "logix" and ed.take_echo() == ERASE * 3 + b"x"
+
+
+def test_only_a_line_that_starts_with_login_is_masked():
+    for text in (b"loginx 12", b"get login 12", b"help login"):
+        ed = LineEditor()
+        ed.feed(text)
+        assert ed.take_echo() == text
+
+
+def test_a_login_line_is_never_recalled_with_its_pin():
+    ed = LineEditor()
+    ed.feed(b"status\rlogin 2468\rLOGIN 1357\r'login' 9999\r")
+    assert all(not any(d in h for d in ("2468", "1357", "9999")) for h in ed.history), ed.history
+    partial, echo = recall(ed, UP)
+    assert partial.strip().lower().strip("'\"") == "login" and b"9999" not in echo
+
+
+def test_the_pin_never_reaches_the_echo_whatever_keys_are_pressed():
+    ed = LineEditor()
+    echo = b""
+    for keys in (b"login 97531\r", UP, UP, DOWN, b"\x7f" * 3, UP3, b" 97531", DOWN3, b"\x15", UP, b" 97531\r",
+                 UP, b"\r", UP, UP, UP):
+        ed.feed(keys)
+        echo += ed.take_echo()
+    assert b"97531" not in echo and b"9" not in echo, echo
+
+
+PIN_TOKENS = [UP, DOWN, UP3, DOWN3, b"login ", b"LOGIN 13579", b"13579", b"\x1b[1;5A"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(stream=st.lists(st.one_of(st.sampled_from(TOKENS + PIN_TOKENS), st.binary(max_size=12)),
+                       max_size=60).map(b"".join),
+       cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=10),
+       max_chars=st.integers(min_value=1, max_value=40))
+def test_chunking_does_not_change_history_or_masking(stream, cuts, max_chars):
+    whole = run([stream], max_chars)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    bounds = [0] + points + [len(stream)]
+    assert run([stream[a:b] for a, b in zip(bounds, bounds[1:])], max_chars) == whole
+    assert run([bytes([b]) for b in stream], max_chars) == whole
+    check_echo(whole[1])
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=st.lists(st.sampled_from([UP, DOWN, UP3, DOWN3, b"\r", b"\x7f", b"\x15", b"\x03",
+                                         b"\x15login 13579", b"\x15LOGIN 13579", b"a", b" "]),
+                       max_size=60).map(b"".join))
+def test_no_pin_digit_is_ever_echoed_after_login(stream):
+    """Only the PIN has digits here, always typed on a fresh line after "login ": no digit is ever
+    echoed, whatever editing and browsing comes between, and none is kept in the history."""
+    ed = LineEditor()
+    ed.feed(stream)
+    echo = ed.take_echo()
+    assert not any(d in echo for d in b"13579"), echo
+    assert all("1" not in h for h in ed.history)

@@ -12,8 +12,15 @@ Rules, as seen from the keyboard:
   even when they arrive in different reads; LF then CR is two).  An empty line is a line too.
 - Backspace (BS 0x08) and Delete (DEL 0x7F) erase the last character (a whole UTF-8 character);
   Ctrl-U erases the line; Ctrl-C drops the line and says so (a ``"cancel"`` event).
-- Escape sequences (arrow and function keys: ESC [ ... final byte, ESC O x) are swallowed, so
-  they never put garbage into a line.  An ESC that starts neither is dropped on its own.
+- Up and Down (``ESC [ A`` / ``ESC [ B``, and ``ESC O A`` / ``ESC O B`` from a terminal in
+  application-cursor mode, PuTTY's) browse the last ``history_size`` lines: the line on screen is
+  erased with backspaces and the recalled one echoed, so it works on any terminal.  Down past the
+  newest brings back the line that was being typed.  Empty lines, spoiled lines and a repeat of
+  the line before are not kept; a ``login`` line is kept as ``login`` alone, never with its PIN.
+- A line that starts with ``login `` (any case, leading spaces allowed) echoes ``*`` for every
+  character after it: the PIN never appears on the screen; the line event still has the real text.
+- Every other escape sequence (arrow and function keys: ESC [ ... final byte, ESC O x) is
+  swallowed, so it never puts garbage into a line.  An ESC that starts neither is dropped on its own.
 - TAB is a space; every other control character is ignored.
 - More than ``max_chars`` characters, or bytes that are not UTF-8, spoil the line: the rest is
   still edited and echoed normally, but at Enter the line comes out as one ``"error"`` event
@@ -21,10 +28,14 @@ Rules, as seen from the keyboard:
 """
 from __future__ import annotations
 
+import re
+import shlex
 import unicodedata
-from typing import List, NamedTuple, Optional
+from collections import deque
+from typing import List, NamedTuple, Optional, Tuple
 
-__all__ = ["LineEditor", "Event", "LINE", "ERROR", "CANCEL", "KEY", "KINDS", "DEFAULT_MAX_CHARS"]
+__all__ = ["LineEditor", "Event", "LINE", "ERROR", "CANCEL", "KEY", "KINDS", "DEFAULT_MAX_CHARS",
+           "DEFAULT_HISTORY"]
 
 #: A complete line; ``text`` is the line without its terminator.
 LINE = "line"
@@ -39,11 +50,30 @@ KINDS = (LINE, ERROR, CANCEL, KEY)
 
 #: Longest line kept by default [characters]; the longest console command is far shorter.
 DEFAULT_MAX_CHARS = 200
+#: Lines Up and Down can recall by default.
+DEFAULT_HISTORY = 50
+
+# What makes the rest of a line a PIN: `login` (as the console's shlex would read it, also quoted)
+# and a space, at the start of the line.  Everything typed after it is echoed as '*'.
+_LOGIN_PREFIX = re.compile(r" *[\"']?login[\"']? ", re.IGNORECASE)
+_MASK = b"*"
 
 _NUL, _CTRL_C, _BS, _TAB, _LF, _CR, _CTRL_U, _ESC, _DEL = 0x00, 0x03, 0x08, 0x09, 0x0A, 0x0D, 0x15, 0x1B, 0x7F
 
-# Escape-sequence states.
-_ESC_NONE, _ESC_START, _ESC_CSI, _ESC_SS3 = 0, 1, 2, 3
+# Escape-sequence states (a CSI that has had a parameter byte is no plain arrow key).
+_ESC_NONE, _ESC_START, _ESC_CSI, _ESC_SS3, _ESC_CSI_PARAMS = 0, 1, 2, 3, 4
+_UP, _DOWN = 0x41, 0x42                     # the final byte of the arrows: 'A', 'B'
+
+
+def _secret(text: str) -> bool:
+    """Does ``text`` carry a PIN (a `login` line, however the console would read its first word)?"""
+    if _LOGIN_PREFIX.match(text):
+        return True
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    return bool(words) and words[0].lower() == "login"
 
 # What erases one terminal cell: back, overwrite with a space, back again.
 _ERASE = b"\b \b"
@@ -105,11 +135,17 @@ class LineEditor:
     device emit an escape sequence to their terminal.
     """
 
-    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS):
-        """``max_chars``: the longest line kept [characters, >= 1]."""
+    def __init__(self, max_chars: int = DEFAULT_MAX_CHARS, history_size: int = DEFAULT_HISTORY):
+        """``max_chars``: the longest line kept [characters, >= 1]; ``history_size``: the lines
+        Up can recall [>= 1] (so the history holds at most ``history_size * max_chars`` characters)."""
         if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
             raise ValueError(f"max_chars must be a whole number >= 1, got {max_chars!r}")
+        if isinstance(history_size, bool) or not isinstance(history_size, int) or history_size < 1:
+            raise ValueError(f"history_size must be a whole number >= 1, got {history_size!r}")
         self.max_chars = max_chars
+        self._history: deque = deque(maxlen=history_size)
+        self._browse = 0                    # how far back Up went: 0 is the line being typed
+        self._draft: Optional[Tuple] = None     # the line being typed, kept while browsing
         self._echo = bytearray()
         self._after_cr = False              # the last byte was a CR: a following LF is part of it
         self._esc = _ESC_NONE
@@ -149,6 +185,21 @@ class LineEditor:
         return self._line.decode("utf-8")
 
     @property
+    def shown(self) -> str:
+        """The line typed so far as the terminal shows it (a PIN as ``*``): what to redraw."""
+        return self._shown().decode("utf-8")
+
+    @property
+    def shown_cells(self) -> int:
+        """Terminal cells :attr:`shown` takes."""
+        return sum(self._cells)
+
+    @property
+    def history(self) -> Tuple[str, ...]:
+        """The lines Up can recall, oldest first (a copy)."""
+        return tuple(self._history)
+
+    @property
     def buffered_bytes(self) -> int:
         """Bytes held for the line being typed: at most ``max_chars * 4`` plus a partly received
         character (at most 3), whatever arrives."""
@@ -158,6 +209,7 @@ class LineEditor:
         """Forget the line being typed and any half-received key sequence (no echo, no event)."""
         self._after_cr = False
         self._esc = _ESC_NONE
+        self._browse, self._draft = 0, None
         self._clear_line()
 
     # --- the state machine ----------------------------------------------------------------
@@ -170,7 +222,14 @@ class LineEditor:
         self._u8_need = 0
         self._u8_lo, self._u8_hi = 0x80, 0xBF
         self._problem: Optional[str] = None     # the first thing that spoiled the line
+        self._mask_from: Optional[int] = None   # characters from this one on are a PIN (echoed '*')
 
+    def _shown(self) -> bytes:
+        """The line's echo: its text, with the characters of a PIN as '*'."""
+        if self._mask_from is None:
+            return bytes(self._line)
+        head = sum(self._lens[:self._mask_from])
+        return bytes(self._line[:head]) + _MASK * (len(self._lens) - self._mask_from)
     def _byte(self, b: int, events: List[Event]) -> None:
         if self._after_cr:
             self._after_cr = False
@@ -212,6 +271,7 @@ class LineEditor:
         elif b == _CTRL_C:
             self._echo += b"^C\r\n"
             self._clear_line()
+            self._browse, self._draft = 0, None
             events.append(Event(CANCEL))
         elif b == _ESC:
             self._esc = _ESC_START
@@ -241,11 +301,42 @@ class LineEditor:
             return False
         if state == _ESC_CSI:
             if 0x20 <= b <= 0x3F:           # parameter and intermediate bytes
+                self._esc = _ESC_CSI_PARAMS
                 return True
             self._esc = _ESC_NONE
+            if b in (_UP, _DOWN):           # a plain ESC [ A / ESC [ B
+                self._recall(1 if b == _UP else -1)
             return 0x40 <= b <= 0x7E        # the final byte ends it
+        if state == _ESC_CSI_PARAMS:        # ESC [ 1 ; 5 A and the like: swallowed, no recall
+            if 0x20 <= b <= 0x3F:
+                return True
+            self._esc = _ESC_NONE
+            return 0x40 <= b <= 0x7E
         self._esc = _ESC_NONE               # SS3: exactly one more byte
+        if b in (_UP, _DOWN):               # ESC O A / ESC O B: the arrows in application mode
+            self._recall(1 if b == _UP else -1)
         return 0x20 <= b <= 0x7E
+
+    def _recall(self, step: int) -> None:
+        """Up (``step`` 1) or Down (-1) through the history: erase the line on screen, show the other."""
+        target = self._browse + step
+        if not 0 <= target <= len(self._history):
+            return                          # past either end: nothing happens, nothing is echoed
+        if self._browse == 0:               # leaving the line being typed: keep it for Down
+            self._draft = (bytes(self._line), bytes(self._lens), bytes(self._cells), self._problem,
+                           self._mask_from)
+        self._echo += _ERASE * sum(self._cells)
+        self._clear_line()
+        self._browse = target
+        if target == 0:
+            line, lens, cells, problem, mask_from = self._draft
+            self._draft = None
+            self._line, self._lens, self._cells = bytearray(line), bytearray(lens), bytearray(cells)
+            self._problem, self._mask_from = problem, mask_from
+            self._echo += self._shown()
+        else:
+            for ch in self._history[-target]:
+                self._char(ch)
 
     def _char(self, ch: str) -> None:
         if not ch.isprintable():            # C1 controls, format and separator characters
@@ -255,18 +346,23 @@ class LineEditor:
                 self._problem = (f"line too long: at most {self.max_chars} characters; "
                                  f"the line was ignored")
             return
+        if self._mask_from is None and _LOGIN_PREFIX.fullmatch(self._line.decode("utf-8")):
+            self._mask_from = len(self._lens)
         encoded = ch.encode("utf-8")
-        cells = _cells(ch)
+        masked = self._mask_from is not None
+        cells = 1 if masked else _cells(ch)
         self._line += encoded
         self._lens.append(len(encoded))
         self._cells.append(cells)
-        self._echo += encoded
+        self._echo += _MASK if masked else encoded
 
     def _erase_last(self) -> None:
         if not self._lens:
             return                          # nothing to erase: no echo either
         del self._line[len(self._line) - self._lens.pop():]
         self._echo += _ERASE * self._cells.pop()
+        if self._mask_from is not None and len(self._lens) < self._mask_from:
+            self._mask_from = None          # the word `login` itself was erased: no longer a PIN
 
     def _spoil_not_text(self, b: int) -> None:
         if self._problem is None:
@@ -276,6 +372,18 @@ class LineEditor:
         if self._problem is not None:
             events.append(Event(ERROR, self._problem))
         else:
-            events.append(Event(LINE, self._line.decode("utf-8")))
+            text = self._line.decode("utf-8")
+            events.append(Event(LINE, text))
+            self._remember(text)
         self._echo += b"\r\n"
         self._clear_line()
+        self._browse, self._draft = 0, None
+
+    def _remember(self, text: str) -> None:
+        """Keep a line for Up: not an empty one, not a repeat, and a `login` line without its PIN."""
+        if not text.strip():
+            return
+        if _secret(text):
+            text = "login"
+        if not self._history or self._history[-1] != text:
+            self._history.append(text)

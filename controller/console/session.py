@@ -8,6 +8,7 @@ supervisor's process, never in the tick's: a slow terminal delays only itself.
 """
 from __future__ import annotations
 
+import collections
 import fcntl
 import math
 import os
@@ -15,6 +16,7 @@ import re
 import select
 import struct
 import termios
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -24,7 +26,7 @@ import numpy as np
 
 from controller.kernels._tick import STILL_GYRO_RAD_S, STILL_S, TELEMETRY_COLUMNS
 from controller.kernels.telemetry import COLUMN as _COL
-from controller.console.lineedit import LineEditor
+from controller.console.lineedit import LineEditor, _cells
 from controller.params.registry import ParamError, ParamSet
 from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry
 
@@ -33,7 +35,19 @@ __all__ = ["ConsoleSession", "RuntimeBackend", "OfflineBackend", "GaitWatch", "F
 
 WATCH_PERIOD_S = 0.2           # the live line: about 5 times a second
 AUTO_LOGOUT_S = 900.0          # a prosthetist idle this long is back to read-only (a laptop left open)
-_CLEAR_TO_EOL = "\x1b[K"
+#: The console's own lines (banner, prompt, `watch`, announcements) stay within this many columns:
+#: an 80-column terminal, never its last column (where terminals disagree about wrapping).
+WIDTH = 79
+#: Input after this long a silence redraws the prompt first: a terminal that attached meanwhile
+#: (a UART cannot tell) shows it on its first key.  On a terminal that had it, the redraw (CR,
+#: prompt, line) changes nothing on screen.
+REDRAW_AFTER_S = 5.0
+#: After a terminal attaches to a pty, the banner waits this long: a terminal program flushes its
+#: input just after it opens the tty (pyserial does), which would drop a banner sent at once.
+ATTACH_SETTLE_S = 0.25
+ANNOUNCE_QUEUE = 32            # announcements waiting for the console (the oldest dropped beyond)
+ANNOUNCE_MAX_CHARS = 1000      # of one announcement; the rest is dropped
+_TIOCGPTN = 0x80045430         # Linux: succeeds on a pty's master only
 _LINE_ENDS = re.compile(rb"(?<=[\r\n\x03])")     # split after CR, LF and Ctrl-C, keeping them
 
 
@@ -255,12 +269,102 @@ class OfflineBackend:
         return np.empty((0, len(TELEMETRY_COLUMNS)))
 
 
+def _fit(text: str, width: int = WIDTH) -> List[str]:
+    """``text`` as terminal rows of at most ``width`` cells, control characters dropped (nothing
+    sent may be an escape sequence); a line break in ``text`` starts a row."""
+    rows: List[str] = []
+    for part in text.split("\n"):
+        part = "".join(ch if ch.isprintable() else " " if ch == "\t" else "" for ch in part)
+        if sum(_cells(ch) for ch in part) <= width:
+            rows.append(part)
+            continue
+        for row in textwrap.wrap(part, width, break_on_hyphens=False) or [""]:
+            while sum(_cells(ch) for ch in row) > width:     # wide characters: wrap by cells
+                cut, used = 0, 0
+                while used + _cells(row[cut]) <= width:
+                    used += _cells(row[cut])
+                    cut += 1
+                rows.append(row[:cut])
+                row = row[cut:]
+            rows.append(row)
+    return rows
+
+
+def _clip(text: str, width: int = WIDTH) -> str:
+    """One row of at most ``width`` cells: ``text`` (control characters dropped), ending in "..."
+    when it was cut."""
+    text = "".join(ch for ch in text if ch.isprintable())
+    if sum(_cells(ch) for ch in text) <= width:
+        return text
+    out, used = [], 0
+    for ch in text:
+        if used + _cells(ch) > width - 3:
+            break
+        out.append(ch)
+        used += _cells(ch)
+    return "".join(out) + "..."
+
+
 class FdPort:
-    """pyserial's read/write on a file descriptor (the master side of a pseudo-terminal)."""
+    """pyserial's read/write on a file descriptor (the master side of a pseudo-terminal).
+
+    On a pty's master (the device end of ``ankle sim --console``'s simulated serial line) it
+    also tells whether a terminal is attached (:attr:`attached`), drops output while none is (a
+    terminal attaching later gets the banner and prompt, not stale lines; nothing blocks on a
+    full queue nobody reads), and keeps the line discipline raw: a terminal that attaches in
+    cooked mode (a shell's tty, `stty sane`) would otherwise echo the console's own output back
+    to it as typing and hold its prompt until a line end."""
 
     def __init__(self, fd: int, timeout: float = 0.05):
         self.fd = fd
         self.timeout = timeout
+        try:
+            fcntl.ioctl(fd, _TIOCGPTN, b"\0\0\0\0")
+            self.pty_master = True
+        except OSError:
+            self.pty_master = False
+        if self.pty_master:
+            # a master with no terminal is always "readable" (hang-up); one attaching between the
+            # select and the read would leave a blocking read waiting for its first key
+            os.set_blocking(fd, False)
+
+    @property
+    def attached(self) -> bool:
+        """A terminal has the other end open (always True but on a pty's master)."""
+        if not self.pty_master:
+            return True
+        poller = select.poll()
+        poller.register(self.fd, select.POLLHUP)
+        try:
+            return not any(ev & select.POLLHUP for _, ev in poller.poll(0))
+        except OSError:
+            return False
+
+    def keep_raw(self) -> None:
+        """On a pty's master: make the terminal's line discipline pass bytes as they are (no echo,
+        no canonical lines, no CR/NL mapping, no signal characters), if a terminal changed it.
+        The terminal's output processing (its Enter as CR LF) is left alone: the console takes
+        any line end."""
+        if not self.pty_master:
+            return
+        try:
+            attrs = termios.tcgetattr(self.fd)
+        except termios.error:
+            return
+        iflag, lflag = attrs[0], attrs[3]
+        in_bits = (termios.BRKINT | termios.ICRNL | termios.INLCR | termios.IGNCR | termios.ISTRIP
+                   | termios.IXON | termios.INPCK | termios.PARMRK)
+        l_bits = termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN
+        if not (iflag & in_bits or lflag & l_bits):
+            return
+        attrs[0] = iflag & ~in_bits
+        attrs[3] = lflag & ~l_bits
+        attrs[6] = list(attrs[6])
+        attrs[6][termios.VMIN], attrs[6][termios.VTIME] = 1, 0
+        try:
+            termios.tcsetattr(self.fd, termios.TCSANOW, attrs)      # not TCSAFLUSH: keep what is queued
+        except termios.error:
+            pass
 
     @property
     def in_waiting(self) -> int:
@@ -270,17 +374,47 @@ class FdPort:
         except OSError:
             return 0
 
+    def drain(self, timeout_s: float = 1.0) -> None:
+        """On a pty's master: wait (``timeout_s`` at most) until the terminal has read what was
+        sent, e.g. a last announcement before the master is closed (closing it hangs the terminal
+        up, and the kernel drops what it had not yet read)."""
+        if not self.pty_master or not self.attached:
+            return
+        try:
+            number = struct.unpack("I", fcntl.ioctl(self.fd, _TIOCGPTN, b"\0\0\0\0"))[0]
+            slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            end = time.monotonic() + timeout_s
+            while time.monotonic() < end:
+                waiting = struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+                if not waiting:
+                    return
+                time.sleep(0.01)
+        except OSError:
+            return
+        finally:
+            os.close(slave)
+
     def read(self, n: int) -> bytes:
+        self.keep_raw()
         ready, _, _ = select.select([self.fd], [], [], self.timeout)
         if not ready:
             return b""
         try:
             return os.read(self.fd, n)
+        except BlockingIOError:          # a hang-up that ended (a terminal attached): nothing yet
+            return b""
         except OSError:                  # the other side closed: nothing more to read now
             time.sleep(self.timeout)
             return b""
 
     def write(self, data: bytes) -> int:
+        if self.pty_master:
+            if not self.attached:
+                return len(data)         # nobody to see it: dropped, never queued for a later terminal
+            self.keep_raw()
         view = memoryview(data)
         while view:
             try:
@@ -293,7 +427,14 @@ class FdPort:
 
 
 class ConsoleSession:
-    """Runs a console on ``port`` until :meth:`stop`."""
+    """Runs a console on ``port`` until :meth:`stop`.
+
+    The screen: the banner and a prompt when the session starts with a terminal attached, when a
+    terminal attaches to a pty (``port.attached``), and a redraw of the prompt on the first key of
+    any kind after :data:`REDRAW_AFTER_S` of silence (or the first key ever); the live ``watch``
+    line refreshed with CR and spaces only; :meth:`announce` for lines from other threads.  Every
+    line of its own fits :data:`WIDTH` columns.  Only the session's thread writes to the port.
+    """
 
     def __init__(self, port, console, banner: str = "", quit_allowed: bool = False):
         self.port = port
@@ -303,6 +444,42 @@ class ConsoleSession:
         self.quit_allowed = quit_allowed       # `quit` ends the session (the service console only)
         self._halt = threading.Event()
         self.thread: Optional[threading.Thread] = None
+        self._notes: "collections.deque[str]" = collections.deque(maxlen=ANNOUNCE_QUEUE)
+        self._watch_cells = 0                  # cells of the live line on screen during `watch`
+        self._fresh = True                     # the terminal may not show the prompt: redraw on a key
+        self._last_input = -math.inf
+        self._seen_attached = False
+        self._redraw = ""                      # prompt and line to send before the next echo
+
+    @property
+    def attached(self) -> bool:
+        """Whether the session last saw a terminal attached (on a pty; a UART always is)."""
+        return self._seen_attached
+
+    # --- public ---------------------------------------------------------------------------
+
+    def announce(self, text: str) -> None:
+        """Show ``text`` on the console as soon as it can be: above the line being typed (which is
+        then redrawn, prompt and partial line, so typing carries on), above the live ``watch``
+        line, or, while a command runs, before its next prompt; also when :meth:`stop` ends the
+        session.  Thread-safe, never blocks and never raises for any text: control characters
+        are dropped, rows wrapped to :data:`WIDTH` columns, at most :data:`ANNOUNCE_MAX_CHARS`
+        characters kept and :data:`ANNOUNCE_QUEUE` announcements waiting (the oldest dropped).
+        With no terminal attached to a pty, it is not shown (nobody would see it)."""
+        self._notes.append(str(text)[:ANNOUNCE_MAX_CHARS])
+
+    def start(self) -> "ConsoleSession":
+        self.thread = threading.Thread(target=self.serve, name="console", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End the session (what was announced before is still shown) and wait for it (5 s at most)."""
+        self._halt.set()
+        if self.thread is not None:
+            self.thread.join(5)
+
+    # --- output ---------------------------------------------------------------------------
 
     def _prompt(self) -> str:
         return "ankle# " if self.console.access.can_change else "ankle> "
@@ -310,39 +487,118 @@ class ConsoleSession:
     def _send(self, text: str) -> None:
         self.port.write(text.encode("utf-8", "replace"))
 
+    def _attached(self) -> bool:
+        return bool(getattr(self.port, "attached", True))
+
+    def _row(self) -> str:
+        """The prompt and the line typed so far, as the terminal shows it."""
+        return self._prompt() + self.editor.shown
+
+    def _hello(self) -> None:
+        """The banner and the prompt (with anything typed ahead)."""
+        if self.banner:
+            self._send("".join(row + "\r\n" for line in self.banner.split("\n") for row in _fit(line)))
+        self._show_prompt()
+
+    def _show_prompt(self) -> None:
+        """At the start of an empty row: what was announced meanwhile, then the prompt."""
+        self._announce_over(0)
+        self._send(self._row())
+
+    def _announce_over(self, row_cells: int) -> bool:
+        """Print waiting announcements over the current row (``row_cells`` cells of it, erased with
+        spaces, or below it if it wrapped); True if there were any (the row is then empty)."""
+        rows: List[str] = []
+        while self._notes:
+            rows += _fit(self._notes.popleft())
+        if not rows:
+            return False
+        if not self._attached():
+            return False
+        first = "\r" if row_cells <= WIDTH else "\r\n"      # a wrapped row cannot be covered
+        pad = max(0, min(row_cells, WIDTH) - sum(_cells(ch) for ch in rows[0]))
+        self._send(first + rows[0] + " " * pad + "\r\n" + "".join(r + "\r\n" for r in rows[1:]))
+        return True
+
+    def _notes_at_prompt(self) -> None:
+        """Announcements while the prompt is waiting: above it, then the prompt and line again."""
+        if self._notes and self._announce_over(len(self._prompt()) + self.editor.shown_cells):
+            self._send(self._row())
+
+    # --- the session ----------------------------------------------------------------------
+
     def _watch(self) -> None:
-        """The live line, refreshed in place until any key arrives."""
+        """The live line, refreshed in place until any key arrives: a CR, the line, and spaces
+        over what is left of a longer line before it (no erase sequence: miniterm prints those
+        raw), within :data:`WIDTH` columns."""
         self._send("watching; press any key to stop\r\n")
-        while not self._halt.is_set():
-            self._send("\r" + self.console.status_line() + _CLEAR_TO_EOL)
+        self._watch_cells = 0
+        while not self._halt.is_set() and self._attached():
+            if self._announce_over(self._watch_cells):
+                self._watch_cells = 0
+            line = _clip(self.console.status_line())
+            cells = sum(_cells(ch) for ch in line)
+            self._send("\r" + line + " " * max(0, self._watch_cells - cells))
+            self._watch_cells = cells
             end = time.monotonic() + WATCH_PERIOD_S
             while time.monotonic() < end:
                 data = self.port.read(256)
                 if data:
+                    self._last_input = time.monotonic()
                     self._send("\r\n")
                     return
-            if self._halt.is_set():
-                return
+                if self._notes or self._halt.is_set():
+                    break
+        self._send("\r\n")
 
     def serve(self) -> None:
-        """The session loop (returns after :meth:`stop`)."""
-        if self.banner:
-            self._send(self.banner.replace("\n", "\r\n") + "\r\n")
-        self._send(self._prompt())
+        """The session loop (returns after :meth:`stop`, once what was announced is shown)."""
+        attached = self._seen_attached = self._attached()
+        hello_at: Optional[float] = None
+        if attached and hasattr(self.port, "attached"):     # a pty: it may be a terminal opening now
+            hello_at = time.monotonic() + ATTACH_SETTLE_S
+        elif attached:
+            self._hello()
         while not self._halt.is_set():
+            now_attached = self._attached()
+            if now_attached != attached:
+                attached = self._seen_attached = now_attached
+                if attached:                      # a terminal came: greet it once it has settled
+                    hello_at = time.monotonic() + ATTACH_SETTLE_S
+                else:                             # it went: its half-typed line (a PIN?) goes too
+                    hello_at = None
+                    self.editor.reset()
+            if hello_at is not None and time.monotonic() >= hello_at:
+                hello_at = None
+                self._hello()
+                self._fresh = True
+            self._notes_at_prompt()
             data = self.port.read(256)
             if not data:
                 continue
+            if hello_at is not None:              # it typed before the greeting: greet it first
+                hello_at = None
+                self._hello()
+                self._fresh = True
+            now = time.monotonic()
+            redraw = self._fresh or now - self._last_input >= REDRAW_AFTER_S
+            self._fresh = False
+            self._last_input = now
+            # an Enter on an empty line prompts anyway: no redraw before it (one prompt, not two)
+            if redraw and not (data[:1] in (b"\r", b"\n") and not self.editor.partial):
+                self._redraw = "\r" + self._row()
             # one line at a time: the echo of a line typed ahead (or pasted) must come after the
             # reply to the line before it, as on any terminal
             for segment in _LINE_ENDS.split(data):
                 if segment and not self._take(segment):
                     return
+        self._announce_over(len(self._prompt()) + self.editor.shown_cells)
 
     def _take(self, data: bytes) -> bool:
         """Feed ``data`` to the line editor, echo it and answer its lines; False after `quit`."""
+        redraw, self._redraw = self._redraw, ""
         events = self.editor.feed(data)
-        echo = self.editor.take_echo()
+        echo = redraw.encode("utf-8") + self.editor.take_echo()     # one write: prompt and key together
         if echo:
             self.port.write(echo)
         for event in events:
@@ -356,22 +612,13 @@ class ConsoleSession:
                     self._watch()
                 else:
                     self._send(self.console.handle(event.text))
-                self._send(self._prompt())
+                self._show_prompt()
             elif event.kind == "error":
-                self._send(event.text + "\r\n" + self._prompt())
+                self._send(event.text + "\r\n")
+                self._show_prompt()
             elif event.kind == "cancel":          # the editor echoed "^C" and the line end
-                self._send(self._prompt())
+                self._show_prompt()
         return True
-
-    def start(self) -> "ConsoleSession":
-        self.thread = threading.Thread(target=self.serve, name="console", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._halt.set()
-        if self.thread is not None:
-            self.thread.join(5)
 
 
 def _console(backend, state_dir: Path, store: Path, logs, audit=None, adaptation=None):
