@@ -183,7 +183,7 @@ def test_save_writes_both_checksummed_copies_and_diff_shows_it(console):
     loaded = paramstore.load(state / "ankle.params")
     assert loaded.source == "primary" and not loaded.problems
     assert loaded.params["swing.target_rad"] == 0.06
-    assert re.search(r"swing\.target_rad\s+3\.4 deg\s+3\.4 deg\s+2\.9 deg", term.cmd("diff"))      # 0.06, 0.05 rad
+    assert re.search(r"swing\.target_rad\s+3\.44 deg\s+3\.44 deg\s+2\.86 deg", term.cmd("diff"))      # 0.06, 0.05 rad
 
 
 def test_profiles_save_list_load(console):

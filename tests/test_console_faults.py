@@ -46,6 +46,7 @@ def test_faults_say_what_to_do_and_the_adaptation_is_not_switched_on_under_them(
 def test_the_console_announces_that_a_fault_switched_the_adaptation_off(tmp_path):
     params = tmp_path / "adapt.params"
     paramstore.save(ParamSet({"symmetry.adapt": 1}), params)
+    (tmp_path / "state").mkdir()
     with sim_console(tmp_path / "state", PIN, "--duration", "120", "--params", str(params),
                      "--inject", "load_loss@8") as (term, _):
         # said unprompted, above whatever is being typed; the faults it names are those latched

@@ -136,7 +136,7 @@ def test_a_damaged_file_boots_the_service_console_from_the_backup_and_says_so(tm
     session.start()
     try:
         term.send(b"\r")
-        assert term.cmd("get swing.target_rad").startswith("swing.target_rad (toe clearance angle in swing) = 4 deg")   # 0.07 rad
+        assert term.cmd("get swing.target_rad").startswith("swing.target_rad (toe clearance angle in swing) = 4.01 deg")   # 0.07 rad
         assert "no controller is running" in term.cmd("status")
         banner = session.banner
         assert "parameters from backup" in banner, banner

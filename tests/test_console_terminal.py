@@ -93,6 +93,22 @@ def test_the_banner_and_prompt_show_as_a_terminal_attaches_without_enter(pty_con
         wait_for(lambda: not pty_console.session.attached)     # it saw the terminal go
 
 
+def test_a_terminal_that_goes_takes_the_pins_rights_with_it(pty_console, tmp_path):
+    """Whoever attaches next starts read-only: a prosthetist who unplugged without `logout` must not
+    leave the ankle open to changes (the helper's note, issue 17)."""
+    from controller.console.audit import read as read_audit
+    t = attach(pty_console.path, "raw")
+    t.read_until_prompt()
+    assert t.cmd(f"login {PIN}").startswith("prosthetist")
+    t.close()
+    wait_for(lambda: not pty_console.session.attached)
+    wait_for(lambda: any(r["action"] == "logout" for r in read_audit(tmp_path / "audit.log")))
+    t = attach(pty_console.path, "raw")
+    t.read_until_prompt()
+    assert t.cmd("set swing.target_rad 3").startswith("read-only")
+    t.close()
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("key", [b"x", b" ", b"\x1b[C", b"\x1bOB", b"\x7f"])
 def test_the_first_key_of_any_kind_shows_the_prompt(tmp_path, mode, key):
@@ -104,7 +120,7 @@ def test_the_first_key_of_any_kind_shows_the_prompt(tmp_path, mode, key):
         out = t.read_until(lambda o: b"ankle> " in o)
         assert out.startswith(b"\rankle> "), out
         t.port.write(b"\x15get swing.target_rad\r")
-        assert t.read_until_prompt(after=b"\r\n").count("swing.target_rad = ") == 1
+        assert t.read_until_prompt(after=b"\r\n").count("swing.target_rad (toe clearance angle in swing) = ") == 1
         t.close()
     finally:
         h.close()
@@ -123,7 +139,7 @@ def test_the_pin_is_echoed_as_stars(term):
 
 @pytest.mark.parametrize("up", [b"\x1b[A", b"\x1bOA"], ids=["CSI", "SS3"])
 def test_up_recalls_the_last_lines_and_never_a_pin(term, up):
-    assert term.cmd("get swing.target_rad").startswith("swing.target_rad = ")
+    assert term.cmd("get swing.target_rad").startswith("swing.target_rad (toe clearance angle in swing) = ")
     assert "prosthetist" in term.send(f"login {PIN}\r".encode())     # (its echo is masked)
     term.port.write(up)
     assert term.read_until(lambda o: o.endswith(b"login")) == b"login"
@@ -131,7 +147,7 @@ def test_up_recalls_the_last_lines_and_never_a_pin(term, up):
     out = term.read_until(lambda o: o.endswith(b"get swing.target_rad"))
     assert out == b"\b \b" * 5 + b"get swing.target_rad"
     term.port.write(b"\r")
-    assert "swing.target_rad = " in term.read_until_prompt(after=b"\r\n")
+    assert "swing.target_rad (toe clearance angle in swing) = " in term.read_until_prompt(after=b"\r\n")
     down = up[:-1] + b"B"
     term.port.write(up + up + down)
     out = term.read_until(lambda o: o.endswith(b"get swing.target_rad"))
@@ -171,7 +187,7 @@ def test_an_announcement_goes_above_the_line_being_typed(term, pty_console):
     assert all(len(r.lstrip(b"\r")) <= WIDTH for r in rows) and len(rows) >= 4, rows
     assert b"\x1b" not in out and b"red" in out
     term.port.write(b"ng.target_rad\r")
-    assert "swing.target_rad = " in term.read_until_prompt(after=b"\r\n")
+    assert "swing.target_rad (toe clearance angle in swing) = " in term.read_until_prompt(after=b"\r\n")
 
 
 def test_announcements_from_many_threads_each_arrive_whole(term, pty_console):

@@ -584,10 +584,12 @@ class Console:
         if row is None:
             return "waiting for the first tick" if self.backend.running else "no controller is running"
         phase = row["phase"]
-        return (f"t {row['t']:8.2f} s  {MODES.get(int(row['mode']), '?'):<7}  phase "
-                f"{('  --' if not phase >= 0 else f'{100 * phase:3.0f} %')}  torque "
-                f"{_num(row['torque_cmd_Nm'], '+6.1f')} N*m  load {_num(row['load'], '6.0f')} N  speed "
-                f"{_num(row['speed_m_s'], '4.2f')} m/s  faults {', '.join(fault_names(int(row['faults']))) or 'none'}")
+        # within 79 columns (the session clips a longer line): phase, torque, load, speed by their units
+        faults = fault_names(int(row["faults"]))
+        return (f"t {row['t']:8.1f} s  {MODES.get(int(row['mode']), '?'):<7} "
+                f"{('  --' if not phase >= 0 else f'{100 * phase:3.0f} %')}  "
+                f"{_num(row['torque_cmd_Nm'], '+6.1f')} N*m  {_num(row['load'], '5.0f')} N  "
+                f"{_num(row['speed_m_s'], '4.2f')} m/s  faults {','.join(faults) or 'none'}")
 
     def _faults(self, args: List[str]) -> str:
         row = self.backend.latest()
@@ -702,6 +704,12 @@ class Console:
             except AuditError as e:
                 return f"{reply} (the audit log could not record it: {e})"
         return reply
+
+    def detached(self) -> None:
+        """The terminal went away: the PIN's rights go with it, so whoever attaches next starts
+        read-only (recorded as a logout, as typed)."""
+        if self.access.role == PROSTHETIST:
+            self._logout([])
 
     def _logout(self, args: List[str]) -> str:
         self.access.logout()             # always: giving up the right to change needs no record

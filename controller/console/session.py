@@ -565,9 +565,10 @@ class ConsoleSession:
                 attached = self._seen_attached = now_attached
                 if attached:                      # a terminal came: greet it once it has settled
                     hello_at = time.monotonic() + ATTACH_SETTLE_S
-                else:                             # it went: its half-typed line (a PIN?) goes too
-                    hello_at = None
+                else:                             # it went: its half-typed line (a PIN?) goes too,
+                    hello_at = None               # and the rights of a PIN it logged in with
                     self.editor.reset()
+                    self.console.detached()
             if hello_at is not None and time.monotonic() >= hello_at:
                 hello_at = None
                 self._hello()
@@ -658,7 +659,10 @@ def open_console(runtime, watch: GaitWatch, port, state_dir: Path, store: Path, 
     """
     console, notes = _console(RuntimeBackend(runtime, watch), state_dir, store, logs, audit, adaptation)
     lines = [banner + "; 'help' lists the commands"] + notes
-    return ConsoleSession(port, console, banner="\n".join(lines)).start()
+    session = ConsoleSession(port, console, banner="\n".join(lines))
+    if adaptation is not None:          # it says on the console when it switched itself off, and why
+        adaptation.announce = session.announce
+    return session.start()
 
 
 def service_console(port, state_dir: Path, store: Path) -> ConsoleSession:
