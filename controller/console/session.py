@@ -363,7 +363,7 @@ class FdPort:
         attrs[6][termios.VMIN], attrs[6][termios.VTIME] = 1, 0
         try:
             termios.tcsetattr(self.fd, termios.TCSANOW, attrs)      # not TCSAFLUSH: keep what is queued
-        except termios.error:
+        except termios.error:           # the terminal closed between the two calls: nothing to keep raw
             pass
 
     @property

@@ -270,8 +270,8 @@ def audit_events(audit_path: Path, log_path: Path, duration_s: float, t_start_s:
             if not refused and r["parameter"] in _NAMES:       # in force when the log started
                 try:
                     base = base.with_values({r["parameter"]: float(r["new"])})
-                except (ValueError, ParamError):
-                    pass
+                except (ValueError, ParamError):   # a record the registry would refuse was never in force:
+                    pass                           # the values before it stand
             continue
         if when > end:
             continue
