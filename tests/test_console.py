@@ -38,6 +38,23 @@ def _logged_in_and_walking(term) -> None:
         time.sleep(0.5)
 
 
+def _switch_the_adaptation_on(term, tries: int = 5) -> None:
+    """``set symmetry.adapt 1``, clearing first what a stall of a busy machine latched.
+
+    The console refuses the adaptation while faults are latched (issue 17); on a loaded 2-core
+    machine the real-time simulator's drive can miss its 3.5 ms reply bound and latch
+    ``motor_stale``, which is the simulator's machine, not what this test is about.
+    """
+    out = ""
+    for _ in range(tries):
+        term.cmd("clear")
+        out = term.cmd("set symmetry.adapt 1")
+        if "takes effect" in out:
+            return
+        assert "cannot be switched on while faults are latched" in out, out
+    raise AssertionError(f"faults latched again after each of {tries} clears: {out}")
+
+
 def test_help_lists_every_command_and_explains_one(console):
     term, _ = console
     out = term.cmd("help")
@@ -137,8 +154,9 @@ def test_the_symmetry_adaptation_changes_pushoff_within_its_bounds_and_is_audite
     term, state = console
     _logged_in_and_walking(term)
     for line in ("set symmetry.window_strides 3", "set symmetry.work_min_J_kg 0.15",
-                 "set symmetry.work_max_J_kg 0.22", "set symmetry.adapt 1"):
+                 "set symmetry.work_max_J_kg 0.22"):
         assert "takes effect" in term.cmd(line), line
+    _switch_the_adaptation_on(term)
     deadline = time.monotonic() + 30
     while not [r for r in read_audit(state / "audit.log") if r["role"] == "adaptation"]:
         assert time.monotonic() < deadline, term.cmd("symmetry 1")
