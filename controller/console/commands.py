@@ -139,7 +139,10 @@ class Console:
     """Interprets console lines for one session (one serial port, one person at a time)."""
 
     def __init__(self, backend: Backend, access, audit, store: Path, profiles_dir: Path, logs=None,
-                 adaptation=None):
+                 adaptation=None, extra: Optional[Dict[str, Tuple[Callable[[List[str]], str], str, str]]] = None):
+        """``extra``: commands of the caller's own, name -> (handler(words) -> reply, usage, what it
+        does), listed by `help` after the console's (the simulator's ``wearer``); a name the console
+        has already is a programming error."""
         self.backend = backend
         self.logs = logs                  # a controller.records.logger.LogSwitch, or None: no `log start`
         # the symmetry adaptation running beside the console (controller.symmetry.adaptation), or
@@ -192,6 +195,10 @@ class Console:
             "login": (self._login, "login PIN", "enter the prosthetist PIN to allow changes"),
             "logout": (self._logout, "logout", "back to read-only"),
         }
+        clash = set(extra or ()) & set(self._commands)
+        if clash:
+            raise ValueError(f"extra console commands clash with the console's own: {sorted(clash)}")
+        self._commands.update(extra or {})
 
     # ------------------------------------------------------------------ entry point
     def handle(self, line: str) -> str:

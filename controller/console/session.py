@@ -622,7 +622,7 @@ class ConsoleSession:
         return True
 
 
-def _console(backend, state_dir: Path, store: Path, logs, audit=None, adaptation=None):
+def _console(backend, state_dir: Path, store: Path, logs, audit=None, adaptation=None, extra=None):
     """(the console, its banner's lines about the PIN and the audit log).
 
     ``audit``: (the audit log, the note of opening it) when the caller opened it already (it
@@ -636,7 +636,7 @@ def _console(backend, state_dir: Path, store: Path, logs, audit=None, adaptation
     pins = PinFile(state_dir / "pin")
     audit, note = audit if audit is not None else open_or_replace(state_dir / "audit.log")
     console = Console(backend, Access(pins, auto_logout_s=AUTO_LOGOUT_S), audit, Path(store),
-                      state_dir / "profiles", logs=logs, adaptation=adaptation)
+                      state_dir / "profiles", logs=logs, adaptation=adaptation, extra=extra)
     lines = [f"audit log: {note}"] if note else []
     if audit.problem:
         lines.append(f"read-only: {audit.problem}; changes cannot be recorded, so none can be made")
@@ -646,7 +646,7 @@ def _console(backend, state_dir: Path, store: Path, logs, audit=None, adaptation
 
 
 def open_console(runtime, watch: GaitWatch, port, state_dir: Path, store: Path, *, logs=None,
-                 banner: str = "ankle console", audit=None, adaptation=None) -> ConsoleSession:
+                 banner: str = "ankle console", audit=None, adaptation=None, extra=None) -> ConsoleSession:
     """Start the console for a running controller on ``port`` (pyserial's read/write).
 
     ``state_dir`` holds the PIN (``pin``, set with ``ankle pin set``), the audit log
@@ -655,9 +655,11 @@ def open_console(runtime, watch: GaitWatch, port, state_dir: Path, store: Path, 
     ``watch`` must be among the runtime's telemetry sinks.  Without a PIN the console is
     read-only, and says so.  ``audit``: (the audit log, the note of opening it), opened by the
     caller to share with ``adaptation`` (a :class:`controller.symmetry.adaptation.SymmetryAdaptation`
-    running beside the console, whose note ``symmetry`` shows).
+    running beside the console, whose note ``symmetry`` shows).  ``extra``: commands of the
+    caller's own (see :class:`controller.console.commands.Console`), e.g. the simulator's ``wearer``.
     """
-    console, notes = _console(RuntimeBackend(runtime, watch), state_dir, store, logs, audit, adaptation)
+    console, notes = _console(RuntimeBackend(runtime, watch), state_dir, store, logs, audit, adaptation,
+                              extra)
     lines = [banner + "; 'help' lists the commands"] + notes
     session = ConsoleSession(port, console, banner="\n".join(lines))
     if adaptation is not None:          # it says on the console when it switched itself off, and why
