@@ -54,7 +54,7 @@ from controller.params.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN = "2468"
-PROMPT = re.compile(rb"ankle[>#] $")
+PROMPT = re.compile(rb"ankle(?: fit \d/\d [a-z-]+)?[>#] $")
 TARGET_MS = 5.0
 #: the live parameter `set` alternates, if the registry has it (the README's example); else the first live one
 SET_PREFERRED = "swing.target_rad"

@@ -52,7 +52,7 @@ import contextlib  # noqa: E402
 import re  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-CONSOLE_PROMPT = re.compile(rb"ankle[>#] $")
+CONSOLE_PROMPT = re.compile(rb"ankle(?: fit \d/\d [a-z-]+)?[>#] $")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -178,7 +178,7 @@ def test_a_cross_parameter_rule_is_checked(console):
     term, _ = console
     term.cmd(f"login {PIN}")
     out = term.cmd("set safety.max_torque_Nm 120")
-    assert "exceeds what the actuator can give: 119.7 N*m" in out and out.count("\n") == 0
+    assert "exceeds what the actuator can give: 119.7 N·m" in out and out.count("\n") == 0
     out = term.cmd("set pushoff.torque_Nm_kg 1.5")
     assert "exceeds safety.max_torque_Nm" in out
 
@@ -247,8 +247,10 @@ def test_non_utf8_and_overlong_lines_are_refused(console):
 def test_status_has_units(console):
     term, _ = console
     out = term.cmd("status")
-    for unit in ("degC", " V", "steps/min", "m/s", "J/kg", "%"):
+    for unit in ("°C", " V", "N·m", "steps/min", "m/s", "J/kg", "%"):
         assert unit in out, unit
+    assert "N*m" not in out and "degC" not in out            # the clinician's spellings (issue 17)
+    assert all(len(row) <= 80 for row in out.split("\r\n")), out
 
 
 def test_status_names_the_drive(console):

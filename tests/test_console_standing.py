@@ -117,5 +117,5 @@ def test_log_start_and_stop_write_a_session_log_that_reads_back(standing):
 def test_an_actuator_torque_beyond_the_drivers_range_is_refused(standing):
     term, _, _ = standing
     out = term.cmd("set actuator.max_torque_Nm 19")
-    assert out == "actuator.max_torque_Nm = 19 N*m is beyond the drive's torque limit t_max = 18 N*m", out
+    assert out == "actuator.max_torque_Nm = 19 N·m is beyond the drive's torque limit t_max = 18 N·m", out
     assert term.cmd("get actuator.max_torque_Nm").startswith("actuator.max_torque_Nm (drive peak torque) = 18 N·m")

@@ -84,7 +84,7 @@ def test_bad_values_get_one_line_in_the_clinical_unit_and_change_nothing(console
 
 def test_a_mistyped_command_parameter_or_group_gets_its_nearest(console):
     term, _ = console
-    assert term.cmd("stauts") == "unknown command 'stauts'; did you mean 'status'? 'help' lists the commands"
+    assert term.cmd("stauts") == "unknown command 'stauts'; did you mean 'status'? 'help' lists all"
     assert "did you mean 'pushoff.torque_Nm_kg'?" in term.cmd("get pushoff.torque_nm_kgg")
     assert "did you mean 'pushoff'?" in term.cmd("params pushof")
     assert "did you mean 'symmetry'?" in term.cmd("help symetry")
@@ -352,7 +352,7 @@ def test_set_get_params_diff_default_and_undo_show_clinical_units(offline):
 
 
 def test_unknown_words_get_the_nearest_command_parameter_or_group(offline):
-    assert offline.handle("stauts") == "unknown command 'stauts'; did you mean 'status'? 'help' lists the commands\r\n"
+    assert offline.handle("stauts") == "unknown command 'stauts'; did you mean 'status'? 'help' lists all\r\n"
     assert "did you mean 'pushoff.torque_Nm_kg'?" in offline.handle("set pushoff.torque_nm_kgg 0.5")
     assert "did you mean 'pushoff.torque_Nm_kg'?" in offline.handle("get torque_Nm_kg")
     assert "did you mean 'pushoff.peak_stance'?" in offline.handle("default pushoff.peak")

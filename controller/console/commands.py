@@ -30,6 +30,7 @@ from controller.params import store as paramstore
 from controller.kernels._tick import STILL_S
 from controller.console.access import PROSTHETIST
 from controller.console.audit import AuditError
+from controller.console.fitting import WORDS, Fitting
 from controller.symmetry.strides import StrideSymmetry, trend
 from controller.kernels.faults import FAULTS, GAIT_SOURCES, MODES, WARNINGS, advice, fault_names, warning_names
 from controller.symmetry.adaptation import switch_on_refusal
@@ -123,6 +124,18 @@ def _wrap(text: str, first: str = "", indent: int = 2) -> List[str]:
                          break_long_words=True)
 
 
+def _quoted(word: str, most: int = 20) -> str:
+    """``word`` quoted as typed, clipped to ``most`` characters (a reply stays one row)."""
+    text = repr(word)
+    return text if len(text) <= most else text[:most - 4] + "...'"
+
+
+def _fit_lines(text: str) -> str:
+    """``text`` with each line longer than :data:`WIDTH` wrapped at words (later rows indented)."""
+    return "\n".join(row for line in text.split("\n")
+                     for row in ([line] if len(line) <= WIDTH else _wrap(line, "", 2)))
+
+
 def _profile_problem(path: Path):
     """(paramstore.load's result or None, why the profile at ``path`` is damaged or None): damaged
     when it exists but neither copy can be used (a directory in its place included)."""
@@ -155,6 +168,7 @@ class Console:
         self._undo: List[Tuple[str, ParamSet]] = []
         self._chosen = "walk"             # the mode last chosen here and taken by the controller
         self._lock = threading.RLock()
+        self.fitting: Optional[Fitting] = None      # the guided fitting (`fit`), while it runs
         self._commands: Dict[str, Tuple[Callable[[List[str]], str], str, str]] = {
             "help": (self._help, "help [COMMAND]", "list the commands, or explain one"),
             "params": (self._params, "params [GROUP]", "every parameter (of one group) with unit and range; "
@@ -192,6 +206,11 @@ class Console:
                           f"(PIN needed to set)"),
             "log": (self._log, "log [start|stop]", "start or stop a session log (CSV) in the log folder; "
                     "alone: what is being logged (PIN needed to start or stop)"),
+            "fit": (self._fit, "fit [stop|summary]",
+                    "the guided first fitting, step by step: body mass, sensor zeros, a learning walk, "
+                    "push-off from gentle to the target, a symmetry check, a profile, a summary; the "
+                    "ankle stays passive until push-off's checks pass (PIN needed); alone while "
+                    "fitting: the step's instructions again"),
             "login": (self._login, "login PIN", "enter the prosthetist PIN to allow changes"),
             "logout": (self._logout, "logout", "back to read-only"),
         }
@@ -202,34 +221,46 @@ class Console:
 
     # ------------------------------------------------------------------ entry point
     def handle(self, line: str) -> str:
-        """The reply to one line (ends with a line break; empty for an empty line)."""
+        """The reply to one line (ends with a line break; empty for an empty line, except during
+        the guided fitting, where an empty line is Enter: the step's ``next``)."""
         try:
             words = shlex.split(line)
         except ValueError:
             words = line.split()
-        if not words:
+        fitting = self.fitting is not None and self.fitting.active
+        if not words and not fitting:
             return ""
-        name, args = words[0].lower(), words[1:]
+        name, args = (words[0].lower(), words[1:]) if words else ("", [])
         entry = self._commands.get(name)
-        if entry is None:
-            return (f"unknown command {words[0]!r}; did you mean {nearest(name, self._commands)!r}? "
-                    f"'help' lists the commands{_EOL}")
+        if entry is None and not fitting:       # while fitting, other words answer its step
+            return (f"unknown command {_quoted(words[0])}; did you mean {nearest(name, self._commands)!r}? "
+                    f"'help' lists all{_EOL}")
         note = self.access.touch()     # a prosthetist idle too long is back to read-only
         if note:
+            if fitting:
+                note += _EOL + self.fitting.end("ended: the PIN's time ran out (`login`, then `fit`)")
             return note + _EOL + "(the command was not run; type it again)" + _EOL
         with self._lock:                 # one command at a time
             try:
-                reply = entry[0](args)
+                reply = self.fitting.handle(words) if entry is None else entry[0](args)
             except ParamError as e:
                 reply = str(e)
             except AuditError as e:      # not recorded, so not made (every handler records first)
                 reply = f"refused: the audit log cannot record it ({e}); nothing was changed"
             except OSError as e:         # a full or read-only disk: say so, change nothing else
                 reply = f"could not write: {e.strerror or e}"
+        if entry is None or name == "fit":       # the fitting's sentences, wrapped to the terminal
+            reply = _fit_lines(reply)
         return reply.rstrip("\r\n").replace("\n", _EOL) + _EOL
 
     def command_names(self) -> List[str]:
         return list(self._commands)
+
+    def prompt(self) -> str:
+        """The prompt: ``ankle`` (or the guided fitting's step), then ``#`` with the PIN's rights,
+        ``>`` read-only, and a space."""
+        where = self.fitting.prompt() if self.fitting is not None and self.fitting.active else "ankle"
+        return where + ("# " if self.access.can_change else "> ")
 
     # ------------------------------------------------------------------ helpers
     def _mode_words(self, row) -> str:
@@ -521,12 +552,12 @@ class Console:
         cadence = 120.0 / stride
         gait = ("walking" if row["walking"] == 1 else "standing" if row["standing"] == 1
                 else "not walking")
-        return "\n".join([
+        return _fit_lines("\n".join([
             f"{self._mode_words(row)}; faults: {', '.join(fault_names(int(row['faults']))) or 'none'}"
             f"; warnings: {', '.join(warning_names(int(row['warnings']))) or 'none'}",
-            f"motor winding {_num(row['winding_temp_C'], '.1f')} degC (model), case "
-            f"{_num(row['motor_temp_C'], '.1f')} degC; battery {_num(row['supply_V'], '.1f')} V; torque limit "
-            f"{_num(row['torque_limit_Nm'], '.0f')} N*m",
+            f"motor winding {_num(row['winding_temp_C'], '.1f')} °C (model), case "
+            f"{_num(row['motor_temp_C'], '.1f')} °C; battery {_num(row['supply_V'], '.1f')} V; torque limit "
+            f"{_num(row['torque_limit_Nm'], '.0f')} N·m",
             f"{gait}; cadence {_num(cadence, '.0f')} steps/min; stride {_num(stride, '.3f')} s; stance "
             f"{_num(row.get('stance_pct', math.nan), '.1f')} % of the last stride; speed "
             f"{_num(row['speed_m_s'], '.2f')} m/s; phase from {GAIT_SOURCES.get(int(row['gait_source']), '?')}",
@@ -535,7 +566,7 @@ class Console:
             self._symmetry_line(),
             f"loop: {stats.get('ticks', 0)} ticks, {stats.get('missed', 0)} missed deadlines"
             + (f"; drive {stats['driver']}" if stats.get("driver") else ""),
-        ] + audit)
+        ] + audit))
 
     def _symmetry_line(self, last: int = SYMMETRY_MEAN_STRIDES) -> str:
         """Stance-time SI over the last strides, and where the sound side's timing came from."""
@@ -595,7 +626,7 @@ class Console:
         faults = fault_names(int(row["faults"]))
         return (f"t {row['t']:8.1f} s  {MODES.get(int(row['mode']), '?'):<7} "
                 f"{('  --' if not phase >= 0 else f'{100 * phase:3.0f} %')}  "
-                f"{_num(row['torque_cmd_Nm'], '+6.1f')} N*m  {_num(row['load'], '5.0f')} N  "
+                f"{_num(row['torque_cmd_Nm'], '+6.1f')} N·m  {_num(row['load'], '5.0f')} N  "
                 f"{_num(row['speed_m_s'], '4.2f')} m/s  faults {','.join(faults) or 'none'}")
 
     def _faults(self, args: List[str]) -> str:
@@ -698,6 +729,27 @@ class Console:
             return "not logging"
         return f"log stopped: {log.path}, {log.rows_written} rows"
 
+    def _fit(self, args: List[str]) -> str:
+        word = args[0].lower() if args else ""
+        fitting = self.fitting
+        if fitting is not None and fitting.active:
+            if not args:
+                return fitting.instructions()
+            if len(args) == 1 and word in WORDS:
+                return fitting.handle([word])
+            if word == "summary":
+                return "the fitting runs: its summary comes at its end (`fit stop` ends it now)"
+            return f"usage: fit [{'|'.join(WORDS)}] while fitting"
+        if word == "summary":
+            return fitting.summary if fitting is not None else "no fitting yet in this session: `fit`"
+        if args:
+            return "usage: fit (starts the guided fitting), or fit summary (the last one's)"
+        fitting = Fitting(self)
+        reply = fitting.start()
+        if fitting.active:
+            self.fitting = fitting
+        return reply
+
     def _login(self, args: List[str]) -> str:
         bad = self._need(args, 1, 1, "login PIN")
         if bad:
@@ -719,9 +771,12 @@ class Console:
             self._logout([])
 
     def _logout(self, args: List[str]) -> str:
+        ended = ""
+        if self.fitting is not None and self.fitting.active:
+            ended = "\n" + self.fitting.end("ended: logged out")
         self.access.logout()             # always: giving up the right to change needs no record
         try:
             self.audit.record("viewer", "logout")
         except AuditError as e:
-            return f"read-only (the audit log could not record it: {e})"
-        return "read-only"
+            return f"read-only (the audit log could not record it: {e})" + ended
+        return "read-only" + ended

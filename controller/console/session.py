@@ -154,8 +154,8 @@ class RuntimeBackend:
     def check(self, params: ParamSet) -> None:
         """The tick would refuse an actuator torque its driver's MIT range cannot carry: say so here."""
         if params["actuator.max_torque_Nm"] > self._t_max_Nm:
-            raise ParamError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N*m is beyond the "
-                             f"drive's torque limit t_max = {self._t_max_Nm:g} N*m")
+            raise ParamError(f"actuator.max_torque_Nm = {params['actuator.max_torque_Nm']:g} N·m is beyond the "
+                             f"drive's torque limit t_max = {self._t_max_Nm:g} N·m")
 
     def params(self) -> ParamSet:
         """The set the tick accepted last (in force, or ramping in)."""
@@ -482,7 +482,7 @@ class ConsoleSession:
     # --- output ---------------------------------------------------------------------------
 
     def _prompt(self) -> str:
-        return "ankle# " if self.console.access.can_change else "ankle> "
+        return self.console.prompt()
 
     def _send(self, text: str) -> None:
         self.port.write(text.encode("utf-8", "replace"))

@@ -485,15 +485,15 @@ def _check_cross(v: Mapping[str, float]) -> None:
     capacity = v["actuator.max_torque_Nm"] * v["actuator.ratio"] * v["actuator.efficiency"]
     if v["safety.max_torque_Nm"] > capacity:
         raise ParamError(
-            f"safety.max_torque_Nm = {v['safety.max_torque_Nm']:.0f} N*m exceeds what the actuator can give: "
-            f"{capacity:.1f} N*m (actuator.max_torque_Nm x actuator.ratio x actuator.efficiency)")
+            f"safety.max_torque_Nm = {v['safety.max_torque_Nm']:.0f} N·m exceeds what the actuator can give: "
+            f"{capacity:.1f} N·m (actuator.max_torque_Nm x actuator.ratio x actuator.efficiency)")
     if not v["symmetry.work_min_J_kg"] <= v["symmetry.work_max_J_kg"]:
         raise ParamError("symmetry.work_min_J_kg must not be above symmetry.work_max_J_kg")
     peak = v["pushoff.torque_Nm_kg"] * v["wearer.mass_kg"]
     if peak > v["safety.max_torque_Nm"]:
         raise ParamError(
-            f"push-off peak {peak:.0f} N*m (pushoff.torque_Nm_kg x wearer.mass_kg) exceeds "
-            f"safety.max_torque_Nm = {v['safety.max_torque_Nm']:.0f} N*m")
+            f"push-off peak {peak:.0f} N·m (pushoff.torque_Nm_kg x wearer.mass_kg) exceeds "
+            f"safety.max_torque_Nm = {v['safety.max_torque_Nm']:.0f} N·m")
 
 
 def markdown_reference() -> str:
