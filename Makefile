@@ -48,6 +48,7 @@ bench: build
 docs: build
 	$(VENV)/bin/ankle params --markdown > docs/parameters.md
 	$(PY) -m controller.kernels.codegen --readme README.md
+	$(PY) -m controller.console.guide docs/console.md
 
 clean:
 	rm -rf build *.egg-info $(VENV)

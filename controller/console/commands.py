@@ -256,6 +256,10 @@ class Console:
     def command_names(self) -> List[str]:
         return list(self._commands)
 
+    def usage(self, name: str) -> Tuple[str, str]:
+        """(``name``'s usage line, what it does), as ``help`` shows them."""
+        return self._commands[name][1], self._commands[name][2]
+
     def prompt(self) -> str:
         """The prompt: ``ankle`` (or the guided fitting's step), then ``#`` with the PIN's rights,
         ``>`` read-only, and a space."""

@@ -258,20 +258,26 @@ README_BEGIN = "<!-- BEGIN GENERATED: fault and warning words, from controller/k
 README_END = "<!-- END GENERATED: fault and warning words -->"
 
 
-def with_readme_table(text: str) -> str:
-    """``text`` (the README) with the table between its markers replaced by
-    :func:`controller.kernels.faults.markdown_fault_table`, indented as the begin marker is.
-    ValueError if the markers are not there once each, in order."""
-    begin, end = text.find(README_BEGIN), text.find(README_END)
-    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1 or end < begin:
-        raise ValueError(f"the README must hold {README_BEGIN!r} and then {README_END!r}, once each")
+def between_markers(text: str, begin_marker: str, end_marker: str, body: str) -> str:
+    """``text`` with what stands between ``begin_marker`` and ``end_marker`` replaced by ``body``,
+    each line indented as the begin marker is.  ValueError if the markers are not there once
+    each, in order, or the begin marker does not start its line."""
+    begin, end = text.find(begin_marker), text.find(end_marker)
+    if text.count(begin_marker) != 1 or text.count(end_marker) != 1 or end < begin:
+        raise ValueError(f"the file must hold {begin_marker!r} and then {end_marker!r}, once each")
     line_start = text.rfind("\n", 0, begin) + 1
     indent = text[line_start:begin]
     if indent.strip():
-        raise ValueError("the README's begin marker must start its line")
-    table = "".join(indent + line + "\n" for line in faults.markdown_fault_table().splitlines())
-    after = begin + len(README_BEGIN)
+        raise ValueError("the begin marker must start its line")
+    table = "".join(indent + line + "\n" for line in body.splitlines())
+    after = begin + len(begin_marker)
     return text[:after] + "\n" + table + indent + text[end:]
+
+
+def with_readme_table(text: str) -> str:
+    """``text`` (the README) with the table between its markers replaced by
+    :func:`controller.kernels.faults.markdown_fault_table` (see :func:`between_markers`)."""
+    return between_markers(text, README_BEGIN, README_END, faults.markdown_fault_table())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
