@@ -17,6 +17,13 @@ unloads and swings forward like the reference swing at the new speed, so the
 next walking stride begins with an ordinary heel strike.  The wearer looks
 ahead in the scenario to cut the segments so that this works out.
 
+Told what to do (:meth:`Wearer.command`, the simulator console's ``wearer``):
+a command overrides the scenario's speed until it is withdrawn, as a
+prosthetist asks a wearer to stand or to walk.  It has no look-ahead, so a
+standing wearer told to walk initiates gait at the start of the first
+standing segment planned after the command; see :meth:`Wearer.command` for
+the delays that follow from that.
+
 The sound side.  Every walking stride also times the other leg (its heel
 strike and toe-off, :class:`Stride`): symmetric by default, or, with an
 :class:`sim.asymmetry.AsymmetryModel`, with a prosthetic stance share that
@@ -447,6 +454,51 @@ class Wearer:
         self._adaptation = None if asymmetry is None else Adaptation(asymmetry, seed)
         self._previous_timing: Optional[StrideTiming] = None    # the last segment, if a walking stride
         self._last_work_J_kg = math.nan
+        self._command: Optional[float] = None     # None: the scenario's speed; else the speed told
+
+    @property
+    def commanded_speed_m_s(self) -> Optional[float]:
+        """What :meth:`command` last said (clamped): None while the wearer follows the scenario."""
+        return self._command
+
+    def command(self, speed_m_s: Optional[float]) -> None:
+        """Tell the wearer what to do, overriding the scenario until told otherwise.
+
+        ``None``: follow the scenario again.  ``0.0``: stand: the wearer stops at the heel strike
+        of the first stride planned after the command, as for a scenario speed of 0 (walking
+        strides are planned at the present stride's toe-off, so the next heel strike or the one
+        after: within about two strides), and stands with the usual sway and weight shifts.
+        ``> 0``: walk at that speed, clamped to MIN_SPEED_M_S..MAX_SPEED_M_S as every walking
+        speed is (not refused: the console refuses speeds outside them before they get here).
+        A walking wearer changes speed from the first stride planned after the command.
+
+        A standing wearer told to walk initiates gait (unloading, then the initiation swing into
+        an ordinary heel strike) at the start of the first standing segment planned after the
+        command: there is no look-ahead, so that segment cannot be cut short.  Driven by the
+        plant (:class:`sim.devices.SimAnkle` plans the segment after the present one as soon as
+        the present one begins), that is the start of the segment after the one already queued:
+        the worst delay from the command to the unloading is two segments (2 * SEGMENT_S[1] =
+        8 s), and to the first walking heel strike that plus UNLOAD_S and the initiation swing
+        (about 0.4..0.6 s): under 9 s; a command given just before a segment begins waits only
+        for the queued one (2..4 s).  Driven directly (each next_stride call planning the segment
+        that starts where the last ended), the first segment planned after the command initiates.
+
+        No command, no change: a wearer never told anything is the one it always was (runs stay
+        byte-identical).  ValueError for a negative or non-finite speed (nothing changes).
+        """
+        if speed_m_s is None:
+            self._command = None
+            return
+        v = float(speed_m_s)
+        if not math.isfinite(v) or v < 0.0:
+            raise ValueError(f"wearer speed {speed_m_s!r}: must be 0 (stand) or a positive walking speed in m/s")
+        self._command = 0.0 if v == 0.0 else min(max(v, MIN_SPEED_M_S), MAX_SPEED_M_S)
+
+    def _speed_at(self, t_s: float) -> float:
+        """The speed the wearer walks at at ``t_s`` (0.0: stands): the command's, else the scenario's."""
+        if self._command is not None:
+            return self._command
+        return self.scenario.speed_at(t_s, self.speed_m_s)
 
     def record_stance_work(self, work_J_kg: float) -> None:
         """The net ankle work [J/kg, + generated] the prosthesis delivered over the stance that
@@ -464,7 +516,7 @@ class Wearer:
         when the scenario walks at that time, otherwise a standing segment.
         """
         if self._spell is None:
-            v = self.scenario.speed_at(t_heel_strike_s, self.speed_m_s)
+            v = self._speed_at(t_heel_strike_s)
             if v > 0.0:
                 return self._walking_stride(t_heel_strike_s, v)
             self._spell = _StandingSpell(t_heel_strike_s, self._entry(), self.mass_kg)
@@ -515,18 +567,23 @@ class Wearer:
                       end["ankle_vel_rad_s"], end["sound_omega_rad_s"])
 
     def _restart_time(self, t_s: float) -> Optional[float]:
-        """The first time from ``t_s`` on (within the look-ahead) at which the scenario walks."""
-        speed_at = self.scenario.speed_at
-        if speed_at(t_s, self.speed_m_s) > 0.0:
+        """The first time from ``t_s`` on (within the look-ahead) at which the scenario walks.
+
+        A command has no look-ahead: it holds from now on (walk: ``t_s``; stand: None).
+        """
+        if self._command is not None:
+            return t_s if self._command > 0.0 else None
+        speed_at = self._speed_at
+        if speed_at(t_s) > 0.0:
             return t_s
         steps = int(RESTART_LOOKAHEAD_S / RESTART_SCAN_S)
         for k in range(1, steps + 1):
             hi = t_s + k * RESTART_SCAN_S
-            if speed_at(hi, self.speed_m_s) > 0.0:
+            if speed_at(hi) > 0.0:
                 lo = hi - RESTART_SCAN_S
                 for _ in range(30):          # bisect to well below a microsecond
                     mid = 0.5 * (lo + hi)
-                    lo, hi = (lo, mid) if speed_at(mid, self.speed_m_s) > 0.0 else (mid, hi)
+                    lo, hi = (lo, mid) if speed_at(mid) > 0.0 else (mid, hi)
                 return hi
         return None
 
@@ -544,7 +601,7 @@ class Wearer:
         quiet_s = None if restart_s is None else max(restart_s - t_s, MIN_QUIET_S - t_rel, 0.0)
         loaded_share = 1.0
         if quiet_s is not None and quiet_s <= SEGMENT_S[1]:
-            v = self.scenario.speed_at(max(restart_s, t_s + quiet_s), self.speed_m_s)
+            v = self._speed_at(max(restart_s, t_s + quiet_s))
             v = min(max(v, MIN_SPEED_M_S), MAX_SPEED_M_S)
             duration_s = spell.plan_initiation(t_rel + quiet_s, v) - t_rel
             loaded_share = (quiet_s + UNLOAD_S) / duration_s
