@@ -70,8 +70,8 @@ SCENARIOS: Dict[str, Scenario] = {s.name: s for s in (
     Scenario("slow-fast", "abrupt steps every 15 s between 60 % and 120 % of nominal", _slow_fast),
     Scenario("stop-start", "walk 15 s, stand 8 s, repeating", _stop_start),
     Scenario("stand", "walk 6 s, then stand for the rest of the run", _stand),
-    Scenario("fitting", "stand until told to walk (console: `wearer walk`), walk until told to stand "
-                        "(`wearer stand`)", _fitting),
+    Scenario("fitting", "stand until told to walk (the console's `wearer walk`), walk until told to "
+                        "stand (`wearer stand`)", _fitting),
 )}
 
 

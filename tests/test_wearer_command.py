@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from hal._sensor_frames import decode_imu, decode_load
+from conftest import sim_console
 from sim import harness, reference
 from sim.plant import build_plant
 from sim.wearer import MAX_SPEED_M_S, MIN_SPEED_M_S, SEGMENT_S, STANDARD_GRAVITY, UNLOAD_S, Wearer
@@ -237,3 +238,196 @@ def test_on_the_plant_the_commanded_initiation_swings_into_an_ordinary_heel_stri
     later = (t >= strides[first + 1].t_heel_strike_s + 0.02) & (t < strides[first + 1].t_heel_strike_s + 0.1)
     m = min(after.sum(), later.sum())
     assert np.abs(load[after][:m] - load[later][:m]).max() < 0.1 * BW_N
+
+
+# --------------------------------------------------------------------------- the console's `wearer`
+from sim.wearer_console import USAGE, wearer_command  # noqa: E402
+
+
+class RecordingDevices:
+    """A stand-in for sim.realtime.DeviceProcess that records what it was told (the real one is
+    exercised end to end below); ``fail`` makes it refuse, as devices that have ended do."""
+
+    def __init__(self, fail: Optional[Exception] = None):
+        self.calls: List[Optional[float]] = []
+        self.fail = fail
+
+    def command_wearer(self, speed_m_s: Optional[float]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.calls.append(speed_m_s)
+
+
+def console_wearer(devices, speed_m_s: float = 1.25, scenario: Optional[str] = "fitting"):
+    entry = wearer_command(devices, speed_m_s, scenario)
+    assert set(entry) == {"wearer"} and entry["wearer"][1] == USAGE
+    return entry["wearer"][0]
+
+
+@pytest.mark.parametrize("words, sent", [
+    (["walk"], 1.1),
+    (["WALK"], 1.1),
+    (["walk", "0.8"], 0.8),
+    (["Walk", "0.8", "M/S"], 0.8),
+    (["walk", "0.8m/s"], 0.8),
+    (["walk", ".45"], 0.45),
+    (["walk", "2.15", "m/s"], 2.15),
+    (["stand"], 0.0),
+    (["STAND"], 0.0),
+    (["follow"], None),
+])
+def test_wearer_words_that_tell_it_something(words, sent):
+    devices = RecordingDevices()
+    handler = console_wearer(devices, 1.1)
+    reply = handler(words)
+    assert devices.calls == [sent] and "\n" not in reply
+    if sent is None:
+        assert reply.startswith("told to follow the scenario fitting again")
+    elif sent == 0.0:
+        assert reply.startswith("told to stand: ") and "next heel strike" in reply
+        assert handler([]) .startswith("the wearer was told to stand")
+    else:
+        assert reply.startswith(f"told to walk at {sent:.2f} m/s: ") and "within about 9 s" in reply
+        assert handler([]).startswith(f"the wearer was told to walk at {sent:.2f} m/s")
+
+
+@pytest.mark.parametrize("words, says", [
+    (["walk", "3"], "refused: 3 m/s is outside the walking speeds 0.45 .. 2.15 m/s; nothing changed"),
+    (["walk", "0.44"], "outside the walking speeds"),
+    (["walk", "2.16", "m/s"], "outside the walking speeds"),
+    (["walk", "0"], "'wearer stand' to stand; nothing changed"),
+    (["walk", "80", "cm/s"], "speeds are in m/s"),
+    (["walk", "0.8", "km/h"], "speeds are in m/s"),
+    (["walk", "nan"], "is not a speed"),
+    (["walk", "inf"], "is not a speed"),
+    (["walk", "1e3"], "is not a speed"),
+    (["walk", "-1"], "is not a speed"),
+    (["walk", "1_0"], "is not a speed"),
+    (["walk", "0,8"], "is not a speed"),
+    (["walk", "1", "m/s", "please"], "usage: "),
+    (["stand", "still"], "usage: "),
+    (["follow", "me"], "usage: "),
+    (["run"], "usage: "),
+    (["m/s"], "usage: "),
+])
+def test_wearer_bad_words_get_one_line_and_change_nothing(words, says):
+    devices = RecordingDevices()
+    handler = console_wearer(devices)
+    before = handler([])
+    reply = handler(words)
+    assert says in reply and "\n" not in reply and "\r" not in reply
+    assert devices.calls == [] and handler([]) == before
+
+
+def test_wearer_alone_says_what_it_was_last_told():
+    devices = RecordingDevices()
+    handler = console_wearer(devices, scenario="stop-start")
+    assert handler([]) == "the wearer follows the scenario stop-start: walk 15 s, stand 8 s, repeating"
+    handler(["walk", "1.5"])
+    assert handler([]).startswith("the wearer was told to walk at 1.50 m/s")
+    handler(["stand"])
+    assert handler([]).startswith("the wearer was told to stand")
+    handler(["follow"])
+    assert handler([]).startswith("the wearer follows the scenario stop-start")
+    assert devices.calls == [1.5, 0.0, None]
+
+
+def test_wearer_devices_that_have_ended_get_one_line_and_the_state_stays():
+    from controller.runtime.process import RuntimeFailure
+    handler = console_wearer(RecordingDevices(RuntimeFailure("the simulated devices are not running:\nended")))
+    reply = handler(["walk"])
+    assert reply.startswith("the simulated wearer did not get it (the simulated devices are not running: ended)")
+    assert "\n" not in reply and handler([]).startswith("the wearer follows")
+
+
+_WORD = st.one_of(st.sampled_from(["walk", "WALK", "stand", "follow", "m/s", "M/S", "cm/s", "0.8", "1.25",
+                                   "3", "0", "-1", "nan", "1e9", "0.45", "2.15", ""]),
+                  st.text(max_size=12))
+
+
+@settings(max_examples=400, deadline=None)
+@given(words=st.lists(_WORD, max_size=5))
+def test_wearer_any_words_one_line_never_raises_and_sends_only_what_is_valid(words):
+    devices = RecordingDevices()
+    reply = console_wearer(devices, 1.25)(words)
+    assert isinstance(reply, str) and reply and "\n" not in reply and "\r" not in reply
+    low = [w.lower() for w in words]
+    if not devices.calls:
+        return
+    (sent,) = devices.calls
+    assert low[0] in ("walk", "stand", "follow") and not reply.startswith("usage")
+    if low[0] == "stand":
+        assert low == ["stand"] and sent == 0.0
+    elif low[0] == "follow":
+        assert low == ["follow"] and sent is None
+    else:
+        assert len(low) <= 3 and MIN_SPEED_M_S <= sent <= MAX_SPEED_M_S
+        assert sent == (1.25 if len(low) == 1 else float(low[1].replace("m/s", "")))
+
+
+def test_the_devices_process_checks_a_wearer_command_before_sending_it():
+    from controller.runtime.process import RuntimeFailure
+    from sim.realtime import DeviceProcess, DeviceSpec
+    devices = DeviceProcess(DeviceSpec(scenario="fitting"))
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError):
+            devices.command_wearer(bad)
+    with pytest.raises(RuntimeFailure, match="not running"):       # not started: nothing to tell
+        devices.command_wearer(1.25)
+    reply = console_wearer(devices)(["walk"])
+    assert reply.startswith("the simulated wearer did not get it (the simulated devices are not running")
+
+
+# --------------------------------------------------------------------------- the command line
+def _ankle(*args):
+    import subprocess
+    import sys
+    from conftest import ROOT
+    return subprocess.run([sys.executable, "-m", "controller.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, also", [(("sim", "--scenario", "fitting"), ""),
+                                        (("sim", "--realtime", "--scenario", "fitting"), ""),
+                                        (("sim", "--serve", "--scenario", "fitting"), " (--serve has no console)")])
+def test_fitting_without_a_console_is_refused_in_one_line(args, also):
+    proc = _ankle(*args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("ankle sim: error: scenario fitting waits for the console's `wearer walk`: use it "
+                           f"with --console{also}\n")
+
+
+# --------------------------------------------------------------------------- end to end, real time
+PIN = "2468"
+_WALKING = re.compile(r"(^|\n)walking; cadence")
+_STANDING = re.compile(r"(^|\n)(standing|not walking); cadence")
+
+
+@pytest.mark.realtime
+def test_the_console_tells_the_simulated_wearer_to_walk_and_to_stand(tmp_path):
+    """`ankle sim --console --scenario fitting`: it stands; `wearer walk` walks it, `wearer stand`
+    stops it (the console -> the supervisor -> the devices' process -> the wearer)."""
+    def wait_for(pattern, within_s: float, what: str) -> float:
+        start = time.monotonic()
+        while not pattern.search(out := term.cmd("status")):
+            assert time.monotonic() - start < within_s, f"not {what} within {within_s:g} s: {out}"
+            time.sleep(0.25)
+        return time.monotonic() - start
+
+    with sim_console(tmp_path, PIN, "--scenario", "fitting", "--duration", "90") as (term, proc):
+        assert term.cmd("wearer").startswith("the wearer follows the scenario fitting: stand until told")
+        end = time.monotonic() + 6.0
+        while time.monotonic() < end:                       # the fitting wearer stands, untold
+            out = term.cmd("status")
+            assert not _WALKING.search(out), out
+            time.sleep(0.25)
+        assert _STANDING.search(term.cmd("status"))
+        # no PIN needed: the session is read-only and the wearer still listens
+        assert term.cmd("wearer walk").startswith("told to walk at 1.25 m/s")
+        walked_s = wait_for(_WALKING, 15.0, "walking")
+        assert term.cmd("wearer").startswith("the wearer was told to walk at 1.25 m/s")
+        assert term.cmd("wearer walk 5 m/s").startswith("refused: 5 m/s is outside")
+        assert term.cmd("wearer stand").startswith("told to stand")
+        stood_s = wait_for(_STANDING, 15.0, "standing")
+        print(f"walking after {walked_s:.1f} s, standing after {stood_s:.1f} s")
+    assert not (tmp_path / "audit.log").exists() or "wearer" not in (tmp_path / "audit.log").read_text()
