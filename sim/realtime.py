@@ -134,7 +134,13 @@ def _device_process(spec: DeviceSpec, conn) -> None:
                     try:
                         wearer.command(payload)
                     except (TypeError, ValueError):
-                        pass            # DeviceProcess.command_wearer checked it: nothing to change
+                        continue        # DeviceProcess.command_wearer checked it: nothing to change
+                    if plant.next_queued:
+                        # the segment after the present one is planned but not begun: a standing
+                        # one is planned again under the command (a walk starts a segment sooner)
+                        again = wearer.replan_last()
+                        if again is not None:
+                            plant.queue_stride(*again)
                 continue                # another may be waiting; else this same step goes on
             # plant time is the deadline's grid point: a late wake delays the frames, not the physics
             cadence.wait()

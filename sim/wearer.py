@@ -21,8 +21,8 @@ Told what to do (:meth:`Wearer.command`, the simulator console's ``wearer``):
 a command overrides the scenario's speed until it is withdrawn, as a
 prosthetist asks a wearer to stand or to walk.  It has no look-ahead, so a
 standing wearer told to walk initiates gait at the start of the first
-standing segment planned after the command; see :meth:`Wearer.command` for
-the delays that follow from that.
+standing segment planned after the command (:meth:`Wearer.replan_last` plans
+a queued one again); see :meth:`Wearer.command` for the delays.
 
 The sound side.  Every walking stride also times the other leg (its heel
 strike and toe-off, :class:`Stride`): symmetric by default, or, with an
@@ -39,6 +39,7 @@ timeline; the quiet-standing sway while standing).
 """
 from __future__ import annotations
 
+import copy
 import math
 import random
 from dataclasses import dataclass
@@ -455,6 +456,7 @@ class Wearer:
         self._previous_timing: Optional[StrideTiming] = None    # the last segment, if a walking stride
         self._last_work_J_kg = math.nan
         self._command: Optional[float] = None     # None: the scenario's speed; else the speed told
+        self._before_last = None                  # next_stride's state before the last plan: replan_last
 
     @property
     def commanded_speed_m_s(self) -> Optional[float]:
@@ -474,14 +476,15 @@ class Wearer:
 
         A standing wearer told to walk initiates gait (unloading, then the initiation swing into
         an ordinary heel strike) at the start of the first standing segment planned after the
-        command: there is no look-ahead, so that segment cannot be cut short.  Driven by the
-        plant (:class:`sim.devices.SimAnkle` plans the segment after the present one as soon as
-        the present one begins), that is the start of the segment after the one already queued:
-        the worst delay from the command to the unloading is two segments (2 * SEGMENT_S[1] =
-        8 s), and to the first walking heel strike that plus UNLOAD_S and the initiation swing
-        (about 0.4..0.6 s): under 9 s; a command given just before a segment begins waits only
-        for the queued one (2..4 s).  Driven directly (each next_stride call planning the segment
-        that starts where the last ended), the first segment planned after the command initiates.
+        command: there is no look-ahead, so a segment that has begun is not cut short.  The
+        plant is fed one segment ahead (:class:`sim.devices.SimAnkle` plans the segment after the
+        present one as soon as the present one begins); the devices' process (:mod:`sim.realtime`)
+        therefore plans that queued segment again under the command (:meth:`replan_last`), and
+        the wearer initiates at the end of the present segment.  Worst delay from the command to
+        the first walking heel strike: SEGMENT_S[1] (4 s) + UNLOAD_S + the initiation swing
+        (0.40 s at 1.25 m/s, about 0.3..0.6 s over the speeds): 4.5 s at 1.25 m/s (4.49 s the
+        worst measured, tests/test_wearer_command.py).  Without the re-plan (a caller that feeds
+        the plant one segment ahead and does not re-plan) it is one segment more: up to 8.5 s.
 
         No command, no change: a wearer never told anything is the one it always was (runs stay
         byte-identical).  ValueError for a negative or non-finite speed (nothing changes).
@@ -515,12 +518,39 @@ class Wearer:
         (profile (8, 1001): rows ``ALL_CHANNELS``, duration s, stance fraction, walking).  A walking stride
         when the scenario walks at that time, otherwise a standing segment.
         """
+        # what planning this segment changes, so that replan_last can plan it again (cheap: the
+        # generator's state is read, not advanced, and the spell's fields are a shallow copy)
+        self._before_last = (t_heel_strike_s, self._random.getstate(), copy.copy(self._spell),
+                             self._last_profile, self._previous_timing, len(self.strides))
         if self._spell is None:
             v = self._speed_at(t_heel_strike_s)
             if v > 0.0:
                 return self._walking_stride(t_heel_strike_s, v)
             self._spell = _StandingSpell(t_heel_strike_s, self._entry(), self.mass_kg)
         return self._standing_segment(t_heel_strike_s)
+
+    def replan_last(self) -> Optional[Tuple[np.ndarray, float, float, bool]]:
+        """Plan the last segment handed out again, under the command now in force, if it was a
+        standing segment; None (nothing changes) if it was a walking stride or there is none.
+
+        For a segment that is queued and has not begun: the caller (the devices' process, told to
+        command the wearer) queues the new one in its place, so a standing wearer told to walk
+        initiates at the end of the present segment instead of the one after.  The wearer is put
+        back as it was before planning that segment (its random draws, its standing spell), so the
+        new segment joins the present one as the old one would have.  A walking stride is not
+        planned again: its planning moved the sound side's timing and the asymmetric wearer's
+        adaptation on.
+        """
+        before = getattr(self, "_before_last", None)
+        if before is None or not self.strides or self.strides[-1].walking:
+            return None
+        t_s, state, spell, last_profile, previous_timing, n = before
+        if len(self.strides) != n + 1:
+            return None                  # planned since (cannot happen through next_stride)
+        self._random.setstate(state)
+        self._spell, self._last_profile, self._previous_timing = spell, last_profile, previous_timing
+        del self.strides[n:]
+        return self.next_stride(t_s)
 
     def _walking_stride(self, t_heel_strike_s: float, v: float) -> Tuple[np.ndarray, float, float, bool]:
         """One walking stride at speed ``v`` (clamped to the speed model), with stride-time variability."""
