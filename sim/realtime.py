@@ -101,7 +101,8 @@ def _build(spec: DeviceSpec, bus):
 
 def _device_process(spec: DeviceSpec, conn) -> None:
     """Entry point of the devices' process: the wearer walks from the start, as a real one would
-    while the controller boots; the driver is passive until the host activates it."""
+    while the controller boots (the fitting scenario's stands until told to walk); the driver is
+    passive until the host activates it."""
     from sim.harness import TRUTH_COLUMNS
     from sim.socketcand import SocketcandServerBus
 

@@ -27,11 +27,11 @@ from sim.wearer import MAX_SPEED_M_S, MIN_SPEED_M_S
 
 __all__ = ["wearer_command", "USAGE"]
 
+#: The usage a bad line gets; `help` lists the short one (its column is as wide as the longest usage)
 USAGE = "wearer [walk [M_S [m/s]] | stand | follow]"
-_TEXT = (f"the simulated wearer (no PIN; not a parameter, not audited): 'wearer' says what it was last "
-         f"told; 'walk' walks at the session's speed or M_S m/s ({MIN_SPEED_M_S:g} .. {MAX_SPEED_M_S:g}), "
-         f"starting within about 5 s when standing; 'stand' stops at the next heel strike or the one "
-         f"after; 'follow' follows the scenario again")
+_HELP_USAGE = "wearer [walk|stand|follow]"
+_TEXT = ("tell the simulated wearer to walk (at the session's speed, or M_S m/s), to stand, or to follow "
+         "the scenario again; alone, what it was last told (no PIN: it changes no parameter, not audited)")
 _NUMBER = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _UNIT = "m/s"
 _WALK_WHEN = ("a standing wearer starts walking within about 5 s (at the end of the current standing "
@@ -124,4 +124,4 @@ def wearer_command(devices, nominal_speed_m_s: float,
         except Exception as e:      # a bug here must not take the console's thread with it
             return f"wearer: could not do it ({type(e).__name__}); nothing changed"
 
-    return {"wearer": (handler, USAGE, _TEXT)}
+    return {"wearer": (handler, _HELP_USAGE, _TEXT)}

@@ -303,7 +303,7 @@ class RecordingDevices:
 
 def console_wearer(devices, speed_m_s: float = 1.25, scenario: Optional[str] = "fitting"):
     entry = wearer_command(devices, speed_m_s, scenario)
-    assert set(entry) == {"wearer"} and entry["wearer"][1] == USAGE
+    assert set(entry) == {"wearer"} and entry["wearer"][1] == "wearer [walk|stand|follow]"
     return entry["wearer"][0]
 
 
@@ -352,7 +352,7 @@ def test_wearer_words_that_tell_it_something(words, sent):
     (["stand", "still"], "usage: "),
     (["follow", "me"], "usage: "),
     (["run"], "usage: "),
-    (["m/s"], "usage: "),
+    (["m/s"], f"usage: {USAGE}"),
 ])
 def test_wearer_bad_words_get_one_line_and_change_nothing(words, says):
     devices = RecordingDevices()
