@@ -255,6 +255,10 @@ def _cmd_sim(args) -> int:
     from sim import evaluation, harness, report
     if args.console:
         args.realtime = True             # a console needs a wearer walking in real time
+    if args.scenario == "fitting" and (args.serve or not args.console):
+        # nothing else can tell that wearer to walk: it would stand for the whole run
+        raise UsageError("scenario fitting waits for the console's `wearer walk`: use it with --console"
+                         + (" (--serve has no console)" if args.serve else ""))
     if args.duration is None and not args.serve:      # --serve: until stopped
         args.duration = REALTIME_MAX_S if args.console else 30.0
     if not args.realtime:
@@ -524,6 +528,8 @@ class _SimConsole:
         # console greets each terminal that does (the settings stay while the master is open)
         os.close(slave)
         self.duration_s = args.duration
+        self.speed_m_s = args.speed          # what the console's `wearer walk` walks at
+        self.scenario = args.scenario
         self.session = None
         self.audit = self.adaptation = None
         self._started = time.monotonic()
@@ -547,12 +553,14 @@ class _SimConsole:
 
     def start(self, runtime, devices) -> None:
         from controller.console.session import FdPort, open_console
+        from sim.wearer_console import wearer_command
         try:                             # the wearer walks on whether or not the console opens
             pin = self._pin_in_force()
             self.session = open_console(runtime, self.watch, FdPort(self.master), self.state,
                                         self.state / "ankle.params", logs=self.logs,
-                                        banner="ankle console (simulated wearer)", audit=self.audit,
-                                        adaptation=self.adaptation)
+                                        banner="ankle console (simulated wearer: see 'wearer')", audit=self.audit,
+                                        adaptation=self.adaptation,
+                                        extra=wearer_command(devices, self.speed_m_s, self.scenario))
         except OSError as e:
             print(f"console: cannot start it in {self.state} ({e.strerror or e}); walking without a console",
                   flush=True)

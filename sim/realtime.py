@@ -14,6 +14,11 @@ Plant time 0 is CLOCK_MONOTONIC ``t0``; the devices step the plant to
 ``k * period`` at ``t0 + k * period - lead`` and send its samples.  The host's
 time 0 is put on the same grid, so its tick finds the samples waiting (as in
 lock-step), and the host's command reaches the plant at the devices' next step.
+
+The supervisor talks to the devices over a pipe: "exit" ends the walk (and
+brings back the record), and :meth:`DeviceProcess.command_wearer` tells the
+simulated wearer to stand, walk or follow the scenario again (the simulator
+console's ``wearer``, :mod:`sim.wearer_console`).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
@@ -95,7 +101,8 @@ def _build(spec: DeviceSpec, bus):
 
 def _device_process(spec: DeviceSpec, conn) -> None:
     """Entry point of the devices' process: the wearer walks from the start, as a real one would
-    while the controller boots; the driver is passive until the host activates it."""
+    while the controller boots (the fitting scenario's stands until told to walk); the driver is
+    passive until the host activates it."""
     from sim.harness import TRUTH_COLUMNS
     from sim.socketcand import SocketcandServerBus
 
@@ -117,7 +124,25 @@ def _device_process(spec: DeviceSpec, conn) -> None:
         conn.send(("serving", {"port": bus.port, "t0_ns": t0_ns, "warnings": warnings}))
         sim.begin_walking(0.0)
         k = 0
-        while not (k % 16 == 0 and conn.poll()):       # until the supervisor says "exit"
+        while True:
+            # the supervisor's messages, every 16 steps, never waited for: ("exit", 0) ends the
+            # walk; ("wearer", speed m/s or None) is Wearer.command (no answer)
+            if k % 16 == 0 and conn.poll():
+                kind, payload = conn.recv()
+                if kind == "exit":
+                    break
+                if kind == "wearer":
+                    try:
+                        wearer.command(payload)
+                    except (TypeError, ValueError):
+                        continue        # DeviceProcess.command_wearer checked it: nothing to change
+                    if plant.next_queued:
+                        # the segment after the present one is planned but not begun: a standing
+                        # one is planned again under the command (a walk starts a segment sooner)
+                        again = wearer.replan_last()
+                        if again is not None:
+                            plant.queue_stride(*again)
+                continue                # another may be waiting; else this same step goes on
             # plant time is the deadline's grid point: a late wake delays the frames, not the physics
             cadence.wait()
             k = (cadence.next_ns - cadence.start_ns) // period_ns
@@ -134,7 +159,6 @@ def _device_process(spec: DeviceSpec, conn) -> None:
                       f"late, and a motor_stale there comes from that, not from the motor",
                       file=sys.stderr, flush=True)
                 missed_before = cadence.missed
-        conn.recv()
         conn.send(("record", {"truth": truth[:min(k + 1, rows)], "strides": list(wearer.strides),
                               "watchdog_tripped": bool(plant.watchdog_tripped),
                               "watchdog_trip_s": plant.watchdog_trip_s, "ticks": cadence.ticks,
@@ -151,11 +175,17 @@ def _device_process(spec: DeviceSpec, conn) -> None:
 
 
 class DeviceProcess:
-    """The simulated devices' process as the supervisor sees it."""
+    """The simulated devices' process as the supervisor sees it.
+
+    The pipe to it is shared between the supervisor (:meth:`finish`) and the console's thread
+    (:meth:`command_wearer`): every send holds ``_lock``.
+    """
 
     def __init__(self, spec: DeviceSpec):
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
+        self._lock = threading.Lock()
+        self._finishing = False          # "exit" sent: nothing more goes to the devices
         self.process = ctx.Process(target=_device_process, args=(spec, child), name="ankle-sim", daemon=True)
         self.port = 0
         self.t0_ns = 0
@@ -182,10 +212,30 @@ class DeviceProcess:
         self.port, self.t0_ns, self.warnings = info["port"], info["t0_ns"], info["warnings"]
         return self.port
 
+    def command_wearer(self, speed_m_s: Optional[float]) -> None:
+        """Tell the simulated wearer what to do (:meth:`sim.wearer.Wearer.command`): None to follow
+        the scenario again, 0.0 to stand, a speed in m/s to walk.  Thread-safe and quick: the
+        devices take it within 16 of their steps and answer nothing.  ValueError for a negative or
+        non-finite speed; RuntimeFailure when the devices are not running (not started, ending,
+        or exited): nothing was sent."""
+        if speed_m_s is not None:
+            speed_m_s = float(speed_m_s)
+            if not math.isfinite(speed_m_s) or speed_m_s < 0.0:
+                raise ValueError(f"wearer speed {speed_m_s!r}: 0 (stand) or a positive speed in m/s")
+        with self._lock:
+            if self._finishing or not self.process.is_alive():
+                raise RuntimeFailure("the simulated devices are not running: the session has ended")
+            try:
+                self._conn.send(("wearer", speed_m_s))
+            except OSError as e:         # the devices exited between the check and the send
+                raise RuntimeFailure(f"the simulated devices did not take it ({e})") from None
+
     def finish(self, timeout_s: float = 10.0) -> dict:
         if not self.process.is_alive():
             raise RuntimeFailure(f"the simulated devices exited early (code {self.process.exitcode})")
-        self._conn.send(("exit", 0))
+        with self._lock:
+            self._finishing = True
+            self._conn.send(("exit", 0))
         record = self._receive(timeout_s, "record")
         self.process.join(timeout_s)
         return record

@@ -4,6 +4,13 @@ A scenario is a speed profile over time; the wearer takes the speed at each
 heel strike.  A speed of 0.0 means "the wearer stands now": the wearer stops at
 the next heel strike and stands until the speed is positive again, then
 initiates gait (see :mod:`sim.wearer`).  ``ankle sim --scenario NAME``.
+
+``fitting`` is the one scenario that is not a schedule: it stands until told to
+walk (the simulator console's ``wearer walk``) and walks until told to stand
+(``wearer stand``), as a prosthetist asks a wearer during a fitting.  Its own
+speed is 0.0 at all times; the wearer's command (:meth:`sim.wearer.Wearer.command`)
+overrides it.  Nothing but the console can tell the wearer to walk, so
+``ankle sim`` accepts it only with ``--console``.
 """
 from __future__ import annotations
 
@@ -51,6 +58,11 @@ def _stand(t_s: float, v: float) -> float:
     return v if t_s < 6.0 else 0.0
 
 
+def _fitting(t_s: float, v: float) -> float:
+    # stands until told otherwise: Wearer.command (the console's `wearer walk`) overrides this
+    return 0.0
+
+
 SCENARIOS: Dict[str, Scenario] = {s.name: s for s in (
     Scenario("steady", "constant speed", _steady),
     Scenario("speed-steps", "speed steps every 15 s: nominal, -30 %, +30 %", _speed_steps),
@@ -58,6 +70,8 @@ SCENARIOS: Dict[str, Scenario] = {s.name: s for s in (
     Scenario("slow-fast", "abrupt steps every 15 s between 60 % and 120 % of nominal", _slow_fast),
     Scenario("stop-start", "walk 15 s, stand 8 s, repeating", _stop_start),
     Scenario("stand", "walk 6 s, then stand for the rest of the run", _stand),
+    Scenario("fitting", "stand until told to walk (the console's `wearer walk`), walk until told to "
+                        "stand (`wearer stand`)", _fitting),
 )}
 
 

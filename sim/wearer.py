@@ -17,6 +17,13 @@ unloads and swings forward like the reference swing at the new speed, so the
 next walking stride begins with an ordinary heel strike.  The wearer looks
 ahead in the scenario to cut the segments so that this works out.
 
+Told what to do (:meth:`Wearer.command`, the simulator console's ``wearer``):
+a command overrides the scenario's speed until it is withdrawn, as a
+prosthetist asks a wearer to stand or to walk.  It has no look-ahead, so a
+standing wearer told to walk initiates gait at the start of the first
+standing segment planned after the command (:meth:`Wearer.replan_last` plans
+a queued one again); see :meth:`Wearer.command` for the delays.
+
 The sound side.  Every walking stride also times the other leg (its heel
 strike and toe-off, :class:`Stride`): symmetric by default, or, with an
 :class:`sim.asymmetry.AsymmetryModel`, with a prosthetic stance share that
@@ -32,6 +39,7 @@ timeline; the quiet-standing sway while standing).
 """
 from __future__ import annotations
 
+import copy
 import math
 import random
 from dataclasses import dataclass
@@ -447,6 +455,53 @@ class Wearer:
         self._adaptation = None if asymmetry is None else Adaptation(asymmetry, seed)
         self._previous_timing: Optional[StrideTiming] = None    # the last segment, if a walking stride
         self._last_work_J_kg = math.nan
+        self._command: Optional[float] = None     # None: the scenario's speed; else the speed told
+        self._before_last = None                  # next_stride's state before the last plan: replan_last
+
+    @property
+    def commanded_speed_m_s(self) -> Optional[float]:
+        """What :meth:`command` last said (clamped): None while the wearer follows the scenario."""
+        return self._command
+
+    def command(self, speed_m_s: Optional[float]) -> None:
+        """Tell the wearer what to do, overriding the scenario until told otherwise.
+
+        ``None``: follow the scenario again.  ``0.0``: stand: the wearer stops at the heel strike
+        of the first stride planned after the command, as for a scenario speed of 0 (walking
+        strides are planned at the present stride's toe-off, so the next heel strike or the one
+        after: within about two strides), and stands with the usual sway and weight shifts.
+        ``> 0``: walk at that speed, clamped to MIN_SPEED_M_S..MAX_SPEED_M_S as every walking
+        speed is (not refused: the console refuses speeds outside them before they get here).
+        A walking wearer changes speed from the first stride planned after the command.
+
+        A standing wearer told to walk initiates gait (unloading, then the initiation swing into
+        an ordinary heel strike) at the start of the first standing segment planned after the
+        command: there is no look-ahead, so a segment that has begun is not cut short.  The
+        plant is fed one segment ahead (:class:`sim.devices.SimAnkle` plans the segment after the
+        present one as soon as the present one begins); the devices' process (:mod:`sim.realtime`)
+        therefore plans that queued segment again under the command (:meth:`replan_last`), and
+        the wearer initiates at the end of the present segment.  Worst delay from the command to
+        the first walking heel strike: SEGMENT_S[1] (4 s) + UNLOAD_S + the initiation swing
+        (0.40 s at 1.25 m/s, about 0.3..0.6 s over the speeds): 4.5 s at 1.25 m/s (4.49 s the
+        worst measured, tests/test_wearer_command.py).  Without the re-plan (a caller that feeds
+        the plant one segment ahead and does not re-plan) it is one segment more: up to 8.5 s.
+
+        No command, no change: a wearer never told anything is the one it always was (runs stay
+        byte-identical).  ValueError for a negative or non-finite speed (nothing changes).
+        """
+        if speed_m_s is None:
+            self._command = None
+            return
+        v = float(speed_m_s)
+        if not math.isfinite(v) or v < 0.0:
+            raise ValueError(f"wearer speed {speed_m_s!r}: must be 0 (stand) or a positive walking speed in m/s")
+        self._command = 0.0 if v == 0.0 else min(max(v, MIN_SPEED_M_S), MAX_SPEED_M_S)
+
+    def _speed_at(self, t_s: float) -> float:
+        """The speed the wearer walks at at ``t_s`` (0.0: stands): the command's, else the scenario's."""
+        if self._command is not None:
+            return self._command
+        return self.scenario.speed_at(t_s, self.speed_m_s)
 
     def record_stance_work(self, work_J_kg: float) -> None:
         """The net ankle work [J/kg, + generated] the prosthesis delivered over the stance that
@@ -463,12 +518,39 @@ class Wearer:
         (profile (8, 1001): rows ``ALL_CHANNELS``, duration s, stance fraction, walking).  A walking stride
         when the scenario walks at that time, otherwise a standing segment.
         """
+        # what planning this segment changes, so that replan_last can plan it again (cheap: the
+        # generator's state is read, not advanced, and the spell's fields are a shallow copy)
+        self._before_last = (t_heel_strike_s, self._random.getstate(), copy.copy(self._spell),
+                             self._last_profile, self._previous_timing, len(self.strides))
         if self._spell is None:
-            v = self.scenario.speed_at(t_heel_strike_s, self.speed_m_s)
+            v = self._speed_at(t_heel_strike_s)
             if v > 0.0:
                 return self._walking_stride(t_heel_strike_s, v)
             self._spell = _StandingSpell(t_heel_strike_s, self._entry(), self.mass_kg)
         return self._standing_segment(t_heel_strike_s)
+
+    def replan_last(self) -> Optional[Tuple[np.ndarray, float, float, bool]]:
+        """Plan the last segment handed out again, under the command now in force, if it was a
+        standing segment; None (nothing changes) if it was a walking stride or there is none.
+
+        For a segment that is queued and has not begun: the caller (the devices' process, told to
+        command the wearer) queues the new one in its place, so a standing wearer told to walk
+        initiates at the end of the present segment instead of the one after.  The wearer is put
+        back as it was before planning that segment (its random draws, its standing spell), so the
+        new segment joins the present one as the old one would have.  A walking stride is not
+        planned again: its planning moved the sound side's timing and the asymmetric wearer's
+        adaptation on.
+        """
+        before = getattr(self, "_before_last", None)
+        if before is None or not self.strides or self.strides[-1].walking:
+            return None
+        t_s, state, spell, last_profile, previous_timing, n = before
+        if len(self.strides) != n + 1:
+            return None                  # planned since (cannot happen through next_stride)
+        self._random.setstate(state)
+        self._spell, self._last_profile, self._previous_timing = spell, last_profile, previous_timing
+        del self.strides[n:]
+        return self.next_stride(t_s)
 
     def _walking_stride(self, t_heel_strike_s: float, v: float) -> Tuple[np.ndarray, float, float, bool]:
         """One walking stride at speed ``v`` (clamped to the speed model), with stride-time variability."""
@@ -515,18 +597,23 @@ class Wearer:
                       end["ankle_vel_rad_s"], end["sound_omega_rad_s"])
 
     def _restart_time(self, t_s: float) -> Optional[float]:
-        """The first time from ``t_s`` on (within the look-ahead) at which the scenario walks."""
-        speed_at = self.scenario.speed_at
-        if speed_at(t_s, self.speed_m_s) > 0.0:
+        """The first time from ``t_s`` on (within the look-ahead) at which the scenario walks.
+
+        A command has no look-ahead: it holds from now on (walk: ``t_s``; stand: None).
+        """
+        if self._command is not None:
+            return t_s if self._command > 0.0 else None
+        speed_at = self._speed_at
+        if speed_at(t_s) > 0.0:
             return t_s
         steps = int(RESTART_LOOKAHEAD_S / RESTART_SCAN_S)
         for k in range(1, steps + 1):
             hi = t_s + k * RESTART_SCAN_S
-            if speed_at(hi, self.speed_m_s) > 0.0:
+            if speed_at(hi) > 0.0:
                 lo = hi - RESTART_SCAN_S
                 for _ in range(30):          # bisect to well below a microsecond
                     mid = 0.5 * (lo + hi)
-                    lo, hi = (lo, mid) if speed_at(mid, self.speed_m_s) > 0.0 else (mid, hi)
+                    lo, hi = (lo, mid) if speed_at(mid) > 0.0 else (mid, hi)
                 return hi
         return None
 
@@ -544,7 +631,7 @@ class Wearer:
         quiet_s = None if restart_s is None else max(restart_s - t_s, MIN_QUIET_S - t_rel, 0.0)
         loaded_share = 1.0
         if quiet_s is not None and quiet_s <= SEGMENT_S[1]:
-            v = self.scenario.speed_at(max(restart_s, t_s + quiet_s), self.speed_m_s)
+            v = self._speed_at(max(restart_s, t_s + quiet_s))
             v = min(max(v, MIN_SPEED_M_S), MAX_SPEED_M_S)
             duration_s = spell.plan_initiation(t_rel + quiet_s, v) - t_rel
             loaded_share = (quiet_s + UNLOAD_S) / duration_s
