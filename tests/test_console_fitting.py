@@ -139,6 +139,10 @@ def test_a_whole_fitting_in_order_changes_only_what_it_says_and_records_each_ste
     assert backend.params()["pushoff.torque_Nm_kg"] == 0.54            # never above it
     out = _say(con, "good")
     assert "chosen: level 4 of 4: 0.54 N·m/kg" in out and "step 4 done" in out
+    backend.faults = fault_bit("overrun")
+    backend.walk(SYMMETRY_STRIDES, si=1.0)                       # under a fault: these do not count
+    assert "0 of 10 strides so far, and faults are latched (overrun)" in _say(con, "")
+    backend.faults = 0
     backend.walk(SYMMETRY_STRIDES, si=1.0)
     out = _say(con, "")
     assert re.search(r"stance-time SI \+1\.0 ± 0\.0 % over 10 strides \(target \+0\.0 %; \+8\.0 % "
@@ -175,6 +179,11 @@ def test_push_off_is_not_powered_while_a_fault_is_latched_or_before_a_stride_is_
     assert backend.params()["pushoff.torque_Nm_kg"] == 0.54      # untouched
     backend.faults = 0
     assert "mode walk selected" in _say(con, "")
+    backend.faults = fault_bit("motor_stale")
+    backend.walk(LEVEL_STRIDES)                                  # walked, but in the safe state
+    backend.faults = 0
+    assert "only 0 of 3 strides at this level with no fault" in _say(con, "more")
+    assert "only 0 of 3" in _say(con, "good")
     backend.walk(LEVEL_STRIDES)
     backend.faults = fault_bit("overrun")                        # a fault meanwhile: no stronger
     assert _say(con, "more").startswith("no stronger while faults are latched (overrun)")

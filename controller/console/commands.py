@@ -218,6 +218,7 @@ class Console:
         if clash:
             raise ValueError(f"extra console commands clash with the console's own: {sorted(clash)}")
         self._commands.update(extra or {})
+        self._extra = frozenset(extra or ())
 
     # ------------------------------------------------------------------ entry point
     def handle(self, line: str) -> str:
@@ -249,7 +250,7 @@ class Console:
                 reply = f"refused: the audit log cannot record it ({e}); nothing was changed"
             except OSError as e:         # a full or read-only disk: say so, change nothing else
                 reply = f"could not write: {e.strerror or e}"
-        if entry is None or name == "fit":       # the fitting's sentences, wrapped to the terminal
+        if entry is None or name == "fit" or name in self._extra:   # sentences, wrapped to the terminal
             reply = _fit_lines(reply)
         return reply.rstrip("\r\n").replace("\n", _EOL) + _EOL
 

@@ -13,7 +13,8 @@ registry's bounds, recorded in the audit log before it is sent, taken by the tic
 boundary and ramped in, undoable.  The ankle is *passive* (no powered push-off) from the start
 of the fitting until the push-off step's checks pass: no fault latched, a stride learned from
 walking, the symmetry adaptation off; push-off then starts at a quarter of the target and goes
-one level stronger only after :data:`LEVEL_STRIDES` strides at the level before and a ``more``
+one level stronger only after :data:`LEVEL_STRIDES` strides at the level before (strides with no
+fault: the ones the wearer felt it on) and a ``more``
 from the prosthetist.  Nothing goes above the target the fitting started with.  Faults latched
 meanwhile stop any step that would add power, with the reason.
 
@@ -282,9 +283,8 @@ class Fitting:
                         f"strides ask the wearer: `more`, `less` or `good` (Enter: the strides so far)")
             torque = by_name("pushoff.torque_Nm_kg")
             return (n + f"Enter checks that push-off may be powered (no fault, a stride learned), then "
-                    f"switches it on at the gentlest of {len(LEVELS)} levels "
-                    f"({LEVELS[0]:.0%} of the target "
-                    f"{units.format_with_unit(torque, self.target['pushoff.torque_Nm_kg'])}). The wearer "
+                    f"switches it on at the gentlest of {len(LEVELS)} levels, a quarter of the target "
+                    f"{units.format_with_unit(torque, self.target['pushoff.torque_Nm_kg'])}. The wearer "
                     f"walks; after {LEVEL_STRIDES} strides at a level, ask how it feels and type `more`, "
                     f"`less` or `good`.")
         if self.name == "symmetry":
@@ -343,7 +343,7 @@ class Fitting:
         times = np.array([s.stride_s for s in strides])
         cv = float(np.std(times) / np.mean(times))
         if cv > LEARN_CV_MAX:
-            return (f"the strides varied by {cv:.0%} (more than {LEARN_CV_MAX:.0%}): ask for a steady, "
+            return (f"the strides varied by {100 * cv:.0f} % (more than {100 * LEARN_CV_MAX:.0f} %): ask for a steady, "
                     f"comfortable pace, then `again`")
         stride_s = float(np.mean(times))
         params = self.backend.params()
@@ -421,7 +421,8 @@ class Fitting:
             if not mode.startswith("mode walk selected"):
                 return reply + f"\nthe walking mode was refused ({mode}): push-off stays off"
             return reply + "\n" + mode
-        strides = self._strides_since(self.steps[self.index].since_t)
+        # a stride the wearer felt: one with no fault (under a fault the ankle gave no push-off)
+        strides = [s for s in self._strides_since(self.steps[self.index].since_t) if not s.faults]
         work = [s.pushoff_work_J_kg for s in strides if math.isfinite(s.pushoff_work_J_kg)]
         power = [s.peak_power_W_kg for s in strides if math.isfinite(s.peak_power_W_kg)]
         figures = (f"{len(strides)} strides at level {self.level + 1}: work "
@@ -433,13 +434,14 @@ class Fitting:
             if self.level == 0:
                 return "this is the gentlest level: `skip` goes on with it, `stop` ends the fitting"
             return self._set_level(self.level - 1)[1]
+        faults = fault_names(self._faults())
+        if faults:          # under a fault the ankle gives no push-off: nothing to go on from
+            return (f"{'no stronger' if word == 'more' else 'not judged'} while faults are latched "
+                    f"({', '.join(faults)}): see `faults`, put it right, `clear`")
         if len(strides) < LEVEL_STRIDES:
-            return (f"only {len(strides)} of {LEVEL_STRIDES} strides at this level: the wearer walks on, "
-                    f"then `{word}`")
+            return (f"only {len(strides)} of {LEVEL_STRIDES} strides at this level with no fault: the wearer "
+                    f"walks on, then `{word}`")
         if word == "more":
-            faults = fault_names(self._faults())
-            if faults:
-                return f"no stronger while faults are latched ({', '.join(faults)}): see `faults`"
             if self.level == len(LEVELS) - 1:
                 return ("this is the target the fitting started with; stronger only by hand "
                         "(`set pushoff.torque_Nm_kg`, within its range), or `good`")
@@ -455,11 +457,17 @@ class Fitting:
     def _do_symmetry(self, words: List[str]) -> str:
         if words:
             return "the symmetry check takes no value: Enter shows it (or `skip`)"
-        strides = self._strides_since(self.steps[self.index].since_t)
+        strides = [s for s in self._strides_since(self.steps[self.index].since_t) if not s.faults]
         si = np.array([s.si_stance_pct for s in strides], dtype=float)
         si = si[np.isfinite(si)]
+        faults = fault_names(self._faults())
+        if len(si) < SYMMETRY_STRIDES and faults:
+            return (f"{len(si)} of {SYMMETRY_STRIDES} strides so far, and faults are latched "
+                    f"({', '.join(faults)}): strides under them have no push-off and do not count; see "
+                    f"`faults`, put it right, `clear`")
         if len(si) < SYMMETRY_STRIDES:
-            return f"{len(si)} of {SYMMETRY_STRIDES} strides with both sides told so far: walk on, then Enter"
+            return (f"{len(si)} of {SYMMETRY_STRIDES} strides with both sides told and no fault so far: walk "
+                    f"on, then Enter")
         target = self.backend.params()["symmetry.target_si_pct"]
         before = self.steps[2].figures.get("si_pct", math.nan)
         line = (f"stance-time SI {np.mean(si):+.1f} ± {np.std(si):.1f} % over {len(si)} strides (target "

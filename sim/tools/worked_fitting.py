@@ -80,7 +80,8 @@ def _until(say: Session, line: str, done: Callable[[str], bool], wait_s: Callabl
         reply = say(line)
         if done(reply):
             return reply
-        if "faults are latched" in reply:        # a busy machine's stall: put right, then go on
+        if "faults are latched" in reply:        # see what it is (a busy machine's stall), then clear
+            say("faults")
             say("clear", timeout_s=10.0)
         if time.monotonic() > end:
             raise AssertionError(f"{what}: not done within {deadline_s:g} s; last reply: {reply}")
@@ -154,7 +155,8 @@ class _Terminal:
             return at >= 0 and PROMPT.search(out, at + len(echo)) is not None
         out = self._read_until(done, timeout_s)
         body = out[out.find(echo) + len(echo):]
-        return PROMPT.sub(b"", body).decode("utf-8", "replace").strip()
+        # the reply's own leading spaces stay (a table's header is aligned with them)
+        return PROMPT.sub(b"", body).decode("utf-8", "replace").rstrip().lstrip("\r\n")
 
 
 def main(argv=None) -> int:
