@@ -249,10 +249,17 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
         end = None if duration_s is None else time.monotonic() + 0.1 + duration_s
         next_status = time.monotonic() + status_period_s
         missed_said = 0
+        warnings = []          # the console says ahead when --duration will stop the controller
+        if end is not None and console.session is not None:
+            from controller.console.session import time_warnings
+            warnings = time_warnings(duration_s, "the controller's run")
+        started = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
             if end is not None and now >= end:
                 break
+            while warnings and now >= started + warnings[0][0]:
+                console.session.announce(warnings.pop(0)[1])
             if now >= next_status:
                 stats = runtime.stats()
                 say(status_line(latest.row, stats, stats["missed"] - missed_said))

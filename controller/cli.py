@@ -492,18 +492,6 @@ def _realtime_run(args, params, boot_faults):
     return realtime.as_sim_run(rt, params), timing, adaptation
 
 
-#: Before the end of ``ankle sim --console``'s duration, the console says how long is left [s].
-TIME_WARNINGS_S = (60.0, 10.0)
-
-
-def _time_warnings(duration_s: float):
-    """[(seconds after the start, the announcement)] for a session of ``duration_s``: each of
-    :data:`TIME_WARNINGS_S` that comes after the start."""
-    return [(duration_s - left, f"the simulated session ends in {left:g} s (--duration {duration_s:g} s); "
-                                f"'save' keeps changes")
-            for left in TIME_WARNINGS_S if left < duration_s]
-
-
 class _SimConsole:
     """``ankle sim --realtime --console``: the console on a pseudo-terminal for the session; it
     announces the end of the session's duration 60 s and 10 s ahead, and when it has ended."""
@@ -574,7 +562,8 @@ class _SimConsole:
 
     def _warn(self) -> None:
         """Announce the end of the session's duration ahead of it (the wearer stops then)."""
-        for at_s, text in _time_warnings(self.duration_s):
+        from controller.console.session import time_warnings
+        for at_s, text in time_warnings(self.duration_s, "the simulated session"):
             if self._closing.wait(max(0.0, self._started + at_s - time.monotonic())):
                 return
             self.session.announce(text)

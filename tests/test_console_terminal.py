@@ -223,9 +223,10 @@ def test_the_simulated_session_announces_its_time_limit(tmp_path):
 
 
 def test_the_time_warnings_of_a_session():
-    from controller.cli import _time_warnings
-    assert [at for at, _ in _time_warnings(600.0)] == [540.0, 590.0]
-    assert [at for at, _ in _time_warnings(30.0)] == [20.0]           # no 60-s warning in a 30-s session
-    assert _time_warnings(10.0) == []
-    assert all(len(text) <= 79 for _, text in _time_warnings(600.0))
-    assert _time_warnings(600.0)[1][1].startswith("the simulated session ends in 10 s")
+    from controller.console.session import time_warnings
+    assert [at for at, _ in time_warnings(600.0, "the simulated session")] == [540.0, 590.0]
+    assert [at for at, _ in time_warnings(30.0, "x")] == [20.0]           # no 60-s warning in a 30-s session
+    assert time_warnings(10.0, "x") == []
+    for what in ("the simulated session", "the controller's run"):
+        assert all(len(text) <= 79 for _, text in time_warnings(600.0, what))
+        assert time_warnings(600.0, what)[1][1].startswith(f"{what} ends in 10 s")

@@ -532,7 +532,7 @@ def test_ankle_run_stops_on_sigterm_and_switches_the_driver_off(tmp_path):
 
 
 @contextlib.contextmanager
-def _board_console(tmp_path, state, result):
+def _board_console(tmp_path, state, result, duration_s: float = 60.0):
     """`ankle run` with its console on a real pty (the board's UART, seen from the laptop) and
     the simulated devices served; yields (terminal, console line).  On leaving: SIGTERM, and
     ``result`` gets the process's stdout, stderr and exit code once everything is stopped."""
@@ -549,7 +549,7 @@ def _board_console(tmp_path, state, result):
             port = "{port_path}"
             state_directory = "{state}"
         """)
-        proc = subprocess.Popen(CLI + ["run", "--config", str(cfg), "--duration", "60"], cwd=ROOT,
+        proc = subprocess.Popen(CLI + ["run", "--config", str(cfg), "--duration", f"{duration_s:g}"], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             said = ""
@@ -588,6 +588,20 @@ def test_ankle_run_opens_the_console_on_its_serial_port(tmp_path):
     from controller.console.audit import read as read_audit
     assert paramstore.load(tmp_path / "ankle.params").params["swing.target_rad"] == 0.06
     assert [r["action"] for r in read_audit(state / "audit.log")] == ["login", "set", "save"]
+
+
+def test_ankle_run_says_on_its_console_before_its_duration_ends_it(tmp_path):
+    """Issue 17: nothing warned before a session's time limit ended it; `ankle sim --console` has
+    said it since, and now `ankle run --duration` does too."""
+    from controller.console.access import PinFile
+    state = tmp_path / "state"
+    state.mkdir()
+    PinFile(state / "pin").set("97531")
+    result = {}
+    with _board_console(tmp_path, state, result, duration_s=14) as (term, _, _port):
+        said = term.read_until(lambda out: b"ends in 10 s" in out, timeout_s=30).decode(errors="replace")
+        assert "the controller's run ends in 10 s (--duration 14 s); 'save' keeps changes" in said, said
+    assert result["code"] == 0, result["err"]
 
 
 def test_ankle_run_with_a_damaged_audit_log_starts_its_console_on_a_new_log(tmp_path):

@@ -622,6 +622,18 @@ class ConsoleSession:
         return True
 
 
+#: Before a session's ``--duration`` ends it, the console says how long is left [s].
+TIME_WARNINGS_S = (60.0, 10.0)
+
+
+def time_warnings(duration_s: float, what: str) -> List[Tuple[float, str]]:
+    """[(seconds after the start, the announcement)] for ``what`` (the simulated session, the
+    controller) ending after ``duration_s``: one for each of :data:`TIME_WARNINGS_S` that comes
+    after the start."""
+    return [(duration_s - left, f"{what} ends in {left:g} s (--duration {duration_s:g} s); 'save' keeps changes")
+            for left in TIME_WARNINGS_S if left < duration_s]
+
+
 def _console(backend, state_dir: Path, store: Path, logs, audit=None, adaptation=None, extra=None):
     """(the console, its banner's lines about the PIN and the audit log).
 
