@@ -109,6 +109,27 @@ def test_a_terminal_that_goes_takes_the_pins_rights_with_it(pty_console, tmp_pat
     t.close()
 
 
+def test_a_terminal_that_goes_takes_its_history_with_it(pty_console):
+    """The line history was shared by every terminal: whoever attached next could recall the last
+    person's commands with Up (noted in issue 17's first session).  Now each terminal starts empty."""
+    t = attach(pty_console.path, "raw")
+    t.read_until_prompt()
+    t.cmd("get swing.target_rad")
+    t.port.write(b"\x1b[A")                     # Up recalls it while the same terminal is there
+    assert t.read_until(lambda o: o.endswith(b"get swing.target_rad")).endswith(b"get swing.target_rad")
+    t.port.write(b"\x15")                       # Ctrl-U: the line goes
+    t.close()
+    wait_for(lambda: not pty_console.session.attached)
+    assert pty_console.session.editor.history == ()
+    t = attach(pty_console.path, "raw")
+    t.read_until_prompt()
+    t.port.write(b"\x1b[A")                     # Up: nothing to recall, nothing shown
+    t.port.write(b"\r")
+    out = t.read_until(lambda o: o.count(b"ankle> ") >= 1 and o.endswith(b"ankle> "))
+    assert b"swing" not in out, out
+    t.close()
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("key", [b"x", b" ", b"\x1b[C", b"\x1bOB", b"\x7f"])
 def test_the_first_key_of_any_kind_shows_the_prompt(tmp_path, mode, key):

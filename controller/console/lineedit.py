@@ -212,6 +212,11 @@ class LineEditor:
         self._browse, self._draft = 0, None
         self._clear_line()
 
+    def forget_history(self) -> None:
+        """Forget the lines Up could recall (a new person at the terminal recalls none of the last one's)."""
+        self._history.clear()
+        self._browse, self._draft = 0, None
+
     # --- the state machine ----------------------------------------------------------------
 
     def _clear_line(self) -> None:

@@ -566,8 +566,9 @@ class ConsoleSession:
                 if attached:                      # a terminal came: greet it once it has settled
                     hello_at = time.monotonic() + ATTACH_SETTLE_S
                 else:                             # it went: its half-typed line (a PIN?) goes too,
-                    hello_at = None               # and the rights of a PIN it logged in with
-                    self.editor.reset()
+                    hello_at = None               # the rights of a PIN it logged in with, and the
+                    self.editor.reset()           # lines it typed (the next person recalls none)
+                    self.editor.forget_history()
                     self.console.detached()
             if hello_at is not None and time.monotonic() >= hello_at:
                 hello_at = None
