@@ -50,7 +50,7 @@ import serial
 
 from bench._common import emit, parser
 from controller.console import units
-from controller.params.registry import REGISTRY
+from controller.params.registry import REGISTRY, by_name
 
 ROOT = Path(__file__).resolve().parent.parent
 PIN = "2468"
@@ -210,7 +210,10 @@ def run(samples: int, seconds: float, walk_timeout_s: float = 30.0) -> Dict[str,
 
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         state = Path(tmp)
-        sim = _Sim(state, duration_s=walk_timeout_s + seconds + 60)
+        # a set waits for the next stride boundary (about a stride while walking): the session must
+        # outlast one stride per set, or the last sets find the controller stopped
+        stride_s = by_name("estimator.max_stride_s").default
+        sim = _Sim(state, duration_s=walk_timeout_s + seconds + 60 + others * stride_s)
         try:
             client = _Client(sim.path)
             client.round_trip(b"")                    # pyserial flushed on open: ask for a prompt
