@@ -158,8 +158,11 @@ def gait_figures(t: np.ndarray, est: Dict[str, np.ndarray], truth: np.ndarray, s
     edges = np.diff(stance_true.astype(np.int8))
     true_hs = t[1:][edges == 1]
     true_to = t[1:][edges == -1]
-    if stance_true[0]:
-        true_hs = np.concatenate([[t[0]], true_hs])
+    # A record that starts with the foot loaded has no heel strike at its start: nobody saw the
+    # foot come down, and the estimator must report standing there, not a step (issue 18); the
+    # end of that first contact is the end of no step, not a toe-off to find.
+    if stance_true[0] and true_to.size:
+        true_to = true_to[1:]
     hs_lat, hs_missed, hs_false = match_events(true_hs, t[est["heel_strike"] > 0.5], t_end)
     to_lat, to_missed, to_false = match_events(true_to, t[est["toe_off"] > 0.5], t_end)
 

@@ -11,12 +11,16 @@ RATE_HZ = 1000.0
 
 
 def walk_trace(stride_s=1.1, stance=0.62, strides=6, mass=80.0, rate_Hz=RATE_HZ, noise_N=0.0, seed=0):
-    """Trapezoid-free load: body weight in stance, zero in swing; exact event times returned."""
+    """Trapezoid-free load: body weight in stance, zero in swing; exact event times returned.
+
+    The record begins in mid-swing, so its first heel strike is one the estimator sees (a
+    record that begins loaded has none: test_a_record_that_starts_loaded_reports_standing)."""
+    lead_s = 0.5 * (1.0 - stance) * stride_s
     t = np.arange(0.0, strides * stride_s, 1.0 / rate_Hz)
-    phase = (t % stride_s) / stride_s
-    load = np.where(phase < stance, mass * G, 0.0)
+    phase = ((t - lead_s) % stride_s) / stride_s
+    load = np.where((phase < stance) & (t >= lead_s), mass * G, 0.0)
     load += np.random.default_rng(seed).normal(0.0, noise_N, t.size)
-    hs = np.arange(strides) * stride_s
+    hs = lead_s + np.arange(strides) * stride_s
     return t, load, hs, hs + stance * stride_s
 
 
@@ -65,6 +69,23 @@ def test_noise_makes_no_false_events():
     out = run(t, load)
     assert out["heel_strike"].sum() == len(hs)
     assert out["toe_off"].sum() == len(to)
+
+
+@pytest.mark.parametrize("with_imu", [False, True])
+def test_a_record_that_starts_loaded_reports_standing(with_imu):
+    """A boot (or a record) with the foot already loaded saw no heel strike: standing is
+    reported until the foot first leaves the ground, and the steps after that count."""
+    t = np.arange(0.0, 6.6, 1e-3)
+    phase = (t % 1.1) / 1.1
+    load = np.where(phase < 0.62, 80 * G, 0.0)              # loaded from the first sample
+    gyro = np.where(phase < 0.62, -1.0, 4.0) if with_imu else np.full_like(t, np.nan)
+    out = estimate(t, gyro, load, np.zeros_like(t), ParamSet())
+    first_off = 0.62 * 1.1
+    assert out["heel_strike"][t < first_off].sum() == 0
+    assert out["standing"][(t > 0.01) & (t < first_off - 0.01)].all()
+    assert out["toe_off"][t < first_off + 0.01].sum() == 0   # the end of no step
+    hs = t[out["heel_strike"] == 1]
+    np.testing.assert_allclose(hs, np.arange(1, 6) * 1.1 + 0.003, atol=1.01e-3)
 
 
 def test_nan_load_makes_no_event():

@@ -59,9 +59,10 @@ def test_speed_changes_meet_the_target(scenario):
 def test_events_have_short_latency_and_none_missed_or_false():
     tr = walking_trace("slow-fast", 1.25, 45.0, stride_cv=0.025, seed=2)
     out = run(tr)
-    hs = latencies_s(tr["heel_strike_s"], detected(tr, out, "heel_strike"))
+    # the trace starts loaded at its first "heel strike" (t = 0): no estimator saw that step
+    hs = latencies_s(tr["heel_strike_s"][1:], detected(tr, out, "heel_strike"))
     det_to = detected(tr, out, "toe_off")
-    to = latencies_s(tr["toe_off_s"][tr["toe_off_s"] < det_to[-1] + 0.05], det_to)
+    to = latencies_s(tr["toe_off_s"][1:][tr["toe_off_s"][1:] < det_to[-1] + 0.05], det_to)
     assert np.median(hs) <= 0.010 and np.percentile(hs, 95) <= 0.025 and hs.min() >= 0.0
     assert np.median(np.abs(to)) <= 0.010 and np.percentile(np.abs(to), 95) <= 0.025
 
@@ -70,7 +71,7 @@ def test_events_have_short_latency_and_none_missed_or_false():
 def test_any_sample_rate_from_500_Hz_to_2_kHz(rate_Hz):
     tr = walking_trace("slow-fast", 1.25, 40.0, rate_Hz=rate_Hz, stride_cv=0.025, seed=4)
     out = run(tr)
-    assert len(detected(tr, out, "heel_strike")) == len(tr["heel_strike_s"])
+    assert len(detected(tr, out, "heel_strike")) == len(tr["heel_strike_s"]) - 1     # not the loaded start
     assert phase_rmse_pct(tr, out) <= 2.0
 
 

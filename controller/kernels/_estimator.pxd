@@ -39,6 +39,7 @@ cdef class Estimator:
     cdef bint stride_clean        # the stride in progress had the IMU all along and no standing
     cdef bint contact_counted     # the present contact began with a real heel strike
     cdef bint was_walking         # walking before standing (resume on the first heel strike)
+    cdef bint seen_unloaded       # the foot has been seen off the ground since the start
 
     cdef void configure_from(self, const double* p, bint keep_state) noexcept nogil
     cdef void reset(self) noexcept nogil

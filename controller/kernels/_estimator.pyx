@@ -159,6 +159,7 @@ cdef class Estimator:
         self.swing_armed = False
         self.stride_clean = False
         self.was_walking = False
+        self.seen_unloaded = False
         self.contact_counted = False
         self.matcher.clear()
 
@@ -195,7 +196,8 @@ cdef class Estimator:
             self.gyro_n += 1.0
             if g.t_heel_strike_s >= 0.0 and not g.standing:
                 self.matcher.add(now_s - g.t_heel_strike_s, inp.shank_gyro_rad_s)
-            if g.standing:
+            if g.standing and self.quiet_lp_rad_s < self.quiet_gyro_rad_s:
+                # only a still shank shows the bias (a boot while loaded may be mid-step)
                 self.gyro_bias_rad_s += omega * clamp01(dt / BIAS_TAU_S)
         else:
             self.stride_clean = False
@@ -209,6 +211,8 @@ cdef class Estimator:
                     and fabs(inp.load_N) < OFFSET_MAX_BW * self.weight_N):
                 self.load_offset_N += (inp.load_N - self.load_offset_N) * clamp01(dt / OFFSET_TAU_S)
             load = inp.load_N - self.load_offset_N
+            if load < self.to_load_N:
+                self.seen_unloaded = True
             condition = load < self.to_load_N if g.stance else load > self.hs_load_N
             if not condition:
                 self.cond_since_s = -1.0
@@ -223,12 +227,18 @@ cdef class Estimator:
                         self._toe_off(t_event)
                     elif g.stance:
                         g.stance = 0            # the end of a contact that was no step
+                        g.standing = 0
                         self.swing_peak_rad_s = 0.0
                     else:
                         g.stance = 1
-                        # a real heel strike ends a swing; the first contact ever is taken as one
-                        genuine = (not imu_ok or self.swing_peak_rad_s >= self.swing_gyro_rad_s
-                                   or g.t_heel_strike_s < 0.0)
+                        # A real heel strike ends a swing; the first contact ever is taken as one,
+                        # but only once the foot was seen off the ground: a boot (or a record) that
+                        # starts with the foot loaded is someone standing, not a step.
+                        genuine = self.seen_unloaded and (
+                            not imu_ok or self.swing_peak_rad_s >= self.swing_gyro_rad_s
+                            or g.t_heel_strike_s < 0.0)
+                        if not self.seen_unloaded:
+                            g.standing = 1
                         if genuine:
                             if imu_ok and self.t_zero_cross_s >= 0.0 and 0.0 <= t_event - self.t_zero_cross_s < 0.2:
                                 self.hs_after_cross_s += 0.3 * (t_event - self.t_zero_cross_s - self.hs_after_cross_s)

@@ -122,7 +122,7 @@ REGISTRY: Tuple[Param, ...] = (
     _p("estimator.template_rate", "1", 0.3, 0.05, 1.0, 0.05,
        "Weight of each new stride in the learned shank-gyro template.", live=False,
        clinical="%", label="stride template learning rate"),
-    _p("estimator.prior_weight", "1", 2.0, 0.0, 20.0, 0.5,
+    _p("estimator.prior_weight", "1", 0.5, 0.0, 20.0, 0.5,
        "How strongly the stride-time match prefers the last stride's time (per ln^2 of the ratio).",
        live=False,
        clinical="", label="preference for the last stride time"),
