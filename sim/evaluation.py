@@ -106,6 +106,8 @@ def _circular_error(est: np.ndarray, true: np.ndarray) -> np.ndarray:
 #: Walking strides excluded from the phase error after each start (session start, or a restart
 #: after standing): the estimator has no stride time yet, or only the one from before the stop.
 SKIP_STRIDES = 3
+#: A stride this many times longer or shorter than the one before is a stride of a change.
+CHANGE_RATIO = 1.6
 
 
 def _runs(mask: np.ndarray) -> List[Tuple[int, int]]:
@@ -181,6 +183,37 @@ def gait_figures(t: np.ndarray, est: Dict[str, np.ndarray], truth: np.ndarray, s
             back = np.flatnonzero(walking[b:])
             resume_s.append(float(t[b + back[0]] - t[b]) if back.size else float("inf"))
 
+    # per stride: the worst scored stride, and the strides whose time halved or doubled (x1.6 or
+    # more from the stride before): the stride of a change is where a phase estimate breaks
+    worst_pct, worst_at, change_pct = None, None, []
+    previous = None
+    for s in strides:
+        walking_stride = getattr(s, "walking", True)
+        if walking_stride and s.t_end_s <= t_end:
+            sel = both & (t >= s.t_heel_strike_s) & (t < s.t_end_s)
+            if sel.sum() >= 10:
+                e = _circular_error(phase[sel], phase_true[sel])
+                pct = 100.0 * float(np.sqrt(np.mean(e ** 2)))
+                if worst_pct is None or pct > worst_pct:
+                    worst_pct, worst_at = pct, s.t_heel_strike_s
+                if previous is not None and max(s.stride_s / previous, previous / s.stride_s) >= CHANGE_RATIO:
+                    change_pct.append(pct)
+        previous = s.stride_s if walking_stride else None
+
+    # the first step after each stand: found, and how much of its stride was walked (push-off
+    # needs the estimator walking)
+    first_missed, first_walked = 0, []
+    for i, s in enumerate(strides):
+        if i == 0 or not getattr(s, "walking", True) or getattr(strides[i - 1], "walking", True):
+            continue
+        if s.t_end_s > t_end:
+            continue
+        found = np.any((t[est["heel_strike"] > 0.5] >= s.t_heel_strike_s - EARLY_S)
+                       & (t[est["heel_strike"] > 0.5] <= s.t_heel_strike_s + LATE_S))
+        first_missed += not found
+        inside = (t >= s.t_heel_strike_s) & (t < s.t_end_s)
+        first_walked.append(float(np.mean(walking[inside])) if inside.any() else 0.0)
+
     def ms(x, q):
         return round(float(np.percentile(x, q)) * 1e3, 2) if len(x) else None
 
@@ -201,6 +234,13 @@ def gait_figures(t: np.ndarray, est: Dict[str, np.ndarray], truth: np.ndarray, s
         "phase_while_standing_s": round(phase_s, 3),
         "pushoff_phase_while_standing_s": round(pushoff_s, 3),
         "resume_after_heel_strike_s_max": round(max(resume_s), 3) if resume_s else None,
+        "worst_stride_rmse_pct": round(worst_pct, 3) if worst_pct is not None else None,
+        "worst_stride_at_s": round(worst_at, 3) if worst_at is not None else None,
+        "change_strides": len(change_pct),
+        "change_stride_rmse_pct_max": round(max(change_pct), 3) if change_pct else None,
+        "first_steps_after_standing": len(first_walked),
+        "first_steps_missed": first_missed,
+        "first_stride_walking_min": round(min(first_walked), 3) if first_walked else None,
     }
 
 

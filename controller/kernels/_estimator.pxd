@@ -25,9 +25,14 @@ cdef class Estimator:
     cdef double motion_phase      # phase advanced only as fast as the shank moves
     cdef double cond_since_s      # when the pending load condition first held (-1 = none)
     cdef double prev_stride_s     # stride before the last one (for confidence)
+    cdef double time_stride_s     # the recent strides' time, smoothed (the time-based phase's divisor)
     cdef double stance_fraction   # learned stance share of the stride (for IMU-only toe-off)
     cdef double gyro_bias_rad_s   # learned while standing and from whole strides
     cdef double load_offset_N     # learned in swing (load-cell offset drift)
+    cdef double swing_noise_N2    # learned in swing: mean square of the load about that offset [N^2]
+    cdef double load_fast_N       # the load low-passed fast and slow: their difference is its slope
+    cdef double load_slow_N
+    cdef double to_due_s          # toe-off confirmed: reported when the falling load reaches 0 (-1 = none)
     cdef double quiet_lp_rad_s    # low-passed |shank angular velocity|
     cdef double quiet_for_s       # how long the loaded shank has been still
     cdef double swing_peak_rad_s  # largest shank velocity since the foot left the ground

@@ -37,7 +37,7 @@ Only ``t``, ``shank_gyro``, ``load``, ``ankle_angle`` and their arrival times
 are read, sample by sample, so ``ankle replay`` reproduces the online
 estimates at any sample rate.
 """
-from libc.math cimport isfinite, fabs, NAN
+from libc.math cimport isfinite, fabs, fmax, fmin, sqrt, log, NAN
 from controller.kernels._numeric cimport clamp01
 from controller.kernels._params cimport *
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
@@ -57,6 +57,29 @@ cdef double MOTION_MIN_RAD_S = 0.3         # expected shank speeds below this sa
 cdef double MOTION_SLOW = 0.5              # a shank slower than this share of the expected motion slows the phase
 cdef double MOTION_STANCE_MARGIN = 0.05    # stop gating this far (in stride) before the usual toe-off
 cdef double MOTION_CATCH_UP = 0.1          # time constant of the catch-up, in strides
+# Heel strike at the end of a real swing: once the shank has swung forward and turned back, the
+# foot is about to land, so a load just clear of the swing's own noise is taken as contact (a
+# slow walker's load rises too slowly for the fixed threshold: 30 ms late at 1.8 s strides).
+cdef double ARMED_HS_BW = 0.04             # ... but never below this share of body weight
+cdef double ARMED_HS_SIGMAS = 5.0          # ... nor below this many RMS of the swing's load noise
+# Toe-off with a stale load offset (an insole or load cell that crept while it stood loaded):
+# the shank swings forward, the load is low and has stopped falling: the foot is off, and what
+# the cell reads is its new offset.
+cdef double FAST_TAU_S = 0.005
+cdef double SLOW_TAU_S = 0.03
+cdef double FLAT_BW = 0.02                 # |fast - slow| low-pass below this share of body weight
+cdef double FLAT_SIGMAS = 5.0              # ... and this many RMS of the swing's noise: flat
+# Toe-off when the load reaches zero, not when it crosses the threshold: the toe unloads slowly
+# (10-25 ms from the threshold to zero at slow walking), so the confirmed crossing is extrapolated
+# along the load's slope (the two low-passes' difference), at most this far.
+cdef double TO_WAIT_MAX_S = 0.03
+# Time-based phase (the IMU lost): the divisor is the recent strides' time, smoothed (a single
+# stride's 2-3 % jitter is not the next stride's), unless the last stride changed by more than
+# TIME_STRIDE_STEP_LN (a real change of speed: follow it at once); after toe-off the stance just
+# ended says how long this stride will be (its learned share of the stride), and is averaged in.
+cdef double TIME_STRIDE_RATE = 0.5
+cdef double TIME_STRIDE_STEP_LN = 0.15
+cdef double TIME_STANCE_WEIGHT = 0.5
 
 
 def compiled_tables():
@@ -145,9 +168,14 @@ cdef class Estimator:
         self.motion_phase = 0.0
         self.cond_since_s = -1.0
         self.prev_stride_s = 0.0
+        self.time_stride_s = 0.0
         self.stance_fraction = 0.62
         self.gyro_bias_rad_s = 0.0
         self.load_offset_N = 0.0
+        self.swing_noise_N2 = 0.0
+        self.load_fast_N = NAN
+        self.load_slow_N = NAN
+        self.to_due_s = -1.0
         self.quiet_lp_rad_s = 0.0
         self.quiet_for_s = 0.0
         self.swing_peak_rad_s = 0.0
@@ -166,6 +194,7 @@ cdef class Estimator:
     cdef void step(self, const Inputs* inp, double now_s) noexcept nogil:
         cdef GaitState* g = &self.state
         cdef double dt, omega = 0.0, load, t_event, tau, stride_s, previous, expected, ratio
+        cdef double noise_N, threshold, slope, level, wait
         cdef bint imu_ok, load_ok, condition, genuine
         g.heel_strike = 0
         g.toe_off = 0
@@ -207,13 +236,45 @@ cdef class Estimator:
         # ---- events --------------------------------------------------------------------------
         if load_ok:
             self.imu_hs_due_s = -1.0
+            if isfinite(self.load_fast_N) and dt > 0.0:
+                self.load_fast_N += (inp.load_N - self.load_fast_N) * clamp01(dt / FAST_TAU_S)
+                self.load_slow_N += (inp.load_N - self.load_slow_N) * clamp01(dt / SLOW_TAU_S)
+            else:
+                self.load_fast_N = self.load_slow_N = inp.load_N
             if (not g.stance and g.t_toe_off_s >= 0.0 and now_s - g.t_toe_off_s > SWING_SETTLE_S
                     and fabs(inp.load_N) < OFFSET_MAX_BW * self.weight_N):
                 self.load_offset_N += (inp.load_N - self.load_offset_N) * clamp01(dt / OFFSET_TAU_S)
+                self.swing_noise_N2 += ((inp.load_N - self.load_offset_N) ** 2 - self.swing_noise_N2) \
+                    * clamp01(dt / OFFSET_TAU_S)
             load = inp.load_N - self.load_offset_N
             if load < self.to_load_N:
                 self.seen_unloaded = True
-            condition = load < self.to_load_N if g.stance else load > self.hs_load_N
+            noise_N = sqrt(self.swing_noise_N2)
+            if self.to_due_s >= 0.0 and (not g.stance or load > self.hs_load_N):
+                self.to_due_s = -1.0            # loaded again (or already off): no toe-off pending
+            if self.to_due_s >= 0.0:
+                condition = False
+                if now_s >= self.to_due_s - 1e-9:
+                    self._toe_off(self.to_due_s)
+                    self.to_due_s = -1.0
+            elif g.stance:
+                condition = load < self.to_load_N
+                if (not condition and imu_ok and omega > self.swing_gyro_rad_s and load < self.hs_load_N
+                        and fabs(self.load_fast_N - self.load_slow_N) < fmax(FLAT_BW * self.weight_N,
+                                                                             FLAT_SIGMAS * noise_N)
+                        and fabs(self.load_slow_N) < OFFSET_MAX_BW * self.weight_N):
+                    # the foot is off with a stale offset: its reading now is the offset, and the
+                    # foot left when the load stopped falling (about the slow low-pass' lag ago)
+                    self.load_offset_N = self.load_slow_N
+                    condition = True
+                    if self.cond_since_s < 0.0:
+                        self.cond_since_s = now_s - self.hold_s
+            else:
+                threshold = self.hs_load_N
+                if (imu_ok and self.swing_peak_rad_s >= self.swing_gyro_rad_s and not self.swing_armed
+                        and self.t_zero_cross_s > g.t_toe_off_s):
+                    threshold = fmin(self.hs_load_N, fmax(ARMED_HS_BW * self.weight_N, ARMED_HS_SIGMAS * noise_N))
+                condition = load > threshold
             if not condition:
                 self.cond_since_s = -1.0
             else:
@@ -224,7 +285,15 @@ cdef class Estimator:
                     t_event = self.cond_since_s
                     self.cond_since_s = -1.0
                     if g.stance and self.contact_counted:
-                        self._toe_off(t_event)
+                        slope = (self.load_slow_N - self.load_fast_N) / (SLOW_TAU_S - FAST_TAU_S)
+                        # where the load is now: the fast low-pass less its lag on a ramp, or the
+                        # sample itself if lower (a load that fell as a step is at 0 already)
+                        level = fmin(load, self.load_fast_N - self.load_offset_N - slope * FAST_TAU_S)
+                        wait = fmin(level / slope, TO_WAIT_MAX_S) if slope > 0.0 and level > 0.0 else 0.0
+                        if wait > 0.5 * dt and wait > 1e-4:
+                            self.to_due_s = now_s + wait
+                        else:
+                            self._toe_off(t_event)
                     elif g.stance:
                         g.stance = 0            # the end of a contact that was no step
                         g.standing = 0
@@ -247,6 +316,7 @@ cdef class Estimator:
                             self.contact_counted = False
         else:
             self.cond_since_s = -1.0
+            self.to_due_s = -1.0
             if imu_ok and self.imu_hs_due_s >= 0.0 and now_s >= self.imu_hs_due_s:
                 t_event = self.imu_hs_due_s
                 self.imu_hs_due_s = -1.0
@@ -284,7 +354,10 @@ cdef class Estimator:
                 g.source = GAIT_SOURCE_SHANK if load_ok else GAIT_SOURCE_IMU
                 g.confidence = clamp01(self.matcher.fit_r2)
             else:
-                stride_s = g.stride_time_s
+                stride_s = self.time_stride_s if self.time_stride_s > 0.0 else g.stride_time_s
+                if (not g.stance and g.t_toe_off_s > g.t_heel_strike_s and g.stance_time_s > 0.0
+                        and self.stance_fraction > 0.0):
+                    stride_s += TIME_STANCE_WEIGHT * (g.stance_time_s / self.stance_fraction - stride_s)
                 g.source = GAIT_SOURCE_TIME
                 g.confidence = clamp01(1.0 - 5.0 * fabs(g.stride_time_s - self.prev_stride_s) / self.prev_stride_s) \
                     if self.prev_stride_s > 0.0 else 0.5
@@ -336,6 +409,10 @@ cdef class Estimator:
                     self.gyro_bias_rad_s += 0.2 * (self.gyro_sum / self.gyro_n - self.gyro_bias_rad_s)
             self.prev_stride_s = g.stride_time_s if g.stride_time_s > 0.0 else stride_s
             g.stride_time_s = stride_s
+            if self.time_stride_s <= 0.0 or fabs(log(stride_s / self.time_stride_s)) > TIME_STRIDE_STEP_LN:
+                self.time_stride_s = stride_s
+            else:
+                self.time_stride_s += TIME_STRIDE_RATE * (stride_s - self.time_stride_s)
             g.walking = 1
         elif g.stride_time_s > 0.0:
             g.walking = 1           # resuming after a stop: the last stride time is the prior

@@ -27,11 +27,14 @@ the shank's size can: the shank turns faster the faster one walks.  Each band
 learns the RMS gain of its strides; a hypothesis expects the gain of its band
 scaled to its stride time by ``(T / T_band) ** slope``, the slope measured
 between the two nearest learned bands, or ``DEFAULT_GAIN_SLOPE`` while only
-one is learned (assumed: peak shank velocity about 3.5 rad/s at 0.6 m/s and
-6 rad/s at 1.43 m/s, strides of about 1.4 s and 1.0 s, REFERENCE.md / Winter,
-give about -1.6).  The cost is ``GAIN_WEIGHT * (2 (r-1)/(r+1))**2`` for the
-ratio ``r`` of fitted to expected gain, ramped in over ``GAIN_RAMP_S``: it is
-about ``ln(r)**2`` near 1 and needs no logarithm per sample.
+one is learned.  That default is assumed: were the shank's angular velocity
+proportional to walking speed, with stride time proportional to v^-0.486 (the
+GAITRite fit, docs/reference.md section 4), the slope would be -2.1; the
+shank's excursion grows less than speed at slow speeds, which makes it less
+steep, so -1.5; it is measured as soon as two bands are learned.  The cost
+is ``GAIN_WEIGHT * (2 (r-1)/(r+1))**2`` for the ratio ``r`` of fitted to
+expected gain, ramped in over ``GAIN_RAMP_S``: it is about ``ln(r)**2`` near
+1 and needs no logarithm per sample.
 
 The templates are learned, not shipped: at each heel strike the completed
 stride's samples are resampled to ``TEMPLATE_BINS`` bins of phase (its
