@@ -30,6 +30,7 @@ cdef class Estimator:
     cdef double gyro_bias_rad_s   # learned while standing and from whole strides
     cdef double load_offset_N     # learned in swing (load-cell offset drift)
     cdef double swing_noise_N2    # learned in swing: mean square of the load about that offset [N^2]
+    cdef double swing_learned_s   # how long the offset and noise were learned in the present swing
     cdef double load_fast_N       # the load low-passed fast and slow: their difference is its slope
     cdef double load_slow_N
     cdef double to_due_s          # toe-off confirmed: reported when the falling load reaches 0 (-1 = none)

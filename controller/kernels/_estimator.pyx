@@ -60,8 +60,11 @@ cdef double MOTION_CATCH_UP = 0.1          # time constant of the catch-up, in s
 # Heel strike at the end of a real swing: once the shank has swung forward and turned back, the
 # foot is about to land, so a load just clear of the swing's own noise is taken as contact (a
 # slow walker's load rises too slowly for the fixed threshold: 30 ms late at 1.8 s strides).
-cdef double ARMED_HS_BW = 0.04             # ... but never below this share of body weight
-cdef double ARMED_HS_SIGMAS = 5.0          # ... nor below this many RMS of the swing's load noise
+cdef double ARMED_HS_BW = 0.025            # ... but never below this share of body weight
+cdef double ARMED_HS_SIGMAS = 3.0          # ... nor below this many RMS of the swing's load noise
+cdef double ARMED_LEARN_S = 0.05           # ... and only after this swing's offset and noise were learned this long
+cdef double LEARN_GATE_BW = 0.03           # a swing sample this far from the offset is not learned ...
+cdef double LEARN_GATE_SIGMAS = 4.0        # ... unless within this many RMS of the swing's noise
 # Toe-off with a stale load offset (an insole or load cell that crept while it stood loaded):
 # the shank swings forward, the load is low and has stopped falling: the foot is off, and what
 # the cell reads is its new offset.
@@ -173,6 +176,7 @@ cdef class Estimator:
         self.gyro_bias_rad_s = 0.0
         self.load_offset_N = 0.0
         self.swing_noise_N2 = 0.0
+        self.swing_learned_s = 0.0
         self.load_fast_N = NAN
         self.load_slow_N = NAN
         self.to_due_s = -1.0
@@ -241,11 +245,18 @@ cdef class Estimator:
                 self.load_slow_N += (inp.load_N - self.load_slow_N) * clamp01(dt / SLOW_TAU_S)
             else:
                 self.load_fast_N = self.load_slow_N = inp.load_N
+            # The offset and the swing's noise are learned in mid-swing only: not once the shank
+            # has turned back to land (the load may begin to rise before the heel strike is
+            # confirmed), and not from a sample far outside the noise (a rising load, a knock).
             if (not g.stance and g.t_toe_off_s >= 0.0 and now_s - g.t_toe_off_s > SWING_SETTLE_S
-                    and fabs(inp.load_N) < OFFSET_MAX_BW * self.weight_N):
+                    and fabs(inp.load_N) < OFFSET_MAX_BW * self.weight_N
+                    and not (imu_ok and not self.swing_armed and self.t_zero_cross_s > g.t_toe_off_s)
+                    and fabs(inp.load_N - self.load_offset_N) < fmax(LEARN_GATE_BW * self.weight_N,
+                                                                     LEARN_GATE_SIGMAS * sqrt(self.swing_noise_N2))):
                 self.load_offset_N += (inp.load_N - self.load_offset_N) * clamp01(dt / OFFSET_TAU_S)
                 self.swing_noise_N2 += ((inp.load_N - self.load_offset_N) ** 2 - self.swing_noise_N2) \
                     * clamp01(dt / OFFSET_TAU_S)
+                self.swing_learned_s += dt
             load = inp.load_N - self.load_offset_N
             if load < self.to_load_N:
                 self.seen_unloaded = True
@@ -272,7 +283,7 @@ cdef class Estimator:
             else:
                 threshold = self.hs_load_N
                 if (imu_ok and self.swing_peak_rad_s >= self.swing_gyro_rad_s and not self.swing_armed
-                        and self.t_zero_cross_s > g.t_toe_off_s):
+                        and self.t_zero_cross_s > g.t_toe_off_s and self.swing_learned_s >= ARMED_LEARN_S):
                     threshold = fmin(self.hs_load_N, fmax(ARMED_HS_BW * self.weight_N, ARMED_HS_SIGMAS * noise_N))
                 condition = load > threshold
             if not condition:
@@ -297,15 +308,18 @@ cdef class Estimator:
                     elif g.stance:
                         g.stance = 0            # the end of a contact that was no step
                         g.standing = 0
+                        g.t_toe_off_s = t_event     # the foot is off: its swing's offset is learned
                         self.swing_peak_rad_s = 0.0
+                        self.swing_learned_s = 0.0
                     else:
                         g.stance = 1
-                        # A real heel strike ends a swing; the first contact ever is taken as one,
-                        # but only once the foot was seen off the ground: a boot (or a record) that
-                        # starts with the foot loaded is someone standing, not a step.
+                        # A real heel strike ends a swing (the first contact too: a foot put down
+                        # without one is a weight shift), and only once the foot was seen off the
+                        # ground: a boot (or a record) that starts with the foot loaded is someone
+                        # standing, not a step.  Without the IMU no swing can be seen: every
+                        # contact after an unloading counts.
                         genuine = self.seen_unloaded and (
-                            not imu_ok or self.swing_peak_rad_s >= self.swing_gyro_rad_s
-                            or g.t_heel_strike_s < 0.0)
+                            not imu_ok or self.swing_peak_rad_s >= self.swing_gyro_rad_s)
                         if not self.seen_unloaded:
                             g.standing = 1
                         if genuine:
@@ -433,6 +447,7 @@ cdef class Estimator:
 
     cdef void _toe_off(self, double t_event_s) noexcept nogil:
         cdef GaitState* g = &self.state
+        self.swing_learned_s = 0.0
         g.stance = 0
         g.toe_off = 1
         g.t_toe_off_s = t_event_s
