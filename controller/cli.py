@@ -179,10 +179,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load: the whole run")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
-    r = sub.add_parser("replay", help="run the estimator offline over a recorded CSV",
-                       description="Run the gait estimator over recorded sensor data.  Input columns: t (s), "
-                                   "shank_gyro (rad/s), load (N), ankle_angle (rad); extra columns are kept. "
-                                   "Adds phase, heel_strike, toe_off, walking.")
+    r = sub.add_parser("replay", help="run the sensor checks and the estimator offline over a recorded CSV",
+                       description="Run the device's sensor checks and gait estimator over recorded sensor data, "
+                                   "row by row as the tick does.  Input columns: t (s), shank_gyro (rad/s), "
+                                   "load (N), ankle_angle (rad); extra columns are kept.  An empty shank_gyro "
+                                   "or load cell is that sensor's frame not arriving (ankle_angle may be empty "
+                                   "only where load is).  Adds phase, heel_strike, toe_off, walking; the summary "
+                                   "names the sensor faults the device would have latched.")
     r.add_argument("input", type=Path, metavar="IN.csv")
     r.add_argument("--out", type=_writable, required=True, metavar="OUT.csv")
     r.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), metavar="KG",
@@ -702,9 +705,24 @@ def _cmd_replay(args) -> int:
               f"{'n/a' if rate is None else format(rate, 'g')} Hz, {result['mass_kg']:g} kg): {result['heel_strikes']} heel "
               f"strikes, {result['toe_offs']} toe-offs, walking {100 * result['walking_fraction']:.1f} % "
               f"of the time -> {result['output']}")
+        print(_replay_faults_line(result))
         for line in result["dropped"]:
             print(f"note: {line}")
     return 0
+
+
+def _replay_faults_line(result) -> str:
+    """The replay's sensor faults in one line, by the catalogue's names, and how much of the
+    time the estimator had each sensor."""
+    faults = result["faults"]
+    if not faults:
+        return "sensor faults: none"
+    parts = [f"{name} from t = {f['first_s']:g} s, latched {f['latched_s']:g} s in all"
+             + (f" ({f['episodes']} times)" if f["episodes"] > 1 else "")
+             for name, f in faults.items()]
+    return (f"sensor faults: {'; '.join(parts)}; the estimator had the IMU "
+            f"{100 * result['imu_used_fraction']:.1f} % and the load {100 * result['load_used_fraction']:.1f} % "
+            f"of the time")
 
 
 def _cmd_report(args) -> int:

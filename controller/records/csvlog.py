@@ -16,7 +16,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -116,13 +116,19 @@ def fsync_directory(directory: Path) -> None:
 
 
 def read_columns(path: Path, required: Sequence[str], *,
-                 torn: Optional[List[str]] = None) -> Tuple[List[str], List[List[str]], Dict[str, List[float]]]:
+                 torn: Optional[List[str]] = None,
+                 may_be_empty: Optional[Mapping[str, Optional[str]]] = None,
+                 ) -> Tuple[List[str], List[List[str]], Dict[str, List[float]]]:
     """Read a CSV with a header row: (header, rows as text, the required columns as floats).
 
     Lines starting with ``#`` before the header are skipped.  Raises
     :class:`CsvError` naming what is wrong: a missing file or column, a path that is not a
     regular file or is over ``cliio.MAX_LOG_BYTES`` (read with a bound), a ragged
     row, a value that is not a number, or a ``t`` that does not increase.
+
+    ``may_be_empty``: required columns whose empty (or blank) cells read as NaN instead of
+    being an error; a name mapped to another column's name may be empty only on rows where that
+    one is empty too (``{"ankle_angle": "load"}``), a name mapped to None anywhere.
 
     A last line with no terminating newline after the header is a torn write
     (a crash or power cut while a log was appended) and is dropped; if ``torn``
@@ -159,6 +165,9 @@ def read_columns(path: Path, required: Sequence[str], *,
     if len(set(header)) != len(header):
         raise CsvError(f"{path}: duplicate column names in the header")
     index = {name: header.index(name) for name in required}
+    empty_ok = dict(may_be_empty or {})
+    if any(name not in index or (other is not None and other not in index) for name, other in empty_ok.items()):
+        raise ValueError("read_columns: may_be_empty names columns that are not required")
     rows: List[List[str]] = []
     values: Dict[str, List[float]] = {name: [] for name in required}
     for line_no, row in enumerate(reader, start=2):
@@ -167,6 +176,13 @@ def read_columns(path: Path, required: Sequence[str], *,
         if len(row) != len(header):
             raise CsvError(f"{path}: row {line_no} has {len(row)} values, the header has {len(header)}")
         for name, i in index.items():
+            if name in empty_ok and not row[i].strip():
+                other = empty_ok[name]
+                if other is not None and row[index[other]].strip():
+                    raise CsvError(f"{path}: row {line_no}, column {name}: empty, but {other} is not; "
+                                   f"{name} may be empty only where {other} is")
+                values[name].append(math.nan)
+                continue
             try:
                 x = float(row[i])
             except ValueError:
