@@ -282,8 +282,11 @@ cdef class Estimator:
                         self.cond_since_s = now_s - self.hold_s
             else:
                 threshold = self.hs_load_N
-                if (imu_ok and self.swing_peak_rad_s >= self.swing_gyro_rad_s and not self.swing_armed
-                        and self.t_zero_cross_s > g.t_toe_off_s and self.swing_learned_s >= ARMED_LEARN_S):
+                # Armed: after a real swing that has turned back (with the IMU), or after any
+                # learned swing without it (then every contact after an unloading counts anyway).
+                if self.swing_learned_s >= ARMED_LEARN_S and (not imu_ok or (
+                        self.swing_peak_rad_s >= self.swing_gyro_rad_s and not self.swing_armed
+                        and self.t_zero_cross_s > g.t_toe_off_s)):
                     threshold = fmin(self.hs_load_N, fmax(ARMED_HS_BW * self.weight_N, ARMED_HS_SIGMAS * noise_N))
                 condition = load > threshold
             if not condition:
