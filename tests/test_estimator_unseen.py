@@ -97,10 +97,11 @@ def test_a_slow_load_rise_is_a_heel_strike_within_a_few_ms_once_a_real_swing_has
     assert len(det) == len(hs)
     lat = _latencies(hs, det)[1:]       # the record begins in a swing it did not see from toe-off
     assert np.median(lat) <= 0.012 and lat.max() <= 0.02 and lat.min() >= 0.0
-    # without the shank (the IMU lost) only the plain threshold is safe, and it is late
+    # without the shank (the IMU lost) every contact after a learned swing is armed the same way
+    # (every contact after an unloading counts there anyway): as quick
     plain = estimate(t, np.full_like(t, np.nan), load, np.zeros_like(t), PARAMS)
-    lat_plain = _latencies(hs, t[plain["heel_strike"] == 1])
-    assert np.median(lat_plain) > np.median(lat) + 0.01
+    lat_plain = _latencies(hs, t[plain["heel_strike"] == 1])[1:]
+    assert np.median(lat_plain) <= 0.012 and lat_plain.max() <= 0.02
 
 
 def test_toe_off_is_where_the_falling_load_reaches_zero():
