@@ -501,7 +501,7 @@ class Wearer:
         therefore plans that queued segment again under the command (:meth:`replan_last`), and
         the wearer initiates at the end of the present segment.  Worst delay from the command to
         the first walking heel strike: SEGMENT_S[1] (4 s) + UNLOAD_S + the initiation swing
-        (0.40 s at 1.25 m/s, about 0.3..0.6 s over the speeds): 4.5 s at 1.25 m/s (4.49 s the
+        (0.40 s at 1.25 m/s, about 0.35..0.7 s over the speeds): 4.5 s at 1.25 m/s (4.49 s the
         worst measured, tests/test_wearer_command.py).  Without the re-plan (a caller that feeds
         the plant one segment ahead and does not re-plan) it is one segment more: up to 8.5 s.
 
