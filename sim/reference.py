@@ -22,15 +22,15 @@ source carries it:
    ``(sf - 1/2) T`` (``sim.asymmetry``: the contralateral toe-off and heel strike sit there, and the
    load's double-support shape is warped onto them), so the total double-support share is ``2 sf - 1``.
    Checked (not fitted) against the same GAITRite file's own ``double_support_pct`` column: the model is
-   within 0.7 percentage points of its midpoints on average (tests/test_sim_gait_speed.py).
+   within 0.7 percentage points of its midpoints on average, 1.9 at most (tests/test_sim_gait_speed.py).
 3. *Loading response*: the load rises from heel strike over the first double support (Perry & Burnfield
    2010, Gait Analysis: Normal and Pathological Function, 2nd ed., SLACK: loading response = initial
    double-limb support, about the first 10 % of the cycle), so the rise time to body weight grows with
-   the double-support time of relation 2: body weight is first reached 0.10 s after heel strike at 1.43 m/s,
-   0.32 s at 0.3 m/s (0.18 s at 0.75 m/s, 0.12 s at 1.25 m/s, 0.07 s at 2.0 m/s).  At 1.43..1.5 m/s
-   the mean loading rate to the first peak (8.5 BW/s here) is of the size Keller et al. 1996 (Clin
-   Biomech 11:253, abstract) give for walking at 1.5 m/s (about 8 BW/s, the slow end of their 8..30 BW/s
-   over 1.5..6 m/s).  No source below 1.5 m/s was available: the slower rise at slow speed is this
+   the double-support time of relation 2: body weight is first reached 0.10 s after heel strike at
+   1.43 m/s, 0.32 s at 0.3 m/s (0.18 s at 0.75 m/s, 0.12 s at 1.25 m/s, 0.07 s at 2.0 m/s).  At 1.5 m/s
+   the mean loading rate to the first peak (7.9 BW/s) is of the size Keller et al. 1996 (Clin Biomech
+   11:253, abstract) give for walking at 1.5 m/s (about 8 BW/s, the slow end of their 8..30 BW/s over
+   1.5..6 m/s).  No source below 1.5 m/s was available: the slower rise at slow speed is this
    time scaling, not a fitted rate.
 4. *Vertical ground reaction, the double hump* (``grf_bw_at`` with a speed): through single support
    (between the contralateral toe-off and heel strike, blended to nothing over the double supports, so
@@ -56,10 +56,10 @@ source carries it:
    is the same proportionality the other way round), and it is passed in the time the stance share and
    stride time give; so the peak shank angular velocity in swing grows with speed: 1.55 / 3.64 / 5.66 /
    8.25 rad/s at 0.3 / 0.75 / 1.25 / 2.0 m/s (6.33 rad/s at 1.43 m/s, where the speed model's stride is
-   1.023 s with toe-off at 62 %: Winter's own stride, 0.987 s and 60.9 %, peaks at 6.0 rad/s).  Mentiplay et al. 2018
-   (Gait Posture 65:190) report lower-limb peak angular velocities growing with speed over 0.4..1.6 m/s
-   with an unchanged shape; no published shank-gyro regression was available, so the slope is this
-   kinematic scaling, not a fit.
+   1.023 s with toe-off at 62 %: Winter's own stride, 0.987 s and 60.9 %, peaks at 6.0 rad/s).
+   Mentiplay et al. 2018 (Gait Posture 65:190) report lower-limb peak angular velocities growing with
+   speed over 0.4..1.6 m/s with an unchanged shape; no published shank-gyro regression was
+   available, so the slope is this kinematic scaling, not a fit.
 6. *Ankle angle, ankle moment and ankle power* keep their reference magnitudes (time warp only; how
    they scale with speed is future work: Grabowski & D'Andrea 2013 give the push-off power by speed).
 
@@ -221,9 +221,9 @@ def _evaluate(quantity: str, speed_m_s):
 def stride_time_s(speed_m_s):
     """Stride time [s] (heel strike to heel strike of one foot) at walking speed ``speed_m_s`` [m/s].
 
-    Fitted to adult GAITRite normal ranges (see ``data/speed_model.csv``); valid 0.3..2.2 m/s (extrapolated below 0.9 and above
-    1.95 m/s), raises
-    ``ValueError`` outside (or for NaN).  Scalar in, float out; arrays are evaluated element-wise.
+    Fitted to adult GAITRite normal ranges (see ``data/speed_model.csv``); valid 0.3..2.2 m/s
+    (extrapolated below 0.9 and above 1.95 m/s), raises ``ValueError`` outside (or for NaN).
+    Scalar in, float out; arrays are evaluated element-wise.
     """
     return _evaluate("stride_time_s", speed_m_s)
 
@@ -231,9 +231,9 @@ def stride_time_s(speed_m_s):
 def stance_fraction(speed_m_s):
     """Stance share of the stride (toe-off as a fraction of stride) at walking speed ``speed_m_s`` [m/s].
 
-    Fitted to adult GAITRite normal ranges (see ``data/speed_model.csv``); valid 0.3..2.2 m/s (extrapolated below 0.9 and above
-    1.95 m/s), raises
-    ``ValueError`` outside (or for NaN).  Scalar in, float out; arrays are evaluated element-wise.
+    Fitted to adult GAITRite normal ranges (see ``data/speed_model.csv``); valid 0.3..2.2 m/s
+    (extrapolated below 0.9 and above 1.95 m/s), raises ``ValueError`` outside (or for NaN).
+    Scalar in, float out; arrays are evaluated element-wise.
     """
     return _evaluate("stance_fraction", speed_m_s)
 

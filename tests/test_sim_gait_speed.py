@@ -12,15 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import harness, reference, scenarios
-from sim.asymmetry import REF_STANCE_EVENTS
+from sim import harness, scenarios
 from sim.reference import (NOMINAL_SHAPE, StrideShape, grf_bw_at, hump_amplitude, load_reference,
                            read_commented_csv, stance_fraction, stride_profile, stride_time_s)
 from sim.wearer import (ALL_CHANNELS, MAX_SPEED_M_S, MIN_SPEED_M_S, MIN_QUIET_S, STANDARD_GRAVITY, UNLOAD_S,
                         Wearer)
 
 SPEEDS = (0.3, 0.75, 1.25, 2.0)
-GAITRITE = Path(__file__).resolve().parents[1] / "sim" / "data" / "sources" / "gaitrite_adult_normal_ranges_by_pace.csv"
+GAITRITE = (Path(__file__).resolve().parents[1] / "sim" / "data" / "sources"
+            / "gaitrite_adult_normal_ranges_by_pace.csv")
 LOAD = ALL_CHANNELS.index("load_N")
 SHANK = ALL_CHANNELS.index("shank_angle_rad")
 OMEGA = ALL_CHANNELS.index("shank_omega_rad_s")
@@ -123,7 +123,8 @@ def test_the_load_rises_over_the_first_double_support_slower_when_slow(level_bw)
 
 
 def test_the_loading_times_and_rate_quoted():
-    np.testing.assert_allclose([_time_to_body_weight(v)[0] for v in SPEEDS], [0.32, 0.18, 0.12, 0.07], atol=0.01)
+    times = [_time_to_body_weight(v)[0] for v in SPEEDS]
+    np.testing.assert_allclose(times, [0.32, 0.18, 0.12, 0.07], atol=0.01)
     # mean loading rate to the first peak at 1.5 m/s: Keller 1996's about 8 BW/s for walking at 1.5 m/s
     wearer = Wearer("steady", 1.5, MASS_KG, seed=0, stride_cv=0.0)
     profiles = walk(wearer, 3)
@@ -131,7 +132,8 @@ def test_the_loading_times_and_rate_quoted():
     t = np.linspace(0.0, s.stride_s, load.size)
     early = t < 0.4 * s.stride_s
     i = np.argmax(np.where(early & (t < 0.2 * s.stride_s), load, 0.0))
-    assert 6.0 < load[i] / t[i] < 12.0
+    assert load[i] / t[i] == pytest.approx(7.9, abs=0.1)       # the figure quoted
+    assert 6.0 < load[i] / t[i] < 10.0                         # Keller: about 8 BW/s
 
 
 def test_double_support_share_follows_the_stance_share_and_the_gaitrite_table():
@@ -144,7 +146,7 @@ def test_double_support_share_follows_the_stance_share_and_the_gaitrite_table():
     model_pct = 100.0 * (2.0 * stance_fraction(v) - 1.0)
     # the double-support column is not what the stance share was fitted to: an independent check
     assert np.mean(np.abs(model_pct - mid("double_support_pct"))) < 1.0
-    assert np.max(np.abs(model_pct - mid("double_support_pct"))) < 3.0
+    assert np.max(np.abs(model_pct - mid("double_support_pct"))) < 2.0
     # the wearer's strides have exactly that double support, per speed (two periods of (sf - 1/2) T)
     shares = []
     for speed in SPEEDS:
@@ -358,7 +360,8 @@ def test_boot_loaded_begins_standing_with_the_foot_loaded():
     first = truth[0]
     assert first[G["t"]] < 2e-3
     # standing, loaded, no gait phase and no heel strike at t = 0
-    assert first[G["walking_true"]] == 0.0 and first[G["stance_true"]] == 1.0 and first[G["phase_true"]] == -1.0
+    assert first[G["walking_true"]] == 0.0 and first[G["stance_true"]] == 1.0
+    assert first[G["phase_true"]] == -1.0
     assert not run.strides[0].walking and run.strides[0].t_heel_strike_s == 0.0
     boot = truth[:, G["t"]] < scenarios.BOOT_STAND_S - 0.5
     assert np.all(truth[boot, G["stance_true"]] == 1.0) and np.all(truth[boot, G["walking_true"]] == 0.0)
