@@ -24,7 +24,7 @@ from sim.faults import KINDS as FAULT_KINDS
 
 __all__ = ["main"]
 
-SPEED_RANGE_M_S = (0.45, 2.15)
+SPEED_RANGE_M_S = (0.3, 2.15)        # sim.wearer.MIN_SPEED_M_S, MAX_SPEED_M_S
 
 
 class UsageError(ValueError):

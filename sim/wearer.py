@@ -3,7 +3,14 @@
 At each heel strike the wearer takes the scenario's speed, draws the stride
 time around the speed's typical value (stride-to-stride variability, a
 coefficient of variation of ``stride_cv``), and hands the plant that stride's
-reference trajectories scaled to body mass.  Every stride is recorded
+reference trajectories scaled to body mass: the gait of that speed
+(:mod:`sim.reference`: the load's double hump, its loading over the double
+support, the shank's swing all change with speed as published), with the
+stride's own small departures of shape (:func:`sim.reference.draw_shape`:
+hump amplitudes, valley and swing timing, shank excursion), drawn from a
+random stream of the wearer's own (seeded ``shape/<seed>``), so that two
+strides at one speed are never one template stretched, and the stride times
+are those the wearer of a seed always had.  Every stride is recorded
 (``strides``) so evaluation can compare the controller's estimates with what
 really happened.
 
@@ -58,6 +65,8 @@ __all__ = ["Stride", "Wearer", "STANDARD_GRAVITY", "ALL_CHANNELS"]
 #: Rows of the profiles :meth:`Wearer.next_stride` hands out: the prosthetic side, then the sound side.
 ALL_CHANNELS = PROFILE_CHANNELS + SOUND_CHANNELS
 _LOAD_ROW = PROFILE_CHANNELS.index("load_N")
+_SHANK_ANGLE_ROW = PROFILE_CHANNELS.index("shank_angle_rad")
+_SHANK_OMEGA_ROW = PROFILE_CHANNELS.index("shank_omega_rad_s")
 _SOUND_LOAD_ROW = ALL_CHANNELS.index("sound_load_N")
 _SOUND_OMEGA_ROW = ALL_CHANNELS.index("sound_omega_rad_s")
 _REF_TOE_OFF = REF_STANCE_EVENTS[3]
@@ -65,7 +74,8 @@ _REF_TOE_OFF = REF_STANCE_EVENTS[3]
 STANDARD_GRAVITY = 9.80665
 PROFILE_POINTS = 1001
 #: Walking speeds the speed model covers (m/s); a scenario's walking speed is clamped to them.
-MIN_SPEED_M_S, MAX_SPEED_M_S = 0.45, 2.15
+#: 0.3 m/s: the slowest walking simulated (the speed model is extrapolated below 0.9 m/s, sim.reference).
+MIN_SPEED_M_S, MAX_SPEED_M_S = 0.3, 2.15
 
 # Standing (all times in seconds).  Sizes are those of quiet standing in adults: sway of a few
 # hundredths of a radian below 1 Hz, weight shifted between the legs over several seconds.
@@ -133,6 +143,8 @@ class Stride:
     work_received_J_kg: float = math.nan
     work_effective_J_kg: float = math.nan
     sound_stance_s: float = math.nan
+    #: the stride's own departures from its speed's shape (sim.reference.StrideShape; None standing)
+    shape: Optional[reference.StrideShape] = None
 
     @property
     def t_toe_off_s(self) -> float:
@@ -154,22 +166,25 @@ def _unit_profile(speed_cm_s: int) -> Tuple[np.ndarray, float, float]:
     return _unit_table(speed_cm_s, None)
 
 
-def _stance_profile(speed_cm_s: int, stance_fraction: float) -> np.ndarray:
-    """Per-kg profile at a speed with the stance share ``stance_fraction`` (cached only for the
-    speed model's own share: an asymmetric wearer's changes every stride, 0.2 ms to compute)."""
+def _stance_profile(speed_cm_s: int, stance_fraction: float,
+                    shape: Optional[reference.StrideShape] = None) -> np.ndarray:
+    """Per-kg profile at a speed with the stance share ``stance_fraction`` and the stride's ``shape``
+    (cached only for the speed model's own share and shape: a walking stride's shape changes every
+    stride, 0.3 ms to compute)."""
     unit, _, sf = _unit_profile(speed_cm_s)
-    if stance_fraction == sf:
+    if stance_fraction == sf and (shape is None or shape == reference.NOMINAL_SHAPE):
         return unit
-    return _unit_table(speed_cm_s, stance_fraction)[0]
+    return _unit_table(speed_cm_s, stance_fraction, shape)[0]
 
 
-def _unit_table(speed_cm_s: int, stance_fraction: Optional[float]) -> Tuple[np.ndarray, float, float]:
+def _unit_table(speed_cm_s: int, stance_fraction: Optional[float],
+                shape: Optional[reference.StrideShape] = None) -> Tuple[np.ndarray, float, float]:
     """Per-kg profile (rows ``PROFILE_CHANNELS``), stride time and the speed model's stance share.
 
     ``stance_fraction`` None: the speed model's.  The load row uses the plain stance warp.
     """
     v = speed_cm_s / 100.0
-    p = reference.stride_profile(v, PROFILE_POINTS, stance_fraction)
+    p = reference.stride_profile(v, PROFILE_POINTS, stance_fraction, shape)
     rows = {
         "ankle_angle_rad": p["ankle_angle_rad"],
         "ankle_vel_rad_s": p["ankle_vel_rad_s"],
@@ -206,7 +221,7 @@ def _sound_rows(timing: StrideTiming, speed_m_s: float, weight_N: float) -> Tupl
     tau_head = t - t_hs                          # since this stride's sound heel strike
     load_ref = np.where(tail, sound_stance_ref_phase(tau_tail, s_before, t_to),
                         sound_stance_ref_phase(tau_head, s_now, timing.double_support_s))
-    load = weight_N * reference.grf_bw_at(load_ref)
+    load = weight_N * reference.grf_bw_at(load_ref, speed_m_s)
     load[swing] = 0.0
     swing_s = t_hs - t_to
     ref = np.where(tail, _REF_TOE_OFF * tau_tail / s_before,
@@ -448,6 +463,10 @@ class Wearer:
         self.mass_kg = mass_kg
         self.stride_cv = stride_cv
         self._random = random.Random(seed)
+        # the strides' shapes come from a stream of their own, so that the stride times (and every
+        # other draw of self._random) are those a wearer of this seed has always had
+        self._shape_random = random.Random(f"shape/{seed}")
+        self._shank_gain = 1.0                    # the last stride's shank gain at its end
         self.strides: List[Stride] = []
         self._last_profile: Optional[np.ndarray] = None
         self._spell: Optional[_StandingSpell] = None
@@ -482,7 +501,7 @@ class Wearer:
         therefore plans that queued segment again under the command (:meth:`replan_last`), and
         the wearer initiates at the end of the present segment.  Worst delay from the command to
         the first walking heel strike: SEGMENT_S[1] (4 s) + UNLOAD_S + the initiation swing
-        (0.40 s at 1.25 m/s, about 0.3..0.6 s over the speeds): 4.5 s at 1.25 m/s (4.49 s the
+        (0.40 s at 1.25 m/s, about 0.35..0.7 s over the speeds): 4.5 s at 1.25 m/s (4.49 s the
         worst measured, tests/test_wearer_command.py).  Without the re-plan (a caller that feeds
         the plant one segment ahead and does not re-plan) it is one segment more: up to 8.5 s.
 
@@ -521,7 +540,8 @@ class Wearer:
         # what planning this segment changes, so that replan_last can plan it again (cheap: the
         # generator's state is read, not advanced, and the spell's fields are a shallow copy)
         self._before_last = (t_heel_strike_s, self._random.getstate(), copy.copy(self._spell),
-                             self._last_profile, self._previous_timing, len(self.strides))
+                             self._last_profile, self._previous_timing, len(self.strides),
+                             self._shape_random.getstate(), self._shank_gain)
         if self._spell is None:
             v = self._speed_at(t_heel_strike_s)
             if v > 0.0:
@@ -544,16 +564,20 @@ class Wearer:
         before = getattr(self, "_before_last", None)
         if before is None or not self.strides or self.strides[-1].walking:
             return None
-        t_s, state, spell, last_profile, previous_timing, n = before
+        t_s, state, spell, last_profile, previous_timing, n, shape_state, shank_gain = before
         if len(self.strides) != n + 1:
             return None                  # planned since (cannot happen through next_stride)
         self._random.setstate(state)
+        self._shape_random.setstate(shape_state)
+        self._shank_gain = shank_gain
         self._spell, self._last_profile, self._previous_timing = spell, last_profile, previous_timing
         del self.strides[n:]
         return self.next_stride(t_s)
 
     def _walking_stride(self, t_heel_strike_s: float, v: float) -> Tuple[np.ndarray, float, float, bool]:
-        """One walking stride at speed ``v`` (clamped to the speed model), with stride-time variability."""
+        """One walking stride at speed ``v`` (clamped to the speed model), with stride-time variability
+        and its own shape (:func:`sim.reference.draw_shape`: hump amplitudes, valley and swing timing,
+        shank excursion; the shank's gain is blended from the last stride's across this one)."""
         v = min(max(v, MIN_SPEED_M_S), MAX_SPEED_M_S)
         speed_cm_s = int(round(v * 100))
         _, nominal_s, sf = _unit_profile(speed_cm_s)
@@ -563,7 +587,8 @@ class Wearer:
         si_pct = 0.0 if adaptation is None else adaptation.next_si_pct()
         timing = stride_timing(stride_s, sf, si_pct, self._previous_timing)
         stance_share = timing.stance_share
-        unit = _stance_profile(speed_cm_s, stance_share)
+        shape = reference.draw_shape(self._shape_random)
+        unit = _stance_profile(speed_cm_s, stance_share, shape)
         profile = np.empty((len(ALL_CHANNELS), PROFILE_POINTS))
         profile[:len(PROFILE_CHANNELS)] = unit
         scale = {"moment_Nm": self.mass_kg, "ankle_vel_rad_s": 1.0 / factor, "shank_omega_rad_s": 1.0 / factor}
@@ -572,9 +597,11 @@ class Wearer:
                 profile[row] *= scale[name]
         weight_N = self.mass_kg * STANDARD_GRAVITY
         phase = _PHASE_GRID
+        self._apply_shank_gain(profile, shape.shank_gain, stride_s)
         # the prosthetic load's double support at the sound side's events
         profile[_LOAD_ROW] = weight_N * reference.grf_bw_at(load_warp_phase(
-            phase, timing.sound_toe_off_s / stride_s, timing.sound_heel_strike_s / stride_s, stance_share))
+            phase, timing.sound_toe_off_s / stride_s, timing.sound_heel_strike_s / stride_s, stance_share),
+            speed_cm_s / 100.0, shape)
         profile[_SOUND_LOAD_ROW], profile[_SOUND_OMEGA_ROW] = _sound_rows(timing, speed_cm_s / 100.0, weight_N)
         self.strides.append(Stride(
             len(self.strides), t_heel_strike_s, stride_s, stance_share, v,
@@ -583,10 +610,25 @@ class Wearer:
             si_stance_pct=timing.si_stance_pct, si_step_pct=timing.si_step_pct,
             work_received_J_kg=self._last_work_J_kg,
             work_effective_J_kg=math.nan if adaptation is None else adaptation.w_eff_J_kg,
-            sound_stance_s=timing.sound_stance_s))
+            sound_stance_s=timing.sound_stance_s, shape=shape))
         self._previous_timing = timing
         self._last_profile = np.ascontiguousarray(profile)
         return self._last_profile, stride_s, stance_share, True
+
+    def _apply_shank_gain(self, profile: np.ndarray, gain: float, stride_s: float) -> None:
+        """Scale the shank's excursion about its stride mean by a gain going smoothly from the last
+        stride's (at heel strike) to ``gain`` (at the next heel strike), in place; the rate row gets
+        the exact time derivative, so the gyro still integrates to the angle and the angle joins the
+        last stride's without a jump."""
+        g0 = self._shank_gain
+        s, ds = _smoothstep(_PHASE_GRID)
+        g = g0 + (gain - g0) * s
+        dg_dt = (gain - g0) * ds / stride_s
+        mean = reference.shank_mean_rad()
+        excursion = profile[_SHANK_ANGLE_ROW] - mean
+        profile[_SHANK_OMEGA_ROW] = g * profile[_SHANK_OMEGA_ROW] + dg_dt * excursion
+        profile[_SHANK_ANGLE_ROW] = mean + g * excursion
+        self._shank_gain = gain
 
     def _entry(self) -> Optional[_Entry]:
         """Where a standing spell starts from: the end of the previous segment (None at the start)."""
@@ -644,6 +686,7 @@ class Wearer:
         self.strides.append(Stride(len(self.strides), t_s, duration_s, loaded_share, 0.0, walking=False))
         self._last_profile = profile
         self._previous_timing = None         # the next walking stride starts its sound side afresh
+        self._shank_gain = 1.0               # ... and its shank from the initiation swing's (gain 1)
         if spell.unload_at_s is not None:
             self._spell = None               # the next segment begins with a heel strike
         return profile, duration_s, loaded_share, False

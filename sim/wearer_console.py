@@ -6,7 +6,7 @@ walk.  It talks to the simulated person, not to the ankle: it needs no PIN (read
 use it) and it is not audited, because it changes no parameter and nothing the controller does.
 
     wearer                      what the wearer was last told (or the scenario it follows)
-    wearer walk [M_S [m/s]]     walk (at the session's --speed, or M_S m/s, 0.45 .. 2.15)
+    wearer walk [M_S [m/s]]     walk (at the session's --speed, or M_S m/s, 0.3 .. 2.15)
     wearer stand                stop at a heel strike and stand (quiet sway, weight shifts)
     wearer follow               follow the scenario again
 
@@ -14,7 +14,7 @@ When it takes effect (:meth:`sim.wearer.Wearer.command`): a walking wearer stops
 strike or the one after (walking strides are planned at the toe-off before them); a standing one
 starts walking at the end of its present standing segment (2..4 s of sway): its first walking heel
 strike comes within 4.5 s of the command at 1.25 m/s (the segment, the unloading and the
-initiation swing; 4.7 s at 0.45 m/s, whose swing is longest).
+initiation swing; 4.8 s at 0.3 m/s, whose swing is longest).
 """
 from __future__ import annotations
 

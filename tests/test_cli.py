@@ -112,7 +112,7 @@ def test_replay_does_not_touch_an_existing_output_on_error(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (("sim", "--speed", "3"), "outside 0.45..2.15 m/s"),
+    (("sim", "--speed", "3"), "outside 0.3..2.15 m/s"),
     (("sim", "--mass", "abc"), "'abc' is not a number"),
     (("sim", "--duration", "0"), "outside 0.5..3600 s"),
     (("sim", "--log", "/nonexistent-dir/x.csv"), "does not exist"),

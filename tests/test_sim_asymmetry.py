@@ -23,10 +23,11 @@ G = {c: i for i, c in enumerate(harness.TRUTH_COLUMNS)}
 LOAD, SOUND_LOAD = ALL_CHANNELS.index("load_N"), ALL_CHANNELS.index("sound_load_N")
 
 
-def reference_crossing(level_bw, lo, hi):
-    """Reference phase in [lo, hi] where the reference ground reaction crosses ``level_bw``."""
+def reference_crossing(level_bw, lo, hi, speed_m_s=None, shape=None):
+    """Reference phase in [lo, hi] where the reference ground reaction (Winter's; with a speed and a
+    stride's shape, that stride's: sim.reference.grf_bw_at) crosses ``level_bw``."""
     x = np.linspace(lo, hi, 20001)
-    y = reference.grf_bw_at(x) - level_bw
+    y = reference.grf_bw_at(x, speed_m_s, shape) - level_bw
     i = np.flatnonzero(np.diff(np.sign(y)) != 0)[0]
     return x[i] - y[i] * (x[i + 1] - x[i]) / (y[i + 1] - y[i])
 
@@ -177,8 +178,8 @@ def test_the_prosthetic_load_has_its_double_support_at_the_sound_events(si):
     t_sto = s.sound_toe_off_s - s.t_heel_strike_s
     t_shs = s.sound_heel_strike_s - s.t_heel_strike_s
     P = s.t_toe_off_s - s.t_heel_strike_s
-    r_rise = reference_crossing(0.6, 0.0, REF_STANCE_EVENTS[1])
-    r_fall = reference_crossing(0.6, REF_STANCE_EVENTS[2], REF_STANCE_EVENTS[3])
+    r_rise = reference_crossing(0.6, 0.0, REF_STANCE_EVENTS[1], s.speed_m_s, s.shape)
+    r_fall = reference_crossing(0.6, REF_STANCE_EVENTS[2], REF_STANCE_EVENTS[3], s.speed_m_s, s.shape)
     rise = crossing_time(t, load, 0.6 * BW_N, 0.0, t_sto, rising=True)
     fall = crossing_time(t, load, 0.6 * BW_N, t_shs, P, rising=False)
     assert rise == pytest.approx(r_rise / REF_STANCE_EVENTS[1] * t_sto, abs=2e-4)
@@ -329,9 +330,9 @@ def test_the_prosthetic_load_follows_the_sound_events_in_the_run(asym_run):
     from controller.runtime.loop import TELEMETRY_COLUMNS
     load = asym_run.telemetry[:, TELEMETRY_COLUMNS.index("load")]
     t = asym_run.truth[:, G["t"]]
-    r_rise = reference_crossing(0.6, 0.0, REF_STANCE_EVENTS[1])
     strides = [s for s in asym_run.strides if s.t_end_s <= asym_run.sim_seconds]
     for s in strides[1:]:
+        r_rise = reference_crossing(0.6, 0.0, REF_STANCE_EVENTS[1], s.speed_m_s, s.shape)
         t_sto = s.sound_toe_off_s - s.t_heel_strike_s
         rise = crossing_time(t, load, 0.6 * BW_N, s.t_heel_strike_s, s.sound_toe_off_s + 0.01, rising=True)
         assert rise - s.t_heel_strike_s == pytest.approx(r_rise / REF_STANCE_EVENTS[1] * t_sto, abs=0.003)

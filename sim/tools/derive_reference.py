@@ -23,7 +23,8 @@ WINTER_CSV = "winter2009_stride_101pts.csv"
 GAITRITE_CSV = "gaitrite_adult_normal_ranges_by_pace.csv"
 
 GRID_POINTS = 201  # phase 0.000, 0.005, ..., 1.000
-SPEED_RANGE_M_S = (0.4, 2.2)  # where the speed model may be used (the fitted midpoints span 0.90..1.95 m/s)
+SPEED_RANGE_M_S = (0.3, 2.2)  # where the speed model may be used (the fitted midpoints span 0.90..1.95 m/s;
+#                                0.3..0.9 m/s is extrapolation of the power law, see sim/reference.py)
 
 # Shipped column <- (Winter column, factor to SI).
 WINTER_SOURCES = {
@@ -85,8 +86,8 @@ def speed_fits(gaitrite_csv: Path) -> list[dict]:
     Each row of that file gives a normal range (min, max) per age band, gender and pace; the fit uses
     the range midpoints of every adult row.  Stride time: power law, ln T = a + b ln v.  In the data
     range it fits as well as a straight line (rms 0.076 s vs 0.073 s; the scatter is mostly male vs
-    female), but it stays physical when extrapolated to 0.4 m/s (T grows without bound as v -> 0; a
-    line gives only 1.43 s there), and its exponent (about -0.49) is close to the -1/2 of stride length
+    female), but it stays physical when extrapolated to 0.3 m/s (T grows without bound as v -> 0; a
+    line gives only 1.46 s there, the power law 2.19 s), and its exponent (about -0.49) is close to the -1/2 of stride length
     growing as the square root of speed.  Stance share: a straight line, sf = a + b v (R^2 0.94, rms
     0.4 % of stride; no curvature visible in the data).
     """
