@@ -150,3 +150,37 @@ def test_weight_shifts_while_standing_make_no_heel_strike(shift_N):
     gyro = 0.05 * np.sin(2 * np.pi * t * 0.4)
     out = estimate(t, gyro, load, np.zeros_like(t), PARAMS)
     assert out["heel_strike"].sum() == 0 and out["walking"].sum() == 0
+
+
+def test_after_stands_of_1_to_60_s_the_first_step_is_found_and_gets_its_push_off():
+    """The whole stack, lock-step, scenario long-stands (stands of 1, 5, 20 and 60 s).  The first
+    push-off after a stand was lost: the stand's long contact was taken as the stance time, and
+    the push-off planned on it came after the stance had ended."""
+    from controller.kernels.telemetry import COLUMN
+    from sim import harness
+    run = harness.run(scenario="long-stands", speed_m_s=1.25, duration_s=140.0, seed=2)
+    tel, t = run.telemetry, run.telemetry[:, COLUMN["t"]]
+    restarts = [i for i, s in enumerate(run.strides[:-1])
+                if i and s.walking and not run.strides[i - 1].walking and run.strides[i + 1].t_end_s < t[-1]]
+    assert len(restarts) == 4
+    for i in restarts:
+        first, second = run.strides[i], run.strides[i + 1]
+        in_first = (t >= first.t_heel_strike_s) & (t < first.t_end_s)
+        in_second = (t >= second.t_heel_strike_s) & (t < second.t_end_s)
+        assert tel[in_first & (t < first.t_heel_strike_s + 0.02), COLUMN["heel_strike"]].sum() == 1
+        assert tel[in_first, COLUMN["walking"]].mean() > 0.99
+        assert np.nanmax(tel[in_first, COLUMN["pushoff_cmd_Nm"]]) >= 0.8 * np.nanmax(tel[in_second, COLUMN["pushoff_cmd_Nm"]])
+
+
+def test_a_boot_with_the_foot_loaded_reports_standing_and_no_heel_strike():
+    """The device boots while worn (scenario boot-loaded: standing from t = 0 for 4 s): it used
+    to report a heel strike on its first samples."""
+    from controller.kernels.telemetry import COLUMN
+    from sim import harness
+    run = harness.run(scenario="boot-loaded", speed_m_s=1.25, duration_s=8.0, seed=2)
+    tel, t = run.telemetry, run.telemetry[:, COLUMN["t"]]
+    first_step = run.strides[1].t_heel_strike_s
+    assert not run.strides[0].walking and first_step > 4.0
+    assert tel[t < first_step, COLUMN["heel_strike"]].sum() == 0
+    assert tel[(t > 0.01) & (t < first_step - 0.5), COLUMN["standing"]].all()
+    assert tel[(t > first_step) & (t < first_step + 0.02), COLUMN["heel_strike"]].sum() == 1

@@ -455,9 +455,11 @@ cdef class Estimator:
         g.toe_off = 1
         g.t_toe_off_s = t_event_s
         g.standing = 0
-        if g.t_heel_strike_s >= 0.0:
+        if g.t_heel_strike_s >= 0.0 and g.walking:
+            # only a walked stance: a stand's long contact is no stance time, and the first
+            # stride after it would plan its push-off on it (too late in the stride: none at all)
             g.stance_time_s = t_event_s - g.t_heel_strike_s
-            if g.walking and g.stride_time_s > 0.0:
+            if g.stride_time_s > 0.0:
                 self.stance_fraction += 0.3 * (clamp01(g.stance_time_s / g.stride_time_s) - self.stance_fraction)
         self.swing_peak_rad_s = 0.0
 
