@@ -188,15 +188,16 @@ class _FrameRecorder:
 # Recorded on the tick before the codec existed (commit c2784b2), lock-step, memory bus:
 # sha256 of run.telemetry.tobytes() and of the 8-byte command payloads, tick by tick.  Re-recorded
 # with the same codec and tick when issue 18 changed the simulated wearer (its gait shape by speed and
-# per stride): the wearer's input changed, so the frames did; the codec did not
-# (the earlier hashes held on the commit before that change).
+# per stride) and the estimator (a loaded start is no heel strike, the armed heel-strike threshold,
+# toe-off at zero load, the stride-time search): the inputs and the gait estimate changed, so the
+# frames did; the codec did not (the earlier hashes held on the commit before those changes).
 _BEFORE = {
-    "steady_seed1": ("f7a4ee63e216a788a5fc9890c282eedc565ba7d0bcef9976f1239108c334b67d",
-                     "0e9851a9d787aa4b559254d0dbdc75fca93d2c665e63f396844ca80d41b0e813"),
-    "stand": ("099d3cb0740fbd9bcad9a2428ccdbea3749a8ab47a6530316a101748ac0f1b88",
-              "55b40644c365c0922501ee354179eafa88dd45be2c832c301923026eff20e184"),
-    "encoder_jump": ("ff4222df8d037d67efcd2336da8e8235c14a76402ea37813792afe8f059b9743",
-                     "c02a951a4ab16a4a2e710f7a5eff465a36f302d1e36244b14d1d3bec7beef55b"),
+    "steady_seed1": ("44e2384bc58758b390dca60e67409c0d46dbb1ea8b7ca88b68a5f6ad1310af80",
+                     "572d0a200d5453ce6e4607590f749a7a2bef8d26c7e248ca1fae581ad48e9ef5"),
+    "stand": ("b0f2f2238c8f76b9861de8d117decfa5933771f4325e82c0c82c34e111679d62",
+              "2a27a939a6dcdde517a5a43f4a0db8385b78555d787c59352a33c72605d1dd1b"),
+    "encoder_jump": ("a323debf827ecf8020a342232994ef4451f7681b65b8ed393cb64f0892f0f1e8",
+                     "280cd5aa836b6c6bbc45fe4afa7e7a7608051a68628c5efabb673ba87d275fb3"),
 }
 
 

@@ -297,10 +297,12 @@ def test_the_adaptation_never_leaves_the_prosthetists_bounds(strides, start, low
 # the tick took each [s], and the work target [J/kg].
 # Lock-step now ramps each change in over 3 strides as the device does (issue 15); with changes taken
 # whole the same boundaries gave 0.2063, 0.2186, 0.2268, 0.2315, 0.2356 (at most 0.0005 J/kg apart).
-# Re-recorded after issue 18 gave the simulated wearer its speed-dependent, per-stride gait shape: the
-# same instants (the stride times did not change), steps within 0.0008 J/kg of the single template's
-# (0.2063, 0.2187, 0.2272, 0.232, 0.2361).
-BEFORE_SEED_3 = [(13.217, 0.2061), (24.002, 0.2185), (34.789, 0.2273), (45.716, 0.2326), (56.467, 0.2369)]
+# Re-recorded after issue 18 gave the simulated wearer its speed-dependent, per-stride gait shape
+# (the same instants, steps within 0.0008 J/kg of the single template's: 0.2063, 0.2187, 0.2272,
+# 0.232, 0.2361), and again after its estimator no longer took the run's loaded start for a heel
+# strike: every change is taken one stride later (13.217 -> 14.322 s, ...), as the stride count the
+# adaptation waits for starts one stride later; the steps differ by at most 0.002 J/kg.
+BEFORE_SEED_3 = [(14.322, 0.2081), (25.096, 0.22), (35.85, 0.2282), (46.795, 0.2328), (57.601, 0.2377)]
 
 
 def test_lockstep_ankle_sim_adapts_as_before_and_records_each_change(tmp_path):
