@@ -46,6 +46,7 @@ cdef class Estimator:
     cdef bint contact_counted     # the present contact began with a real heel strike
     cdef bint was_walking         # walking before standing (resume on the first heel strike)
     cdef bint seen_unloaded       # the foot has been seen off the ground since the start
+    cdef bint stood_still         # the present contact was a stand (the shank seen still on it)
 
     cdef void configure_from(self, const double* p, bint keep_state) noexcept nogil
     cdef void reset(self) noexcept nogil

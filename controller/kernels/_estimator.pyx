@@ -192,6 +192,7 @@ cdef class Estimator:
         self.stride_clean = False
         self.was_walking = False
         self.seen_unloaded = False
+        self.stood_still = False
         self.contact_counted = False
         self.matcher.clear()
 
@@ -351,6 +352,7 @@ cdef class Estimator:
                     self.quiet_for_s = 0.0
                 if self.quiet_for_s >= self.standing_after_s:
                     g.standing = 1
+                    self.stood_still = True
             elif g.stance_time_s > 0.0 and now_s - g.t_heel_strike_s > 1.5 * g.stance_time_s + 0.1:
                 g.standing = 1       # IMU lost: a stance far longer than the last one
             if g.standing:
@@ -446,6 +448,7 @@ cdef class Estimator:
         self.swing_peak_rad_s = 0.0
         self.quiet_for_s = 0.0
         self.contact_counted = True
+        self.stood_still = False
         self.matcher.begin_stride(g.stride_time_s)
 
     cdef void _toe_off(self, double t_event_s) noexcept nogil:
@@ -455,10 +458,13 @@ cdef class Estimator:
         g.toe_off = 1
         g.t_toe_off_s = t_event_s
         g.standing = 0
-        if g.t_heel_strike_s >= 0.0 and g.walking:
-            # only a walked stance: a stand's long contact is no stance time, and the first
-            # stride after it would plan its push-off on it (too late in the stride: none at all)
+        if g.t_heel_strike_s >= 0.0 and (g.walking or not self.stood_still):
+            # Not a stand's long contact (the shank seen still on it): the first stride after it
+            # would plan its push-off on that stance time, too late in the stride (none at all).
+            # An overlong stance taken for standing with the IMU lost is a slow stance as likely:
+            # it is learned, or every slower stride after it would be taken for standing too.
             g.stance_time_s = t_event_s - g.t_heel_strike_s
+        if g.t_heel_strike_s >= 0.0 and g.walking:
             if g.stride_time_s > 0.0:
                 self.stance_fraction += 0.3 * (clamp01(g.stance_time_s / g.stride_time_s) - self.stance_fraction)
         self.swing_peak_rad_s = 0.0
