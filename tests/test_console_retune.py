@@ -299,6 +299,11 @@ def test_set_loop_rate_over_the_console_is_refused_and_the_loop_runs_on(tmp_path
         assert out.startswith("refused: loop.rate_Hz is set when the controller starts") and \
             "nothing was changed" in out and "takes effect" not in out, out
         deadline = time.monotonic() + 30             # "stand": standing still from 6 s on
+        # the run starts with the foot loaded, which is reported as standing (issue 18): wait for
+        # the walk first, then for the stand after it
+        while "\nwalking;" not in "\n" + term.cmd("status"):
+            assert time.monotonic() < deadline, "the simulated wearer never walked"
+            time.sleep(0.2)
         while "\nstanding;" not in "\n" + term.cmd("status"):
             assert time.monotonic() < deadline, "the simulated wearer never stood"
             time.sleep(0.5)
