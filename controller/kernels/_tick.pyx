@@ -20,7 +20,7 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
 from controller.kernels._params cimport *
 from controller.runtime._ring cimport ParamChannel, PARAM_MAX_STEPS, SNAP_COUNT, SNAP_BASE
-from controller.kernels._types cimport Inputs, GaitState, Command
+from controller.kernels._types cimport Inputs, GaitState, Command, reset_inputs
 # the generated constants (codegen.py): modes, and T_<COLUMN> / N_TELEMETRY for publish_row
 from controller.kernels._tables cimport *
 from controller.kernels._estimator cimport Estimator
@@ -328,31 +328,7 @@ cdef class Tick:
             self.take_params(ch)
 
     def _reset_inputs(self):
-        self.inp.shank_gyro_rad_s = 0.0
-        self.inp.accel_x_m_s2 = 0.0
-        self.inp.accel_y_m_s2 = 0.0
-        self.inp.load_N = 0.0
-        self.inp.ankle_angle_rad = 0.0
-        self.inp.supply_V = NAN
-        self.inp.imu_rx_s = -1.0
-        self.inp.load_rx_s = -1.0
-        self.inp.node_status_rx_s = -1.0
-        self.inp.imu_seq = -1
-        self.inp.load_seq = -1
-        self.inp.node_flags = 0
-        self.inp.imu_frames = self.inp.imu_disorder = self.inp.imu_lost = 0
-        self.inp.load_frames = self.inp.load_disorder = self.inp.load_lost = 0
-        self.inp.motor_angle_rad = 0.0
-        self.inp.motor_vel_rad_s = 0.0
-        self.inp.motor_torque_Nm = 0.0
-        self.inp.motor_temp_C = NAN
-        self.inp.motor_error = 0
-        self.inp.motor_rx_s = -1.0
-        self.inp.drive_supply_V = NAN
-        self.inp.send_failures = 0
-        self.inp.bus_error_ticks = 0
-        self.inp.imu_valid = 0
-        self.inp.load_valid = 0
+        reset_inputs(&self.inp)
 
     def start(self, double now_s):
         """Begin supervised control at ``now_s``; the driver's activation reply counts as heard.

@@ -7,6 +7,7 @@
 # A timestamp of -1.0 means "never received".
 
 from libc.stdint cimport uint32_t, int32_t
+from libc.math cimport NAN
 
 
 # The constants of these records (fault and warning bits, modes, GaitState.source values,
@@ -84,3 +85,34 @@ ctypedef struct Command:
     double torque_expected_Nm    # total torque the command asks for at the present state
     double pushoff_Nm            # the powered push-off share of torque_ff_Nm (the safety stage
                                  # scales it down first: low battery, sensor faults, passive mode)
+
+
+cdef inline void reset_inputs(Inputs* inp) noexcept nogil:
+    """The inputs before any frame has arrived: readings zero (NaN where a reading is unknown),
+    every arrival time -1 (never), counters 0, neither sensor valid.  The tick starts from this,
+    and so does ``ankle replay``'s kernel."""
+    inp.shank_gyro_rad_s = 0.0
+    inp.accel_x_m_s2 = 0.0
+    inp.accel_y_m_s2 = 0.0
+    inp.load_N = 0.0
+    inp.ankle_angle_rad = 0.0
+    inp.supply_V = NAN
+    inp.imu_rx_s = -1.0
+    inp.load_rx_s = -1.0
+    inp.node_status_rx_s = -1.0
+    inp.imu_seq = -1
+    inp.load_seq = -1
+    inp.node_flags = 0
+    inp.imu_frames = inp.imu_disorder = inp.imu_lost = 0
+    inp.load_frames = inp.load_disorder = inp.load_lost = 0
+    inp.motor_angle_rad = 0.0
+    inp.motor_vel_rad_s = 0.0
+    inp.motor_torque_Nm = 0.0
+    inp.motor_temp_C = NAN
+    inp.motor_error = 0
+    inp.motor_rx_s = -1.0
+    inp.drive_supply_V = NAN
+    inp.send_failures = 0
+    inp.bus_error_ticks = 0
+    inp.imu_valid = 0
+    inp.load_valid = 0
