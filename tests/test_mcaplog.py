@@ -245,7 +245,7 @@ def test_a_file_cut_at_any_offset_reads_up_to_its_last_complete_chunk(whole_file
     assert n == 3000 or s.problems or cut < len(data)
 
 
-def test_a_zero_filled_tail_after_a_power_cut_is_refused_by_the_chunk_crc(whole_file, tmp_path):
+def test_a_zero_filled_tail_after_a_power_cut_reads_up_to_the_last_whole_chunk(whole_file, tmp_path):
     data = bytearray(whole_file.read_bytes())
     data[len(data) // 2:] = bytes(len(data) - len(data) // 2)
     path = tmp_path / "z.mcap"
@@ -386,3 +386,37 @@ def test_ankle_sim_log_mcap_writes_the_session_file(tmp_path):
     summary = s.summary()
     assert summary["rows"] == 5000 and summary["complete"] and summary["messages"]["/strides"] >= 1
     assert "params" in s.metadata and "sim" in s.metadata
+
+
+@pytest.mark.realtime      # 6 s of `ankle run` on the wall clock against the served simulator
+def test_ankle_run_writes_one_mcap_session_with_telemetry_can_events_strides_and_metadata(tmp_path):
+    from test_runtime import _Served, _cli
+    served = _Served()
+    try:
+        cfg = served.config(tmp_path, f"""
+            [log]
+            directory = "{tmp_path / 'logs'}"
+        """)
+        out = _cli("run", "--config", str(cfg), "--duration", "6")
+        assert out.returncode == 0, out.stderr
+    finally:
+        served.stop()
+    files = list((tmp_path / "logs").glob("ankle-*.mcap"))
+    assert len(files) == 1, list((tmp_path / "logs").iterdir())
+    s = McapSession(files[0])
+    summary = s.summary()
+    assert summary["complete"] and summary["rows"] > 3000, summary
+    assert summary["messages"]["/can"] > 3000 and summary["messages"]["/events"] >= 1, summary
+    assert summary["messages"]["/strides"] >= 1, summary
+    assert {"software", "run", "params", "drive", "session"} <= set(s.metadata)
+    frames = list(s.iter_can())
+    assert {0x001, 0x000} <= {m.arbitration_id for m in frames}   # the host's commands, the driver's replies
+
+
+@pytest.mark.realtime      # 5 s on the wall clock, three processes
+def test_ankle_sim_realtime_log_mcap(tmp_path):
+    from controller.cli import main
+    path = tmp_path / "rt.mcap"
+    assert main(["sim", "--realtime", "--duration", "5", "--log", str(path), "--json"]) == 0
+    summary = McapSession(path).summary()
+    assert summary["complete"] and summary["rows"] > 2500 and summary["messages"]["/strides"] >= 1, summary
