@@ -104,7 +104,14 @@ def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]
         raise ConfigError(f"log.directory: cannot create {cfg.log.directory}: "
                           f"{(e.strerror or str(e)).lower()}") from None
     if cfg.log.csv and cfg.log.format == "csv":
+        from controller.records.retention import Retention
         path = Path(cfg.log.directory) / f"ankle-{stamp}.csv"
+        # a CSV is one file (no parts): the budget and the reserve are kept when it starts
+        state = Retention(cfg.log.directory, cfg.log.budget_gb * 1e9, cfg.log.reserve_mb * 1e6,
+                          say=say).enforce(current=[f"ankle-{stamp}"])
+        if state["warn"]:
+            say(f"log: warning: the log directory holds {state['used'] / 1e9:.2f} GB of its "
+                f"{cfg.log.budget_gb:g} GB budget: the oldest sessions are deleted from now on")
         csv_log = CsvSessionLog(path, TELEMETRY_COLUMNS)
         sinks.append(csv_log.write)
         closers.append(csv_log.close)
@@ -194,7 +201,9 @@ class _BoardConsole:
             return
         self.watch = GaitWatch(mass_kg)
         log_dir = cfg.log.directory or cfg.console.state_directory / "logs"
-        self.logs = LogSwitch(log_dir, TELEMETRY_COLUMNS, fmt=cfg.log.format)
+        from controller.records.logger import session_metadata
+        self.logs = LogSwitch(log_dir, TELEMETRY_COLUMNS, fmt=cfg.log.format,
+                              metadata=session_metadata(run_config=cfg.to_dict()))
         self.sinks = [self.watch, self.logs]
 
     def start(self, runtime, audit, adaptation) -> None:

@@ -167,6 +167,8 @@ class McapSessionLog:
 
     #: Rows allowed to wait for the writer (a minute at 2 kHz) before new ones are dropped.
     MAX_PENDING_ROWS = 120_000
+    #: CAN frames allowed to wait for it (about a minute of a busy bus).
+    MAX_PENDING_OTHER = 250_000
 
     def __init__(self, path, columns: Sequence[str], *, metadata: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  chunk_s: float = 1.0, chunk_bytes: int = 1 << 20, fsync_interval_s: float = 1.0,
@@ -195,6 +197,8 @@ class McapSessionLog:
         self.fsync_interval_s = float(fsync_interval_s)
         self.rows_written = 0          # rows handed to the writer
         self.rows_dropped = 0          # rows refused because the writer was too far behind
+        self.frames_dropped = 0        # CAN frames refused for the same reason
+        self._pending_other = 0
         self.messages = {c.topic: 0 for c in CHANNELS}
         self.size_bytes = 0            # bytes on disk after the last closed chunk
         self.chunks = 0
@@ -261,6 +265,10 @@ class McapSessionLog:
         Only queues the frame's fields (a few us): the writer formats them."""
         if self._closed or self.error is not None:
             return
+        if self._pending_other >= self.MAX_PENDING_OTHER:
+            self.frames_dropped += 1       # the writer is far behind (a stalled disk): never the caller
+            return
+        self._pending_other += 1           # approximate (no lock): a bound, not a count
         self._queue.put(("can", msg.timestamp if t_s is None else None, t_s, msg.arbitration_id,
                          msg.is_extended_id, rx, msg.dlc, bytes(msg.data)))
 
@@ -345,6 +353,7 @@ class McapSessionLog:
                         item[1].set()
                         continue
                     elif kind == "can":
+                        self._pending_other -= 1
                         self._can(item)
                     elif kind == "close":
                         self._end_chunk(force_fsync=True)
@@ -357,7 +366,9 @@ class McapSessionLog:
                     else:
                         self._message(kind, item[1], item[2])
                 if self._chunk_open_at is not None and time.monotonic() - self._chunk_open_at >= self.chunk_s:
-                    self._end_chunk()
+                    # a chunk closed on time is fsynced too unless fsyncs were asked to be rarer:
+                    # else one closed just short of the interval would wait for the next (2 s lost)
+                    self._end_chunk(force_fsync=self.fsync_interval_s <= self.chunk_s)
         except OSError as e:
             self.error = e
             self._cut_back()

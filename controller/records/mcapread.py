@@ -37,11 +37,13 @@ from controller.records.channels import CHANNEL
 __all__ = ["McapSession", "McapReadError"]
 
 _NAMES = telemetry.TELEMETRY_COLUMNS
+_MAGIC = b"\x89MCAP0\r\n"
 _INDEX = {n: i for i, n in enumerate(_NAMES)}
 
 
 class McapReadError(ValueError):
-    """The file is not a session record at all (not MCAP, or cut before its first record)."""
+    """The file is not an MCAP file at all (cut inside its magic, or something else); a file cut
+    anywhere after it opens, with whatever whole chunks it holds (perhaps none) and a problem line."""
 
 
 class McapSession:
@@ -58,8 +60,10 @@ class McapSession:
         # The first records (header, metadata, the first chunk's channels) say what the file is.
         for _ in self._records(stop_at_first_chunk=True):
             pass
-        if not self.metadata and not self._channels and self.problems:
-            raise McapReadError(f"{self.path}: not a session record ({self.problems[0]})")
+        with open(self.path, "rb") as f:
+            magic = f.read(len(_MAGIC))
+        if magic != _MAGIC:
+            raise McapReadError(f"{self.path}: not an MCAP file (it does not start with the MCAP magic)")
         session = self.metadata.get("session", {})
         try:
             cols = tuple(json.loads(session["columns"]))
