@@ -75,6 +75,8 @@ setup(
         "pyserial>=3.5",
         "cantools>=39.0",
         "canopen>=2.4",
+        "mcap>=1.1",
+        "zstandard>=0.21",
         "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require={

@@ -29,7 +29,7 @@ from controller.runtime.process import RealtimeSpec, Runtime, RuntimeSpec, Telem
 from hal.errors import ConfigError
 
 __all__ = ["realtime_spec", "runtime_spec", "run_duration_s", "load_params", "open_logs", "run_board",
-           "LatestRow", "state_directory"]
+           "LatestRow", "state_directory", "session_of", "StrideTap"]
 
 
 
@@ -84,24 +84,57 @@ def load_params(cfg: RunConfig, say: Callable[[str], None]):
     return params, boot_faults
 
 
-def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]):
-    """The CSV session log (a telemetry sink) and the raw CAN log, as configured; (sinks, closers)."""
+def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None], params=None):
+    """The session record (a telemetry sink) and the raw CAN log, as configured; (sinks, closers).
+
+    ``[log] format`` "mcap": one session file (:class:`controller.records.retention.RotatingSession`:
+    parts by ``rotate_mb``/``rotate_min``, the directory kept within ``budget_gb`` and
+    ``reserve_mb``) with the CAN traffic in its /can channel (a bus connection of its own); the sink
+    is the session itself, so the caller can hand it the audit records and strides.  "csv": the
+    telemetry CSV.  ``[log] can`` adds a BLF/ASC file either way.  ``params``: the parameter set
+    written into the session file's metadata."""
     sinks: List[Callable[[np.ndarray], None]] = []
     closers: List[Callable[[], None]] = []
     if cfg.log.directory is None:
         return sinks, closers
-    from controller.records.logger import CanTrafficLog, CsvSessionLog
+    from controller.records.logger import CanSessionTap, CanTrafficLog, CsvSessionLog, session_metadata
     try:
         Path(cfg.log.directory).mkdir(parents=True, exist_ok=True)
     except OSError as e:             # checked before the bus is touched: nothing has started yet
         raise ConfigError(f"log.directory: cannot create {cfg.log.directory}: "
                           f"{(e.strerror or str(e)).lower()}") from None
-    if cfg.log.csv:
+    if cfg.log.csv and cfg.log.format == "csv":
+        from controller.records.retention import Retention
         path = Path(cfg.log.directory) / f"ankle-{stamp}.csv"
+        # a CSV is one file (no parts): the budget and the reserve are kept when it starts
+        state = Retention(cfg.log.directory, cfg.log.budget_gb * 1e9, cfg.log.reserve_mb * 1e6,
+                          say=say).enforce(current=[f"ankle-{stamp}"])
+        if state["warn"]:
+            say(f"log: warning: the log directory holds {state['used'] / 1e9:.2f} GB of its "
+                f"{cfg.log.budget_gb:g} GB budget: the oldest sessions are deleted from now on")
         csv_log = CsvSessionLog(path, TELEMETRY_COLUMNS)
         sinks.append(csv_log.write)
         closers.append(csv_log.close)
         say(f"log: {path}")
+    elif cfg.log.csv:
+        from controller.records.retention import Retention, RotatingSession
+        path = Path(cfg.log.directory) / f"ankle-{stamp}.mcap"
+        retention = Retention(cfg.log.directory, cfg.log.budget_gb * 1e9, cfg.log.reserve_mb * 1e6, say=say)
+        metadata = session_metadata(run_config=cfg.to_dict(), params=params,
+                                    drive={"type": cfg.driver.type, "model": cfg.driver.model,
+                                           "id": str(cfg.driver.id)})
+        try:
+            session = RotatingSession(path, TELEMETRY_COLUMNS, metadata=metadata, retention=retention, say=say,
+                                      rotate_bytes=cfg.log.rotate_mb * 1e6, rotate_s=cfg.log.rotate_min * 60.0)
+        except OSError as e:         # a full disk: the controller runs without a record, and says so
+            say(f"log: {path}: {e.strerror or e}; running without a session record")
+        else:
+            sinks.append(session)
+            closers.append(session.close)
+            tap = CanSessionTap(bus_config, session)
+            tap.start()
+            closers.insert(0, tap.stop)          # the tap first: no frame after its session closed
+            say(f"log: {path} (MCAP: telemetry, events, CAN, audit, strides)")
     if cfg.log.can:
         path = Path(cfg.log.directory) / f"ankle-{stamp}.{cfg.log.can}"
         can_log = CanTrafficLog(bus_config, path, fmt=cfg.log.can)
@@ -109,6 +142,31 @@ def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]
         closers.append(can_log.stop)
         say(f"CAN log: {path}")
     return sinks, closers
+
+
+def session_of(sinks) -> Optional[object]:
+    """The session record among ``open_logs``' sinks that takes audit records and strides, if any."""
+    return next((s for s in sinks if hasattr(s, "stride") and hasattr(s, "audit")), None)
+
+
+class StrideTap:
+    """A telemetry sink, after the symmetry adaptation: each stride its analyser finished is handed
+    to ``targets`` (``stride(t, fields)``: the session record's /strides), once.  It reads what the
+    adaptation already analysed (``adaptation.strides``): no second analyser runs."""
+
+    def __init__(self, adaptation, targets):
+        self.adaptation = adaptation
+        self.targets = list(targets)
+        self._last_t = -float("inf")
+
+    def __call__(self, batch: np.ndarray) -> None:
+        from dataclasses import asdict
+        for stride in list(self.adaptation.strides[-16:]):
+            if stride.t_heel_strike_s > self._last_t:
+                self._last_t = stride.t_heel_strike_s
+                fields = asdict(stride)
+                for target in self.targets:
+                    target.stride(stride.t_heel_strike_s, fields)
 
 
 def state_directory(cfg: RunConfig) -> Optional[Path]:
@@ -143,7 +201,9 @@ class _BoardConsole:
             return
         self.watch = GaitWatch(mass_kg)
         log_dir = cfg.log.directory or cfg.console.state_directory / "logs"
-        self.logs = LogSwitch(log_dir, TELEMETRY_COLUMNS)
+        from controller.records.logger import session_metadata
+        self.logs = LogSwitch(log_dir, TELEMETRY_COLUMNS, fmt=cfg.log.format,
+                              metadata=session_metadata(run_config=cfg.to_dict()))
         self.sinks = [self.watch, self.logs]
 
     def start(self, runtime, audit, adaptation) -> None:
@@ -214,7 +274,8 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
     params, boot_faults = load_params(cfg, say)
     spec = runtime_spec(cfg, boot_faults)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    sinks, closers = open_logs(cfg, cfg.bus, stamp, say)
+    sinks, closers = open_logs(cfg, cfg.bus, stamp, say, params=params)
+    session = session_of(sinks)
     console = _BoardConsole(cfg, say, params["wearer.mass_kg"])
     sinks += console.sinks
     closers.append(console.close)
@@ -225,6 +286,11 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
     # the policy beside the console: fed like any sink, it opens the audit log when first switched on
     adaptation = SymmetryAdaptation(audit.open, params["wearer.mass_kg"], say=say)
     sinks.append(adaptation)
+    # the session records (the board's, the console's `log start`) get the audit trail and the strides
+    records = [r for r in (session, getattr(console, "logs", None)) if r is not None]
+    audit.mirrors.extend(r.audit for r in records)
+    if records:
+        sinks.append(StrideTap(adaptation, records))
     closers += [adaptation.close, audit.close]       # after the console: it records into the same log
     latest = LatestRow()
     runtime = Runtime(spec, params)

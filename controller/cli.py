@@ -175,7 +175,9 @@ def _parser() -> argparse.ArgumentParser:
                         "deploy/sim.toml`); the wearer walks from the start until Ctrl-C (or --duration)")
     s.add_argument("--port", type=_bounded(int, 1, 65535, ""), default=29536, metavar="N",
                    help="with --serve: the TCP port (default 29536)")
-    s.add_argument("--log", type=_writable, metavar="F.csv", help="write the session log (CSV)")
+    s.add_argument("--log", type=_writable, metavar="F.mcap|F.csv",
+                   help="write the session record: F.mcap one MCAP file (telemetry, events, strides, metadata; "
+                        "opens in Foxglove), F.csv the telemetry CSV (the `ankle replay` columns)")
     s.add_argument("--plot", type=_writable, metavar="F.png", help="plot phase, torque, power, load: the whole run")
     s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
@@ -353,7 +355,10 @@ def _cmd_sim(args) -> int:
     result["param_problems"] = list(param_problems)
     result["injected"] = [f"{i.kind}@{i.t_s:g}" for i in args.inject]
     if args.log and not args.realtime:           # in real time the logger streamed it already
-        report.write_log(run, args.log.temp)
+        if args.log.path.suffix.lower() == ".mcap":
+            _write_mcap(run, args, args.log.temp)
+        else:
+            report.write_log(run, args.log.temp)
     if args.log:
         result["log"] = str(args.log)
     if args.can_log:
@@ -366,6 +371,37 @@ def _cmd_sim(args) -> int:
     else:
         _print_summary(result)
     return 0
+
+
+def _sim_metadata(args, params) -> dict:
+    """The session file's metadata for a simulated session."""
+    from controller.records.logger import session_metadata
+    return session_metadata(params=params, drive={"type": args.driver, "model": "simulated"},
+                            extra={"sim": {"scenario": args.scenario, "speed_m_s": repr(args.speed),
+                                           "mass_kg": repr(args.mass), "seed": str(args.seed),
+                                           "realtime": str(bool(args.realtime)),
+                                           "injected": " ".join(f"{i.kind}@{i.t_s:g}" for i in args.inject)}})
+
+
+def _strides_into(session, telemetry, mass_kg: float) -> None:
+    """The run's per-stride symmetry records into the session file's /strides."""
+    from dataclasses import asdict
+    from controller.symmetry.strides import StrideAnalyzer
+    for stride in StrideAnalyzer(mass_kg).feed(telemetry):
+        session.stride(stride.t_heel_strike_s, asdict(stride))
+
+
+def _write_mcap(run, args, path: Path) -> None:
+    """``ankle sim --log F.mcap`` in lock-step: the run's telemetry, events and strides, written at
+    the reserved temporary name (put in place when the command succeeded)."""
+    import os
+    from controller.kernels._tick import TELEMETRY_COLUMNS
+    from controller.records.mcaplog import McapSessionLog
+    os.unlink(path)                      # reserved by OutputTarget; the record is created with O_EXCL
+    with McapSessionLog(path, TELEMETRY_COLUMNS, metadata=_sim_metadata(args, run.params)) as log:
+        for k in range(0, len(run.telemetry), 4096):
+            log.write(run.telemetry[k:k + 4096])
+        _strides_into(log, run.telemetry, run.params["wearer.mass_kg"])
 
 
 def _asymmetry(args):
@@ -462,8 +498,9 @@ def _realtime_run(args, params, boot_faults):
     sinks, csv_log = [], None
     if args.log:
         from controller.kernels._tick import TELEMETRY_COLUMNS
-        from controller.records.logger import CsvSessionLog
-        csv_log = CsvSessionLog(args.log.in_place(), TELEMETRY_COLUMNS)   # streamed: kept if the run fails
+        from controller.records.logger import open_session_record
+        # streamed: kept if the run fails; .mcap one session file, anything else CSV
+        csv_log = open_session_record(args.log.in_place(), TELEMETRY_COLUMNS, metadata=_sim_metadata(args, params))
         sinks.append(csv_log.write)
     device = realtime.DeviceSpec(scenario=args.scenario, speed_m_s=args.speed, mass_kg=args.mass, seed=args.seed,
                                  faults=tuple(args.inject), realtime=device_rt, asymmetry=_asymmetry(args),
@@ -482,6 +519,8 @@ def _realtime_run(args, params, boot_faults):
                           can_log=str(args.can_log.in_place()) if args.can_log else None,
                           on_start=console.start if console is not None else None,
                           adaptation=adaptation.component if adaptation is not None else None)
+        if csv_log is not None and hasattr(csv_log, "stride"):
+            _strides_into(csv_log, realtime.as_sim_run(rt, params).telemetry, args.mass)
     finally:
         if csv_log is not None:
             csv_log.close()

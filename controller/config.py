@@ -9,7 +9,7 @@ commented example)::
     [realtime]     SCHED_FIFO priority, CPU pinning, mlockall, timer slack, GC
     [params]       the saved parameter file
     [console]      the prosthetists' serial console
-    [log]          telemetry logging
+    [log]          the session record, its rotation and the log directory's budget
 
 Every key is checked for type and range when the file is loaded, and unknown sections and keys
 are refused (a typo must not silently fall back to a default).  Every key it accepts changes what
@@ -56,7 +56,7 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
 __all__ = ["RunConfig", "DriverConfig", "LoopConfig", "RealtimeConfig",
-           "ParamsConfig", "ConsoleConfig", "LogConfig", "BAUDRATES", "LOG_CAN_FORMATS",
+           "ParamsConfig", "ConsoleConfig", "LogConfig", "BAUDRATES", "LOG_CAN_FORMATS", "LOG_FORMATS",
            "load_config", "parse_config"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -65,6 +65,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 #: ``log.can`` values: "" (no CAN log), or a python-can log format.
 LOG_CAN_FORMATS = ("", "blf", "asc")
+#: ``log.format`` values: the session record's file format.
+LOG_FORMATS = ("mcap", "csv")
 
 _SENSOR_IDS = (IMU_ID, LOAD_ID, STATUS_ID, SOUND_ID)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -360,17 +362,32 @@ class ConsoleConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
-    """``[log]``: telemetry logging.
+    """``[log]``: the session record and the log directory's budget.
 
     directory: where logs are written, absolute after loading (relative paths are taken from the
     config file's directory); ``None`` ("" in the file): no logging.
-    csv: write the telemetry CSV (the ``ankle replay`` columns) there.
-    can: also record the raw CAN traffic: "" no, "blf" or "asc" (python-can formats).
+    csv: write the session's telemetry record (the key's name is from when it was always CSV;
+    ``format`` says which file it is).
+    format: "mcap" (one session file with every channel: telemetry, events, CAN, audit, strides;
+    ``controller.records.mcaplog``) or "csv" (the telemetry CSV, the ``ankle replay`` columns).
+    can: also record the raw CAN traffic to a file of its own: "" no, "blf" or "asc" (python-can
+    formats).  With format "mcap" the traffic is in the session file's /can channel anyway.
+    rotate_mb, rotate_min: an MCAP session continues in a new part (``-part002.mcap``) once its
+    file exceeds this size [MB] or has run this long [min].
+    budget_gb: the most the log directory may hold [GB]: the oldest whole sessions are deleted to
+    keep it (never the one being written); a warning at 90 %.
+    reserve_mb: always leave this much free on the filesystem [MB]: old sessions are deleted for
+    it, and when the current one alone fills the disk it stops recording (the controller runs on).
     """
 
     directory: Optional[Path] = _checked(_path, default=None)
     csv: bool = _checked(_boolean, default=True)
+    format: str = _checked(_choice(LOG_FORMATS), default="mcap")
     can: str = _checked(_choice(LOG_CAN_FORMATS), default="")
+    rotate_mb: float = _checked(_number(1, 1_000_000, "MB"), default=1000.0)
+    rotate_min: float = _checked(_number(1, 10_080, "min"), default=60.0)
+    budget_gb: float = _checked(_number(0.01, 1_000_000, "GB"), default=8.0)
+    reserve_mb: float = _checked(_number(0, 1_000_000, "MB"), default=500.0)
 
 
 @dataclass(frozen=True)

@@ -270,6 +270,11 @@ BAD = [
     ("log.csv", {"log.csv": "true"}, "log.csv: must be true or false"),
     ("log.can", {"log.can": "csv"}, "log.can: must be one of '', 'blf', 'asc', got 'csv'"),
     ("log.can", {"log.can": 1}, "log.can: must be one of"),
+    ("log.format", {"log.format": "bin"}, "log.format: must be one of 'mcap', 'csv', got 'bin'"),
+    ("log.rotate_mb", {"log.rotate_mb": 0}, "log.rotate_mb: must be a number in 1..1e+06 MB, got 0"),
+    ("log.rotate_min", {"log.rotate_min": "60"}, "log.rotate_min: must be a number in 1..10080 min"),
+    ("log.budget_gb", {"log.budget_gb": -1.0}, "log.budget_gb: must be a number in 0.01..1e+06 GB"),
+    ("log.reserve_mb", {"log.reserve_mb": float("nan")}, "log.reserve_mb: must be a number in 0..1e+06 MB"),
 ]
 
 

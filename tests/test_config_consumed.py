@@ -49,6 +49,7 @@ def what_ankle_run_runs_with(cfg, tmp):
     sinks, closers = open_logs(cfg, cfg.bus, "STAMP", said.append)
     try:
         out["log_sinks"] = len(sinks)
+        out["log_settings"] = [getattr(sink, "settings", None) for sink in sinks]
         out["log_files"] = (None if cfg.log.directory is None else
                             sorted(p.name for p in Path(cfg.log.directory).iterdir()))
     finally:
@@ -57,7 +58,7 @@ def what_ankle_run_runs_with(cfg, tmp):
     console = _BoardConsole(cfg, said.append, params["wearer.mass_kg"])
     try:
         out["console"] = None if console.port is None else (
-            console.port.port, console.port.baudrate, str(console.logs.directory),
+            console.port.port, console.port.baudrate, str(console.logs.directory), console.logs.fmt,
             str(console.cfg.console.state_directory), str(console.cfg.params.file))
     finally:
         console.close()
@@ -105,6 +106,11 @@ CASES = {
     "log.directory": ({}, "{tmp}/logs"),
     "log.csv": ({"log.directory": "{tmp}/logs"}, False),
     "log.can": ({"log.directory": "{tmp}/logs"}, "blf"),
+    "log.format": ({"log.directory": "{tmp}/logs"}, "csv"),
+    "log.rotate_mb": ({"log.directory": "{tmp}/logs"}, 10.0),
+    "log.rotate_min": ({"log.directory": "{tmp}/logs"}, 5.0),
+    "log.budget_gb": ({"log.directory": "{tmp}/logs"}, 1.0),
+    "log.reserve_mb": ({"log.directory": "{tmp}/logs"}, 100.0),
 }
 
 

@@ -429,6 +429,7 @@ def test_ankle_run_against_the_served_simulator_logs_csv_and_can(tmp_path):
             [log]
             directory = "{tmp_path / 'logs'}"
             csv = true
+            format = "csv"
             can = "asc"
         """)
         out = _cli("run", "--config", str(cfg), "--duration", "2")

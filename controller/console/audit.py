@@ -193,6 +193,9 @@ class AuditLog:
 
     #: Why no record can be written (None: records can be; see :class:`UnusableLog`).
     problem: Optional[str] = None
+    #: Called with each record (a dict, as :meth:`record` returns it) once it is durable: the open
+    #: session record's /audit channel (:class:`SharedAuditLog` shares its list).  Never raises.
+    mirrors: List[Callable[[Dict[str, str]], None]] = ()
 
     @property
     def closed(self) -> bool:
@@ -218,6 +221,11 @@ class AuditLog:
         line = "\t".join(escape(values[f]) for f in FIELDS) + "\n"
         with self._lock:
             self._append(line.encode("utf-8"))
+        for mirror in self.mirrors:
+            # a copy for the session record's /audit channel: the record is already on the disk
+            # here, and a mirror that fails must not make the change it describes fail
+            with contextlib.suppress(Exception):
+                mirror(dict(values))
         return values
 
     def _append(self, encoded: bytes) -> None:
@@ -443,6 +451,8 @@ class SharedAuditLog:
     def __init__(self, directory: Optional[PathLike], missing: str = "no state directory is configured"):
         self.directory = None if directory is None else Path(directory)
         self.missing = missing
+        #: Copies of every record go to these (``AuditLog.mirrors``), e.g. the session record's /audit.
+        self.mirrors: List[Callable[[Dict[str, str]], None]] = []
         self._opened: Optional[Tuple[Union[AuditLog, UnusableLog], Optional[str]]] = None
         self._lock = threading.Lock()
 
@@ -462,6 +472,8 @@ class SharedAuditLog:
                                                 f"{self.directory}: cannot create it ({e.strerror or e})"), None)
                 else:
                     self._opened = open_or_replace(self.directory / "audit.log")
+                    if isinstance(self._opened[0], AuditLog):
+                        self._opened[0].mirrors = self.mirrors
             return self._opened
 
     def close(self) -> None:

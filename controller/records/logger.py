@@ -21,7 +21,8 @@ from controller.kernels import telemetry
 from controller.records.csvlog import CsvRows, fsync_directory
 from hal.bus import BusConfig, open_bus
 
-__all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "LogSwitch", "CanTrafficLog", "RecordedCanLog"]
+__all__ = ["FIRST_COLUMNS", "INTEGER_COLUMNS", "CsvSessionLog", "LogSwitch", "CanTrafficLog", "RecordedCanLog",
+           "CanSessionTap", "session_metadata", "open_session_record"]
 
 #: DESIGN.md's replay columns, then the torques, faults and mode; every other column follows.
 FIRST_COLUMNS = ("t", "shank_gyro", "load", "ankle_angle", "phase", "heel_strike", "toe_off", "walking",
@@ -137,18 +138,25 @@ _CAN_WRITERS = {"blf": (can.BLFWriter, "wb"), "asc": (can.ASCWriter, "w")}
 
 
 class LogSwitch:
-    """A telemetry sink the console turns on and off: each ``start`` opens a new
-    :class:`CsvSessionLog` in ``directory``, named by the local time, and ``stop`` closes it.
+    """A telemetry sink the console turns on and off: each ``start`` opens a new session record
+    in ``directory``, named by the local time, and ``stop`` closes it.  ``fmt``: "mcap" (an
+    :class:`~controller.records.mcaplog.McapSessionLog`, with the audit records and strides given
+    to :meth:`audit` and :meth:`stride` while it runs) or "csv" (a :class:`CsvSessionLog`).
 
     The sink runs on the telemetry thread, ``start``/``stop`` on the console's; a lock keeps a
     batch from landing in a closing file.  A log that fails to write (a full disk) is closed
     and the error kept for :meth:`status`; the controller is never affected.
     """
 
-    def __init__(self, directory, columns: Sequence[str]):
+    def __init__(self, directory, columns: Sequence[str], fmt: str = "csv",
+                 metadata: Optional[dict] = None):
+        if fmt not in ("csv", "mcap"):
+            raise ValueError(f"log format must be csv or mcap, got {fmt!r}")
         self.directory = Path(directory)
         self.columns = tuple(columns)
-        self.log: Optional[CsvSessionLog] = None
+        self.fmt = fmt
+        self.metadata = dict(metadata or {})
+        self.log = None
         self.error: Optional[str] = None
         self._lock = threading.Lock()
 
@@ -162,6 +170,24 @@ class LogSwitch:
                 self.error = f"{self.log.path}: {e.strerror or e}; the log was stopped"
                 self._close()
 
+    def audit(self, record) -> None:
+        """An audit record for the running MCAP log's /audit channel (nothing for CSV or none)."""
+        log = self.log
+        if log is not None and hasattr(log, "audit"):
+            log.audit(record)
+
+    def stride(self, t: float, fields) -> None:
+        """A stride record for the running MCAP log's /strides channel."""
+        log = self.log
+        if log is not None and hasattr(log, "stride"):
+            log.stride(t, fields)
+
+    def can_frame(self, msg, rx: bool = True, *, t_s=None) -> None:
+        """A CAN frame for the running MCAP log's /can channel."""
+        log = self.log
+        if log is not None and hasattr(log, "can_frame"):
+            log.can_frame(msg, rx, t_s=t_s)
+
     def start(self, before: Optional[Callable[[Path], None]] = None) -> Path:
         """Open a new log; returns its path.  FileExistsError if one is already running.
 
@@ -172,18 +198,22 @@ class LogSwitch:
                 raise FileExistsError(f"already logging to {self.log.path}")
             self.directory.mkdir(parents=True, exist_ok=True)
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = self.directory / f"ankle-{stamp}.csv"
+            path = self.directory / f"ankle-{stamp}.{self.fmt}"
             for n in range(2, 100):              # two starts in one second: a new name, never reuse
                 if not path.exists():
                     break
-                path = self.directory / f"ankle-{stamp}-{n}.csv"
+                path = self.directory / f"ankle-{stamp}-{n}.{self.fmt}"
             if before is not None:
                 before(path)
-            self.log = CsvSessionLog(path, self.columns)
+            if self.fmt == "mcap":
+                from controller.records.mcaplog import McapSessionLog
+                self.log = McapSessionLog(path, self.columns, metadata=self.metadata)
+            else:
+                self.log = CsvSessionLog(path, self.columns)
             self.error = None
             return path
 
-    def stop(self) -> Optional[CsvSessionLog]:
+    def stop(self):
         """Close the running log (returned, for its path and row count); None if none ran."""
         with self._lock:
             log = self.log
@@ -326,3 +356,95 @@ class RecordedCanLog:
             self._writer.stop()
             self._writer = None
 
+
+
+class _SessionListener(can.Listener):
+    """Hands each frame to a session record's ``can_frame`` (runs in the notifier's thread)."""
+
+    def __init__(self, session):
+        self.session = session
+        self.frames = 0
+
+    def on_message_received(self, msg: can.Message) -> None:
+        self.session.can_frame(msg, bool(getattr(msg, "is_rx", True)))
+        self.frames += 1
+
+
+class CanSessionTap:
+    """The raw CAN traffic into a session record's ``/can`` channel: a bus connection of its own
+    (``hal.bus.open_bus``, as :class:`CanTrafficLog`), every frame it sees handed to
+    ``session.can_frame`` on python-can's notifier thread (which only queues it: the session's
+    writer thread encodes and writes)."""
+
+    def __init__(self, bus_config: BusConfig, session):
+        self.bus_config = bus_config
+        self.session = session
+        self._bus = self._notifier = None
+        self._listener = _SessionListener(session)
+
+    @property
+    def frames(self) -> int:
+        return self._listener.frames
+
+    @property
+    def error(self) -> Optional[Exception]:
+        return self._notifier.exception if self._notifier is not None else None
+
+    def start(self) -> None:
+        if self._bus is not None:
+            return
+        bus = open_bus(self.bus_config)
+        try:
+            self._notifier = can.Notifier(bus, [self._listener], timeout=0.1)
+        except BaseException:
+            bus.shutdown()
+            raise
+        self._bus = bus
+
+    def stop(self) -> None:
+        if self._bus is None:
+            return
+        try:
+            self._notifier.stop()
+        finally:
+            self._bus.shutdown()
+            self._bus = None
+
+
+def session_metadata(*, run_config=None, params=None, drive=None, extra=None) -> dict:
+    """The metadata records of a session file: ``software`` (version, Python, host), ``run``
+    (the run configuration as plain data), ``params`` (every parameter, repr), ``drive``."""
+    import platform
+    import sys
+    try:
+        from importlib.metadata import version
+        release = version("ankle-controller")
+    except Exception:                    # not installed as a package (a source tree): no version to say
+        release = "unknown"
+    out = {"software": {"package": "ankle-controller", "version": release, "python": sys.version.split()[0],
+                        "host": platform.node(), "profile": "ankle.session"}}
+    if run_config is not None:
+        out["run"] = {k: v for k, v in run_config.items()}
+    if params is not None:
+        out["params"] = {name: repr(value) for name, value in params.items()}
+    if drive is not None:
+        out["drive"] = dict(drive)
+    out.update(extra or {})
+    return out
+
+
+def open_session_record(path, columns, *, metadata=None, say=lambda line: None, rotate_mb=None,
+                        rotate_min=None, budget_gb=None, reserve_mb=None, **options):
+    """A session record at ``path`` by its suffix: ``.mcap`` a
+    :class:`controller.records.retention.RotatingSession` (parts, budget, reserve as given),
+    anything else a :class:`CsvSessionLog`."""
+    if Path(path).suffix.lower() != ".mcap":
+        return CsvSessionLog(path, columns)
+    from controller.records.retention import Retention, RotatingSession
+    retention = None
+    if budget_gb is not None or reserve_mb is not None:
+        retention = Retention(Path(path).parent, (budget_gb if budget_gb is not None else float("inf")) * 1e9,
+                              (reserve_mb or 0.0) * 1e6, say=say)
+    return RotatingSession(path, columns, metadata=metadata, retention=retention, say=say,
+                           rotate_bytes=(rotate_mb * 1e6) if rotate_mb is not None else float("inf"),
+                           rotate_s=(rotate_min * 60.0) if rotate_min is not None else float("inf"), **options)
