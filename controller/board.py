@@ -29,7 +29,7 @@ from controller.runtime.process import RealtimeSpec, Runtime, RuntimeSpec, Telem
 from hal.errors import ConfigError
 
 __all__ = ["realtime_spec", "runtime_spec", "run_duration_s", "load_params", "open_logs", "run_board",
-           "LatestRow", "state_directory"]
+           "LatestRow", "state_directory", "live_spec"]
 
 
 
@@ -109,6 +109,15 @@ def open_logs(cfg: RunConfig, bus_config, stamp: str, say: Callable[[str], None]
         closers.append(can_log.stop)
         say(f"CAN log: {path}")
     return sinks, closers
+
+
+def live_spec(cfg: RunConfig):
+    """The live view ``[live]`` asks for (:class:`controller.records.live.LiveSpec`), None when
+    ``port`` is 0 (the default)."""
+    if cfg.live.port == 0:
+        return None
+    from controller.records.live import LiveSpec
+    return LiveSpec(port=cfg.live.port, host=cfg.live.host, rate_Hz=cfg.live.rate_Hz)
 
 
 def state_directory(cfg: RunConfig) -> Optional[Path]:
@@ -218,6 +227,12 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
     console = _BoardConsole(cfg, say, params["wearer.mass_kg"])
     sinks += console.sinks
     closers.append(console.close)
+    if cfg.live.port:                # a sink like the logs: off the tick, never blocking the pump
+        from controller.records.live import open_live_view
+        view = open_live_view(live_spec(cfg), say)
+        if view is not None:
+            sinks.append(view)
+            closers.append(view.close)
     from controller.console.audit import SharedAuditLog
     from controller.symmetry.adaptation import SymmetryAdaptation
     audit = SharedAuditLog(state_directory(cfg), missing="no [params] file or [console] state_directory "
