@@ -227,12 +227,6 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
     console = _BoardConsole(cfg, say, params["wearer.mass_kg"])
     sinks += console.sinks
     closers.append(console.close)
-    if cfg.live.port:                # a sink like the logs: off the tick, never blocking the pump
-        from controller.records.live import open_live_view
-        view = open_live_view(live_spec(cfg), say)
-        if view is not None:
-            sinks.append(view)
-            closers.append(view.close)
     from controller.console.audit import SharedAuditLog
     from controller.symmetry.adaptation import SymmetryAdaptation
     audit = SharedAuditLog(state_directory(cfg), missing="no [params] file or [console] state_directory "
@@ -252,6 +246,12 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
         ready = runtime.start()
         for line in ready["warnings"] + runtime.isolate():
             say(line)
+        if cfg.live.port:            # one more sink; after isolate(): its threads stay off the tick CPU
+            from controller.records.live import open_live_view
+            view = open_live_view(live_spec(cfg), say)
+            if view is not None:
+                sinks.append(view)
+                closers.append(view.close)
         s = ready["settings"]
         say(f"tick process: {s['policy']} priority {s['priority']}, CPUs {s['cpus']}, "
             f"I/O {ready['io']}, {params['loop.rate_Hz']:g} Hz, drive {spec.driver}")

@@ -265,7 +265,7 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         realtime: RealtimeSpec = RealtimeSpec.none(), sinks: Sequence[Callable[[np.ndarray], None]] = (),
         on_start: Optional[Callable[[Runtime, DeviceProcess], None]] = None,
         boot_faults: int = 0, can_log: Optional[str] = None, io: str = "auto",
-        adaptation=None, live=None, say: Callable[[str], None] = print) -> RealtimeRun:
+        adaptation=None, live=None, say: Optional[Callable[[str], None]] = None) -> RealtimeRun:
     """Walk the simulated wearer in real time for ``duration_s`` on the three-process stack.
 
     ``sinks`` get every telemetry batch (:class:`controller.runtime.process.TelemetryPump`);
@@ -276,7 +276,8 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
     :class:`controller.symmetry.adaptation.SymmetryAdaptation`, bound to the runtime and fed as a
     sink from the first row, as ``ankle run`` does (the caller closes it).  ``live``: a
     :class:`controller.records.live.LiveSpec` to serve the session to Foxglove as one more sink
-    (a port that will not open, or no foxglove-sdk: one line through ``say``, the walk goes on).
+    (a port that will not open, or no foxglove-sdk: one line through ``say``, default stderr, the
+    walk goes on).
     """
     from hal.drives import load
     params = (params or ParamSet(load(device.driver, "sim_params"))).with_values({"wearer.mass_kg": device.mass_kg})
@@ -288,11 +289,6 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
     runtime = traffic = view = None
     affinity = os.sched_getaffinity(0)      # Runtime.isolate narrows it for the session
     try:
-        if live is not None:
-            from controller.records.live import open_live_view
-            view = open_live_view(live, say)
-            if view is not None:
-                sinks = [*sinks, view]
         port = devices.start()
         from hal.drives import drive
         from sim.plant import build_plant
@@ -308,6 +304,11 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         runtime = Runtime(spec, params)
         ready = runtime.start()
         ready["warnings"] = ready["warnings"] + runtime.isolate()
+        if live is not None:            # after isolate(): the view's threads stay off the tick's CPU
+            from controller.records.live import open_live_view
+            view = open_live_view(live, say or (lambda line: print(line, file=sys.stderr, flush=True)))
+            if view is not None:
+                sinks = [*sinks, view]
         recorder = TelemetryRecorder(int(duration_s * rate_Hz) + 1000, runtime.shared.width)
         if adaptation is not None:
             adaptation.bind(runtime)

@@ -239,6 +239,28 @@ def test_decimation_keeps_the_same_rows_wherever_a_batch_is_split(n, rate, cuts,
     assert len(np.unique(np.floor(kept * rate + 1e-6))) == len(kept) == len(np.unique(np.floor(t * rate + 1e-6)))
 
 
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(1, 50), sizes=st.lists(st.integers(0, 80), max_size=12),
+       take_after=st.lists(st.booleans(), max_size=12))
+def test_the_buffer_keeps_the_newest_rows_and_counts_every_one_it_drops(capacity, sizes, take_after):
+    buf = live._Bounded(capacity)
+    fed, taken, start = [], [], 0
+    for i, n in enumerate(sizes):
+        rows = np.arange(start, start + n, dtype=float)[:, None]
+        start += n
+        fed.append(rows)
+        buf.put(rows)
+        assert buf.rows == sum(len(p) for p in buf.parts) <= capacity
+        if i < len(take_after) and take_after[i]:
+            taken += buf.take()
+    taken += buf.take()
+    got = np.concatenate([p[:, 0] for p in taken]) if taken else np.array([])
+    assert len(got) + buf.dropped == start                  # every row served or counted
+    assert np.all(np.diff(got) > 0)                         # in order, none twice
+    if not any(take_after):                                 # one take at the end: the newest
+        np.testing.assert_array_equal(got, np.arange(max(0, start - capacity), start))
+
+
 def test_a_nan_time_is_never_kept():
     t = np.array([0.0, np.nan, 0.006, np.nan, 0.011])
     keep, last = live.decimate(t, 200.0)
@@ -318,11 +340,31 @@ def test_close_stops_the_server():
     viewer = Viewer(v.url)
     v.close()
     v.close()                                      # idempotent
-    with pytest.raises(Exception):
-        viewer.ws.recv(timeout=5)                  # the connection was closed
+    from websockets.exceptions import ConnectionClosed
+    with pytest.raises(ConnectionClosed):          # after the channels' unadvertise, the close
+        for _ in range(100):
+            viewer.ws.recv(timeout=5)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", v.port), timeout=2).close()
     v(rows_at(0.0, 10))                            # a late batch after close is ignored
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to keep one free")
+def test_the_views_threads_and_the_sdks_stay_off_the_cpus_the_starter_left(view):
+    # the supervisor starts the view after Runtime.isolate(): none of its threads may run on the
+    # tick's CPU, not even the SDK's runtime threads that an earlier server made elsewhere
+    before = os.sched_getaffinity(0)
+    keep = {min(before)}
+    os.sched_setaffinity(0, keep)
+    try:
+        with live.LiveView("127.0.0.1", 0) as v:
+            tids = {int(t) for t in os.listdir("/proc/self/task")}
+            comm = {t: Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in tids}
+            ours = [t for t in tids if comm[t].startswith("tokio-rt") or t == v._thread.native_id]
+            assert v._thread.native_id in ours and any(comm[t].startswith("tokio-rt") for t in ours)
+            assert {t: os.sched_getaffinity(t) for t in ours} == {t: keep for t in ours}
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def test_a_port_in_use_is_one_line_and_the_caller_runs_on():

@@ -55,6 +55,9 @@ DEFAULT_PORT = 8765
 PUBLISH_PERIOD_S = 0.02
 #: Decimated rows the buffer holds (2 s at 200 Hz); beyond, the oldest are dropped and counted.
 DEFAULT_BUFFER_ROWS = 400
+#: The publisher hands the GIL over every this many rows (~20 us each), so the supervisor's
+#: threads wait at most about a millisecond for it, not the interpreter's 5 ms switch interval.
+YIELD_ROWS = 32
 #: Change rows (a fault, warning or mode word changed) the buffer holds; beyond, the oldest go.
 DEFAULT_EVENT_ROWS = 256
 #: Messages the server queues per client before it drops that client's oldest (foxglove-sdk's
@@ -152,6 +155,21 @@ def _bind_error(e: BaseException) -> str:
     return text.replace("FoxgloveError: ", "").strip() or type(e).__name__
 
 
+def _keep_sdk_threads_here() -> None:
+    """Give foxglove-sdk's runtime threads (``tokio-rt-worker``, made at the process's first
+    server, with the affinity of the thread that made it) the calling thread's CPUs: started
+    after ``Runtime.isolate()``, they stay off the tick's CPU even if an earlier server made them."""
+    import os
+    try:
+        cpus = os.sched_getaffinity(0)
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read().startswith("tokio-rt"):
+                    os.sched_setaffinity(int(tid), cpus)
+    except OSError:
+        pass                          # not Linux, or refused: the threads keep the CPUs they had
+
+
 class _Bounded:
     """A FIFO of row arrays holding at most ``capacity`` rows; the oldest beyond are dropped."""
 
@@ -193,7 +211,8 @@ class LiveView:
     session's time, every column kept; ``buffer_rows``: decimated rows waiting at most;
     ``start_ns``: the session's start on the wall clock [ns since the epoch] (default: set from
     the first row, now minus its ``t``).  Call it (or :meth:`write`) with each batch of rows in
-    ``TELEMETRY_COLUMNS`` order, from one thread; :meth:`close` stops the server.
+    ``TELEMETRY_COLUMNS`` order, from one thread; :meth:`close` stops the server.  Start it
+    after ``Runtime.isolate()``: its thread and the SDK's take the starting thread's CPUs.
     """
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, rate_Hz: float = DEFAULT_RATE_HZ,
@@ -212,6 +231,7 @@ class LiveView:
                                                  message_backlog_size=client_backlog)
         except Exception as e:           # the SDK raises RuntimeError("FoxgloveError: ...") for a bind
             raise LiveViewError(f"live view: cannot serve on {host}:{port} ({_bind_error(e)})") from None
+        _keep_sdk_threads_here()
         self.port = int(self._server.port)
         self._telemetry = foxglove.Channel(_TELEMETRY.topic, schema=dict(_TELEMETRY.schema), context=self._context)
         self._events = foxglove.Channel(_EVENTS.topic, schema=dict(_EVENTS.schema), context=self._context)
@@ -312,7 +332,9 @@ class LiveView:
                 if not watched:                  # nobody subscribed: do not spend the CPU encoding
                     self.unwatched += len(part)
                     continue
-                for row in part.tolist():
+                for i, row in enumerate(part.tolist()):
+                    if i % YIELD_ROWS == YIELD_ROWS - 1:
+                        time.sleep(0)            # hand the GIL over: the pump waits for no batch of ours
                     t = row[_T]
                     log_ns = start_ns + int(round(t * 1e9)) if math.isfinite(t) else time.time_ns()
                     self._telemetry.log(channels.encode_telemetry(row), log_time=max(log_ns, 0))
