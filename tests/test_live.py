@@ -141,6 +141,7 @@ def test_the_schemas_advertised_are_the_session_records(view):
     viewer = Viewer(view.url)
     try:
         assert set(viewer.channels) == {"/telemetry", "/events"}
+        assert viewer.server_info["capabilities"] == []      # read-only: no parameters, services, publish
         for topic, ch in viewer.channels.items():
             ours = channels.CHANNEL[topic]
             assert ch["schemaName"] == ours.schema_name
@@ -317,7 +318,7 @@ def test_a_stalled_viewer_blocks_neither_the_sink_nor_the_other_viewers():
 
 
 @pytest.mark.realtime
-def test_the_sink_costs_well_under_a_millisecond_a_batch_with_a_stalled_viewer():
+def test_the_sink_stays_within_milliseconds_a_batch_with_a_stalled_viewer():
     view = live.LiveView("127.0.0.1", 0)
     try:
         probe = Viewer(view.url)
@@ -492,3 +493,54 @@ def test_ankle_sim_realtime_live_serves_the_walk(tmp_path):
     result = json.loads(out)
     assert result["realtime"]["live"]["published"] >= 400
     assert result["realtime"]["live"]["rows_kept"] >= 900              # ~5 s at 200 Hz
+
+
+@pytest.mark.realtime
+def test_ankle_run_serves_the_live_view_its_config_asks_for_and_runs_on_when_the_port_is_taken(tmp_path):
+    from test_runtime import _Served
+    served = _Served()
+    try:
+        port = _free_port()
+        cfg = served.config(tmp_path, f"""
+            [live]
+            port = {port}
+            rate_Hz = 100
+        """)
+        proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "run", "--config", str(cfg),
+                                 "--duration", "4"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        viewer = None
+        try:
+            deadline = time.monotonic() + 60
+            while viewer is None:
+                try:
+                    viewer = Viewer(f"ws://127.0.0.1:{port}")
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                    time.sleep(0.1)
+            viewer.subscribe("/telemetry")
+            got = viewer.messages(lambda g: len(g) >= 150, timeout_s=20)
+            rows = np.array([channels.decode_telemetry(p) for _, _, p in got])
+            assert len(rows) >= 150 and np.median(np.diff(rows[:, COLUMN["t"]])) == pytest.approx(0.01, abs=1e-4)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if viewer is not None:
+                viewer.close()
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0, err
+        assert f"live view: ws://127.0.0.1:{port} (Foxglove > Open connection > Foxglove WebSocket), " \
+               f"/telemetry at 100 Hz and /events" in out
+        # the same port taken: one line, and the controller runs its 2 s all the same
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", port))
+            busy.listen(1)
+            out = subprocess.run([sys.executable, "-m", "controller.cli", "run", "--config", str(cfg),
+                                  "--duration", "2"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert f"live view: cannot serve on 127.0.0.1:{port} (address already in use); running without it" \
+            in out.stdout.splitlines()
+        assert "driver switched off" in out.stdout
+    finally:
+        served.stop()
