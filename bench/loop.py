@@ -15,6 +15,9 @@ safety, write = encode and send).
 - ``console``: every telemetry row is formatted as a text line and streamed over
   a real pseudo-terminal to a client process reading it with pyserial.
 
+``--live PORT`` serves each run's live view (controller/records/live.py) on loopback, as
+``ankle sim --realtime --live PORT`` does; ``python -m bench.live --watch PORT`` is a viewer for it.
+
 Real-time settings: the tick SCHED_FIFO 80 on CPU 1, the simulated devices
 SCHED_FIFO 70 on CPU 0, mlockall, 1 ns timer slack; ``--spin-us`` (default
 200) polls the clock for that long before each deadline, which buys back the
