@@ -80,8 +80,11 @@ setup(
         "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require={
-        "test": ["pytest>=7.0", "hypothesis>=6.80", "odrive_can>=2.1"],
+        # the live view's tests serve it and read it back with a real WebSocket client
+        "test": ["pytest>=7.0", "hypothesis>=6.80", "odrive_can>=2.1", "foxglove-sdk>=0.30", "websockets>=13"],
         "plot": ["matplotlib>=3.6"],
+        # the live view in Foxglove (controller/records/live.py); the board runs without it
+        "live": ["foxglove-sdk>=0.30"],
     },
     entry_points={"console_scripts": ["ankle=controller.cli:main"]},
     zip_safe=False,

@@ -15,6 +15,9 @@ safety, write = encode and send).
 - ``console``: every telemetry row is formatted as a text line and streamed over
   a real pseudo-terminal to a client process reading it with pyserial.
 
+``--live PORT`` serves each run's live view (controller/records/live.py) on loopback, as
+``ankle sim --realtime --live PORT`` does; ``python -m bench.live --watch PORT`` is a viewer for it.
+
 Real-time settings: the tick SCHED_FIFO 80 on CPU 1, the simulated devices
 SCHED_FIFO 70 on CPU 0, mlockall, 1 ns timer slack; ``--spin-us`` (default
 200) polls the clock for that long before each deadline, which buys back the
@@ -28,6 +31,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from typing import Optional
 
 import numpy as np
 
@@ -113,7 +118,7 @@ class _ConsoleStream:
 
 
 def run_config(name: str, seconds: float, rate_Hz: float, spin_us: float, io: str = "auto",
-               cpu_latency_us: int = 0) -> dict:
+               cpu_latency_us: int = 0, live_port: Optional[int] = None) -> dict:
     """One configuration: walk in real time for ``seconds``, return the figures."""
     from sim.realtime import DeviceSpec, run
     tick_rt = RealtimeSpec(priority=80, cpus=(1,), lock_memory=True, timer_slack_ns=1,
@@ -133,7 +138,7 @@ def run_config(name: str, seconds: float, rate_Hz: float, spin_us: float, io: st
     try:
         result = run(duration_s=seconds, params=params, realtime=tick_rt,
                      device=DeviceSpec(realtime=device_rt), sinks=[console] if console else (),
-                     on_start=on_start, io=io)
+                     on_start=on_start, io=io, live=_live(live_port))
     finally:
         if hog is not None:
             hog.halt.set()
@@ -143,6 +148,8 @@ def run_config(name: str, seconds: float, rate_Hz: float, spin_us: float, io: st
     tel = result.telemetry
     faults = int(np.bitwise_or.reduce(tel[:, COL["faults"]].astype(np.int64))) if len(tel) else 0
     out = {"config": name, "seconds": seconds, **timing_figures(result), "faults": fault_names(faults)}
+    if "live" in result.device:
+        out["live"] = result.device["live"]
     if hog is not None:
         out["hog_loops"] = hog.loops
     if console is not None:
@@ -150,6 +157,14 @@ def run_config(name: str, seconds: float, rate_Hz: float, spin_us: float, io: st
         out["console_lines_dropped"] = console.lines_dropped
         out["console_lines_received"] = console.close()
     return out
+
+
+def _live(port: Optional[int]):
+    """``--live PORT``: the live view served as in ``ankle sim --realtime --live PORT``."""
+    if port is None:
+        return None
+    from controller.records.live import LiveSpec
+    return LiveSpec(port=port)
 
 
 def _kernel() -> str:
@@ -171,6 +186,8 @@ def main(argv=None) -> None:
                         "instead of halting); -1 leaves it")
     p.add_argument("--io", choices=("auto", "python-can"), default="auto",
                    help="the tick's CAN I/O: the GIL-free link (auto) or python-can's socketcand client")
+    p.add_argument("--live", type=int, default=None, metavar="PORT",
+                   help="serve each run's live view on ws://127.0.0.1:PORT (controller/records/live.py)")
     args = p.parse_args(argv)
     chosen = [c.strip() for c in args.configs.split(",") if c.strip()]
     bad = [c for c in chosen if c not in CONFIGS]
@@ -182,10 +199,10 @@ def main(argv=None) -> None:
         p.error("--rate must be in 100..2000 Hz (the loop.rate_Hz parameter's range)")
     if not 0.0 <= args.spin_us < 1e6 / args.rate:
         p.error("--spin-us must be in 0..one period")
-    results = [run_config(c, args.seconds, args.rate, args.spin_us, args.io, args.cpu_latency_us)
+    results = [run_config(c, args.seconds, args.rate, args.spin_us, args.io, args.cpu_latency_us, args.live)
                for c in chosen]
     summary = {"benchmark": "loop", "spin_us": args.spin_us, "cpu_latency_us": args.cpu_latency_us,
-               "io": args.io, "kernel": _kernel(), "configs": results}
+               "io": args.io, "live_port": args.live, "kernel": _kernel(), "configs": results}
     by = {r["config"]: r for r in results}
     if "idle" in by and "hog" in by and by["idle"]["lateness"].get("p99_us"):
         summary["hog_over_idle_p99"] = round(by["hog"]["lateness"]["p99_us"] / by["idle"]["lateness"]["p99_us"], 2)

@@ -29,7 +29,7 @@ from controller.runtime.process import RealtimeSpec, Runtime, RuntimeSpec, Telem
 from hal.errors import ConfigError
 
 __all__ = ["realtime_spec", "runtime_spec", "run_duration_s", "load_params", "open_logs", "run_board",
-           "LatestRow", "state_directory", "session_of", "StrideTap"]
+           "LatestRow", "state_directory", "session_of", "StrideTap", "live_spec"]
 
 
 
@@ -169,6 +169,15 @@ class StrideTap:
                     target.stride(stride.t_heel_strike_s, fields)
 
 
+def live_spec(cfg: RunConfig):
+    """The live view ``[live]`` asks for (:class:`controller.records.live.LiveSpec`), None when
+    ``port`` is 0 (the default)."""
+    if cfg.live.port == 0:
+        return None
+    from controller.records.live import LiveSpec
+    return LiveSpec(port=cfg.live.port, host=cfg.live.host, rate_Hz=cfg.live.rate_Hz)
+
+
 def state_directory(cfg: RunConfig) -> Optional[Path]:
     """Where the audit log (and the console's PIN and profiles) live: ``[console] state_directory``,
     else the ``[params] file``'s directory, with or without a console port (the symmetry
@@ -303,6 +312,12 @@ def run_board(cfg: RunConfig, *, duration_s: Optional[float] = None, say: Callab
         ready = runtime.start()
         for line in ready["warnings"] + runtime.isolate():
             say(line)
+        if cfg.live.port:            # one more sink; after isolate(): its threads stay off the tick CPU
+            from controller.records.live import open_live_view
+            view = open_live_view(live_spec(cfg), say)
+            if view is not None:
+                sinks.append(view)
+                closers.append(view.close)
         s = ready["settings"]
         say(f"tick process: {s['policy']} priority {s['priority']}, CPUs {s['cpus']}, "
             f"I/O {ready['io']}, {params['loop.rate_Hz']:g} Hz, drive {spec.driver}")

@@ -156,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--spin-us", type=_bounded(float, 0.0, 900.0, "us"), default=0.0, metavar="US",
                    help="with --realtime: poll the clock for this long before each deadline (buys back a "
                         "non-RT kernel's wake-up latency for that much CPU; default 0)")
+    s.add_argument("--live", type=_bounded(int, 1, 65535, ""), default=None, metavar="PORT",
+                   help="with --realtime: serve the session live to Foxglove on ws://127.0.0.1:PORT (Open "
+                        "connection > Foxglove WebSocket; needs the extra 'live', foxglove-sdk)")
     s.add_argument("--can-log", type=_writable, metavar="F.blf|F.asc",
                    help="also record the raw CAN traffic (python-can BLF or ASC); in lock-step the frames "
                         "are stamped with the simulated time")
@@ -272,6 +275,13 @@ def _cmd_sim(args) -> int:
     if args.bus is not None and (args.realtime or args.serve):
         raise UsageError(f"--bus is the lock-step bus; {'--serve' if args.serve else '--realtime'} runs "
                          f"over socketcand on loopback")
+    if args.live is not None:
+        if not args.realtime or args.serve:
+            raise UsageError("--live needs --realtime: a lock-step walk runs faster than a viewer can follow"
+                             if not args.serve else "--live serves the controller's session: not with --serve")
+        from controller.records.live import available, MISSING_MESSAGE
+        if not available():
+            raise UsageError(f"--live: {MISSING_MESSAGE.split(': ', 1)[1]}")
     if args.serve:
         return _cmd_serve(args)
     if args.realtime and args.duration > REALTIME_MAX_S:
@@ -478,6 +488,14 @@ def _symmetry_summary(run) -> dict:
             "sound_side": sorted({s.sound_source for s in strides})}
 
 
+def _live_spec(args):
+    """``--live PORT``: the live view on loopback at the default rate (``[live]`` of ``ankle run``)."""
+    if args.live is None:
+        return None
+    from controller.records.live import LiveSpec
+    return LiveSpec(port=args.live)
+
+
 def _realtime_run(args, params, boot_faults):
     """``ankle sim --realtime``: the three-process session, as a SimRun and its timing figures."""
     import os
@@ -518,7 +536,8 @@ def _realtime_run(args, params, boot_faults):
                           sinks=sinks, boot_faults=boot_faults,
                           can_log=str(args.can_log.in_place()) if args.can_log else None,
                           on_start=console.start if console is not None else None,
-                          adaptation=adaptation.component if adaptation is not None else None)
+                          adaptation=adaptation.component if adaptation is not None else None,
+                          live=_live_spec(args), say=lambda line: print(line, file=sys.stderr, flush=True))
         if csv_log is not None and hasattr(csv_log, "stride"):
             _strides_into(csv_log, realtime.as_sim_run(rt, params).telemetry, args.mass)
     finally:
@@ -529,6 +548,8 @@ def _realtime_run(args, params, boot_faults):
         if adaptation is not None:
             adaptation.close()
     timing = realtime.timing_figures(rt)
+    if "live" in rt.device:
+        timing["live"] = rt.device["live"]
     if args.can_log:
         timing["can_frames_logged"] = rt.device.get("can_frames_logged", 0)
     return realtime.as_sim_run(rt, params), timing, adaptation

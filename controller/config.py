@@ -10,6 +10,7 @@ commented example)::
     [params]       the saved parameter file
     [console]      the prosthetists' serial console
     [log]          the session record, its rotation and the log directory's budget
+    [live]         the live view in Foxglove (off by default)
 
 Every key is checked for type and range when the file is loaded, and unknown sections and keys
 are refused (a typo must not silently fall back to a default).  Every key it accepts changes what
@@ -56,7 +57,7 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib
 
 __all__ = ["RunConfig", "DriverConfig", "LoopConfig", "RealtimeConfig",
-           "ParamsConfig", "ConsoleConfig", "LogConfig", "BAUDRATES", "LOG_CAN_FORMATS", "LOG_FORMATS",
+           "ParamsConfig", "ConsoleConfig", "LogConfig", "LiveConfig", "BAUDRATES", "LOG_CAN_FORMATS", "LOG_FORMATS",
            "load_config", "parse_config"]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -390,6 +391,40 @@ class LogConfig:
     reserve_mb: float = _checked(_number(0, 1_000_000, "MB"), default=500.0)
 
 
+_HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def _listen_host(name: str, value: Any, base: Path) -> str:
+    """An address to listen on: an IPv4 or IPv6 address, or a host name."""
+    import ipaddress
+    if isinstance(value, str):
+        try:
+            ipaddress.ip_address(value)
+            return value
+        except ValueError:
+            if _HOST_NAME.fullmatch(value):
+                return value
+    raise ConfigError(f"{name}: must be an IP address or a host name to listen on (\"127.0.0.1\", "
+                      f"the default, serves this machine only), got {_show(value)}")
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """``[live]``: the live view in Foxglove (``controller.records.live``; needs the extra ``live``).
+
+    port: the TCP port of its WebSocket server, 1..65535 (Foxglove's default is 8765); 0, the
+    default: no live view.
+    host: the address it listens on; "127.0.0.1" (the default) serves this machine only (reach
+    it over an SSH tunnel); "0.0.0.0" serves every network the board is on, unauthenticated.
+    rate_Hz: telemetry rows served per second, every column kept [Hz], 1..1000 (default 200).
+    """
+
+    port: int = _checked(_integer(1, 65535, " (a TCP port)", "for no live view (the default)"), default=0)
+    host: str = _checked(_listen_host, default="127.0.0.1")
+    rate_Hz: float = _checked(_number(1.0, 1000.0, "Hz"), default=200.0)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything ``ankle run`` needs, checked: one frozen record per config section.
@@ -405,6 +440,7 @@ class RunConfig:
     params: ParamsConfig = field(default_factory=ParamsConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain data for printing (``ankle run --check-config``): sections as dicts, paths as
@@ -432,6 +468,7 @@ def _plain(value: Any) -> Any:
 _SECTIONS: Dict[str, type] = {
     "bus": BusConfig, "driver": DriverConfig, "loop": LoopConfig,
     "realtime": RealtimeConfig, "params": ParamsConfig, "console": ConsoleConfig, "log": LogConfig,
+    "live": LiveConfig,
 }
 
 

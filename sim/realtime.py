@@ -265,7 +265,7 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         realtime: RealtimeSpec = RealtimeSpec.none(), sinks: Sequence[Callable[[np.ndarray], None]] = (),
         on_start: Optional[Callable[[Runtime, DeviceProcess], None]] = None,
         boot_faults: int = 0, can_log: Optional[str] = None, io: str = "auto",
-        adaptation=None) -> RealtimeRun:
+        adaptation=None, live=None, say: Optional[Callable[[str], None]] = None) -> RealtimeRun:
     """Walk the simulated wearer in real time for ``duration_s`` on the three-process stack.
 
     ``sinks`` get every telemetry batch (:class:`controller.runtime.process.TelemetryPump`);
@@ -274,7 +274,10 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
     suffix) through a connection of its own to the devices' bus.  ``io``: the tick's I/O
     (:attr:`controller.runtime.process.RuntimeSpec.io`).  ``adaptation``: a
     :class:`controller.symmetry.adaptation.SymmetryAdaptation`, bound to the runtime and fed as a
-    sink from the first row, as ``ankle run`` does (the caller closes it).
+    sink from the first row, as ``ankle run`` does (the caller closes it).  ``live``: a
+    :class:`controller.records.live.LiveSpec` to serve the session to Foxglove as one more sink
+    (a port that will not open, or no foxglove-sdk: one line through ``say``, default stderr, the
+    walk goes on).
     """
     from hal.drives import load
     params = (params or ParamSet(load(device.driver, "sim_params"))).with_values({"wearer.mass_kg": device.mass_kg})
@@ -283,7 +286,7 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
     device = DeviceSpec(**{**device.__dict__, "rate_Hz": rate_Hz, "duration_s": duration_s + 60.0,
                            "truth_s": duration_s + 30.0})
     devices = DeviceProcess(device)
-    runtime = traffic = None
+    runtime = traffic = view = None
     affinity = os.sched_getaffinity(0)      # Runtime.isolate narrows it for the session
     try:
         port = devices.start()
@@ -301,6 +304,11 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         runtime = Runtime(spec, params)
         ready = runtime.start()
         ready["warnings"] = ready["warnings"] + runtime.isolate()
+        if live is not None:            # after isolate(): the view's threads stay off the tick's CPU
+            from controller.records.live import open_live_view
+            view = open_live_view(live, say or (lambda line: print(line, file=sys.stderr, flush=True)))
+            if view is not None:
+                sinks = [*sinks, view]
         recorder = TelemetryRecorder(int(duration_s * rate_Hz) + 1000, runtime.shared.width)
         if adaptation is not None:
             adaptation.bind(runtime)
@@ -324,6 +332,8 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
             traffic.stop()
             record["can_frames_logged"] = traffic.frames
         record["host_offset_ticks"] = int(periods)
+        if view is not None:
+            record["live"] = view.stats()
         truth = record.pop("truth")[periods:]
         return RealtimeRun(recorder.rows.copy(), truth, record.pop("strides"), stats, summary,
                            ready, record, wall, rate_Hz)
@@ -331,6 +341,8 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         os.sched_setaffinity(0, affinity)
         if traffic is not None:
             traffic.stop()
+        if view is not None:
+            view.close()
         if runtime is not None and runtime.process.is_alive():
             runtime.process.kill()
         devices.kill()

@@ -150,7 +150,7 @@ def test_result_is_frozen_and_prints_as_plain_data():
         cfg.driver = None
     d = cfg.to_dict()
     assert json.loads(json.dumps(d)) == d
-    assert list(d) == ["source", "bus", "driver", "loop", "realtime", "params", "console", "log"]
+    assert list(d) == ["source", "bus", "driver", "loop", "realtime", "params", "console", "log", "live"]
     assert d["realtime"]["cpus"] == [0, 1]
     assert d["params"]["file"] == "/x/p.params"
     assert d["bus"]["interface"] == "virtual"
@@ -275,6 +275,15 @@ BAD = [
     ("log.rotate_min", {"log.rotate_min": "60"}, "log.rotate_min: must be a number in 1..10080 min"),
     ("log.budget_gb", {"log.budget_gb": -1.0}, "log.budget_gb: must be a number in 0.01..1e+06 GB"),
     ("log.reserve_mb", {"log.reserve_mb": float("nan")}, "log.reserve_mb: must be a number in 0..1e+06 MB"),
+    ("live.port", {"live.port": 70000}, "live.port: must be an integer in 1..65535 (a TCP port), or 0 for no "
+                                        "live view (the default), got 70000"),
+    ("live.port", {"live.port": "8765"}, "live.port: must be an integer in 1..65535"),
+    ("live.port", {"live.port": -1}, "live.port: must be an integer in 1..65535"),
+    ("live.host", {"live.host": ""}, "live.host: must be an IP address or a host name to listen on"),
+    ("live.host", {"live.host": "local host"}, "live.host: must be an IP address or a host name"),
+    ("live.host", {"live.host": 127}, "live.host: must be an IP address or a host name"),
+    ("live.rate_Hz", {"live.rate_Hz": 0}, "live.rate_Hz: must be a number in 1..1000 Hz, got 0"),
+    ("live.rate_Hz", {"live.rate_Hz": math.inf}, "live.rate_Hz: must be a number in 1..1000 Hz"),
 ]
 
 
@@ -338,7 +347,7 @@ def test_unknown_section_is_named_with_the_known_ones():
         parse(doc)
     msg = str(info.value)
     assert msg.startswith("realtme: unknown section (known: bus, driver, loop, realtime, "
-                          "params, console, log)"), msg
+                          "params, console, log, live)"), msg
     assert "did you mean 'realtime'?" in msg
 
 
@@ -430,7 +439,7 @@ def test_absolute_paths_are_kept_and_labels_resolve_against_cwd(tmp_path, monkey
 
 # --- arbitrary documents: a ConfigError or a RunConfig, nothing else ------------------------------
 
-SECTIONS = ["bus", "driver", "sensor_node", "loop", "realtime", "params", "console", "log"]
+SECTIONS = ["bus", "driver", "sensor_node", "loop", "realtime", "params", "console", "log", "live"]
 KEYS = ["interface", "channel", "bitrate", "receive_own_messages", "host", "port", "model", "id", "type",
         "reply_id", "timeout_s", "range_overrides", "status_period_s", "rate_Hz", "duration_s",
         "priority", "cpus", "lock_memory", "timer_slack_ns", "freeze_gc", "spin_ns", "cpu_latency_us", "file",

@@ -3,7 +3,8 @@
 ``ankle run --config FILE`` (``controller.board.run_board``) builds what it runs with from the loaded
 configuration through these, and only these: ``runtime_spec`` (the tick's process: bus, driver,
 real-time settings), ``run_duration_s``, ``load_params`` (the parameter set, from ``[params] file``),
-``open_logs`` (the session log and the CAN log) and ``_BoardConsole`` (the serial console).  The test
+``open_logs`` (the session log and the CAN log), ``_BoardConsole`` (the serial console) and
+``live_spec`` (the live view it serves, ``controller.records.live``; tests/test_live.py serves one).  The test
 walks every key the schema accepts, sets it to another valid value, and checks that what those build
 differs: real files in a temporary directory, a real virtual CAN bus for the CAN log, a real pyserial
 ``loop://`` port for the console.  A key no consumer reads (the old ``[sensor_node] status_period_s``)
@@ -20,7 +21,8 @@ import can
 import pytest
 
 from controller.params import store as paramstore
-from controller.board import _BoardConsole, load_params, open_logs, realtime_spec, run_duration_s, runtime_spec
+from controller.board import (_BoardConsole, live_spec, load_params, open_logs, realtime_spec, run_duration_s,
+                              runtime_spec)
 from controller.config import RealtimeConfig, parse_config
 from controller.params.registry import ParamSet, by_name
 from controller.runtime.process import RealtimeSpec
@@ -45,7 +47,7 @@ def what_ankle_run_runs_with(cfg, tmp):
     said = []
     params, boot_faults = load_params(cfg, said.append)
     out = {"spec": runtime_spec(cfg, boot_faults), "duration_s": run_duration_s(cfg),
-           "params": tuple(params.vector()), "boot_faults": boot_faults}
+           "params": tuple(params.vector()), "boot_faults": boot_faults, "live": live_spec(cfg)}
     sinks, closers = open_logs(cfg, cfg.bus, "STAMP", said.append)
     try:
         out["log_sinks"] = len(sinks)
@@ -111,6 +113,9 @@ CASES = {
     "log.rotate_min": ({"log.directory": "{tmp}/logs"}, 5.0),
     "log.budget_gb": ({"log.directory": "{tmp}/logs"}, 1.0),
     "log.reserve_mb": ({"log.directory": "{tmp}/logs"}, 100.0),
+    "live.port": ({}, 8765),
+    "live.host": ({"live.port": 8765}, "0.0.0.0"),
+    "live.rate_Hz": ({"live.port": 8765}, 100.0),
 }
 
 
@@ -144,7 +149,7 @@ def test_every_key_changes_what_ankle_run_runs_with(tmp_path, monkeypatch, key):
 
 # --- refused keys ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("section", ["bus", "driver", "loop", "realtime", "params", "console", "log"])
+@pytest.mark.parametrize("section", ["bus", "driver", "loop", "realtime", "params", "console", "log", "live"])
 def test_an_unknown_key_in_any_section_is_refused_in_one_line(tmp_path, section):
     with pytest.raises(ConfigError) as info:
         _config({f"{section}.no_such_key": 1}, tmp_path)
@@ -176,7 +181,7 @@ def test_an_old_sensor_node_status_period_is_refused_as_unknown(tmp_path):
         _config({"sensor_node.status_period_s": 0.02}, tmp_path)
     msg = str(info.value)
     assert msg.startswith("sensor_node: unknown section (known: bus, driver, loop, realtime, params, "
-                          "console, log)"), msg
+                          "console, log, live)"), msg
     assert "\n" not in msg
 
 
