@@ -36,10 +36,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from controller.kernels import telemetry
+from controller.kernels.faults import FAULTS, MODE_TABLE, WARNINGS
 
 __all__ = ["Channel", "CHANNELS", "CHANNEL", "TELEMETRY_DIGITS", "UNIT_DIGITS", "COLUMN_DIGITS", "UNIT_TEXT",
            "encode_telemetry", "encode_telemetry_block", "decode_telemetry", "encode_json", "telemetry_schema",
-           "telemetry_digits", "COLUMN_RESOLUTION"]
+           "telemetry_digits", "COLUMN_RESOLUTION", "events_of"]
 
 #: Significant digits of a physical telemetry value whose unit :data:`UNIT_DIGITS` does not list.
 TELEMETRY_DIGITS = 7
@@ -215,3 +216,63 @@ def encode_json(obj: Mapping[str, Any]) -> bytes:
             return [clean(x) for x in v]
         return v
     return json.dumps(clean(dict(obj)), separators=(",", ":"), allow_nan=False).encode()
+
+
+# ---- /events: what changed in the fault, warning and mode words ---------------------------------
+
+_FAULTS_COL = telemetry.COLUMN["faults"]
+_WARNINGS_COL = telemetry.COLUMN["warnings"]
+_MODE_COL = telemetry.COLUMN["mode"]
+_FAULT_BY_BIT = {f.bit: f for f in FAULTS}
+_WARNING_BY_BIT = {w.bit: w for w in WARNINGS}
+_MODE_BY_VALUE = {m.value: m for m in MODE_TABLE}
+
+
+def _bits(word: int):
+    return [b for b in range(64) if word >> b & 1]
+
+
+def events_of(rows: np.ndarray, state: Optional[Dict[str, int]] = None):
+    """The events of telemetry ``rows`` (TELEMETRY_COLUMNS order) as (t, kind, name, text), in
+    order; ``state`` (updated) carries the last faults, warnings and mode from the batch before
+    (empty: the first row's faults and warnings are events, and its mode)."""
+    state = {} if state is None else state
+    out = []
+    if not len(rows):
+        return out
+    cols = {"faults": _FAULTS_COL, "warnings": _WARNINGS_COL, "mode": _MODE_COL}
+    values = {}
+    for key, j in cols.items():
+        col = rows[:, j]
+        # a word that is no whole number in 0..2**62 (NaN, a damaged row): "unknown" (-1)
+        good = np.isfinite(col) & (col >= 0) & (col <= 2.0 ** 62) & (col == np.trunc(np.where(np.isfinite(col), col, 0)))
+        v = np.where(good, col, -1).astype(np.int64)
+        values[key] = v
+    changed = np.zeros(len(rows), dtype=bool)
+    for key, v in values.items():
+        prev = np.concatenate(([state.get(key, 0 if key != "mode" else -2)], v[:-1]))
+        changed |= v != prev
+    for i in np.flatnonzero(changed):
+        t = float(rows[i, _T])
+        for key in ("faults", "warnings"):
+            new, old = int(values[key][i]), state.get(key, 0)
+            if new == old:
+                continue
+            table = _FAULT_BY_BIT if key == "faults" else _WARNING_BY_BIT
+            kind = "fault" if key == "faults" else "warning"
+            new_bits = set(_bits(new)) if new >= 0 else set()
+            old_bits = set(_bits(old)) if old >= 0 else set()
+            for on, bits in ((True, sorted(new_bits - old_bits)), (False, sorted(old_bits - new_bits))):
+                for b in bits:
+                    entry = table.get(b)
+                    name = entry.name if entry is not None else f"bit {b}"
+                    text = entry.advice if entry is not None else f"an unknown {kind} bit {b} (a newer release?)"
+                    out.append((t, f"{kind}_{'on' if on else 'off'}", name, text))
+            state[key] = new
+        new_mode = int(values["mode"][i])
+        if new_mode != state.get("mode", -2):
+            mode = _MODE_BY_VALUE.get(new_mode)
+            out.append((t, "mode", mode.name if mode is not None else f"mode {new_mode}",
+                        mode.meaning if mode is not None else "an unknown mode value"))
+            state["mode"] = new_mode
+    return out

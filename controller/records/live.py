@@ -37,12 +37,11 @@ from typing import Callable, Deque, Dict, List, Optional
 
 import numpy as np
 
-from controller.kernels import faults as _faults
 from controller.kernels.telemetry import COLUMN as _COL, TELEMETRY_COLUMNS
 from controller.records import channels
 
 __all__ = ["LiveView", "LiveSpec", "LiveViewError", "LiveViewUnavailable", "open_live_view",
-           "import_foxglove", "available", "transition_events", "decimate", "DEFAULT_RATE_HZ", "DEFAULT_HOST",
+           "import_foxglove", "available", "decimate", "DEFAULT_RATE_HZ", "DEFAULT_HOST",
            "DEFAULT_PORT", "MISSING_MESSAGE"]
 
 #: Telemetry rows served per second of the session's time (every column of each kept row).
@@ -72,8 +71,6 @@ _STATE = [_MODE, _FAULTS, _WARNINGS]
 _WIDTH = len(TELEMETRY_COLUMNS)
 _TELEMETRY = channels.CHANNEL["/telemetry"]
 _EVENTS = channels.CHANNEL["/events"]
-_ADVICE = {e.name: e.advice for e in (*_faults.FAULTS, *_faults.WARNINGS)}
-_MODE_MEANING = {m.value: (m.name, m.meaning) for m in _faults.MODE_TABLE}
 
 
 class LiveViewError(RuntimeError):
@@ -110,27 +107,6 @@ class LiveSpec:
     port: int
     host: str = DEFAULT_HOST
     rate_Hz: float = DEFAULT_RATE_HZ
-
-
-def transition_events(before: Optional[np.ndarray], after: np.ndarray) -> List[Dict[str, object]]:
-    """The ``/events`` messages (as dicts) for the state change from row ``before`` to row ``after``
-    (``None``: the first row seen, whose set bits and mode are all news).  Order: faults cleared,
-    faults latched, warnings off, warnings on, then the mode."""
-    t = float(after[_T])
-    out: List[Dict[str, object]] = []
-    old_f = 0 if before is None else int(before[_FAULTS])
-    old_w = 0 if before is None else int(before[_WARNINGS])
-    new_f, new_w = int(after[_FAULTS]), int(after[_WARNINGS])
-    for kind, word, table in (("fault_off", old_f & ~new_f, None), ("fault_on", new_f & ~old_f, None),
-                              ("warning_off", old_w & ~new_w, _faults.WARNING_BITS),
-                              ("warning_on", new_w & ~old_w, _faults.WARNING_BITS)):
-        for name in _faults.fault_names(word, table):
-            out.append({"t": t, "kind": kind, "name": name, "text": _ADVICE.get(name, "")})
-    mode = int(after[_MODE])
-    if before is None or int(before[_MODE]) != mode:
-        name, meaning = _MODE_MEANING.get(mode, (f"mode{mode}", "a mode this release does not know"))
-        out.append({"t": t, "kind": "mode", "name": name, "text": meaning})
-    return out
 
 
 def decimate(t: np.ndarray, rate_Hz: float, last_bucket: float = -math.inf):
@@ -250,7 +226,7 @@ class LiveView:
         self.events_published = 0
         self.unwatched = 0                   # rows taken while no viewer subscribed (not encoded)
         self.publish_errors = 0
-        self._state_seen: Optional[np.ndarray] = None
+        self._event_state: dict = {}       # channels.events_of's memory of the words last seen
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-view", daemon=True)
         self._thread.start()
@@ -319,14 +295,13 @@ class LiveView:
         start_ns = self.start_ns or 0
         try:
             for part in changes:
-                for row in part:
-                    before, self._state_seen = self._state_seen, row
-                    events = transition_events(before, row)
+                # the one derivation of /events, the session file's too
+                for t, kind, name, text in channels.events_of(part, self._event_state):
                     if self._events.has_sinks():
-                        log_ns = start_ns + int(round(float(row[_T]) * 1e9))
-                        for ev in events:
-                            self._events.log(channels.encode_json(ev), log_time=log_ns)
-                            self.events_published += 1
+                        log_ns = start_ns + int(round(t * 1e9))
+                        self._events.log(channels.encode_json({"t": t, "kind": kind, "name": name, "text": text}),
+                                         log_time=log_ns)
+                        self.events_published += 1
             watched = self._telemetry.has_sinks()
             for part in rows:
                 if not watched:                  # nobody subscribed: do not spend the CPU encoding
