@@ -5,8 +5,9 @@ The input is a simulated walk (``ankle sim --duration 60`` on the full stack: it
 the device's columns) repeated with ``t`` carried on at 1 kHz to the length wanted, written to a
 temporary directory (10^7 rows is about 2.3 GB of CSV: the free space is checked first, and a size
 that does not fit is skipped with the reason).  Each command runs in its own child process; its
-peak memory is the child's own peak resident set (``ru_maxrss`` from ``os.wait4``), its rate the
-rows over the child's wall time (process start and imports included).
+peak memory is the child's own peak resident set (its ``VmHWM`` at exit: ``ru_maxrss`` would carry
+the parent's peak over fork and exec), its rate the rows over the child's wall time (process start
+and imports included).
 
 ``--code DIR`` runs the commands from another checkout (e.g. the code before streaming:
 ``git worktree add /tmp/before 2b1866e`` and its extensions built or copied), so before and after
@@ -18,6 +19,7 @@ Prints figures, never pass/fail.  ``--json``: one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -55,17 +57,48 @@ def make_input(path: Path, rows: int, tmp: Path) -> None:
             f.write("".join([f"{k / 1000!r},{rest[k % m]}\n" for k in range(start, stop)]))
 
 
+#: Run a module as ``python -m`` does, and write the process's own peak resident set (VmHWM, kB) to
+#: the file named by BENCH_PEAK_FILE at exit.  ru_maxrss is not enough: Linux keeps the parent's
+#: peak across fork and exec in it, so a child of a large process (pytest) would report that.
+_PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+def _peak():
+    with open('/proc/self/status') as f:
+        kb = [line.split()[1] for line in f if line.startswith('VmHWM:')]
+    with open(os.environ['BENCH_PEAK_FILE'], 'w') as f:
+        f.write(kb[0] if kb else '')
+atexit.register(_peak)
+module = sys.argv[1]
+sys.argv = sys.argv[1:]
+runpy.run_module(module, run_name='__main__', alter_sys=True)
+"""
+
+
 def run_child(argv: List[str], code: Path) -> Dict[str, object]:
-    """Run ``argv`` in a child: wall seconds, its own peak RSS [MB], exit code, last error line."""
-    env = {**os.environ, "PYTHONPATH": str(code), "MPLBACKEND": "Agg"}
+    """Run ``argv`` (``python -m MODULE ...``) in a child: wall seconds, the child's own peak resident
+    memory [MB] (its VmHWM; ru_maxrss where /proc has none), exit code, last error line."""
+    fd, peak_file = tempfile.mkstemp(prefix="bench-peak-")
+    os.close(fd)
+    env = {**os.environ, "PYTHONPATH": str(code), "MPLBACKEND": "Agg", "BENCH_PEAK_FILE": peak_file}
+    if len(argv) > 2 and argv[1] == "-m":
+        argv = [argv[0], "-c", _PEAK_WRAPPER, *argv[2:]]
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        peak_kB = float(Path(peak_file).read_text() or "nan")
+    except (OSError, ValueError):
+        peak_kB = float("nan")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(peak_file)
+    if peak_kB != peak_kB:
+        peak_kB = usage.ru_maxrss
     lines = err.decode("utf-8", "replace").strip().splitlines()
-    return {"wall_s": round(wall, 3), "peak_MB": round(usage.ru_maxrss / 1024.0, 1), "exit": proc.returncode,
+    return {"wall_s": round(wall, 3), "peak_MB": round(peak_kB / 1024.0, 1), "exit": proc.returncode,
             "error": lines[-1][:300] if proc.returncode and lines else None}
 
 
