@@ -387,3 +387,28 @@ def test_logs_copy_json_and_bad_input(logdir, tmp_path, capsys):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("ankle logs: error: ") and "\n" not in err, err
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(1, 7999), max_size=6))
+def test_the_kernel_continues_across_calls(records, cuts):
+    """Replay.run over consecutive slices of a record is one call over all of it (nothing reset)."""
+    from controller.kernels._replay import Replay
+    _, _, cols = read_columns(records["imu"], INPUT_COLUMNS, may_be_empty=EMPTY_CELLS)
+    arrays = [np.asarray(cols[c]) for c in INPUT_COLUMNS]
+    n = len(arrays[0])
+
+    def outputs():
+        return [np.empty(n), np.empty(n, np.int8), np.empty(n, np.int8), np.empty(n, np.int8),
+                np.empty(n, np.int8), np.empty(n, np.uint32), np.empty(n, np.int8), np.empty(n, np.int8)]
+    one, parts = outputs(), outputs()
+    kernel = Replay()
+    kernel.configure(ParamSet())
+    kernel.run(*arrays, *one)
+    kernel = Replay()
+    kernel.configure(ParamSet())
+    bounds = [0, *sorted(set(cuts)), n]
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        kernel.run(*(x[a:b] for x in arrays), *(o[a:b] for o in parts))
+    for x, y in zip(one, parts):
+        assert np.array_equal(x, y)
