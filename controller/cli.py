@@ -1,4 +1,4 @@
-"""The ``ankle`` command: ``sim``, ``replay``, ``params``.
+"""The ``ankle`` command: ``sim``, ``replay``, ``report``, ``logs``, ``params``, ...
 
 Bad arguments and bad input (a file that is a directory, a device or too large, an
 unwritable output folder, a damaged log) get one line saying what is wrong and what is
@@ -108,6 +108,42 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _logs_parser(sub) -> None:
+    """``ankle logs list|export|copy``."""
+    g = sub.add_parser("logs", help="the sessions in the log directory: list, export (CSV, CAN), copy off the board",
+                       description="The session records (.mcap) and CSV logs in the log directory: list them, "
+                                   "export one as the replay contract's CSV or its CAN traffic as BLF/ASC, copy "
+                                   "them elsewhere (verified, never overwriting).")
+    gs = g.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--config", type=Path, metavar="FILE",
+                       help="the run configuration whose [log] directory holds the sessions")
+    ls = gs.add_parser("list", parents=[where], help="one line per session: start, duration, size, faults, profile",
+                       description="One line per session in the log directory (DIR, else --config's [log] "
+                                   "directory): start, duration, rows, size, the faults seen, the profile.")
+    ls.add_argument("directory", nargs="?", type=Path, metavar="DIR", help="the log directory")
+    ls.add_argument("--json", action="store_true", help="print one JSON object")
+    ex = gs.add_parser("export", parents=[where], help="a session as the replay contract's CSV, or its CAN traffic",
+                       description="Export a session (a path, or a name in --config's log directory): --csv "
+                                   "OUT.csv, the telemetry as the device's CSV log (the replay columns first); "
+                                   "--can OUT.blf|OUT.asc, the CAN channel (python-can BLF or ASC).  Streamed.")
+    ex.add_argument("session", type=Path, metavar="SESSION")
+    what = ex.add_mutually_exclusive_group(required=True)
+    what.add_argument("--csv", type=_writable, metavar="OUT.csv", help="the telemetry as a CSV log")
+    what.add_argument("--can", type=_writable, metavar="OUT.blf|OUT.asc", help="the CAN traffic")
+    ex.add_argument("--json", action="store_true", help="print one JSON object")
+    cp = gs.add_parser("copy", parents=[where], help="copy sessions into a directory, verified, never overwriting",
+                       description="Copy sessions (paths, or names in --config's log directory; --all: every "
+                                   "session there) into --to DIR: each copy fsynced, read back and checked "
+                                   "against the source's size and SHA-256; a name already taken by a different "
+                                   "file is refused before anything is copied.")
+    cp.add_argument("sessions", nargs="*", type=Path, metavar="SESSION")
+    cp.add_argument("--to", type=Path, required=True, metavar="DIR", help="where the copies go")
+    cp.add_argument("--all", action="store_true", help="every session in the log directory (--config, or --from)")
+    cp.add_argument("--from", dest="source_dir", type=Path, metavar="DIR", help="the log directory for --all")
+    cp.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ankle", description="Powered ankle-foot prosthesis controller.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -191,7 +227,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "or load cell is that sensor's frame not arriving (ankle_angle may be empty "
                                    "only where load is).  Adds phase, heel_strike, toe_off, walking; the summary "
                                    "names the sensor faults the device would have latched.")
-    r.add_argument("input", type=Path, metavar="IN.csv")
+    r.add_argument("input", type=Path, metavar="IN.csv|IN.mcap",
+                   help="a CSV recording or log, or an MCAP session record (by suffix); read a block at a "
+                        "time, whatever its length")
     r.add_argument("--out", type=_writable, required=True, metavar="OUT.csv")
     r.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), metavar="KG",
                    help="body mass in kg (default: the parameter default)")
@@ -202,7 +240,8 @@ def _parser() -> argparse.ArgumentParser:
                                    "`log start`, or ankle sim --log): stance-time and step-time symmetry "
                                    "indices, push-off work and peak power; a text summary, and with --out a "
                                    "figure with the ankle torque and power beside the able-bodied reference.")
-    y.add_argument("log", type=Path, metavar="LOG.csv")
+    y.add_argument("log", type=Path, metavar="LOG.csv|LOG.mcap",
+                   help="a session log (CSV) or session record (MCAP, by suffix); read a block at a time")
     y.add_argument("--out", type=_writable, metavar="REPORT.png", help="write the figure (needs matplotlib)")
     y.add_argument("--mass", type=_bounded(float, *MASS_RANGE_KG, "kg"), default=80.0, metavar="KG",
                    help="the wearer's body mass in kg (default 80): work and power per kg")
@@ -213,6 +252,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the push-off work target to show, in J/kg (default: from the parameters in force "
                         "as the log was recorded, at the speed the controller estimated)")
     y.add_argument("--json", action="store_true", help="print one JSON object (with every stride)")
+
+    _logs_parser(sub)
 
     b = sub.add_parser("run", help="run the controller on the device, from a TOML run configuration",
                        description="Run the controller as configured (bus, driver, loop rate, real-time "
@@ -794,6 +835,7 @@ def _cmd_report(args) -> int:
                     audit=args.audit, work_target_J_kg=args.work_target)
     if args.json:
         result.pop("_strides")
+        result.pop("_curves", None)
         if "plot" in result:
             result["plot"] = str(args.out)
         print(json_text(result))
@@ -801,6 +843,82 @@ def _cmd_report(args) -> int:
         print(summary_text(result, str(args.log)))
         if args.out is not None:
             print(f"figure: {args.out}")
+    return 0
+
+
+def _log_directory(args, given: Optional[Path] = None) -> Optional[Path]:
+    """The log directory: ``given``, else ``--config``'s ``[log] directory``, else None."""
+    if given is not None:
+        return given
+    if getattr(args, "config", None) is None:
+        return None
+    from controller.config import load_config
+    directory = load_config(args.config).log.directory
+    if directory is None:
+        raise UsageError(f"{args.config}: [log] directory is empty: no log directory is configured")
+    return Path(directory)
+
+
+def _session_path(args, session: Path) -> Path:
+    """A session named on the command line: the path, else that name in the log directory."""
+    if session.exists() or getattr(args, "config", None) is None:
+        return session
+    directory = _log_directory(args)
+    return directory / session if directory is not None and (directory / session).exists() else session
+
+
+def _cmd_logs(args) -> int:
+    """``ankle logs list|export|copy``."""
+    from controller.records import logs_cli
+    if args.logs_command == "list":
+        directory = _log_directory(args, args.directory)
+        if directory is None:
+            raise UsageError("which log directory? give DIR or --config FILE (its [log] directory)")
+        sessions = logs_cli.list_sessions(directory)
+        if args.json:
+            print(json_text({"directory": str(directory), "sessions": sessions}))
+        else:
+            print(f"{directory}: {len(sessions)} session(s)")
+            for info in sessions:
+                print(logs_cli.session_line(info))
+        return 0
+    if args.logs_command == "export":
+        session = _session_path(args, args.session)
+        if args.csv is not None:
+            result = logs_cli.export_csv(session, args.csv.temp)
+            result["output"] = str(args.csv)
+            line = f"exported {result['rows']} rows of {session} ({len(result['columns'])} columns) -> {args.csv}"
+        else:
+            result = logs_cli.export_can(session, args.can.temp, out_name=args.can.path)
+            result["output"] = str(args.can)
+            line = f"exported {result['frames']} CAN frames of {session} -> {args.can}"
+        if args.json:
+            print(json_text(result))
+        else:
+            print(line)
+            for note in result.get("dropped", ()):
+                print(f"note: {note}")
+        return 0
+    # copy
+    sessions = [_session_path(args, s) for s in args.sessions]
+    if args.all:
+        if sessions:
+            raise UsageError("--all copies every session: name none, or leave out --all")
+        directory = _log_directory(args, args.source_dir)
+        if directory is None:
+            raise UsageError("--all needs the log directory: --config FILE or --from DIR")
+        sessions = logs_cli.sessions_in(directory)
+        if not sessions:
+            raise UsageError(f"{directory}: no sessions to copy")
+    elif not sessions:
+        raise UsageError("name the sessions to copy, or --all")
+    done = logs_cli.copy_sessions(sessions, args.to, say=(lambda line: None) if args.json else print)
+    if args.json:
+        print(json_text({"to": str(args.to), "copies": done}))
+    else:
+        copied = sum(1 for d in done if d["copied"])
+        print(f"{copied} session(s) copied to {args.to}, {len(done) - copied} already there; every copy "
+              f"checked against its source (size, sha256)")
     return 0
 
 
@@ -890,7 +1008,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     handlers = {"sim": _cmd_sim, "replay": _cmd_replay, "params": _cmd_params, "run": _cmd_run, "pin": _cmd_pin, "report": _cmd_report,
-                "console": _cmd_console}
+                "console": _cmd_console, "logs": _cmd_logs}
     from controller.records.csvlog import CsvError
     from controller.params.store import ParamFileError
     from hal.errors import HalError

@@ -28,7 +28,8 @@ __all__ = ["InputFileError", "InputFileMissing", "read_input", "OutputTarget", "
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: A session log read by ``ankle replay`` / ``ankle report`` is read whole: at most this many bytes.
+#: A session log read whole (``csvlog.read_columns``): at most this many bytes.  ``ankle replay``,
+#: ``ankle report`` and ``ankle logs`` stream (``csvlog.iter_column_blocks``) and have no limit.
 #: A log of the 35 telemetry columns is about 280 bytes a row, so 256 MiB is about 16 minutes at
 #: 1 kHz.  Parsed into rows of cells (csvlog.read_columns) it peaks at about 13 bytes of memory
 #: per byte of file, so about 3.4 GB at the limit: why there is one.

@@ -136,6 +136,11 @@ cdef class Replay:
         fault word after the safety check (``faults``, ANKLE_FAULT_* bits); whether the
         estimator was let use each sensor (``imu_valid``, ``load_valid``).  NaN in the gyro or
         load array: that frame did not arrive (module docstring).  Optional outputs may be None.
+
+        Successive calls continue one record: nothing is reset between them (the inputs' last
+        frames, the monitor's counts, the latch, the estimator's learning all carry on; only
+        :meth:`configure` starts afresh), so a record run a block at a time gives exactly what
+        one call over all of it gives; ``ankle replay`` streams that way.
         """
         cdef Py_ssize_t n = t_s.shape[0], i
         cdef bint want_standing = standing is not None, want_faults = faults is not None

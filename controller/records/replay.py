@@ -20,15 +20,20 @@ carries both).  The sensor faults raised are in the summary, by the fault catalo
 """
 from __future__ import annotations
 
+import csv
+import io
+import math
+import operator
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from controller.kernels._estimator import Estimator
 from controller.kernels._replay import Replay
 from controller.kernels.faults import FAULTS
-from controller.records.csvlog import atomic_write_text, format_value, read_columns, rows_to_csv
+from controller.records.csvlog import BLOCK_ROWS, AtomicWriter, rows_to_csv
+from controller.records.inputs import open_input
 from controller.params.registry import ParamSet
 
 __all__ = ["INPUT_COLUMNS", "OUTPUT_COLUMNS", "EMPTY_CELLS", "replay_file", "estimate", "fault_summary"]
@@ -93,36 +98,123 @@ def fault_summary(t_s, faults) -> Dict[str, Dict[str, float]]:
     return out
 
 
-def replay_file(in_path: Path, out_path: Path, mass_kg: Optional[float] = None) -> Dict[str, object]:
-    """Replay ``in_path`` into ``out_path`` (written atomically); returns a summary: the counts
-    of samples and events, the share of the time each sensor was used (``imu_used_fraction``,
-    ``load_used_fraction``) and the sensor faults latched (``faults``: :func:`fault_summary`)."""
+class _FaultRuns:
+    """:func:`fault_summary` accumulated block by block (the same figures; ``latched_s`` summed
+    exactly, with math.fsum, over the blocks)."""
+
+    def __init__(self):
+        self.first_s: Dict[str, float] = {}
+        self.held: Dict[str, List[float]] = {}
+        self.episodes: Dict[str, int] = {}
+        self.prev_on: Dict[str, bool] = {}
+        self.prev_t: Optional[float] = None
+
+    def add(self, t: np.ndarray, word: np.ndarray) -> None:
+        # each row's hold: until the next row (the last row's is known with the next block)
+        held_s = np.diff(t) if self.prev_t is None else np.diff(np.concatenate(([self.prev_t], t)))
+        for fault in FAULTS:
+            on = (word & np.uint32(fault.mask)) != 0
+            name = fault.name
+            before = self.prev_on.get(name, False)
+            if self.prev_t is not None and before:
+                self.held.setdefault(name, []).append(float(held_s[0]))     # the last row before
+            if on.any():
+                if name not in self.first_s:
+                    self.first_s[name] = float(t[int(np.argmax(on))])
+                inner = held_s[1:] if self.prev_t is not None else held_s
+                self.held.setdefault(name, []).append(float(inner[on[:-1]].sum()))
+                self.episodes[name] = (self.episodes.get(name, 0) + int(on[0] and not before)
+                                       + int(np.count_nonzero(on[1:] & ~on[:-1])))
+            self.prev_on[name] = bool(on[-1])
+        self.prev_t = float(t[-1])
+
+    def summary(self) -> Dict[str, Dict[str, float]]:
+        return {f.name: {"first_s": self.first_s[f.name], "latched_s": round(math.fsum(self.held.get(f.name, ())), 6),
+                         "episodes": self.episodes[f.name]}
+                for f in FAULTS if f.name in self.first_s}
+
+
+def replay_file(in_path: Path, out_path: Path, mass_kg: Optional[float] = None,
+                rows: int = BLOCK_ROWS) -> Dict[str, object]:
+    """Replay ``in_path`` into ``out_path``; returns a summary: the counts of samples and events,
+    the share of the time each sensor was used (``imu_used_fraction``, ``load_used_fraction``)
+    and the sensor faults latched (``faults``: :func:`fault_summary`).
+
+    Streamed: ``rows`` rows at a time are read, run through the kernel (its estimator and
+    safety latch carry on from the block before, so the result is the one-call result, byte for
+    byte, whatever ``rows``), and written; memory is bounded whatever the record's length.  The
+    output is written to a temporary file beside ``out_path``, fsynced and renamed over it only
+    once the whole input was read without a problem: a bad row anywhere leaves no output (and
+    the old one untouched).  ``in_path``: a CSV, or an MCAP session record (by its suffix:
+    :func:`controller.records.inputs.open_input`)."""
     params = ParamSet() if mass_kg is None else ParamSet({"wearer.mass_kg": mass_kg})
     torn: list = []             # a last line cut short by a crash or power cut is dropped, and said
-    header, rows, cols = read_columns(in_path, INPUT_COLUMNS, torn=torn, may_be_empty=EMPTY_CELLS)
-    result = estimate(cols["t"], cols["shank_gyro"], cols["load"], cols["ankle_angle"], params, monitor=True)
-    keep = [i for i, name in enumerate(header) if name not in OUTPUT_COLUMNS]
-    out_header = [header[i] for i in keep] + list(OUTPUT_COLUMNS)
-    out_rows = (
-        [row[i] for i in keep] + [format_value(result["phase"][k], empty_below=0.0),
-                                  str(int(result["heel_strike"][k])), str(int(result["toe_off"][k])),
-                                  str(int(result["walking"][k]))]
-        for k, row in enumerate(rows))
-    atomic_write_text(Path(out_path), rows_to_csv(out_header, out_rows))
-    t = np.asarray(cols["t"])
-    hs = int(result["heel_strike"].sum())
+    source = open_input(in_path)
+    kernel = Replay()
+    kernel.configure(params, use_shank=True)
+    faults = _FaultRuns()
+    n_total = hs = to = walking = imu = load = 0
+    t_first = t_last = None
+    keep = out_header = getter = None
+    out = {"phase": np.empty(rows), "heel_strike": np.empty(rows, np.int8), "toe_off": np.empty(rows, np.int8),
+           "walking": np.empty(rows, np.int8), "faults": np.empty(rows, np.uint32),
+           "imu_valid": np.empty(rows, np.int8), "load_valid": np.empty(rows, np.int8)}
+    with AtomicWriter(Path(out_path)) as writer:
+        for block in source.iter_blocks(INPUT_COLUMNS, rows, torn=torn, may_be_empty=EMPTY_CELLS):
+            n = len(block)
+            if keep is None:
+                header = block.header
+                keep = [i for i, name in enumerate(header) if name not in OUTPUT_COLUMNS]
+                getter = operator.itemgetter(*keep)
+                out_header = [header[i] for i in keep] + list(OUTPUT_COLUMNS)
+                writer.write(rows_to_csv(out_header, ()).encode("utf-8"))
+            o = {k: v[:n] for k, v in out.items()}
+            kernel.run(*(np.ascontiguousarray(block.values[c]) for c in INPUT_COLUMNS),
+                       o["phase"], o["heel_strike"], o["toe_off"], o["walking"], None, o["faults"],
+                       o["imu_valid"], o["load_valid"])
+            writer.write(_output_lines(block, keep, getter, o).encode("utf-8"))
+            t = block.values["t"]
+            t_first = float(t[0]) if t_first is None else t_first
+            t_last = float(t[-1])
+            n_total += n
+            hs += int(o["heel_strike"].sum(dtype=np.int64))
+            to += int(o["toe_off"].sum(dtype=np.int64))
+            walking += int(o["walking"].sum(dtype=np.int64))
+            imu += int(o["imu_valid"].sum(dtype=np.int64))
+            load += int(o["load_valid"].sum(dtype=np.int64))
+            faults.add(t, o["faults"])
+        writer.commit()
+    duration = t_last - t_first
     return {
         "input": str(in_path),
         "output": str(out_path),
-        "samples": len(rows),
-        "duration_s": round(float(t[-1] - t[0]), 6),
-        "sample_rate_Hz": round(float((len(t) - 1) / (t[-1] - t[0])), 3) if len(t) > 1 else None,
+        "samples": n_total,
+        "duration_s": round(float(duration), 6),
+        "sample_rate_Hz": round(float((n_total - 1) / duration), 3) if n_total > 1 else None,
         "mass_kg": params["wearer.mass_kg"],
         "heel_strikes": hs,
-        "toe_offs": int(result["toe_off"].sum()),
-        "walking_fraction": round(float(result["walking"].mean()), 4),
-        "imu_used_fraction": round(float(result["imu_valid"].mean()), 4),
-        "load_used_fraction": round(float(result["load_valid"].mean()), 4),
-        "faults": fault_summary(t, result["faults"]),
+        "toe_offs": to,
+        "walking_fraction": round(walking / n_total, 4),
+        "imu_used_fraction": round(imu / n_total, 4),
+        "load_used_fraction": round(load / n_total, 4),
+        "faults": faults.summary(),
         "dropped": torn,
     }
+
+
+def _output_lines(block, keep, getter, o) -> str:
+    """The block's output rows: the kept input cells, then phase (empty when not walking, else
+    ``repr``), heel_strike, toe_off, walking: as ``rows_to_csv`` writes them."""
+    phase = [repr(x) if x >= 0.0 else "" for x in o["phase"].tolist()]      # NaN, < 0: empty
+    new = [f"{p},{h},{t},{w}" for p, h, t, w in zip(phase, o["heel_strike"].tolist(), o["toe_off"].tolist(),
+                                                      o["walking"].tolist())]
+    lines = block.lines
+    if len(keep) == len(block.header) and None not in lines:
+        # quote-free lines keeping every cell: csv.writer would write the line as it is
+        return "".join([f"{line},{s}\n" for line, s in zip(lines, new)])
+    if None not in lines:
+        return "".join([f"{','.join(getter(cells))},{s}\n" for cells, s in zip(block.records, new)])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerows([cells[i] for i in keep] + s.split(",") for cells, s in zip(block.records, new))
+    return buf.getvalue()

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,10 +28,11 @@ from controller.kernels._tick import TELEMETRY_COLUMNS
 from controller.kernels.faults import fault_names
 from controller.kernels.telemetry import COLUMN as _COL
 from controller.params.registry import ParamError, ParamSet
-from controller.records.csvlog import CsvError, read_columns
+from controller.records.csvlog import BLOCK_ROWS, CsvError
+from controller.records.inputs import open_input
 from controller.symmetry.strides import StrideAnalyzer, StrideSymmetry, trend
 
-__all__ = ["REQUIRED_COLUMNS", "load_log", "analyse", "summary_text", "figure", "plot", "report", "compare_windows",
+__all__ = ["REQUIRED_COLUMNS", "load_log", "iter_log_blocks", "StreamAnalysis", "analyse", "summary_text", "figure", "plot", "report", "compare_windows",
            "fault_onsets", "audit_events", "default_audit_path", "SessionEvents"]
 
 #: What a log must have; every other telemetry column is optional (NaN when absent).
@@ -41,35 +43,129 @@ TREND_MIN_S = 30.0
 COMPARE_WINDOW_S = 60.0
 #: The speed the work target is given at (``pushoff.work_J_kg``) [m/s]: the push-off kernel's.
 REF_SPEED_M_S = 1.25
+#: Rows per batch fed to the stride analyser (as the report always fed it: the strides found do
+#: not depend on how the log is read).
+ANALYSER_BATCH = 2000
+
+
+def iter_log_blocks(path: Path, rows: int = BLOCK_ROWS, torn: Optional[List[str]] = None) -> Iterator[np.ndarray]:
+    """The log's rows as telemetry (n x ``TELEMETRY_COLUMNS``), a block of ``rows`` at a time
+    (memory bounded whatever the log's length); absent columns are NaN, an empty event or
+    ``faults`` cell 0.  A CSV log or an MCAP session record, by suffix
+    (:func:`controller.records.inputs.open_input`).  CsvError naming the problem for a missing
+    file or column, or a bad cell; "fewer than 2 rows" once the end shows there were."""
+    source = open_input(path)
+    if source.kind == "csv":
+        optional = [c for c in TELEMETRY_COLUMNS if c != "t"]
+        blocks = source.iter_blocks(REQUIRED_COLUMNS[:1], rows, optional=optional, torn=torn)
+    else:
+        blocks = source.iter_blocks(REQUIRED_COLUMNS[:1], rows, optional=TELEMETRY_COLUMNS[1:], torn=torn)
+    n = 0
+    for block in blocks:
+        if n == 0:
+            missing = [c for c in REQUIRED_COLUMNS if c not in block.header]
+            if missing:
+                raise CsvError(f"{path}: missing column(s) {', '.join(missing)}; a session log has them")
+        out = np.empty((len(block), len(TELEMETRY_COLUMNS)))
+        for j, name in enumerate(TELEMETRY_COLUMNS):
+            out[:, j] = block.values[name]
+        # an empty event cell is "no event"
+        for name in ("heel_strike", "toe_off", "walking", "faults"):
+            j = _COL[name]
+            out[np.isnan(out[:, j]), j] = 0.0
+        n += len(out)
+        yield out
+    if n < 2:
+        raise CsvError(f"{path}: fewer than 2 rows: nothing to report")
 
 
 def load_log(path: Path) -> np.ndarray:
-    """The log's rows as telemetry (n x ``TELEMETRY_COLUMNS``); absent columns are NaN (faults 0).
-    CsvError naming the problem for a missing file or column, or a bad cell."""
-    header, cells, _ = read_columns(Path(path), REQUIRED_COLUMNS[:1])
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise CsvError(f"{path}: missing column(s) {', '.join(missing)}; a session log has them")
-    n = len(cells)
-    rows = np.full((n, len(TELEMETRY_COLUMNS)), np.nan)
-    for j, name in enumerate(TELEMETRY_COLUMNS):
-        if name not in header:
-            continue
-        i = header.index(name)
-        for k, row in enumerate(cells):            # an empty cell is "no value" (NaN)
-            text = row[i].strip()
-            if text:
-                try:
-                    rows[k, j] = float(text)
-                except ValueError:
-                    raise CsvError(f"{path}: row {k + 2}, column {name}: {text!r} is not a number") from None
-    # an empty event cell is "no event"
-    for name in ("heel_strike", "toe_off", "walking", "faults"):
-        j = _COL[name]
-        rows[np.isnan(rows[:, j]), j] = 0.0
-    if n < 2:
-        raise CsvError(f"{path}: fewer than 2 rows: nothing to report")
-    return rows
+    """The log's rows as telemetry (n x ``TELEMETRY_COLUMNS``), whole: :func:`iter_log_blocks`
+    gathered (for a short log; the report itself streams)."""
+    return np.concatenate(list(iter_log_blocks(path)))
+
+
+class StreamAnalysis:
+    """The report's figures accumulated block by block (:meth:`feed`), memory bounded whatever
+    the session's length but for one small record per stride; :meth:`finish` gives what
+    :func:`analyse` gives.
+
+    The rows go to the :class:`StrideAnalyzer` in batches of :data:`ANALYSER_BATCH` counted
+    from the first row, whatever the blocks, as ``analyse`` always fed it, so the strides are
+    the same.  What is needed of the rows beyond the strides is taken as each stride comes out:
+    the mean speed over it (its work target) from the analyser's own window (every row it
+    analysed the stride on is still there), the torque and power curves (``curves``: for the
+    figure; mean and SD accumulated per phase point, Welford), the fault onsets (the word of
+    the row before carried across blocks)."""
+
+    def __init__(self, mass_kg: float, curves: bool = False):
+        self.mass_kg = mass_kg
+        self.analyzer = StrideAnalyzer(mass_kg)
+        self.strides: List[StrideSymmetry] = []
+        self.speeds: List[float] = []
+        self.faults: List[Dict[str, object]] = []
+        self.rows = 0
+        self.t_start_s = self.t_end_s = math.nan
+        self._held = np.empty((0, len(TELEMETRY_COLUMNS)))
+        self._word = 0
+        self._curves = curves
+        self._count = np.zeros((2, PHASE_POINTS))
+        self._mean = np.zeros((2, PHASE_POINTS))
+        self._m2 = np.zeros((2, PHASE_POINTS))
+
+    def feed(self, rows: np.ndarray) -> None:
+        """Take the next telemetry rows (n x ``TELEMETRY_COLUMNS``, in time order)."""
+        if not len(rows):
+            return
+        if self.rows == 0:
+            self.t_start_s = float(rows[0, _COL["t"]])
+        self.t_end_s = float(rows[-1, _COL["t"]])
+        self.rows += len(rows)
+        self.faults += fault_onsets(rows, self._word)
+        self._word = int(np.nan_to_num(rows[-1, _COL["faults"]]))
+        if len(self._held):
+            rows = np.concatenate([self._held, rows])
+        whole = len(rows) - len(rows) % ANALYSER_BATCH
+        for i in range(0, whole, ANALYSER_BATCH):
+            self._batch(rows[i:i + ANALYSER_BATCH])
+        self._held = rows[whole:].copy()
+
+    def _batch(self, batch: np.ndarray) -> None:
+        before = self.analyzer._rows          # what the analyser holds: the strides it finds are in it and the batch
+        window = np.concatenate([before, batch]) if len(before) else batch
+        found = self.analyzer.feed(batch)
+        if not found:
+            return
+        t, speed = window[:, _COL["t"]], window[:, _COL["speed_m_s"]]
+        for st in found:
+            inside = (t >= st.t_heel_strike_s) & (t < st.t_heel_strike_s + st.stride_s) & np.isfinite(speed)
+            self.speeds.append(float(np.mean(speed[inside])) if inside.any() else REF_SPEED_M_S)
+        if self._curves:
+            _, torques, powers = _phase_curves(window, found, self.mass_kg)
+            for k, curves in enumerate((torques, powers)):
+                for c in curves:                    # Welford, per phase point, NaN skipped
+                    ok = np.isfinite(c)
+                    self._count[k, ok] += 1
+                    d = c[ok] - self._mean[k, ok]
+                    self._mean[k, ok] += d / self._count[k, ok]
+                    self._m2[k, ok] += d * (c[ok] - self._mean[k, ok])
+        self.strides += found
+
+    def curves(self) -> Dict[str, np.ndarray]:
+        """The torque [N*m/kg] and power [W/kg] over the stride: mean and SD per phase point."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = np.sqrt(self._m2 / self._count)
+        mean = np.where(self._count > 0, self._mean, np.nan)
+        return {"phase": np.linspace(0.0, 1.0, PHASE_POINTS), "torque_mean": mean[0], "torque_sd": sd[0],
+                "power_mean": mean[1], "power_sd": sd[1]}
+
+    def finish(self, events: Optional["SessionEvents"] = None,
+               work_target_J_kg: Optional[float] = None) -> Dict[str, object]:
+        """The session's figures, as :func:`analyse` (the last rows fed first)."""
+        if len(self._held):
+            self._batch(self._held)
+            self._held = self._held[:0]
+        return _result(self, events, work_target_J_kg)
 
 
 def analyse(rows: np.ndarray, mass_kg: float, events: Optional["SessionEvents"] = None,
@@ -79,16 +175,20 @@ def analyse(rows: np.ndarray, mass_kg: float, events: Optional["SessionEvents"] 
     ``events``: the parameter changes recorded while the log ran (:func:`audit_events`); the
     faults are read from the log's ``faults`` column.  ``work_target_J_kg``: the push-off work
     target to show; None: each stride's target from the parameters in force then (the audit log's
-    changes over its saved or default set) at the controller's speed estimate."""
-    analyzer = StrideAnalyzer(mass_kg)
-    strides: List[StrideSymmetry] = []
-    for i in range(0, len(rows), 2000):                    # as it would arrive, in batches
-        strides += analyzer.feed(rows[i:i + 2000])
+    changes over its saved or default set) at the controller's speed estimate.
+    :class:`StreamAnalysis` over the rows at once (the report streams them)."""
+    analysis = StreamAnalysis(mass_kg)
+    analysis.feed(np.asarray(rows, dtype=float))
+    return analysis.finish(events, work_target_J_kg)
+
+
+def _result(a: StreamAnalysis, events: Optional["SessionEvents"], work_target_J_kg: Optional[float]):
+    strides = a.strides
+    mass_kg = a.mass_kg
     events = events if events is not None else SessionEvents()
     out: Dict[str, object] = {"strides": len(strides), "mass_kg": mass_kg,
-                              "duration_s": float(rows[-1, _COL["t"]] - rows[0, _COL["t"]]),
-                              "t_start_s": float(rows[0, _COL["t"]]), "t_end_s": float(rows[-1, _COL["t"]])}
-
+                              "duration_s": float(a.t_end_s - a.t_start_s),
+                              "t_start_s": a.t_start_s, "t_end_s": a.t_end_s}
     def stats(name: str, subset=None) -> Dict[str, float]:
         v = np.array([getattr(s, name) for s in (strides if subset is None else subset)], dtype=float)
         v = v[np.isfinite(v)]
@@ -112,12 +212,12 @@ def analyse(rows: np.ndarray, mass_kg: float, events: Optional["SessionEvents"] 
             if t1 - t0 >= TREND_MIN_S else math.nan
         out["sound_sources"] = sorted({s.sound_source for s in strides})
         out["strides_with_faults"] = sum(1 for s in strides if s.faults)
-    out["work_target_J_kg"] = _work_targets(rows, strides, events, work_target_J_kg)
+    out["work_target_J_kg"] = _work_targets(strides, a.speeds, events, work_target_J_kg)
     out["work_target_source"] = ("as given (--work-target)" if work_target_J_kg is not None
                                  else events.params_source)
     out["changes"] = events.changes
     out["audit"] = {"path": events.path, "note": events.note}
-    out["faults"] = fault_onsets(rows)
+    out["faults"] = a.faults
     out["per_stride"] = [s.as_dict() for s in strides]
     out["_strides"] = strides
     return out
@@ -137,29 +237,28 @@ def compare_windows(t0_s: float, t1_s: float) -> Dict[str, Dict[str, object]]:
             "last": {"label": "second half", "t0_s": mid, "t1_s": t1_s}}
 
 
-def fault_onsets(rows: np.ndarray) -> List[Dict[str, object]]:
+def fault_onsets(rows: np.ndarray, word_before: int = 0) -> List[Dict[str, object]]:
     """Where each fault began in the log's ``faults`` word: ``{"t_s", "names"}``, one per row where
-    a bit went from clear to set (a latched fault is reported once, not on every row)."""
+    a bit went from clear to set (a latched fault is reported once, not on every row).
+    ``word_before``: the word of the row before the first (streaming: the last block's last)."""
     t = rows[:, _COL["t"]]
     word = np.nan_to_num(rows[:, _COL["faults"]]).astype(np.int64)
-    before = np.concatenate(([0], word[:-1]))
+    before = np.concatenate(([word_before], word[:-1]))
     new = word & ~before
     return [{"t_s": float(t[i]), "names": fault_names(int(new[i]))} for i in np.flatnonzero(new)]
 
 
-def _work_targets(rows: np.ndarray, strides: List[StrideSymmetry], events: "SessionEvents",
+def _work_targets(strides: List[StrideSymmetry], speeds: Sequence[float], events: "SessionEvents",
                   given: Optional[float]) -> List[float]:
     """Each stride's push-off work target [J/kg]: ``given``, or the controller's (the reference
     at 1.25 m/s plus the slope per m/s, the parameters in force at the stride's heel strike,
-    the speed estimate of the log's ``speed_m_s``; 1.25 m/s where it has none)."""
+    at ``speeds``: the mean of the log's ``speed_m_s`` over each stride, 1.25 m/s where it has
+    none, taken by :class:`StreamAnalysis`)."""
     if given is not None:
         return [float(given)] * len(strides)
-    t, speed = rows[:, _COL["t"]], rows[:, _COL["speed_m_s"]]
     targets = []
-    for s in strides:
+    for s, v in zip(strides, speeds):
         p = events.params_at(s.t_heel_strike_s)
-        inside = (t >= s.t_heel_strike_s) & (t < s.t_heel_strike_s + s.stride_s) & np.isfinite(speed)
-        v = float(np.mean(speed[inside])) if inside.any() else REF_SPEED_M_S
         targets.append(p["pushoff.work_J_kg"] + p["pushoff.work_slope_J_s_kg_m"] * (v - REF_SPEED_M_S))
     return targets
 
@@ -389,11 +488,46 @@ def _mark_events(ax, result: Dict[str, object]) -> None:
         ax.plot([], [], " ", label=f"... {len(marks) - MAX_MARKER_LABELS} more in the text summary")
 
 
-def figure(rows: np.ndarray, result: Dict[str, object], title: str = ""):
+#: Pixel columns of a time panel (a 13-inch figure at 100 dpi, two panels a row): above twice
+#: as many strides, a panel shows each column's min..max instead of every stride.
+ENVELOPE_COLUMNS = 500
+
+
+def envelope(x: Sequence[float], y: Sequence[float], columns: int = ENVELOPE_COLUMNS):
+    """``y`` over ``x`` reduced to ``columns`` equal spans of ``x``: for each span with data, its
+    minimum and its maximum (NaN skipped), at the span's middle, as a line drawn down and up
+    each column (x repeated twice).  What a plot of every point would show at that width."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if not len(x):
+        return np.empty(0), np.empty(0)
+    lo, hi = float(x.min()), float(x.max())
+    k = np.minimum(((x - lo) / ((hi - lo) or 1.0) * columns).astype(np.int64), columns - 1)
+    order = np.argsort(k, kind="stable")
+    k, y = k[order], y[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    ymin, ymax = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+    mid = lo + (k[starts] + 0.5) * (hi - lo) / columns
+    return np.repeat(mid, 2), np.column_stack([ymin, ymax]).ravel()
+
+
+def _series(ax, x, y, decimate: bool, style: str, **kw) -> None:
+    """One per-stride series: every point, or (``decimate``) its min..max envelope."""
+    if decimate:
+        ex, ey = envelope(x, y)
+        ax.plot(ex, ey, "-" if "-" in style else ",", lw=kw.pop("lw", 0.8), **kw)
+    else:
+        ax.plot(x, y, style, **kw)
+
+
+def figure(rows: Optional[np.ndarray], result: Dict[str, object], title: str = ""):
     """The four-panel report as a matplotlib Figure (not drawn, not saved): stance-time and
     step-time SI per stride with the target (0 %) and the two compared windows, push-off work per
     stride from 0 J/kg with its target, both with the changes and faults marked; the ankle torque
-    and power over the stride beside the able-bodied reference.  RuntimeError without matplotlib."""
+    and power over the stride beside the able-bodied reference.  ``rows``: the telemetry the
+    torque and power curves come from; None: ``result["_curves"]`` (the streamed report's mean and
+    SD).  RuntimeError without matplotlib."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -405,8 +539,10 @@ def figure(rows: np.ndarray, result: Dict[str, object], title: str = ""):
     ax = fig.subplots(2, 2)
     t = [s.t_heel_strike_s for s in strides]
     si_ax, work_ax = ax[0, 0], ax[0, 1]
-    si_ax.plot(t, [s.si_stance_pct for s in strides], ".-", color="C1", label="stance time")
-    si_ax.plot(t, [s.si_step_pct for s in strides], ".", color="C2", alpha=0.5, label="step time")
+    # a long session has more strides than the panel has pixel columns: each column's min..max
+    many = len(strides) > 2 * ENVELOPE_COLUMNS
+    _series(si_ax, t, [s.si_stance_pct for s in strides], many, ".-", color="C1", label="stance time")
+    _series(si_ax, t, [s.si_step_pct for s in strides], many, ".", color="C2", alpha=0.5, label="step time")
     si_ax.axhline(0.0, color="k", lw=1.0, ls="--", label="target 0 % (symmetric)")
     if strides:
         for key, shade in (("first", "0.85"), ("last", "0.7")):
@@ -417,9 +553,12 @@ def figure(rows: np.ndarray, result: Dict[str, object], title: str = ""):
     # room above the axes for the markers' tags
     si_ax.set_title("symmetry per stride (- = prosthetic shorter)", pad=14)
     work = [s.pushoff_work_J_kg for s in strides]
-    work_ax.plot(t, work, ".-", color="C1", label="push-off work (net over stance)")
+    _series(work_ax, t, work, many, ".-", color="C1", label="push-off work (net over stance)")
     targets = result["work_target_J_kg"]
-    if strides:
+    if strides and many:
+        _series(work_ax, t, targets, True, "--", color="k", lw=1.0,
+                label=f"work target ({result['work_target_source']})")
+    elif strides:
         # each stride's target held over the stride, the last one to its end
         work_ax.step(t + [t[-1] + strides[-1].stride_s], list(targets) + [targets[-1]], where="post", color="k",
                      lw=1.0, ls="--", label=f"work target ({result['work_target_source']})")
@@ -438,10 +577,19 @@ def figure(rows: np.ndarray, result: Dict[str, object], title: str = ""):
             a.set_xlim(result["t_start_s"], result["t_end_s"])
     ref = reference.load_reference()
     if strides:
-        phases, torques, powers = _phase_curves(rows, strides, mass)
-        for a, curves, ref_curve, label in ((ax[1, 0], torques, ref.ankle_moment_Nm_kg, "torque [N*m/kg]"),
-                                            (ax[1, 1], powers, ref.ankle_power_W_kg, "power [W/kg]")):
-            mean, sd = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)
+        if rows is not None:
+            phases, torques, powers = _phase_curves(rows, strides, mass)
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)      # a phase point NaN in every stride
+                stats = {"torque": (np.nanmean(torques, axis=0), np.nanstd(torques, axis=0)),
+                         "power": (np.nanmean(powers, axis=0), np.nanstd(powers, axis=0))}
+        else:                            # streamed: the mean and SD accumulated per phase point
+            c = result["_curves"]
+            phases = c["phase"]
+            stats = {"torque": (c["torque_mean"], c["torque_sd"]), "power": (c["power_mean"], c["power_sd"])}
+        for a, key, ref_curve, label in ((ax[1, 0], "torque", ref.ankle_moment_Nm_kg, "torque [N*m/kg]"),
+                                         (ax[1, 1], "power", ref.ankle_power_W_kg, "power [W/kg]")):
+            mean, sd = stats[key]
             a.fill_between(100 * phases, mean - sd, mean + sd, alpha=0.3, label="this session, mean ± SD")
             a.plot(100 * phases, mean)
             a.plot(100 * np.asarray(ref.phase), ref_curve, "k--", label="able-bodied reference (Winter 2009)")
@@ -453,18 +601,24 @@ def figure(rows: np.ndarray, result: Dict[str, object], title: str = ""):
     return fig
 
 
-def plot(rows: np.ndarray, result: Dict[str, object], path: Path, title: str = "", fmt: Optional[str] = None) -> None:
+def plot(rows: Optional[np.ndarray], result: Dict[str, object], path: Path, title: str = "",
+         fmt: Optional[str] = None) -> None:
     """The report figure (:func:`figure`) written to ``path`` in ``fmt`` (None: from the suffix)."""
     figure(rows, result, title).savefig(path, dpi=100, format=fmt)
 
 
 def report(path: Path, mass_kg: float, out: Optional[Path] = None, fmt: Optional[str] = None,
-           audit: Optional[Path] = None, work_target_J_kg: Optional[float] = None) -> Dict[str, object]:
-    """Load, analyse and (with ``out``) plot in ``fmt`` (None: from the suffix); returns the
-    figures (JSON-ready but for ``_strides``).  ``audit``: the audit log whose changes to mark
-    (None: :func:`default_audit_path`); ``work_target_J_kg``: the work target to show (None: from
-    the parameters in force).  CsvError / AuditError name a file that cannot be used."""
-    rows = load_log(path)
+           audit: Optional[Path] = None, work_target_J_kg: Optional[float] = None,
+           rows: int = BLOCK_ROWS) -> Dict[str, object]:
+    """Read (streamed, ``rows`` at a time), analyse and (with ``out``) plot in ``fmt`` (None: from
+    the suffix); returns the figures (JSON-ready but for ``_strides`` and ``_curves``).
+    ``audit``: the audit log whose changes to mark (None: :func:`default_audit_path`);
+    ``work_target_J_kg``: the work target to show (None: from the parameters in force).  ``path``:
+    a CSV log or an MCAP session record.  CsvError / AuditError name a file that cannot be used."""
+    analysis = StreamAnalysis(mass_kg, curves=out is not None)
+    torn: List[str] = []
+    for block in iter_log_blocks(path, rows, torn=torn):
+        analysis.feed(block)
     if audit is None:
         audit = default_audit_path(path)
     if audit is None:                    # no changes known: the saved set beside it, or the defaults
@@ -474,10 +628,10 @@ def report(path: Path, mass_kg: float, out: Optional[Path] = None, fmt: Optional
             base, source = saved_params(folder.parent)
         events = SessionEvents(base=base, params_source=source)
     else:
-        events = audit_events(audit, path, float(rows[-1, _COL["t"]] - rows[0, _COL["t"]]),
-                              float(rows[0, _COL["t"]]))
-    result = analyse(rows, mass_kg, events, work_target_J_kg)
+        events = audit_events(audit, path, float(analysis.t_end_s - analysis.t_start_s), analysis.t_start_s)
+    result = analysis.finish(events, work_target_J_kg)
+    result["_curves"] = analysis.curves()
     if out is not None:
-        plot(rows, result, out, title=f"{Path(path).name}: {result['strides']} strides", fmt=fmt)
+        plot(None, result, out, title=f"{Path(path).name}: {result['strides']} strides", fmt=fmt)
         result["plot"] = str(out)
     return result
