@@ -108,7 +108,7 @@ def session_info(path: Path, rows: int = BLOCK_ROWS) -> Dict[str, object]:
         if source.kind == "mcap":
             meta = source.metadata
             info["start"] = (meta.get("session") or {}).get("start_utc")
-            info["profile"] = (meta.get("software") or {}).get("profile")
+            info["profile"] = None      # the summary (above) reads it from /audit
         else:
             info["start"] = _start_from_name(path)
         if torn:

@@ -175,12 +175,14 @@ class McapSession:
 
     def summary(self) -> Dict[str, Any]:
         """Start (UTC), duration [s], rows, file size [bytes], the faults seen (latched at any
-        time), the modes, whether the file was closed properly, the profile and parameter set."""
+        time), the modes, whether the file was closed properly, the wearer's profile last loaded over
+        the console (``profile load NAME`` in /audit; None if none) and the parameter set."""
         rows = 0
         t_first = t_last = None
         faults: List[str] = []
         modes: List[str] = []
         counts = {topic: 0 for topic in CHANNEL}
+        profile = None              # the wearer's profile last loaded in the session, if any
         for topic, r in self._messages(tuple(CHANNEL)):
             counts[topic] += 1
             if topic == "/telemetry":
@@ -194,11 +196,17 @@ class McapSession:
                     faults.append(e["name"])
                 elif e.get("kind") == "mode" and e.get("name") not in modes:
                     modes.append(e["name"])
+            elif topic == "/audit":
+                a = json.loads(r.data)
+                # the console's `profile load NAME` (its command text is the record's detail)
+                words = str(a.get("outcome") or "").split()
+                if a.get("action") == "profile load" and len(words) == 3 and words[:2] == ["profile", "load"]:
+                    profile = words[2]
         params = self.metadata.get("params", {})
         return {"path": str(self.path), "start_utc": self.metadata.get("session", {}).get("start_utc"),
                 "start_ns": self.start_ns,
                 "duration_s": (t_last - t_first) if rows else 0.0, "rows": rows,
                 "size_bytes": self.path.stat().st_size, "complete": self.complete,
                 "messages": counts, "faults_seen": faults, "modes_seen": modes,
-                "profile": self.metadata.get("software", {}).get("profile"),
+                "profile": profile,
                 "params": params, "problems": list(self.problems)}

@@ -1,0 +1,115 @@
+"""An MCAP session end to end (issue 19): written by the session log from a walk on the whole stack,
+then replayed, reported, listed, exported and copied by the real CLI, and read back cut short.
+
+The pieces have their own tests (tests/test_mcaplog.py, tests/test_streaming.py); this one checks
+that they fit: what ``ankle replay`` and ``ankle report`` make of a session is the same whether it
+comes as the MCAP file or as its CSV export, and what ``ankle logs`` says of it is what was written.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.kernels.telemetry import TELEMETRY_COLUMNS
+from controller.records.mcaplog import McapSessionLog
+from controller.records.mcapread import McapSession
+from sim import harness
+from sim.faults import Injection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ankle(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "controller.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _table(path):
+    """A CSV as {column: its cells}."""
+    import csv
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return {name: [r[i] for r in rows[1:]] for i, name in enumerate(rows[0])}
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    """20 s of walking with an IMU fault at 12 s, a profile loaded over the console at 5 s."""
+    d = tmp_path_factory.mktemp("sessions")
+    run = harness.run(duration_s=20.0, seed=4, faults=[Injection("imu_loss", 12.0, 1.0)])
+    path = d / "ankle-20261203-101500.mcap"
+    with McapSessionLog(path, TELEMETRY_COLUMNS, metadata={"sim": {"seed": "4"}}) as log:
+        for k in range(0, len(run.telemetry), 1000):
+            log.write(run.telemetry[k:k + 1000])
+        log.audit({"time_utc": "2026-12-03T10:15:05Z", "role": "clinician", "action": "profile load",
+                   "detail": "profile load brisk"})
+    return d, path, run
+
+
+def test_replay_of_the_mcap_session_is_the_replay_of_its_csv_export(session):
+    d, path, _ = session
+    out = ankle("logs", "export", path.name, "--csv", "export.csv", cwd=d)
+    assert out.returncode == 0, out.stderr
+    a = ankle("replay", path.name, "--out", "from_mcap.csv", "--json", cwd=d)
+    b = ankle("replay", "export.csv", "--out", "from_csv.csv", "--json", cwd=d)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    # the same rows, cell for cell (the input columns come in each file's own order)
+    assert _table(d / "from_mcap.csv") == _table(d / "from_csv.csv")
+    ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+    assert ja["heel_strikes"] == jb["heel_strikes"] > 10
+    assert set(ja["faults"]) == set(jb["faults"]) == {"imu"}            # the IMU was lost at 12 s
+    assert 12.0 <= ja["faults"]["imu"]["first_s"] < 12.05
+
+
+def test_report_of_the_mcap_session_is_the_report_of_its_csv_export(session):
+    d, path, _ = session
+    assert ankle("logs", "export", path.name, "--csv", "export2.csv", cwd=d).returncode == 0
+    a = ankle("report", path.name, "--json", cwd=d)
+    b = ankle("report", "export2.csv", "--json", cwd=d)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    ja, jb = json.loads(a.stdout), json.loads(b.stdout)
+    ja.pop("log", None), jb.pop("log", None)
+    assert ja == jb
+
+
+def test_logs_list_names_the_session_its_faults_and_profile(session):
+    d, path, run = session
+    out = ankle("logs", "list", str(d), "--json", cwd=d)
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads(out.stdout)["sessions"]}
+    mine = rows[path.name]
+    assert mine["rows"] == len(run.telemetry) and mine["faults_seen"] == ["imu"]
+    assert mine["profile"] == "brisk" and mine["problem"] is None
+    assert abs(mine["duration_s"] - 19.999) < 0.01
+
+
+def test_a_session_cut_short_replays_up_to_its_last_whole_chunk(session, tmp_path):
+    d, path, run = session
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(data[: int(len(data) * 0.6)])            # a power cut: no footer, half a chunk
+    s = McapSession(cut)
+    rows = np.concatenate(list(s.iter_blocks(4096)))
+    assert 0.3 * len(run.telemetry) < len(rows) < 0.65 * len(run.telemetry)
+    # the rows kept are the first ones (t to the nanosecond, as the record writes it)
+    np.testing.assert_allclose(rows[:, 0], run.telemetry[: len(rows), 0], rtol=0, atol=1e-9)
+    out = ankle("replay", str(cut), "--out", str(tmp_path / "r.csv"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+
+
+def test_copy_off_the_board_verifies_and_never_overwrites(session, tmp_path):
+    d, path, _ = session
+    out = ankle("logs", "copy", str(path), "--to", str(tmp_path), cwd=d)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+    (tmp_path / "other.mcap").write_bytes(b"not this one")
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / path.name).write_bytes(b"a different file of the same name")
+    again = ankle("logs", "copy", str(path), "--to", str(clash), cwd=d)
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+    assert (clash / path.name).read_bytes() == b"a different file of the same name"
