@@ -43,7 +43,7 @@ checks that no other bit ever appears).  ``Safety.step`` does not run: a record 
 cimport cython
 from libc.math cimport NAN
 from libc.stdint cimport uint32_t
-from controller.kernels._types cimport Inputs
+from controller.kernels._types cimport Inputs, reset_inputs
 from controller.kernels._params cimport require_configured
 from controller.kernels._safety cimport Safety
 from controller.kernels._estimator cimport Estimator
@@ -85,32 +85,7 @@ cdef class Replay:
         self.configured = True
 
     cdef void reset_inputs(self) noexcept nogil:
-        # As the tick's _reset_inputs: no frame of any kind yet, readings zero.
-        self.inp.shank_gyro_rad_s = 0.0
-        self.inp.accel_x_m_s2 = 0.0
-        self.inp.accel_y_m_s2 = 0.0
-        self.inp.load_N = 0.0
-        self.inp.ankle_angle_rad = 0.0
-        self.inp.supply_V = NAN
-        self.inp.imu_rx_s = -1.0
-        self.inp.load_rx_s = -1.0
-        self.inp.node_status_rx_s = -1.0
-        self.inp.imu_seq = -1
-        self.inp.load_seq = -1
-        self.inp.node_flags = 0
-        self.inp.imu_frames = self.inp.imu_disorder = self.inp.imu_lost = 0
-        self.inp.load_frames = self.inp.load_disorder = self.inp.load_lost = 0
-        self.inp.motor_angle_rad = 0.0
-        self.inp.motor_vel_rad_s = 0.0
-        self.inp.motor_torque_Nm = 0.0
-        self.inp.motor_temp_C = NAN
-        self.inp.motor_error = 0
-        self.inp.motor_rx_s = -1.0
-        self.inp.drive_supply_V = NAN
-        self.inp.send_failures = 0
-        self.inp.bus_error_ticks = 0
-        self.inp.imu_valid = 0
-        self.inp.load_valid = 0
+        reset_inputs(&self.inp)         # as the tick starts: no frame of any kind yet
 
     cdef void row(self, double t_s, double gyro_rad_s, double load_N, double ankle_angle_rad) noexcept nogil:
         """One recorded row: the frames it holds arrive at ``t_s``, then the tick's sensor side."""
