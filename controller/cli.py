@@ -384,12 +384,15 @@ def _cmd_sim(args) -> int:
         # it runs when the parameter set starts with it on
         adapt = (params or ParamSet())["symmetry.adapt"]
         adaptation = _SimAdaptation(args, None) if adapt else None
+        # an MCAP session record holds the raw CAN traffic too (its /can channel)
+        can_frames = _FrameList() if args.log and args.log.path.suffix.lower() == ".mcap" else None
         try:
             run = harness.run(scenario=args.scenario, speed_m_s=args.speed, duration_s=args.duration,
                               mass_kg=args.mass, seed=args.seed, on_stride=per_stride, params=params,
                               faults=args.inject, boot_faults=boot_faults, asymmetry=_asymmetry(args),
                               sound_node=args.sound_node, bus=args.bus or "memory", driver=args.driver,
                               can_log=args.can_log.in_place() if args.can_log else None,
+                              can_sink=can_frames,
                               adaptation=adaptation.component if adaptation is not None else None)
         finally:
             if adaptation is not None:
@@ -407,7 +410,7 @@ def _cmd_sim(args) -> int:
     result["injected"] = [f"{i.kind}@{i.t_s:g}" for i in args.inject]
     if args.log and not args.realtime:           # in real time the logger streamed it already
         if args.log.path.suffix.lower() == ".mcap":
-            _write_mcap(run, args, args.log.temp)
+            _write_mcap(run, args, args.log.temp, can_frames)
         else:
             report.write_log(run, args.log.temp)
     if args.log:
@@ -442,16 +445,37 @@ def _strides_into(session, telemetry, mass_kg: float) -> None:
         session.stride(stride.t_heel_strike_s, asdict(stride))
 
 
-def _write_mcap(run, args, path: Path) -> None:
-    """``ankle sim --log F.mcap`` in lock-step: the run's telemetry, events and strides, written at
-    the reserved temporary name (put in place when the command succeeded)."""
+class _FrameList(list):
+    """The lock-step run's CAN frames, kept for the session record (``harness.run``'s ``can_sink``)."""
+
+    def write(self, frames) -> None:
+        self.extend(frames)
+
+
+def _write_mcap(run, args, path: Path, can_frames=None) -> None:
+    """``ankle sim --log F.mcap`` in lock-step: the run's telemetry, events, strides and CAN
+    traffic (stamped with the simulated time; ``rx`` for the ids the tick reads), written at the
+    reserved temporary name (put in place when the command succeeded)."""
     import os
+    import can
     from controller.kernels._tick import TELEMETRY_COLUMNS
     from controller.records.mcaplog import McapSessionLog
+    from hal.links import tick_rx_ids
     os.unlink(path)                      # reserved by OutputTarget; the record is created with O_EXCL
+    rx_ids = frozenset(tick_rx_ids(run.codec))
     with McapSessionLog(path, TELEMETRY_COLUMNS, metadata=_sim_metadata(args, run.params)) as log:
+        frames = can_frames or []
+        f = 0
         for k in range(0, len(run.telemetry), 4096):
             log.write(run.telemetry[k:k + 4096])
+            # the frames of these rows, so the writer's queue holds a few thousand at most
+            t_end = run.telemetry[min(k + 4096, len(run.telemetry)) - 1, 0]
+            while f < len(frames) and (frames[f][0] <= t_end or k + 4096 >= len(run.telemetry)):
+                t_s, can_id, flags, data = frames[f]
+                log.can_frame(can.Message(timestamp=t_s, arbitration_id=can_id, is_extended_id=bool(flags & 1),
+                                          is_remote_frame=bool(flags & 2), dlc=len(data), data=data),
+                              rx=can_id in rx_ids and not flags & 1, t_s=t_s)
+                f += 1
         _strides_into(log, run.telemetry, run.params["wearer.mass_kg"])
 
 

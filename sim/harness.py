@@ -122,7 +122,7 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         faults: Sequence[Injection] = (), boot_faults: int = 0,
         asymmetry: Optional[AsymmetryModel] = None, sound_node: bool = False,
         supervisor=None, bus: str = "memory", adaptation=None, driver: str = DEFAULT_DRIVE,
-        can_log=None) -> SimRun:
+        can_log=None, can_sink=None) -> SimRun:
     """Walk the simulated wearer for ``duration_s`` on the full stack and return the record.
 
     ``on_stride(run_so_far, stride)`` is called as each stride completes (for live
@@ -147,6 +147,9 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
     ``driver``: the drive, a name of :data:`hal.drives.DRIVES` (its set-up class commissions it,
     its codec is the tick's).  ``can_log``: write every frame on the bus, stamped with the
     simulated time it was sent at, to this BLF or ASC file (by suffix; created new).
+    ``can_sink``: hand the same frames to this object as well (``write(frames)`` with
+    ``FrameRecorder.drain``'s ``(t_s, can_id, flags, data)`` tuples; ``ankle sim --log F.mcap``
+    keeps them for the session file's /can channel).
     """
     drive_name = check_name(driver, "driver")
     if bus not in BUSES:
@@ -179,10 +182,10 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         config = BusConfig(interface="virtual", channel=f"ankle-sim-{uuid.uuid4().hex[:8]}")
         host_bus, sim_bus = open_bus(config), open_bus(config)
         host_link, sim_link = PyCanLink(host_bus), PyCanLink(sim_bus)
-    if can_log is not None:
+    if can_log is not None or can_sink is not None:
         # both ends record what they send: the bus's traffic once, in the order it was sent
         from controller.records.logger import RecordedCanLog
-        traffic = RecordedCanLog(can_log)
+        traffic = _Traffic(RecordedCanLog(can_log) if can_log is not None else None, can_sink)
         recorder = FrameRecorder(_CAN_LOG_FRAMES)
         host_link, sim_link = TapLink(host_link, recorder), TapLink(sim_link, recorder)
     if bus == "memory":
@@ -273,6 +276,23 @@ def run(*, scenario: str = "steady", speed_m_s: float = 1.25, duration_s: float 
         host_bus.shutdown()
         if sim_bus is not None:
             sim_bus.shutdown()
+
+
+class _Traffic:
+    """The recorded frames to the CAN log file and to the caller's sink, either or both."""
+
+    def __init__(self, log, sink):
+        self.log, self.sink, self.frames = log, sink, 0
+
+    def write(self, frames) -> None:
+        for target in (self.log, self.sink):
+            if target is not None:
+                target.write(frames)
+        self.frames += len(frames)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
 
 
 #: Frames the CAN log's recorder holds between two writes to the file (a few seconds of traffic).
