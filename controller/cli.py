@@ -600,6 +600,7 @@ def _realtime_run(args, params, boot_faults):
         rt = realtime.run(duration_s=args.duration, params=params, device=device, realtime=tick_rt,
                           sinks=sinks, boot_faults=boot_faults,
                           can_log=str(args.can_log.in_place()) if args.can_log else None,
+                          can_session=csv_log if hasattr(csv_log, "can_frame") else None,
                           on_start=console.start if console is not None else None,
                           adaptation=adaptation.component if adaptation is not None else None,
                           live=_live_spec(args), say=lambda line: print(line, file=sys.stderr, flush=True))

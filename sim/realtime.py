@@ -264,7 +264,7 @@ class RealtimeRun:
 def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceSpec = DeviceSpec(),
         realtime: RealtimeSpec = RealtimeSpec.none(), sinks: Sequence[Callable[[np.ndarray], None]] = (),
         on_start: Optional[Callable[[Runtime, DeviceProcess], None]] = None,
-        boot_faults: int = 0, can_log: Optional[str] = None, io: str = "auto",
+        boot_faults: int = 0, can_log: Optional[str] = None, can_session=None, io: str = "auto",
         adaptation=None, live=None, say: Optional[Callable[[str], None]] = None) -> RealtimeRun:
     """Walk the simulated wearer in real time for ``duration_s`` on the three-process stack.
 
@@ -286,7 +286,7 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
     device = DeviceSpec(**{**device.__dict__, "rate_Hz": rate_Hz, "duration_s": duration_s + 60.0,
                            "truth_s": duration_s + 30.0})
     devices = DeviceProcess(device)
-    runtime = traffic = view = None
+    runtime = traffic = view = tap = None
     affinity = os.sched_getaffinity(0)      # Runtime.isolate narrows it for the session
     try:
         port = devices.start()
@@ -301,6 +301,12 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
             traffic = CanTrafficLog(BusConfig(interface="socketcand", channel=_CHANNEL, host=device.host,
                                               port=port), can_log)
             traffic.start()
+        if can_session is not None:
+            # the session record's /can: a bus connection of its own, as on the board
+            from controller.records.logger import CanSessionTap
+            tap = CanSessionTap(BusConfig(interface="socketcand", channel=_CHANNEL, host=device.host, port=port),
+                                can_session)
+            tap.start()
         runtime = Runtime(spec, params)
         ready = runtime.start()
         ready["warnings"] = ready["warnings"] + runtime.isolate()
@@ -331,6 +337,9 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         if traffic is not None:
             traffic.stop()
             record["can_frames_logged"] = traffic.frames
+        if tap is not None:
+            tap.stop()
+            record["can_frames_recorded"] = tap.frames
         record["host_offset_ticks"] = int(periods)
         if view is not None:
             record["live"] = view.stats()
@@ -341,6 +350,8 @@ def run(*, duration_s: float, params: Optional[ParamSet] = None, device: DeviceS
         os.sched_setaffinity(0, affinity)
         if traffic is not None:
             traffic.stop()
+        if tap is not None:
+            tap.stop()
         if view is not None:
             view.close()
         if runtime is not None and runtime.process.is_alive():

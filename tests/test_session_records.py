@@ -130,3 +130,12 @@ def test_ankle_sim_log_mcap_holds_the_can_traffic_as_the_blf_log_does(tmp_path):
     assert len(blf) > 10000 and len(exported) == len(times) and back == blf
     sent = {f["id"] for f in McapSession(tmp_path / "s.mcap").iter_messages("/can") if not f["rx"]}
     assert sent == {1}                 # the AK drive's command id: the one id the controller sends
+
+
+@pytest.mark.realtime      # three processes on the wall clock
+def test_ankle_sim_realtime_log_mcap_holds_the_can_traffic(tmp_path):
+    out = ankle("sim", "--realtime", "--duration", "3", "--log", "rt.mcap", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    counts = McapSession(tmp_path / "rt.mcap").summary()["messages"]
+    # about 4 frames a tick on the bus; the share is generous for a busy machine
+    assert counts["/telemetry"] > 1500 and counts["/can"] > 2 * counts["/telemetry"]
