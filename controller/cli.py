@@ -467,7 +467,7 @@ def _write_mcap(run, args, path: Path, can_frames=None) -> None:
         frames = can_frames or []
         f = 0
         for k in range(0, len(run.telemetry), 4096):
-            log.write(run.telemetry[k:k + 4096])
+            log.write(run.telemetry[k:k + 4096], wait=True)     # a finished run: wait, drop nothing
             # the frames of these rows, so the writer's queue holds a few thousand at most
             t_end = run.telemetry[min(k + 4096, len(run.telemetry)) - 1, 0]
             while f < len(frames) and (frames[f][0] <= t_end or k + 4096 >= len(run.telemetry)):

@@ -139,3 +139,28 @@ def test_ankle_sim_realtime_log_mcap_holds_the_can_traffic(tmp_path):
     counts = McapSession(tmp_path / "rt.mcap").summary()["messages"]
     # about 4 frames a tick on the bus; the share is generous for a busy machine
     assert counts["/telemetry"] > 1500 and counts["/can"] > 2 * counts["/telemetry"]
+
+
+class _SmallBacklog(McapSessionLog):
+    MAX_PENDING_ROWS = 3000         # a writer this far behind drops: made small to get there
+
+
+def test_a_writer_too_far_behind_drops_and_says_so_or_waits_when_asked(tmp_path):
+    """The device's pump never waits for the record (a stalled disk must not back up the
+    telemetry ring): past the backlog rows are dropped, counted and said in /events.  A finished
+    run written at once (``ankle sim --log F.mcap``) waits instead: nothing is lost.  (The old
+    writer dropped silently: 132 288 of 10^6 rows written at once reached the file.)"""
+    rows = np.zeros((60_000, len(TELEMETRY_COLUMNS)))
+    rows[:, 0] = np.arange(len(rows)) * 1e-3
+    with _SmallBacklog(tmp_path / "wait.mcap", TELEMETRY_COLUMNS) as log:
+        for k in range(0, len(rows), 1000):
+            log.write(rows[k:k + 1000], wait=True)
+    back = np.concatenate(list(McapSession(tmp_path / "wait.mcap").iter_blocks(8192)))
+    assert len(back) == len(rows) and log.rows_dropped == 0
+    with _SmallBacklog(tmp_path / "drop.mcap", TELEMETRY_COLUMNS) as log:
+        for k in range(0, len(rows), 1000):
+            log.write(rows[k:k + 1000])
+    s = McapSession(tmp_path / "drop.mcap")
+    kept = sum(len(b) for b in s.iter_blocks(8192))
+    said = [e for e in s.iter_messages("/events") if e["name"] == "rows_dropped"]
+    assert log.rows_dropped > 0 and kept + log.rows_dropped == len(rows) and said

@@ -173,6 +173,8 @@ class McapSessionLog:
         self._queue: "queue.SimpleQueue" = queue.SimpleQueue()
         self._pending_rows = 0
         self._lock = threading.Lock()           # the counters shared with the callers
+        self._room = threading.Condition(self._lock)    # the writer made room (write(wait=True))
+        self._dropping = False                  # rows are being dropped (said once per episode)
         self._closed = False
         self._chunk_open_at: Optional[float] = None
         self._synced_at = time.monotonic()
@@ -180,9 +182,14 @@ class McapSessionLog:
         self._thread.start()
 
     # ------------------------------------------------------------------ the sink
-    def write(self, rows: np.ndarray) -> None:
+    def write(self, rows: np.ndarray, *, wait: bool = False) -> None:
         """Queue ``rows`` (shape (n, len(columns)), the constructor's column order); returns at once.
-        Raises the writer's OSError (a full disk) once it has stopped."""
+        Raises the writer's OSError (a full disk) once it has stopped.
+
+        With the writer more than :attr:`MAX_PENDING_ROWS` behind (a stalled disk) the rows are
+        dropped, counted in :attr:`rows_dropped` and said in ``/events`` (kind "log"), so that the
+        device's telemetry pump never waits; ``wait=True`` (a writer of a finished run, a tool)
+        waits for room instead, so nothing is dropped."""
         if self.error is not None:
             raise self.error
         if self._closed:
@@ -192,13 +199,27 @@ class McapSessionLog:
             raise ValueError(f"session record: expected rows of shape (n, {self._width}), got {rows.shape}")
         if not len(rows):
             return
-        with self._lock:
-            if self._pending_rows + len(rows) > self.MAX_PENDING_ROWS:
+        with self._room:
+            while wait and self._pending_rows and self._pending_rows + len(rows) > self.MAX_PENDING_ROWS:
+                if self.error is not None:
+                    raise self.error
+                if self._closed:
+                    raise ValueError(f"{self.path}: session record is closed")
+                self._room.wait(0.1)
+            drop = self._pending_rows + len(rows) > self.MAX_PENDING_ROWS
+            first = drop and not self._dropping
+            self._dropping = drop
+            if drop:
                 self.rows_dropped += len(rows)
-                return
-            self._pending_rows += len(rows)
-            self.rows_written += len(rows)
-        self._queue.put(("rows", rows[:, self._order].copy()))
+            else:
+                self._pending_rows += len(rows)
+                self.rows_written += len(rows)
+        if first:
+            t = float(rows[0, self.columns.index("t")]) if "t" in self.columns else 0.0
+            self.event(t, "log", "rows_dropped", "the record fell more than a minute behind (a stalled "
+                       "disk?): telemetry rows from here on are dropped until it catches up")
+        if not drop:
+            self._queue.put(("rows", rows[:, self._order].copy()))
 
     __call__ = write
 
@@ -339,8 +360,9 @@ class McapSessionLog:
             self._file.close()
 
     def _rows(self, rows: np.ndarray) -> None:
-        with self._lock:
+        with self._room:
             self._pending_rows -= len(rows)
+            self._room.notify_all()
         if self._chunk_open_at is None:
             self._chunk_open_at = time.monotonic()
         cid, add = self._ids["/telemetry"], self._writer.add_message
