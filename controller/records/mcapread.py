@@ -59,7 +59,7 @@ class McapSession:
         self._channels: Dict[int, str] = {}
         # The first records (header, metadata, the first chunk's channels) say what the file is.
         for _ in self._records(stop_at_first_chunk=True):
-            pass
+            pass                         # walking the records fills metadata and channels
         with open(self.path, "rb") as f:
             magic = f.read(len(_MAGIC))
         if magic != _MAGIC:
