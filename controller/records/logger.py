@@ -251,7 +251,63 @@ class _CountingListener(can.Listener):
         self.writer.stop()
 
 
-class CanTrafficLog:
+class _BusTap:
+    """A bus connection of its own (``hal.bus.open_bus``, a second socket as candump's) with a
+    python-can notifier handing every frame it sees to a listener, off the tick path.  The
+    subclass makes the listener (:meth:`_listener_for`, called once by :meth:`start`)."""
+
+    def __init__(self, bus_config: BusConfig):
+        self.bus_config = bus_config
+        self._bus: Optional[can.BusABC] = None
+        self._notifier: Optional[can.Notifier] = None
+        self._listener = None
+
+    @property
+    def frames(self) -> int:
+        """Frames recorded so far."""
+        return self._listener.frames if self._listener is not None else 0
+
+    @property
+    def error(self) -> Optional[Exception]:
+        """What stopped the recording thread (a full disk, a bus error), or None."""
+        return self._notifier.exception if self._notifier is not None else None
+
+    def _listener_for(self):
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Open the bus and start recording; a second call does nothing."""
+        if self._bus is not None:
+            return
+        bus = open_bus(self.bus_config)
+        try:
+            self._listener = self._listener_for()
+            # timeout: how long stop() may wait for the notifier's recv() to return
+            self._notifier = can.Notifier(bus, [self._listener], timeout=0.1)
+        except BaseException:
+            bus.shutdown()
+            raise
+        self._bus = bus
+
+    def stop(self) -> None:
+        """Stop recording (the listener is stopped after the notifier's thread), close the bus."""
+        if self._bus is None:
+            return
+        try:
+            self._notifier.stop()   # joins its thread, then stops the listener
+        finally:
+            self._bus.shutdown()
+            self._bus = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class CanTrafficLog(_BusTap):
     """Raw CAN traffic to a BLF or ASC file, with python-can's own writers, off the tick path.
 
     It opens its own connection to the bus (``hal.bus.open_bus``), a second socket as candump
@@ -273,53 +329,12 @@ class CanTrafficLog:
                              f"allowed: {', '.join(sorted(_CAN_WRITERS))}")
         if self.path.exists():   # fail early; start() creates the file with O_EXCL anyway
             raise _exists(self.path)
-        self.bus_config = bus_config
-        self._bus: Optional[can.BusABC] = None
-        self._notifier: Optional[can.Notifier] = None
-        self._listener: Optional[_CountingListener] = None
+        super().__init__(bus_config)
 
-    @property
-    def frames(self) -> int:
-        """Frames recorded so far."""
-        return self._listener.frames if self._listener is not None else 0
-
-    @property
-    def error(self) -> Optional[Exception]:
-        """What stopped the recording thread (a full disk, a bus error), or None."""
-        return self._notifier.exception if self._notifier is not None else None
-
-    def start(self) -> None:
-        """Open the bus and the file and start recording; a second call does nothing."""
-        if self._bus is not None:
-            return
+    def _listener_for(self):
         writer_cls, mode = _CAN_WRITERS[self.fmt]
-        bus = open_bus(self.bus_config)
-        try:
-            file = os.fdopen(_create(self.path), mode, **({"encoding": "utf-8"} if mode == "w" else {}))
-            self._listener = _CountingListener(writer_cls(file))
-            # timeout: how long stop() may wait for the notifier's recv() to return
-            self._notifier = can.Notifier(bus, [self._listener], timeout=0.1)
-        except BaseException:
-            bus.shutdown()
-            raise
-        self._bus = bus
-
-    def stop(self) -> None:
-        """Stop recording, flush and close the file (complete and readable), close the bus."""
-        if self._bus is None:
-            return
-        try:
-            self._notifier.stop()   # joins its thread, then stops the writer: flush, header, close
-        finally:
-            self._bus.shutdown()
-            self._bus = None
-
-    def __enter__(self) -> "CanTrafficLog":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        file = os.fdopen(_create(self.path), mode, **({"encoding": "utf-8"} if mode == "w" else {}))
+        return _CountingListener(writer_cls(file))      # stop() flushes, completes and closes the file
 
 
 class RecordedCanLog:
@@ -370,45 +385,18 @@ class _SessionListener(can.Listener):
         self.frames += 1
 
 
-class CanSessionTap:
+class CanSessionTap(_BusTap):
     """The raw CAN traffic into a session record's ``/can`` channel: a bus connection of its own
-    (``hal.bus.open_bus``, as :class:`CanTrafficLog`), every frame it sees handed to
-    ``session.can_frame`` on python-can's notifier thread (which only queues it: the session's
-    writer thread encodes and writes)."""
+    (as :class:`CanTrafficLog`), every frame it sees handed to ``session.can_frame`` on
+    python-can's notifier thread (which only queues it: the session's writer thread encodes and
+    writes)."""
 
     def __init__(self, bus_config: BusConfig, session):
-        self.bus_config = bus_config
+        super().__init__(bus_config)
         self.session = session
-        self._bus = self._notifier = None
-        self._listener = _SessionListener(session)
 
-    @property
-    def frames(self) -> int:
-        return self._listener.frames
-
-    @property
-    def error(self) -> Optional[Exception]:
-        return self._notifier.exception if self._notifier is not None else None
-
-    def start(self) -> None:
-        if self._bus is not None:
-            return
-        bus = open_bus(self.bus_config)
-        try:
-            self._notifier = can.Notifier(bus, [self._listener], timeout=0.1)
-        except BaseException:
-            bus.shutdown()
-            raise
-        self._bus = bus
-
-    def stop(self) -> None:
-        if self._bus is None:
-            return
-        try:
-            self._notifier.stop()
-        finally:
-            self._bus.shutdown()
-            self._bus = None
+    def _listener_for(self):
+        return _SessionListener(self.session)
 
 
 def session_metadata(*, run_config=None, params=None, drive=None, extra=None) -> dict:
