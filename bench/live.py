@@ -79,8 +79,10 @@ class _Reader(threading.Thread):
         self._cm.__exit__(None, None, None)
 
 
-def _stalled(port: int, channel_id: int) -> socket.socket:
-    """Handshake, subscribe, never read (tests/test_live.py has the same client)."""
+def stalled_client(port: int, channel_ids) -> socket.socket:
+    """A raw-socket viewer that completes the handshake, subscribes to ``channel_ids`` and never
+    reads again: its receive buffer is a few kB, so the server's sends to it back up at once
+    (tests/test_live.py uses it too)."""
     import base64
     import os
     s = socket.socket()
@@ -93,7 +95,10 @@ def _stalled(port: int, channel_id: int) -> socket.socket:
     head = b""
     while b"\r\n\r\n" not in head:
         head += s.recv(1)
-    payload = json.dumps({"op": "subscribe", "subscriptions": [{"id": 1, "channelId": channel_id}]}).encode()
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"the live view refused the viewer: {head[:80]!r}")
+    payload = json.dumps({"op": "subscribe", "subscriptions": [
+        {"id": i + 1, "channelId": cid} for i, cid in enumerate(channel_ids)]}).encode()
     mask = os.urandom(4)
     s.sendall(bytes([0x81, 0x80 | 126]) + struct.pack(">H", len(payload)) + mask +
               bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
@@ -111,7 +116,7 @@ def _viewers(view, reading: bool, stalled: bool):
     stall = None
     if stalled:
         probe = reader or _Reader(view.url)
-        stall = _stalled(view.port, probe.ids["/telemetry"])
+        stall = stalled_client(view.port, [probe.ids["/telemetry"]])
         if reader is None:
             probe.close()
     if reader is not None:

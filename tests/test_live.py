@@ -8,7 +8,6 @@ rate asked for, every column kept; fault and mode changes arrive on /events; a s
 blocks neither the sink nor the other viewers, and what could not be served is counted; a port in
 use and a missing foxglove-sdk are one line each and the caller goes on; the CLI's ``--live``.
 """
-import base64
 import json
 import os
 import socket
@@ -24,14 +23,13 @@ from hypothesis import given, settings, strategies as st
 
 from controller.kernels import faults
 from controller.kernels.telemetry import COLUMN, TELEMETRY_COLUMNS
+from bench.live import SUBPROTOCOLS, stalled_client   # the viewer's subprotocols, a stalled viewer
 from controller.records import channels, live
 
 foxglove = pytest.importorskip("foxglove", reason="foxglove-sdk (the extra 'live') is not installed")
 ws_client = pytest.importorskip("websockets.sync.client", reason="the websockets package is not installed")
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The subprotocols a Foxglove viewer offers: foxglove-sdk >= 0.30 serves "foxglove.sdk.v1".
-SUBPROTOCOLS = ["foxglove.sdk.v1", "foxglove.websocket.v1"]
 WIDTH = len(TELEMETRY_COLUMNS)
 
 
@@ -103,29 +101,6 @@ def wait_subscribed(view, topic="/telemetry", timeout_s=10.0):
     while not ch.has_sinks():
         assert time.monotonic() < deadline, f"no subscriber on {topic}"
         time.sleep(0.01)
-
-
-def stalled_client(port, topic_ids):
-    """A raw-socket client that completes the handshake, subscribes and never reads again: its
-    receive buffer is a few kB, so the server's sends to it back up at once."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-               f"Sec-WebSocket-Protocol: {', '.join(SUBPROTOCOLS)}\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    payload = json.dumps({"op": "subscribe", "subscriptions": [
-        {"id": i + 1, "channelId": cid} for i, cid in enumerate(topic_ids)]}).encode()
-    mask = os.urandom(4)
-    frame = bytes([0x81, 0x80 | 126]) + struct.pack(">H", len(payload)) + mask + \
-        bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    s.sendall(frame)
-    return s
 
 
 @pytest.fixture
