@@ -76,12 +76,13 @@ def _mib(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
-def read_input(path: PathLike, limit_bytes: int, what: str = "file") -> bytes:
-    """The bytes of the regular file ``path``, at most ``limit_bytes`` of them.
+def open_regular(path: PathLike, limit_bytes: Optional[int] = None, what: str = "file") -> int:
+    """A read-only descriptor of the regular file ``path``.
 
-    :class:`InputFileError` (``<path>: <reason>``) for a missing or unreadable path, a directory,
-    a device, FIFO or socket, or a file over the limit (``what`` names the kind of file in that
-    message).  O_NONBLOCK, so a FIFO put in the file's place is refused rather than waited on.
+    :class:`InputFileError` (``<path>: <reason>``; :class:`InputFileMissing` when it does not
+    exist) for a missing or unreadable path, a directory, a device, FIFO or socket, or a file over
+    ``limit_bytes`` if given (``what`` names the kind of file in that message).  O_NONBLOCK, so a
+    FIFO put in the file's place is refused rather than waited on.
     """
     shown = os.fspath(path)
     try:
@@ -97,8 +98,23 @@ def read_input(path: PathLike, limit_bytes: int, what: str = "file") -> bytes:
         problem = _kind_problem(st.st_mode)
         if problem is not None:
             raise InputFileError(f"{shown}: {problem}")
-        if st.st_size > limit_bytes:
+        if limit_bytes is not None and st.st_size > limit_bytes:
             raise InputFileError(f"{shown}: {_mib(st.st_size)}, over the {_mib(limit_bytes)} limit for a {what}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_input(path: PathLike, limit_bytes: int, what: str = "file") -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit_bytes`` of them.
+
+    :class:`InputFileError` (``<path>: <reason>``) as :func:`open_regular`, and for a file that
+    grows over the limit while it is read.
+    """
+    shown = os.fspath(path)
+    fd = open_regular(path, limit_bytes, what)
+    try:
         chunks, size = [], 0
         while size <= limit_bytes:           # bounded even if the file grows while it is read
             try:

@@ -207,26 +207,11 @@ def open_log(path: Path, limit_bytes: Optional[int] = None, what: str = "session
     (``<path>: <reason>``) for a missing or unreadable path, a directory, a device, FIFO or
     socket, as :func:`controller.cliio.read_input`; and for a file over ``limit_bytes`` if given
     (the streaming readers need no limit: they hold one block at a time)."""
-    from controller.cliio import _kind_problem, _mib, describe_os_error
-    shown = os.fspath(path)
+    from controller.cliio import InputFileError, open_regular
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise CsvError(f"{shown}: no such file") from None
-    except OSError as e:
-        raise CsvError(describe_os_error(e, shown)) from None
-    except ValueError:                       # a NUL byte in the path
-        raise CsvError(f"{shown!r}: not a usable path") from None
-    try:
-        st = os.fstat(fd)
-        problem = _kind_problem(st.st_mode)
-        if problem is not None:
-            raise CsvError(f"{shown}: {problem}")
-        if limit_bytes is not None and st.st_size > limit_bytes:
-            raise CsvError(f"{shown}: {_mib(st.st_size)}, over the {_mib(limit_bytes)} limit for a {what}")
-    except BaseException:
-        os.close(fd)
-        raise
+        fd = open_regular(path, limit_bytes, what)
+    except InputFileError as e:
+        raise CsvError(str(e)) from None
     return os.fdopen(fd, "rb", buffering=0)
 
 
