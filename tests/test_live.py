@@ -437,6 +437,18 @@ def _free_port():
 
 
 @pytest.mark.realtime
+def _viewer_of(proc, port):
+    """A viewer connected to the live view ``proc`` serves on ``port``, once it is up (60 s at
+    most; the process must not have ended meanwhile)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return Viewer(f"ws://127.0.0.1:{port}")
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+
+
 def test_ankle_sim_realtime_live_serves_the_walk(tmp_path):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--realtime", "--duration", "5",
@@ -444,13 +456,7 @@ def test_ankle_sim_realtime_live_serves_the_walk(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     viewer = None
     try:
-        deadline = time.monotonic() + 60
-        while viewer is None:
-            try:
-                viewer = Viewer(f"ws://127.0.0.1:{port}")
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-                time.sleep(0.1)
+        viewer = _viewer_of(proc, port)
         viewer.subscribe("/telemetry", "/events")
         got = viewer.messages(lambda g: sum(t == "/telemetry" for t, _, _ in g) >= 400, timeout_s=20)
         rows = np.array([channels.decode_telemetry(p) for t, _, p in got if t == "/telemetry"])
@@ -488,13 +494,7 @@ def test_ankle_run_serves_the_live_view_its_config_asks_for_and_runs_on_when_the
                                 text=True)
         viewer = None
         try:
-            deadline = time.monotonic() + 60
-            while viewer is None:
-                try:
-                    viewer = Viewer(f"ws://127.0.0.1:{port}")
-                except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-                    time.sleep(0.1)
+            viewer = _viewer_of(proc, port)
             viewer.subscribe("/telemetry")
             got = viewer.messages(lambda g: len(g) >= 150, timeout_s=20)
             rows = np.array([channels.decode_telemetry(p) for _, _, p in got])

@@ -253,11 +253,13 @@ class _CountingListener(can.Listener):
 
 class _BusTap:
     """A bus connection of its own (``hal.bus.open_bus``, a second socket as candump's) with a
-    python-can notifier handing every frame it sees to a listener, off the tick path.  The
-    subclass makes the listener (:meth:`_listener_for`, called once by :meth:`start`)."""
+    python-can notifier handing every frame it sees to a listener, off the tick path.
+    ``make_listener`` makes that listener (a ``can.Listener`` counting ``frames``) once, in
+    :meth:`start`: a file log creates its file only then."""
 
-    def __init__(self, bus_config: BusConfig):
+    def __init__(self, bus_config: BusConfig, make_listener: Callable[[], can.Listener]):
         self.bus_config = bus_config
+        self._make_listener = make_listener
         self._bus: Optional[can.BusABC] = None
         self._notifier: Optional[can.Notifier] = None
         self._listener = None
@@ -272,16 +274,13 @@ class _BusTap:
         """What stopped the recording thread (a full disk, a bus error), or None."""
         return self._notifier.exception if self._notifier is not None else None
 
-    def _listener_for(self):
-        raise NotImplementedError
-
     def start(self) -> None:
         """Open the bus and start recording; a second call does nothing."""
         if self._bus is not None:
             return
         bus = open_bus(self.bus_config)
         try:
-            self._listener = self._listener_for()
+            self._listener = self._make_listener()
             # timeout: how long stop() may wait for the notifier's recv() to return
             self._notifier = can.Notifier(bus, [self._listener], timeout=0.1)
         except BaseException:
@@ -329,9 +328,9 @@ class CanTrafficLog(_BusTap):
                              f"allowed: {', '.join(sorted(_CAN_WRITERS))}")
         if self.path.exists():   # fail early; start() creates the file with O_EXCL anyway
             raise _exists(self.path)
-        super().__init__(bus_config)
+        super().__init__(bus_config, self._file_listener)
 
-    def _listener_for(self):
+    def _file_listener(self) -> can.Listener:
         writer_cls, mode = _CAN_WRITERS[self.fmt]
         file = os.fdopen(_create(self.path), mode, **({"encoding": "utf-8"} if mode == "w" else {}))
         return _CountingListener(writer_cls(file))      # stop() flushes, completes and closes the file
@@ -392,11 +391,8 @@ class CanSessionTap(_BusTap):
     writes)."""
 
     def __init__(self, bus_config: BusConfig, session):
-        super().__init__(bus_config)
+        super().__init__(bus_config, lambda: _SessionListener(session))
         self.session = session
-
-    def _listener_for(self):
-        return _SessionListener(self.session)
 
 
 def session_metadata(*, run_config=None, params=None, drive=None, extra=None) -> dict:
