@@ -436,7 +436,6 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.realtime
 def _viewer_of(proc, port):
     """A viewer connected to the live view ``proc`` serves on ``port``, once it is up (60 s at
     most; the process must not have ended meanwhile)."""
@@ -449,6 +448,7 @@ def _viewer_of(proc, port):
             time.sleep(0.1)
 
 
+@pytest.mark.realtime
 def test_ankle_sim_realtime_live_serves_the_walk(tmp_path):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "sim", "--realtime", "--duration", "5",
